@@ -1,0 +1,42 @@
+"""gridmap: community management grids (网格) for Chinese cities.
+
+Partition a district's buildings, streets and population into balanced,
+contiguous, street-bounded grids; measure them; map them.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import PackageNotFoundError, version
+
+from ._errors import (
+    CRSMismatchError,
+    DisconnectedUnitsError,
+    GridmapError,
+    InfeasiblePartitionError,
+    LayerValidationError,
+)
+from .delineation import delineate
+from .io import read_layer
+from .metrics import evaluate
+from .plan import GridPlan
+
+try:
+    __version__ = version("gridmap")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0+unknown"
+
+logging.getLogger("gridmap").addHandler(logging.NullHandler())
+
+__all__ = [
+    "delineate",
+    "evaluate",
+    "read_layer",
+    "GridPlan",
+    "GridmapError",
+    "LayerValidationError",
+    "CRSMismatchError",
+    "InfeasiblePartitionError",
+    "DisconnectedUnitsError",
+    "__version__",
+]

@@ -1,0 +1,199 @@
+"""Turn a unit assignment into a :class:`GridPlan`: dissolve, code, measure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from .codes import grid_code, number_in_order
+from .metrics import evaluate
+from .plan import GridPlan
+
+__all__ = ["assemble", "dissolve_units"]
+
+
+def dissolve_units(geoms: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Union of the unit polygons of each label 0..n-1."""
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(n + 1))
+    out = np.empty(n, dtype=object)
+    for gid in range(n):
+        members = geoms[order[bounds[gid] : bounds[gid + 1]]]
+        merged = shapely.union_all(members)
+        out[gid] = merged
+    return out
+
+
+def assemble(
+    *,
+    assignment,
+    umap: gpd.GeoDataFrame,
+    building_unit: np.ndarray,
+    g,
+    adj,
+    blocks,
+    exempt_blocks: np.ndarray,
+    counts: pd.DataFrame,
+    fields: tuple[str, ...],
+    by: str,
+    bm: gpd.GeoDataFrame | None,
+    bld_in: gpd.GeoDataFrame | None,
+    unt: gpd.GeoDataFrame | None,
+    ids: np.ndarray,
+    id_col: str | None,
+    input_crs: Any,
+    work_crs: Any,
+    area: shapely.Geometry,
+    area_source: str,
+    lines: np.ndarray,
+    communities: np.ndarray | None,
+    community_ids: list[Any],
+    subdistrict_ids: list[Any],
+    division_code: str,
+    tolerance: float,
+    estimated: bool,
+    timer,
+    notes: list[str],
+    params: dict[str, Any],
+    pop_report: dict[str, Any],
+) -> GridPlan:
+    labels = assignment.labels
+    n = assignment.n_grids
+    geoms = dissolve_units(np.asarray(umap.geometry.values), labels, n)
+    building_grid = labels[building_unit]
+
+    vals = counts[list(fields)].to_numpy(dtype=float)
+    sums = np.zeros((n, len(fields)))
+    np.add.at(sums, building_grid, vals)
+    n_buildings = np.bincount(building_grid, minlength=n) if bm is not None else np.zeros(n, int)
+    est = np.zeros(n, dtype=bool)
+    if estimated:
+        np.logical_or.at(est, building_grid, counts["estimated"].to_numpy(dtype=bool))
+
+    comm_idx = np.asarray(assignment.community)
+    comm_id = [community_ids[c] if c < len(community_ids) else c for c in comm_idx]
+    sub_id = [subdistrict_ids[c] if c < len(subdistrict_ids) else None for c in comm_idx]
+    # numbers for codes: sub-districts in sorted order of their ids, communities
+    # in the order of the boundaries layer (1-based)
+    subs = sorted({s for s in sub_id if s is not None}, key=str)
+    sub_no = [subs.index(s) + 1 if s is not None else 0 for s in sub_id]
+
+    # the contract columns are always there, empty where the input had no such count
+    missing = {f: np.full(n, np.nan) for f in ("households", "pop_actual") if f not in fields}
+    grids = gpd.GeoDataFrame(
+        {
+            "community_id": comm_id,
+            "subdistrict_id": sub_id,
+            "kind": "community",
+            **{f: sums[:, k] for k, f in enumerate(fields)},
+            **missing,
+            "n_buildings": n_buildings,
+            "flag": assignment.flag,
+            "estimated": est,
+        },
+        geometry=geoms,
+        crs=work_crs,
+    )
+    rp = shapely.get_coordinates(shapely.centroid(geoms))
+    grids["_comm"] = comm_idx
+    area_c = grids.geometry.area.groupby(grids["_comm"]).sum()
+    k_c = grids.groupby("_comm").size()
+    band = np.sqrt(area_c / k_c)
+    seq = number_in_order(grids["_comm"], rp[:, 0], rp[:, 1], band)
+    grids["code"] = [
+        grid_code(division_code, s, int(c) + 1, q)
+        for s, c, q in zip(sub_no, comm_idx, seq, strict=True)
+    ]
+    order = np.argsort(grids["code"].to_numpy(), kind="stable")
+    new_id = np.empty(n, dtype=np.int64)
+    new_id[order] = np.arange(1, n + 1)
+    grids["grid_id"] = new_id
+    grids = grids.iloc[order].reset_index(drop=True)
+    grids = grids.drop(columns="_comm")
+    lead = ["grid_id", "code", "kind", "community_id", "subdistrict_id"]
+    grids = grids[lead + [c for c in grids.columns if c not in lead]]
+
+    # metrics on the working CRS
+    exempt = gpd.GeoSeries(blocks.geometry[exempt_blocks], crs=work_crs)
+    grids["single_unit"] = grids["flag"] == "oversize"
+    bgrid_ids = new_id[building_grid]
+    b_for_metrics = None
+    if bm is not None:
+        b_for_metrics = gpd.GeoDataFrame({"grid_id": bgrid_ids}, geometry=bm.geometry.values,
+                                         crs=work_crs)
+    per_grid, overall = evaluate(
+        grids,
+        buildings=b_for_metrics,
+        area=area,
+        streets=gpd.GeoSeries(lines, crs=work_crs) if len(lines) else None,
+        community_boundaries=gpd.GeoSeries(communities, crs=work_crs)
+        if communities is not None else None,
+        exempt=exempt if len(exempt) else None,
+        by=by,
+        tolerance=tolerance,
+        count_fields=fields,
+    )
+    for col in per_grid.columns:
+        if col not in grids.columns:
+            grids[col] = per_grid[col].to_numpy()
+    grids_out = grids.to_crs(input_crs) if input_crs is not None else grids
+
+    # every input building with its original columns and its grid
+    if bld_in is not None:
+        bout = bld_in.copy()
+        bout["grid_id"] = bgrid_ids
+        bout["unit_id"] = building_unit + 1
+        for f in fields:
+            if f not in bout.columns:
+                bout[f] = counts[f].to_numpy()
+        if estimated:
+            bout["estimated"] = counts["estimated"].to_numpy()
+        if id_col is None and "building_id" not in bout.columns:
+            bout["building_id"] = ids
+    else:
+        bout = gpd.GeoDataFrame(geometry=[], crs=input_crs)
+
+    uvals = np.zeros((len(umap), len(fields)))
+    np.add.at(uvals, building_unit, vals)
+    units_out = gpd.GeoDataFrame(
+        {
+            "unit_id": np.arange(1, len(umap) + 1),
+            "grid_id": new_id[labels],
+            "block": umap["block"].to_numpy() + 1,
+            "split": umap["split"].to_numpy(),
+            **{f: uvals[:, k] for k, f in enumerate(fields)},
+        },
+        geometry=umap.geometry.values,
+        crs=work_crs,
+    )
+    if unt is not None and bm is None:
+        units_out.insert(0, id_col or "unit_src_id", ids)
+    units_out = units_out.to_crs(input_crs) if input_crs is not None else units_out
+
+    timings = timer.done()
+    overall = {
+        **overall,
+        "n_units": int(len(umap)),
+        "n_blocks": int(len(blocks.geometry)),
+        "n_blocks_split": int(np.asarray(exempt_blocks).sum()),
+        "n_oversize": int(sum(f == "oversize" for f in assignment.flag)),
+        "area_source": area_source,
+        "params": params,
+        "population": pop_report,
+        "notes": notes + assignment.notes,
+        "timings": timings,
+    }
+    graph = adj.to_networkx()
+    return GridPlan(
+        grids=grids_out,
+        buildings=bout,
+        units=units_out,
+        metrics=overall,
+        graph=graph,
+        area=gpd.GeoSeries([area], crs=work_crs).to_crs(input_crs)
+        if input_crs is not None else gpd.GeoSeries([area]),
+    )

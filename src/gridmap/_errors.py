@@ -1,0 +1,51 @@
+"""Exceptions raised by gridmap.
+
+Every error subclasses :class:`GridmapError` and a built-in (``ValueError`` or
+``TypeError``) so that callers can catch either.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "GridmapError",
+    "LayerValidationError",
+    "CRSMismatchError",
+    "InfeasiblePartitionError",
+    "DisconnectedUnitsError",
+]
+
+
+class GridmapError(Exception):
+    """Base class of every gridmap error."""
+
+
+class LayerValidationError(GridmapError, ValueError):
+    """An input layer is unusable: empty, wrong geometry, missing column, bad values.
+
+    ``problems`` holds every problem found, one message each, so that all of them
+    can be fixed in one go.
+    """
+
+    def __init__(self, problems: list[str] | str) -> None:
+        if isinstance(problems, str):
+            problems = [problems]
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            msg = self.problems[0]
+        else:
+            msg = f"{len(self.problems)} problems in the input:\n" + "\n".join(
+                f"  - {p}" for p in self.problems
+            )
+        super().__init__(msg)
+
+
+class CRSMismatchError(LayerValidationError):
+    """Layers have different or missing coordinate reference systems."""
+
+
+class InfeasiblePartitionError(GridmapError, ValueError):
+    """The requested partition cannot be made (e.g. a target above the total)."""
+
+
+class DisconnectedUnitsError(GridmapError, ValueError):
+    """Units form several parts that the island policy refuses to join."""

@@ -1,0 +1,499 @@
+"""Delineate community grids: layers → units → adjacency → partition → plan."""
+
+from __future__ import annotations
+
+import logging
+import time
+import tracemalloc
+from collections.abc import Iterable
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from . import io as gio
+from ._errors import InfeasiblePartitionError, LayerValidationError
+from ._validate import Problems, check_layer, check_params, repair_polygons
+from .adjacency import DEFAULT_BARRIERS, build_adjacency, street_rank
+from .codes import grid_code, number_in_order
+from .metrics import evaluate
+from .partition import GridAssignment, UnitGraph, partition_graph, refine
+from .plan import GridPlan
+from .population import population_onto_buildings
+from .units import NON_BLOCKING_CLASSES, Blocks, build_units, make_blocks, study_area
+
+__all__ = ["delineate", "STREET_CLASS_COLUMNS"]
+
+log = logging.getLogger("gridmap")
+
+#: columns that may hold a street's class, tried in this order
+STREET_CLASS_COLUMNS = ("street_class", "highway", "kind_detail", "fclass", "class", "type")
+_COUNT_FIELDS = ("households", "pop_actual")
+
+
+class _Timer:
+    """Seconds and peak memory of each stage, for ``metrics['timings']``."""
+
+    def __init__(self, progress: bool) -> None:
+        self.timings: dict[str, dict[str, float]] = {}
+        self.progress = progress
+        self._t = time.perf_counter()
+        self._stage: str | None = None
+        tracemalloc.start()
+
+    def stage(self, name: str) -> None:
+        self._close()
+        self._stage = name
+        if self.progress:
+            log.info("gridmap: %s …", name)
+        self._t = time.perf_counter()
+        tracemalloc.reset_peak()
+
+    def _close(self) -> None:
+        if self._stage is not None:
+            _, peak = tracemalloc.get_traced_memory()
+            self.timings[self._stage] = {
+                "seconds": round(time.perf_counter() - self._t, 3),
+                "peak_mb": round(peak / 2**20, 1),
+            }
+
+    def done(self) -> dict[str, dict[str, float]]:
+        self._close()
+        self._stage = None
+        tracemalloc.stop()
+        return self.timings
+
+
+def _street_class_column(streets: gpd.GeoDataFrame, given: str | None) -> str | None:
+    if given:
+        return given
+    for c in STREET_CLASS_COLUMNS:
+        if c in streets.columns:
+            return c
+    return None
+
+
+def _id_column(gdf: gpd.GeoDataFrame, given: str | None, role: str, problems: Problems) -> str | None:
+    if given:
+        if given not in gdf.columns:
+            problems.add(
+                f"id column {given!r} is not in `{role}`; its columns are "
+                f"{[c for c in gdf.columns if c != gdf.geometry.name]}."
+            )
+            return None
+        return given
+    if "id" in gdf.columns:
+        return "id"
+    return None
+
+
+def _ids(gdf: gpd.GeoDataFrame, col: str | None, role: str, problems: Problems) -> np.ndarray:
+    if col is None:
+        return np.arange(1, len(gdf) + 1)
+    ids = gdf[col]
+    dup = ids[ids.duplicated(keep=False)]
+    if len(dup):
+        problems.add(
+            f"`{role}` id column {col!r} has duplicate values "
+            f"{sorted(set(dup.astype(str)))[:5]} (rows {list(dup.index[:5])}); ids must "
+            "be unique. Fix the data or pick another column with id_column=."
+        )
+    if ids.isna().any():
+        problems.add(
+            f"`{role}` id column {col!r} is empty in rows {list(ids.index[ids.isna()][:5])}."
+        )
+    return ids.to_numpy()
+
+
+def _to(gdf: gpd.GeoDataFrame | None, crs: Any, role: str, notes: list[str]) -> gpd.GeoDataFrame | None:
+    if gdf is None:
+        return None
+    if gdf.crs is not None and not gdf.crs.equals(crs):
+        return gdf.to_crs(crs)
+    return gdf
+
+
+def _lines(streets: gpd.GeoDataFrame | None, cls_col: str | None, exclude: Iterable[str]):
+    """Street centre-lines (single lines) and their classes."""
+    if streets is None or not len(streets):
+        return np.array([], dtype=object), np.array([], dtype=object)
+    s = streets[streets.geometry.notna() & ~streets.geometry.is_empty]
+    classes = (
+        s[cls_col].map(street_rank).to_numpy() if cls_col else np.full(len(s), "street", dtype=object)
+    )
+    keep = ~np.isin(classes, list(exclude))
+    geoms = s.geometry.values[keep]
+    classes = classes[keep]
+    parts, idx = shapely.get_parts(np.asarray(geoms), return_index=True)
+    return shapely.force_2d(parts), classes[idx]
+
+
+def delineate(
+    buildings: gio.LayerSource | None = None,
+    streets: gio.LayerSource | None = None,
+    population: gio.LayerSource | None = None,
+    *,
+    boundaries: gio.LayerSource | None = None,
+    compounds: gio.LayerSource | None = None,
+    units: gio.LayerSource | None = None,
+    columns: dict[str, str] | None = None,
+    id_column: str | None = None,
+    target: float = 300,
+    tolerance: float = 0.1,
+    by: str = "households",
+    crs: Any = "auto",
+    seed: int | None = 0,
+    split_above: float | None = None,
+    street_column: str | None = None,
+    barriers: Iterable[str] = DEFAULT_BARRIERS,
+    exclude_streets: Iterable[str] = NON_BLOCKING_CLASSES,
+    cut_cost: dict[str, float] | None = None,
+    max_distance: float = 50.0,
+    dwelling_size: float = 90.0,
+    persons_per_household: float = 2.62,
+    default_levels: float = 1.0,
+    division_code: str = "000000",
+    progress: bool = False,
+) -> GridPlan:
+    """Delineate balanced, contiguous, street-bounded community grids.
+
+    Parameters
+    ----------
+    buildings
+        Building footprints (polygons): a GeoDataFrame or any file GDAL reads,
+        GeoParquet, or an OSM extract.  Optional when ``units`` are given.
+    streets
+        Street centre-lines with a class column (OSM ``highway`` or
+        ``street_column``).  Their faces are the street blocks (街巷定界).
+    population
+        Population in any form :func:`gridmap.population.population_onto_buildings`
+        reads: None (counts on the buildings, or an estimate from floor area),
+        points, or areas with counts.
+    boundaries
+        Community boundaries (polygons, ``community_id`` and optionally
+        ``subdistrict_id`` columns); grids never cross them.  Without them the
+        whole area is one community.
+    compounds
+        Compound (小区) polygons, kept whole unless one alone exceeds a grid.
+    units
+        Units given directly (census blocks, parcels, old grids): partitioned as
+        they are, with their own population columns when there are no buildings.
+    columns
+        Source column names mapped to canonical ones, ``{"households": "HH"}``.
+    id_column
+        The building (or unit) id column; default ``id`` if present, else
+        generated (1..n).
+    target, tolerance, by
+        Target per grid on the balance field ``by`` and the allowed relative
+        deviation from the community mean.
+    crs
+        Metric CRS to work in; ``"auto"`` picks one (CGCS2000 Gauss-Krüger for
+        CGCS2000 input, UTM otherwise).  Outputs are in the input CRS.
+    seed
+        The same input and seed give the same plan.
+    split_above
+        A block holding more than this on ``by`` is split between its buildings
+        (default: ``target``).
+
+    Returns
+    -------
+    GridPlan
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> from shapely import LineString
+    >>> b = gpd.GeoDataFrame({"households": [100] * 16},
+    ...     geometry=[shapely.box(x * 50 + 10, y * 50 + 10, x * 50 + 30, y * 50 + 30)
+    ...               for x in range(4) for y in range(4)], crs=32651)
+    >>> s = gpd.GeoDataFrame({"highway": ["residential"] * 6},
+    ...     geometry=[LineString([(v, -5), (v, 205)]) for v in (0, 100, 200)]
+    ...     + [LineString([(-5, v), (205, v)]) for v in (0, 100, 200)], crs=32651)
+    >>> plan = delineate(b, s, target=400, tolerance=0.1)
+    >>> len(plan.grids), plan.grids["households"].tolist()
+    (4, [400.0, 400.0, 400.0, 400.0])
+    """
+    timer = _Timer(progress)
+    timer.stage("read")
+    notes: list[str] = []
+    bld = gio.read_layer(buildings, role="buildings")
+    st = gio.read_layer(streets, role="streets")
+    pop = gio.read_layer(population, role="population")
+    bnd = gio.read_layer(boundaries, role="boundaries")
+    cmp_ = gio.read_layer(compounds, role="compounds")
+    unt = gio.read_layer(units, role="units")
+
+    problems = Problems()
+    check_params(problems, target=target, tolerance=tolerance, by=by)
+    if bld is None and unt is None:
+        problems.add("give `buildings` (footprints) or `units` (polygons to partition).")
+    check_layer(bld, "buildings", problems, geometry="polygon", required=False)
+    check_layer(st, "streets", problems, geometry="line", required=False)
+    check_layer(bnd, "boundaries", problems, geometry="polygon", required=False)
+    check_layer(cmp_, "compounds", problems, geometry="polygon", required=False)
+    check_layer(unt, "units", problems, geometry="polygon", required=False)
+    if pop is not None:
+        check_layer(pop, "population", problems, geometry=("point", "polygon"))
+    problems.raise_if_any()
+    # canonical names; the original columns are kept for the output
+    bld_in = bld
+    bld = gio.rename_columns(bld, columns, role="buildings") if bld is not None else None
+    unt = gio.rename_columns(unt, columns, role="units") if unt is not None else None
+    pop = gio.rename_columns(pop, columns, role="population") if pop is not None else None
+    bnd = gio.rename_columns(bnd, columns, role="boundaries") if bnd is not None else None
+    cmp_ = gio.rename_columns(cmp_, columns, role="compounds") if cmp_ is not None else None
+    st = gio.rename_columns(st, columns, role="streets") if st is not None else None
+
+    main = bld if bld is not None else unt
+    main_role = "buildings" if bld is not None else "units"
+    id_col = _id_column(main, id_column, main_role, problems)
+    ids = _ids(main, id_col, main_role, problems)
+    fields = tuple(dict.fromkeys((*_COUNT_FIELDS, by)))
+    if bld is None:
+        absent = [f for f in (by,) if f not in unt.columns]
+        if absent:
+            problems.add(
+                f"`units` has no column {absent[0]!r} to balance on; its columns are "
+                f"{[c for c in unt.columns if c != unt.geometry.name]}. Map yours with "
+                f"columns={{'{absent[0]}': 'your_column'}} or choose by=."
+            )
+    problems.raise_if_any()
+
+    input_crs = main.crs
+    work_crs = gio.metric_crs(main, crs)
+    layers = {}
+    for role, gdf in (("streets", st), ("population", pop), ("boundaries", bnd),
+                      ("compounds", cmp_), ("units", unt)):
+        if gdf is not None and gdf.crs is not None and not gdf.crs.equals(input_crs):
+            notes.append(f"`{role}` was in {gdf.crs.to_string()}; reprojected.")
+        layers[role] = _to(gdf, work_crs, role, notes)
+    st, pop, bnd, cmp_, unt = (layers[r] for r in ("streets", "population", "boundaries",
+                                                    "compounds", "units"))
+
+    # buildings in the working CRS, by position
+    if bld is not None:
+        bm = bld.to_crs(work_crs).reset_index(drop=True)
+        bm, repaired = repair_polygons(bm)
+        if repaired:
+            notes.append(f"{len(repaired)} invalid building polygon(s) repaired with make_valid.")
+        bm["building_id"] = ids
+    else:
+        bm = None
+
+    timer.stage("population")
+    if bm is not None:
+        source_cols = (pop if pop is not None else bm).columns
+        pfields = (
+            None
+            if by in _COUNT_FIELDS
+            else tuple(f for f in _COUNT_FIELDS if f in source_cols) + (by,)
+        )
+        pres = population_onto_buildings(
+            bm,
+            pop,
+            fields=pfields,
+            max_distance=max_distance,
+            dwelling_size=dwelling_size,
+            persons_per_household=persons_per_household,
+            default_levels=default_levels,
+        )
+        counts = pres.counts
+        fields = tuple(pres.fields)
+        if by not in fields:
+            raise LayerValidationError(
+                f"the balance field {by!r} is not in the population "
+                f"({', '.join(fields) or 'no counts'}); choose by= among them or give "
+                f"a column {by!r}."
+            )
+        pop_report = {"method": pres.method, **pres.report}
+        estimated = bool(counts["estimated"].any()) if "estimated" in counts else False
+    else:
+        um = unt.reset_index(drop=True)
+        counts = pd.DataFrame({f: pd.to_numeric(um[f], errors="coerce") if f in um else 0.0
+                               for f in fields})
+        bad = counts[by].isna() | (counts[by] < 0)
+        if bad.any():
+            raise LayerValidationError(
+                f"`units` column {by!r} is empty or negative in rows "
+                f"{list(um.index[bad][:5])}; give a count of 0 or more for every unit."
+            )
+        counts = counts.fillna(0.0)
+        counts["estimated"] = False
+        pop_report = {"method": "units"}
+        estimated = False
+    total = float(counts[by].sum())
+    if total <= 0:
+        raise InfeasiblePartitionError(
+            f"the total of {by!r} is {total:g}: there is nothing to balance. Give "
+            "population (population=...) or choose another by=."
+        )
+    if target > total:
+        raise InfeasiblePartitionError(
+            f"target {target:g} is above the total of {by!r} ({total:g}): the area "
+            f"would not make even one grid. Lower the target (e.g. {max(1, total / 10):.0f})."
+        )
+
+    timer.stage("units")
+    cls_col = _street_class_column(st, street_column) if st is not None else None
+    lines, classes = _lines(st, cls_col, exclude_streets)
+    communities = None
+    community_ids: list[Any] = [1]  # no boundaries: the whole area is community 1
+    subdistrict_ids: list[Any] = [None]
+    if bnd is not None:
+        bnd = bnd.reset_index(drop=True)
+        communities = np.asarray(shapely.make_valid(bnd.geometry.values))
+        community_ids = (bnd["community_id"].tolist() if "community_id" in bnd
+                         else list(range(1, len(bnd) + 1)))
+        subdistrict_ids = (bnd["subdistrict_id"].tolist() if "subdistrict_id" in bnd
+                           else [None] * len(bnd))
+    if unt is not None:
+        ugeoms = np.asarray(shapely.make_valid(unt.reset_index(drop=True).geometry.values))
+        area = shapely.union_all(ugeoms)
+        area_source = "units"
+    else:
+        area, area_source = study_area(
+            bm.geometry, lines, boundaries=bnd.geometry if bnd is not None else None
+        )
+        ugeoms = None
+    if bm is not None:
+        bgeoms = np.asarray(bm.geometry.values)
+        blocks = make_blocks(
+            bgeoms, lines, area,
+            communities=communities,
+            compounds=np.asarray(cmp_.geometry.values) if cmp_ is not None else None,
+            given_units=ugeoms,
+        )
+    else:
+        # units without buildings: each unit is its own block and holds its counts
+        order = np.arange(len(ugeoms))
+        comm = np.zeros(len(ugeoms), dtype=np.int64)
+        if communities is not None:
+            from .units import assign_by_overlap
+
+            comm, _ = assign_by_overlap(shapely.point_on_surface(ugeoms), communities)
+        blocks = Blocks(ugeoms, order, comm, np.full(len(ugeoms), -1))
+        bgeoms = shapely.point_on_surface(ugeoms)
+    if len(blocks.outside):
+        notes.append(
+            f"{len(blocks.outside)} building(s) lie outside the area "
+            f"({area_source}); each was put in the nearest block."
+        )
+    split_limit = target if split_above is None else split_above
+    load = blocks.loads(counts[by].to_numpy(dtype=float))
+    nbld = np.bincount(blocks.building_block, minlength=len(blocks.geometry))
+    split = (load > split_limit) & (nbld > 1) & (bm is not None)
+    exempt_blocks = split.copy()
+    umap, building_unit = build_units(blocks, bgeoms, split)
+
+    timer.stage("adjacency")
+    barriers = frozenset(barriers)
+
+    def graph_of(umap: gpd.GeoDataFrame, building_unit: np.ndarray):
+        adj = build_adjacency(
+            umap.geometry.values,
+            block=umap["block"].to_numpy(),
+            streets=lines if len(lines) else None,
+            street_classes=classes if len(lines) else None,
+            cut_cost=cut_cost,
+            barriers=barriers,
+        )
+        w = np.bincount(building_unit, weights=counts[by].to_numpy(dtype=float),
+                        minlength=len(umap))
+        xy = shapely.get_coordinates(shapely.centroid(umap.geometry.values))
+        g = UnitGraph.from_edges(len(umap), w, xy, adj.i, adj.j,
+                                 adj.length * adj.cost, adj.barrier)
+        return adj, g
+
+    adj, g = graph_of(umap, building_unit)
+
+    timer.stage("partition")
+    ucomm = umap["community"].to_numpy()
+    assignment = partition_graph(g, ucomm, target=target, tolerance=tolerance, seed=seed)
+    # where balance is out of reach with whole blocks, split the blocks of the
+    # offending grids and their neighbours between buildings and move again
+    for _round in range(3):
+        bad = _out_of_band(assignment, g, tolerance)
+        if not bad:
+            break
+        ulab = assignment.labels
+        near = set(bad)
+        for gid in bad:
+            members = np.flatnonzero(ulab == gid)
+            for u in members.tolist():
+                near.update(int(ulab[x]) for x in g.neighbours(u))
+        touch_units = np.flatnonzero(np.isin(ulab, list(near)))
+        more = np.zeros(len(blocks.geometry), dtype=bool)
+        more[umap["block"].to_numpy()[touch_units]] = True
+        more &= ~split & (nbld > 1)
+        if not more.any():
+            break
+        split = split | more
+        block_grid = np.full(len(blocks.geometry), -1, dtype=np.int64)
+        # unsplit blocks are whole units: their grid carries over to their cells
+        ub = umap["block"].to_numpy()
+        whole = ~umap["split"].to_numpy()
+        block_grid[ub[whole]] = ulab[whole]
+        old_building_grid = ulab[building_unit]
+        umap, building_unit = build_units(blocks, bgeoms, split)
+        adj, g = graph_of(umap, building_unit)
+        newlab = np.full(len(umap), -1, dtype=np.int64)
+        ub = umap["block"].to_numpy()
+        newlab = block_grid[ub]
+        # cells of blocks split before keep the grid of their buildings
+        cell_has = np.full(len(umap), -1, dtype=np.int64)
+        cell_has[building_unit] = old_building_grid
+        newlab = np.where(cell_has >= 0, cell_has, newlab)
+        # a cell holding no building (rare) joins the grid of its block's first cell
+        if (newlab < 0).any():
+            for u in np.flatnonzero(newlab < 0).tolist():
+                nb = [int(newlab[x]) for x in g.neighbours(u) if newlab[x] >= 0]
+                newlab[u] = nb[0] if nb else 0
+        assignment.labels = newlab
+        ucomm = umap["community"].to_numpy()
+        for c, mean in assignment.mean.items():
+            ordinary = [gid for gid in range(assignment.n_grids)
+                        if assignment.community[gid] == c and not assignment.flag[gid]]
+            if len(ordinary) > 1:
+                assignment.labels = refine(g, assignment.labels, grids=np.array(ordinary),
+                                           mean=mean, tolerance=tolerance)
+
+    timer.stage("plan")
+    plan = _assemble(
+        assignment=assignment, umap=umap, building_unit=building_unit, g=g, adj=adj,
+        blocks=blocks, exempt_blocks=exempt_blocks, counts=counts, fields=fields, by=by,
+        bm=bm, bld_in=bld_in, unt=unt, ids=ids, id_col=id_col, input_crs=input_crs,
+        work_crs=work_crs, area=area, area_source=area_source, lines=lines,
+        communities=communities, community_ids=community_ids,
+        subdistrict_ids=subdistrict_ids, division_code=division_code,
+        tolerance=tolerance, estimated=estimated, timer=timer, notes=notes,
+        params={
+            "target": target, "tolerance": tolerance, "by": by, "seed": seed,
+            "crs": work_crs.to_string(), "input_crs": input_crs.to_string()
+            if input_crs is not None else None,
+            "split_above": split_limit, "area_source": area_source,
+            "division_code": division_code, "id_column": id_col,
+            "barriers": sorted(barriers),
+        },
+        pop_report=pop_report,
+    )
+    return plan
+
+
+def _out_of_band(assignment: GridAssignment, g: UnitGraph, tolerance: float) -> list[int]:
+    w = np.bincount(assignment.labels, weights=g.weight, minlength=assignment.n_grids)
+    bad = []
+    for gid in range(assignment.n_grids):
+        if assignment.flag[gid]:
+            continue
+        mean = assignment.mean.get(assignment.community[gid])
+        if mean and abs(w[gid] / mean - 1) > tolerance + 1e-9:
+            bad.append(gid)
+    return bad
+
+
+def _assemble(**kw: Any) -> GridPlan:
+    from ._assemble import assemble
+
+    return assemble(**kw)

@@ -1,0 +1,207 @@
+"""Partition the unit graph into grids, community by community.
+
+In each community: units heavier than a grid alone become grids of their own
+(flagged ``oversize``); the rest is split into parts that no barrier crosses,
+merged across a barrier only where a part alone cannot make balanced grids; each
+part gets ``round(weight / target)`` grids by recursive spanning-tree bisection;
+local moves then restore balance and shorten the boundaries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._graph import UnitGraph
+from .bisection import recursive_bisection
+from .refine import connected_without, refine
+
+__all__ = ["UnitGraph", "GridAssignment", "partition_graph", "refine", "connected_without"]
+
+
+@dataclass
+class GridAssignment:
+    """The grid of every unit and what is known of each grid.
+
+    ``labels[u]`` is the grid number of unit ``u`` (0..n_grids-1);
+    ``community[g]`` the community of grid ``g``; ``flag[g]`` is ``""`` for an
+    ordinary grid, ``"oversize"`` for a grid of one unit heavier than a grid, or
+    ``"island"`` for a part too small for a grid that nothing else connects to.
+    ``mean[c]`` is the weight the ordinary grids of community ``c`` aim at.
+    """
+
+    labels: np.ndarray
+    community: list[int] = field(default_factory=list)
+    flag: list[str] = field(default_factory=list)
+    mean: dict[int, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_grids(self) -> int:
+        return len(self.community)
+
+    def new_grid(self, community: int, flag: str = "") -> int:
+        self.community.append(int(community))
+        self.flag.append(flag)
+        return len(self.community) - 1
+
+
+def _parts(
+    g: UnitGraph, nodes: np.ndarray, target: float, tolerance: float
+) -> list[np.ndarray]:
+    """Barrier-free parts of ``nodes``, merged across barriers where needed."""
+    nob = ~g.barrier
+    lab = g.components(nodes, nob)
+    full = g.components(nodes)
+    groups: dict[int, list[int]] = {}
+    for c in np.unique(lab):
+        groups.setdefault(int(full[np.flatnonzero(lab == c)[0]]), []).append(int(c))
+    parts: list[np.ndarray] = []
+    for comps in groups.values():
+        members = {c: nodes[lab == c] for c in comps}
+        while len(members) > 1:
+            # a part that cannot make grids within half the tolerance joins a neighbour
+            def badness(ns: np.ndarray) -> float:
+                wsum = float(g.weight[ns].sum())
+                k = max(1, round(wsum / target))
+                return abs(wsum / k - target) / target
+
+            worst = max(members, key=lambda c: (badness(members[c]), -len(members[c]), c))
+            if badness(members[worst]) <= tolerance / 2:
+                break
+            # neighbour parts across a barrier edge
+            owner = np.full(g.n, -1, dtype=np.int64)
+            for c, ns in members.items():
+                owner[ns] = c
+            ew = (owner[g.i] == worst) | (owner[g.j] == worst)
+            other = set(owner[g.i[ew]].tolist()) | set(owner[g.j[ew]].tolist())
+            other -= {worst, -1}
+            if not other:
+                break
+            into = min(other, key=lambda c: (float(g.weight[members[c]].sum()), c))
+            members[into] = np.concatenate([members[into], members.pop(worst)])
+        parts.extend(np.sort(ns) for ns in members.values())
+    return parts
+
+
+def partition_graph(
+    g: UnitGraph,
+    community: np.ndarray,
+    *,
+    target: float,
+    tolerance: float,
+    seed: int | None = 0,
+    n_trees: int = 6,
+    n_starts: int = 4,
+) -> GridAssignment:
+    """Partition every community's units into balanced, contiguous grids.
+
+    Parameters
+    ----------
+    g
+        The unit graph (weights are the balance field).
+    community
+        Community number of every unit; no grid crosses a community.
+    target, tolerance
+        Target weight per grid and the allowed relative deviation from the
+        community's mean.
+    seed
+        Seed of the random jitter of the spanning trees: the same input and seed
+        give the same plan.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.full(g.n, -1, dtype=np.int64)
+    out = GridAssignment(labels)
+    for c in np.unique(community).tolist():
+        nodes = np.flatnonzero(community == c)
+        w = g.weight[nodes]
+        oversize = w > target * (1 + tolerance)
+        for u in nodes[oversize].tolist():
+            labels[u] = out.new_grid(c, "oversize")
+        rest = nodes[~oversize]
+        if not len(rest):
+            continue
+        ordinary: list[int] = []
+        total_w, total_k = 0.0, 0
+        pending_small: list[np.ndarray] = []
+        for part in _parts(g, rest, target, tolerance):
+            wsum = float(g.weight[part].sum())
+            k = round(wsum / target)
+            if k == 0:
+                pending_small.append(part)
+                continue
+            k = min(k, len(part))
+            pieces = _best_of(g, part, k, wsum / k, tolerance, rng, n_trees, n_starts)
+            for p in pieces:
+                gid = out.new_grid(c)
+                labels[p] = gid
+                ordinary.append(gid)
+            total_w += wsum
+            total_k += len(pieces)
+        for part in pending_small:
+            # too light for a grid: join an adjacent grid, else stand alone
+            touching = _adjacent_grids(g, labels, part)
+            if touching:
+                gid = min(touching, key=lambda x: (out.flag[x] != "oversize", x))
+                labels[part] = gid
+            else:
+                gid = out.new_grid(c, "island")
+                labels[part] = gid
+                out.notes.append(
+                    f"community {c}: a part of {len(part)} units and weight "
+                    f"{float(g.weight[part].sum()):g} is cut off from the rest; "
+                    "it is a grid of its own"
+                )
+        mean = total_w / total_k if total_k else target
+        out.mean[c] = mean
+        if len(ordinary) > 1:
+            labels[:] = refine(
+                g, labels, grids=np.array(ordinary), mean=mean, tolerance=tolerance
+            )
+    out.labels = labels
+    return out
+
+
+def _best_of(
+    g: UnitGraph,
+    part: np.ndarray,
+    k: int,
+    mean: float,
+    tolerance: float,
+    rng: np.random.Generator,
+    n_trees: int,
+    n_starts: int,
+) -> list[np.ndarray]:
+    """Bisect and refine ``part`` up to ``n_starts`` times; keep the best.
+
+    Best means fewest grids out of tolerance, then the smallest largest deviation.
+    Stops at the first plan with every grid within tolerance.
+    """
+    best = None
+    for _ in range(max(1, n_starts)):
+        pieces = recursive_bisection(
+            g, part, k, tolerance=tolerance, rng=rng, mean=mean, n_trees=n_trees
+        )
+        lab = np.full(g.n, -1, dtype=np.int64)
+        for n_, p in enumerate(pieces):
+            lab[p] = n_
+        if len(pieces) > 1:
+            lab = refine(g, lab, grids=np.arange(len(pieces)), mean=mean, tolerance=tolerance)
+        pieces = [np.flatnonzero(lab == n_) for n_ in range(len(pieces))]
+        dev = np.array([abs(g.weight[p].sum() / mean - 1) for p in pieces])
+        key = (int((dev > tolerance + 1e-9).sum()), float(dev.max()))
+        if best is None or key < best[0]:
+            best = (key, pieces)
+        if key[0] == 0:
+            break
+    assert best is not None
+    return best[1]
+
+
+def _adjacent_grids(g: UnitGraph, labels: np.ndarray, part: np.ndarray) -> set[int]:
+    inset = np.zeros(g.n, dtype=bool)
+    inset[part] = True
+    e = inset[g.i] ^ inset[g.j]
+    other = np.where(inset[g.i[e]], g.j[e], g.i[e])
+    return {int(x) for x in labels[other] if x >= 0}

@@ -1,0 +1,95 @@
+"""A compact, array-based view of the unit graph used by the partitioners."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+__all__ = ["UnitGraph"]
+
+
+@dataclass(frozen=True)
+class UnitGraph:
+    """Units as nodes with weights and positions, edges with cut costs.
+
+    ``i``, ``j`` are edge end points (``i < j``); ``cut`` is the cost of putting a
+    grid boundary on that edge (length × cost per metre of its street class);
+    ``barrier`` marks barrier edges.  ``indptr``/``nbr``/``eid`` give each node's
+    neighbours (CSR), with the edge index of each.
+    """
+
+    n: int
+    weight: np.ndarray
+    xy: np.ndarray
+    i: np.ndarray
+    j: np.ndarray
+    cut: np.ndarray
+    barrier: np.ndarray
+    indptr: np.ndarray
+    nbr: np.ndarray
+    eid: np.ndarray
+
+    @classmethod
+    def from_edges(
+        cls,
+        n: int,
+        weight: np.ndarray,
+        xy: np.ndarray,
+        i: np.ndarray,
+        j: np.ndarray,
+        cut: np.ndarray,
+        barrier: np.ndarray | None = None,
+    ) -> UnitGraph:
+        i = np.asarray(i, dtype=np.int64)
+        j = np.asarray(j, dtype=np.int64)
+        m = len(i)
+        if barrier is None:
+            barrier = np.zeros(m, dtype=bool)
+        src = np.concatenate([i, j])
+        dst = np.concatenate([j, i])
+        eid = np.concatenate([np.arange(m), np.arange(m)])
+        order = np.lexsort((dst, src))
+        src, dst, eid = src[order], dst[order], eid[order]
+        indptr = np.searchsorted(src, np.arange(n + 1))
+        return cls(
+            n,
+            np.asarray(weight, dtype=float),
+            np.asarray(xy, dtype=float),
+            i,
+            j,
+            np.asarray(cut, dtype=float),
+            np.asarray(barrier, dtype=bool),
+            indptr,
+            dst,
+            eid,
+        )
+
+    def matrix(self, values: np.ndarray | None = None, edges: np.ndarray | None = None):
+        """Symmetric sparse matrix of the edges (``edges`` mask) with ``values``."""
+        sel = np.ones(len(self.i), dtype=bool) if edges is None else edges
+        v = np.ones(int(sel.sum())) if values is None else np.asarray(values)[sel]
+        a = sp.coo_matrix((v, (self.i[sel], self.j[sel])), shape=(self.n, self.n))
+        return (a + a.T).tocsr()
+
+    def components(self, nodes: np.ndarray, edges: np.ndarray | None = None) -> np.ndarray:
+        """Component label of each of ``nodes`` in the graph they induce."""
+        nodes = np.asarray(nodes)
+        inset = np.zeros(self.n, dtype=bool)
+        inset[nodes] = True
+        em = inset[self.i] & inset[self.j]
+        if edges is not None:
+            em &= edges
+        loc = np.full(self.n, -1, dtype=np.int64)
+        loc[nodes] = np.arange(len(nodes))
+        a = sp.coo_matrix(
+            (np.ones(int(em.sum())), (loc[self.i[em]], loc[self.j[em]])),
+            shape=(len(nodes), len(nodes)),
+        )
+        _, labels = connected_components(a, directed=False)
+        return labels
+
+    def neighbours(self, u: int) -> np.ndarray:
+        return self.nbr[self.indptr[u] : self.indptr[u + 1]]

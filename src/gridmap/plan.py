@@ -1,0 +1,125 @@
+"""The result of a delineation: grids, buildings with their grid, units, metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import networkx as nx
+import pandas as pd
+
+__all__ = ["GridPlan", "PLAN_FILE", "METRICS_FILE"]
+
+PLAN_FILE = "plan.gpkg"
+METRICS_FILE = "metrics.json"
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        try:
+            return obj.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(obj, float) and obj != obj:  # NaN
+        return None
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    """A grid plan: what :func:`gridmap.delineate` returns.
+
+    Attributes
+    ----------
+    grids : geopandas.GeoDataFrame
+        One row per grid, in the input CRS: ``grid_id``, ``code``, ``kind``,
+        ``community_id``, ``subdistrict_id``, the population fields, ``n_buildings``,
+        ``flag`` (``oversize``: one indivisible unit heavier than a grid;
+        ``island``: a part nothing else connects to), ``deviation`` from the
+        community mean, and the quality figures of :func:`gridmap.metrics.evaluate`.
+    buildings : geopandas.GeoDataFrame
+        Every input building with its original columns and index, plus
+        ``grid_id``, ``unit_id`` and the population fields gridmap used.
+    units : geopandas.GeoDataFrame
+        The units partitioned (street blocks and cells of split blocks) with
+        their ``grid_id``.
+    metrics : dict
+        Overall figures (balance, contiguity, compactness, street share, gap,
+        overlap, counts), plus the parameters and the reports of every stage.
+    graph : networkx.Graph
+        Adjacency of the units (node = unit position).
+    """
+
+    grids: gpd.GeoDataFrame
+    buildings: gpd.GeoDataFrame
+    units: gpd.GeoDataFrame
+    metrics: dict[str, Any]
+    graph: nx.Graph = field(repr=False)
+    area: gpd.GeoSeries = field(repr=False)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameters the plan was made with."""
+        return self.metrics.get("params", {})
+
+    @property
+    def violations(self) -> pd.DataFrame:
+        """Grids outside the balance tolerance, with the reason."""
+        g = self.grids
+        bad = g[~g["within_tolerance"].astype(bool)]
+        return pd.DataFrame(bad.drop(columns="geometry"))
+
+    def __repr__(self) -> str:
+        m = self.metrics
+        lines = [
+            f"GridPlan: {len(self.grids)} grids, {len(self.buildings)} buildings, "
+            f"{len(self.units)} units",
+            f"  balance by {self.params.get('by')}: target {self.params.get('target')}, "
+            f"tolerance ±{self.params.get('tolerance', 0):.0%}; max deviation "
+            f"{m.get('max_abs_deviation', float('nan')):.1%}, "
+            f"{m.get('n_out_of_tolerance', 0)} grid(s) out of tolerance",
+            f"  contiguous: {m.get('contiguous')}, mean Polsby-Popper "
+            f"{m.get('polsby_popper_mean', float('nan')):.2f}, street share "
+            f"{m.get('street_share', float('nan')):.1%}",
+            f"  gap {m.get('gap_share', 0):.4%}, overlap {m.get('overlap_share', 0):.4%}",
+        ]
+        return "\n".join(lines)
+
+    def to_file(self, out_dir: str | os.PathLike, *, units: bool = True) -> Path:
+        """Write ``plan.gpkg`` (layers ``grids``, ``buildings``, ``units``) and ``metrics.json``.
+
+        The files are written to a temporary folder beside ``out_dir`` and moved
+        into place at the end, so an interrupted run never leaves half a plan.
+
+        Returns the folder written.
+        """
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".gridmap-", dir=out))
+        try:
+            gpkg = tmp / PLAN_FILE
+            self.grids.to_file(gpkg, layer="grids", driver="GPKG", engine="pyogrio")
+            self.buildings.to_file(gpkg, layer="buildings", driver="GPKG", engine="pyogrio")
+            if units:
+                self.units.to_file(gpkg, layer="units", driver="GPKG", engine="pyogrio")
+            (tmp / METRICS_FILE).write_text(
+                json.dumps(_jsonable(self.metrics), ensure_ascii=False, indent=2),
+                encoding="utf-8",
+            )
+            for name in (PLAN_FILE, METRICS_FILE):
+                os.replace(tmp / name, out / name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return out

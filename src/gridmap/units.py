@@ -1,0 +1,407 @@
+"""The atoms of a plan: street blocks (街巷定界), compounds and building cells.
+
+The area to cover is cut by the street centre-lines (and community boundaries)
+into *blocks*: the faces of the planar street network, so two blocks on either
+side of a street share that street's centre-line as their common edge.  Every
+building goes to the block it overlaps most.  A compound (小区) is kept whole:
+the blocks its internal lanes make are merged back into one.  A block (or
+compound) that alone holds more than a grid is split along lines between its
+buildings (a Voronoi tessellation of the block by its buildings), never through a
+building.  The units are those blocks and cells; they tile the area exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+__all__ = [
+    "Blocks",
+    "study_area",
+    "street_blocks",
+    "assign_by_overlap",
+    "make_blocks",
+    "tessellate",
+    "build_units",
+    "NON_BLOCKING_CLASSES",
+]
+
+#: street classes that do not bound a block (they are not on the ground, or not
+#: lines a grid worker walks along)
+NON_BLOCKING_CLASSES = frozenset(
+    {
+        "proposed",
+        "construction",
+        "platform",
+        "corridor",
+        "elevator",
+        "bus_stop",
+        "abandoned",
+        "razed",
+        "ferry",
+        "subway",
+        "pier",
+        "funicular",
+        "raceway",
+    }
+)
+
+
+def study_area(
+    buildings: gpd.GeoSeries,
+    street_lines: np.ndarray,
+    *,
+    boundaries: gpd.GeoSeries | None = None,
+    margin: float = 50.0,
+    closing: float = 40.0,
+) -> tuple[shapely.Geometry, str]:
+    """The area the plan must cover, and where it comes from.
+
+    With community or sub-district boundaries it is their union
+    (``"boundaries"``).  Otherwise it is the area the streets enclose around the
+    buildings (``"streets"``): the faces of the street network (closed by the
+    convex hull of the buildings widened by ``margin`` metres) that hold a
+    building, joined across the street corridors between them (a morphological
+    closing of ``closing`` metres: the carriageways of a dual road, a square), with
+    the empty faces they surround.
+    """
+    if boundaries is not None and len(boundaries):
+        return shapely.union_all(boundaries.values), "boundaries"
+    hull = shapely.convex_hull(shapely.union_all(buildings.values)).buffer(margin)
+    faces = _faces(street_lines, hull)
+    pts = shapely.point_on_surface(buildings.values)
+    tree = shapely.STRtree(faces)
+    hit = np.unique(tree.query(pts, predicate="within")[1])
+    built = shapely.union_all(faces[hit]) if len(hit) else hull
+    if closing > 0:
+        closed = shapely.buffer(shapely.buffer(built, closing, quad_segs=4), -closing,
+                                quad_segs=4)
+        built = shapely.intersection(shapely.union(built, closed), hull)
+    # holes (parks, squares surrounded by built blocks) belong to the area too
+    polys = shapely.get_parts(built)
+    polys = polys[shapely.get_type_id(polys) == 3]
+    polys = shapely.polygons(shapely.get_exterior_ring(polys))
+    return shapely.union_all(polys), "streets"
+
+
+def _faces(street_lines: np.ndarray, area: shapely.Geometry) -> np.ndarray:
+    """Faces of the planar network made by the streets and the area's outline."""
+    outline = shapely.get_parts(shapely.boundary(area))
+    lines = np.concatenate([np.asarray(street_lines, dtype=object), outline])
+    lines = lines[~shapely.is_empty(lines)]
+    # clip streets to the area first: only their part inside cuts blocks
+    lines = shapely.intersection(lines, shapely.buffer(area, 1e-6))
+    noded = shapely.union_all(lines)
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+    if not len(faces):
+        return np.array([area], dtype=object)
+    inside = shapely.within(shapely.point_on_surface(faces), area)
+    return faces[inside]
+
+
+def street_blocks(street_lines: np.ndarray, area: shapely.Geometry) -> np.ndarray:
+    """Street blocks: the faces the streets cut the area into.
+
+    Returns an array of polygons tiling ``area``.
+
+    Examples
+    --------
+    >>> import numpy as np, shapely
+    >>> area = shapely.box(0, 0, 100, 100)
+    >>> streets = np.array([shapely.LineString([(50, -10), (50, 110)])])
+    >>> sorted(round(b.area) for b in street_blocks(streets, area))
+    [5000, 5000]
+    """
+    faces = _faces(street_lines, area)
+    # a sliver left by a street that nearly follows the outline has no area to speak of
+    return faces[shapely.area(faces) > 1e-6]
+
+
+def assign_by_overlap(
+    geoms: np.ndarray, polys: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the polygon each geometry overlaps most (-1 where none).
+
+    Returns ``(index, share)`` where ``share`` is the part of the geometry's area
+    inside the chosen polygon.  Geometries touching no polygon get the nearest one
+    and share 0.
+    """
+    n = len(geoms)
+    out = np.full(n, -1, dtype=np.int64)
+    share = np.zeros(n)
+    if n == 0 or len(polys) == 0:
+        return out, share
+    tree = shapely.STRtree(polys)
+    gi, pi = tree.query(geoms, predicate="intersects")
+    if len(gi):
+        inter = shapely.area(shapely.intersection(geoms[gi], polys[pi]))
+        order = np.lexsort((pi, -inter, gi))  # per geometry: largest overlap, then lowest id
+        gi, pi, inter = gi[order], pi[order], inter[order]
+        first = np.r_[True, gi[1:] != gi[:-1]]
+        out[gi[first]] = pi[first]
+        areas = shapely.area(geoms[gi[first]])
+        share[gi[first]] = np.where(areas > 0, inter[first] / np.maximum(areas, 1e-12), 1.0)
+        zero = first & (inter <= 0)
+        if zero.any():  # touches only on an edge: fall back to the containing point
+            pass
+    missing = np.flatnonzero(out < 0)
+    if len(missing):
+        near = tree.nearest(geoms[missing])
+        out[missing] = near
+    return out, share
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """Street blocks with their buildings, before any split.
+
+    Attributes
+    ----------
+    geometry : numpy.ndarray
+        Block polygons (compounds merged), tiling the area.
+    building_block : numpy.ndarray
+        Block index of every building.
+    community : numpy.ndarray
+        Community index of every block (0 when there are no boundaries).
+    compound : numpy.ndarray
+        Compound label of every building (-1 when in none); used so that a split
+        block keeps each compound in one cell.
+    outside : numpy.ndarray
+        Positions of buildings outside the area, placed in the nearest block.
+    """
+
+    geometry: np.ndarray
+    building_block: np.ndarray
+    community: np.ndarray
+    compound: np.ndarray
+    outside: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
+
+    def loads(self, values: np.ndarray) -> np.ndarray:
+        """Sum of a per-building value per block."""
+        return np.bincount(self.building_block, weights=values, minlength=len(self.geometry))
+
+
+def make_blocks(
+    buildings: np.ndarray,
+    street_lines: np.ndarray,
+    area: shapely.Geometry,
+    *,
+    communities: np.ndarray | None = None,
+    compounds: np.ndarray | None = None,
+    given_units: np.ndarray | None = None,
+) -> Blocks:
+    """Cut the area into blocks and put every building in one.
+
+    ``communities`` are community polygons: their outlines cut blocks too, and
+    each block gets the community its interior lies in.  ``compounds`` are
+    compound polygons: the blocks whose interior lies in a compound are merged
+    into one block.  ``given_units`` replaces the street blocks with the user's
+    own units, taken as they are.
+    """
+    if given_units is not None:
+        faces = np.asarray(given_units, dtype=object)
+    else:
+        lines = np.asarray(street_lines, dtype=object)
+        if communities is not None and len(communities):
+            lines = np.concatenate(
+                [lines, shapely.get_parts(shapely.boundary(communities))]
+            )
+        faces = street_blocks(lines, area)
+        if compounds is not None and len(compounds):
+            faces = _merge_compounds(faces, compounds)
+    # order blocks north-west first so that ids do not depend on GEOS internals
+    c = shapely.get_coordinates(shapely.point_on_surface(faces))
+    order = np.lexsort((np.round(c[:, 0], 3), -np.round(c[:, 1], 3)))
+    faces = faces[order]
+
+    community = np.zeros(len(faces), dtype=np.int64)
+    if communities is not None and len(communities):
+        idx, _ = assign_by_overlap(shapely.point_on_surface(faces), np.asarray(communities))
+        community = idx
+
+    bblock, share = assign_by_overlap(buildings, faces)
+    outside = np.flatnonzero(~shapely.intersects(buildings, area))
+
+    compound = np.full(len(buildings), -1, dtype=np.int64)
+    if compounds is not None and len(compounds):
+        tree = shapely.STRtree(np.asarray(compounds))
+        bi, ci = tree.query(shapely.point_on_surface(buildings), predicate="within")
+        compound[bi] = ci
+    return Blocks(faces, bblock, community, compound, outside)
+
+
+def _merge_compounds(faces: np.ndarray, compounds: np.ndarray) -> np.ndarray:
+    """Merge the faces lying inside each compound into one polygon."""
+    pts = shapely.point_on_surface(faces)
+    tree = shapely.STRtree(np.asarray(compounds))
+    fi, ci = tree.query(pts, predicate="within")
+    if not len(fi):
+        return faces
+    # a face inside two overlapping compounds goes to the first
+    first = np.r_[True, fi[1:] != fi[:-1]]
+    fi, ci = fi[first], ci[first]
+    keep = np.ones(len(faces), dtype=bool)
+    keep[fi] = False
+    merged = []
+    for c in np.unique(ci):
+        merged.extend(shapely.get_parts(shapely.union_all(faces[fi[ci == c]])))
+    return np.concatenate([faces[keep], np.asarray(merged, dtype=object)])
+
+
+def tessellate(
+    block: shapely.Geometry,
+    buildings: np.ndarray,
+    groups: np.ndarray,
+    *,
+    shrink: float = 0.4,
+    segment: float = 2.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split a block into one cell per building group along lines between them.
+
+    A Voronoi tessellation of points sampled on the buildings' outlines (shrunk by
+    ``shrink`` metres so that touching buildings stay apart), merged per group and
+    clipped to the block.  Returns ``(cell_of, cells)``: the cell index of every
+    building, and the cells, single polygons that tile the block.  A piece of a
+    cell cut off from its buildings by the block's shape joins the neighbouring
+    cell it shares most edge with.
+    """
+    labels, inverse = np.unique(groups, return_inverse=True)
+    if len(labels) == 1:
+        return np.zeros(len(buildings), dtype=np.int64), np.array([block], dtype=object)
+    geoms = shapely.intersection(buildings, block)
+    small = shapely.buffer(geoms, -shrink)
+    small = np.where(shapely.is_empty(small), shapely.point_on_surface(buildings), small)
+    # a coarse outline is enough to keep the cut between buildings
+    small = shapely.segmentize(shapely.simplify(small, segment / 2), segment)
+    rings = shapely.boundary(small)
+    rings = np.where(shapely.is_empty(rings), small, rings)
+    coords, which = shapely.get_coordinates(rings, return_index=True)
+    coords = np.vstack([coords, shapely.get_coordinates(shapely.point_on_surface(buildings))])
+    which = np.concatenate([which, np.arange(len(buildings))])
+    # duplicated points (shared walls) would make the diagram ambiguous
+    _, first = np.unique(np.round(coords, 2), axis=0, return_index=True)
+    first.sort()
+    coords, which = coords[first], which[first]
+    vor = shapely.get_parts(
+        shapely.voronoi_polygons(shapely.multipoints(coords), extend_to=block, ordered=True)
+    )
+    # with ordered=True GEOS wraps some cells in a collection: unwrap them
+    wrapped = np.flatnonzero(shapely.get_type_id(vor) != 3)
+    for i in wrapped.tolist():
+        parts = shapely.get_parts(vor[i])
+        parts = parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 0)]
+        vor[i] = shapely.union_all(parts) if len(parts) else shapely.Polygon()
+    point_group = inverse[which]
+    cells = np.empty(len(labels), dtype=object)
+    poly = np.isin(shapely.get_type_id(vor), (3, 6))
+    for k in range(len(labels)):
+        # a full union: Voronoi cells do not always meet exactly, and a coverage
+        # union would then leave a cell in pieces
+        cells[k] = shapely.union_all(vor[(point_group == k) & poly])
+    cells = shapely.make_valid(shapely.intersection(cells, block))
+    # single polygons: the part holding the group's buildings stays, the rest are
+    # orphans handed to a neighbour
+    parts, owner = shapely.get_parts(cells, return_index=True)
+    parts_ok = shapely.get_type_id(parts) == 3  # polygons only
+    parts, owner = parts[parts_ok], owner[parts_ok]
+    anchor = shapely.point_on_surface(buildings)
+    hit_b, hit_p = shapely.STRtree(parts).query(anchor, predicate="within")
+    keep_part = np.full(len(labels), -1, dtype=np.int64)
+    good = owner[hit_p] == inverse[hit_b]
+    for p_, b_ in zip(hit_p[good].tolist(), hit_b[good].tolist()):
+        g_ = inverse[b_]
+        if keep_part[g_] < 0 or shapely.area(parts[p_]) > shapely.area(parts[keep_part[g_]]):
+            keep_part[g_] = p_
+    # a group with no part of its own (its points were swallowed) shares the cell
+    # that holds its first building
+    cell_of_group = np.arange(len(labels))
+    lost = np.flatnonzero(keep_part < 0)
+    kept = np.flatnonzero(keep_part >= 0)
+    if not len(kept):
+        return np.zeros(len(buildings), dtype=np.int64), np.array([block], dtype=object)
+    if len(lost):
+        for g_ in lost.tolist():
+            b_ = int(np.flatnonzero(inverse == g_)[0])
+            d = shapely.distance(parts[keep_part[kept]], anchor[b_])
+            cell_of_group[g_] = kept[int(np.argmin(d))]
+    final = {int(g_): parts[keep_part[g_]] for g_ in kept.tolist()}
+    orphan_idx = np.setdiff1d(np.arange(len(parts)), keep_part[kept])
+    orphans = list(parts[orphan_idx])
+    while orphans:
+        keys = list(final)
+        geoms_k = np.array([final[k] for k in keys], dtype=object)
+        rest = []
+        for o in orphans:
+            shared = shapely.length(shapely.intersection(shapely.boundary(geoms_k), o))
+            if shared.max() <= 0:
+                rest.append(o)
+                continue
+            k = keys[int(np.argmax(shared))]
+            final[k] = shapely.union(final[k], o)
+        if len(rest) == len(orphans):
+            # touching nothing by an edge: goes to the nearest cell
+            for o in rest:
+                k = keys[int(np.argmin(shapely.distance(geoms_k, o)))]
+                final[k] = shapely.union(final[k], o)
+            rest = []
+        orphans = rest
+    keys = sorted(final)
+    remap = np.full(len(labels), -1, dtype=np.int64)
+    remap[keys] = np.arange(len(keys))
+    cell_of = remap[cell_of_group[inverse]]
+    return cell_of, np.array([final[k] for k in keys], dtype=object)
+
+
+def build_units(
+    blocks: Blocks,
+    buildings: np.ndarray,
+    split: np.ndarray,
+) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+    """Units of the partition: whole blocks, and cells of the blocks in ``split``.
+
+    Returns the units (columns ``block``, ``community``, ``split``, geometry) and
+    the unit index of every building.
+    """
+    split = np.asarray(split, dtype=bool)
+    nb = len(blocks.geometry)
+    unit_geom: list = []
+    unit_block: list[int] = []
+    building_unit = np.full(len(buildings), -1, dtype=np.int64)
+    order = np.argsort(blocks.building_block, kind="stable")
+    bounds = np.searchsorted(blocks.building_block[order], np.arange(nb + 1))
+    for b in range(nb):
+        members = order[bounds[b] : bounds[b + 1]]
+        if not split[b] or len(members) < 2:
+            building_unit[members] = len(unit_geom)
+            unit_geom.append(blocks.geometry[b])
+            unit_block.append(b)
+            continue
+        # a compound's buildings share one group, so the compound stays whole
+        comp = blocks.compound[members]
+        groups = np.where(comp >= 0, -(comp + 1), members)
+        cell_of, cells = tessellate(blocks.geometry[b], buildings[members], groups)
+        building_unit[members] = len(unit_geom) + cell_of
+        unit_geom.extend(cells)
+        unit_block.extend([b] * len(cells))
+    unit_block_arr = np.asarray(unit_block, dtype=np.int64)
+    units = gpd.GeoDataFrame(
+        {
+            "block": unit_block_arr,
+            "community": blocks.community[unit_block_arr],
+            "split": split[unit_block_arr],
+        },
+        geometry=np.asarray(unit_geom, dtype=object),
+    )
+    return units, building_unit
+
+
+def block_table(blocks: Blocks, values: pd.DataFrame) -> pd.DataFrame:
+    """Per block: the sums of per-building values and the number of buildings."""
+    df = values.groupby(blocks.building_block).sum()
+    df = df.reindex(range(len(blocks.geometry)), fill_value=0)
+    df["n_buildings"] = np.bincount(blocks.building_block, minlength=len(blocks.geometry))
+    return df

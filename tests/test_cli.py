@@ -1,0 +1,69 @@
+"""The command line: the files it writes are a contract planners' scripts rely on."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import pyogrio
+import pytest
+from conftest import grid_city
+
+from gridmap.cli import main
+
+GRID_COLUMNS = {"grid_id", "code", "kind", "community_id", "households", "pop_actual"}
+
+
+def test_delineate_writes_plan_and_metrics(tmp_path):
+    b, s = grid_city(4, 4)
+    b.to_file(tmp_path / "b.gpkg")
+    s.to_file(tmp_path / "s.geojson", driver="GeoJSON")
+    out = tmp_path / "out"
+    rc = main(["delineate", "--buildings", str(tmp_path / "b.gpkg"), "--streets",
+               str(tmp_path / "s.geojson"), "--target", "400", "--tolerance", "0.1",
+               "--by", "households", "--out", str(out), "--quiet"])
+    assert rc == 0
+    layers = {name for name, _ in pyogrio.list_layers(out / "plan.gpkg")}
+    assert {"grids", "buildings"} <= layers
+    grids = gpd.read_file(out / "plan.gpkg", layer="grids")
+    assert GRID_COLUMNS <= set(grids.columns)
+    assert len(grids) == 4
+    bld = gpd.read_file(out / "plan.gpkg", layer="buildings")
+    assert len(bld) == len(b) and bld["id"].tolist() == b["id"].tolist()
+    assert set(bld["grid_id"]) == set(grids["grid_id"])
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["n_grids"] == 4 and metrics["max_abs_deviation"] == 0
+    assert set(metrics["timings"]) >= {"read", "population", "units", "partition"}
+
+
+def test_bad_input_exits_nonzero_without_traceback(tmp_path, capsys):
+    rc = main(["delineate", "--buildings", str(tmp_path / "missing.gpkg"), "--out",
+               str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "file not found" in err and "Traceback" not in err
+    assert not (tmp_path / "o" / "plan.gpkg").exists()
+
+
+def test_missing_balance_column_is_named(tmp_path, capsys):
+    b, s = grid_city(2, 2)
+    b.to_file(tmp_path / "b.gpkg")
+    rc = main(["delineate", "--buildings", str(tmp_path / "b.gpkg"), "--by", "pop_x",
+               "--target", "100", "--out", str(tmp_path / "o")])
+    assert rc == 1
+    assert "pop_x" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bundled_demo_runs(tmp_path, bundled):
+    out = tmp_path / "demo"
+    rc = main(["delineate", "--buildings", str(bundled), "--streets", str(bundled),
+               "--out", str(out), "--quiet"])
+    assert rc == 0
+    grids = gpd.read_file(out / "plan.gpkg", layer="grids")
+    bld = gpd.read_file(out / "plan.gpkg", layer="buildings")
+    assert len(bld) == 1321 and bld["grid_id"].notna().all()
+    assert grids.crs.to_epsg() == 4326
+    m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert m["gap_share"] < 0.001 and m["overlap_share"] < 0.001
+    assert m["population"]["method"] == "estimate"

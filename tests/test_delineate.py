@@ -1,0 +1,153 @@
+"""Delineation end to end: invariants on hand-made cities with exact answers."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from conftest import CRS, grid_city
+
+import gridmap
+from gridmap import InfeasiblePartitionError, LayerValidationError
+
+
+def _check_invariants(plan, buildings, *, tolerance=0.1):
+    g = plan.grids
+    # every building in exactly one grid, ids and index preserved
+    assert len(plan.buildings) == len(buildings)
+    assert plan.buildings.index.equals(buildings.index)
+    assert plan.buildings["grid_id"].notna().all()
+    assert set(plan.buildings["grid_id"]) <= set(g["grid_id"])
+    assert plan.buildings.crs == buildings.crs and g.crs == buildings.crs
+    # grids tile the area: no gap, no overlap
+    gm = g.to_crs(CRS)
+    area = plan.area.to_crs(CRS).iloc[0]
+    union = shapely.union_all(gm.geometry.values)
+    assert abs(gm.area.sum() - union.area) < 1e-3 * area.area
+    assert shapely.symmetric_difference(union, area).area < 1e-3 * area.area
+    # each grid one piece
+    assert (shapely.get_num_geometries(gm.geometry.values) == 1).all()
+    return g
+
+
+def test_sixteen_blocks_make_four_equal_grids(city4):
+    b, s = city4
+    plan = gridmap.delineate(b, s, target=400, tolerance=0.1)
+    g = _check_invariants(plan, b)
+    assert len(g) == 4
+    assert g["households"].tolist() == [400.0] * 4
+    # each grid is a 2 x 2 square of blocks: 200 m x 200 m
+    assert np.allclose(g.to_crs(CRS).area, 40_000)
+    assert plan.metrics["street_share"] == pytest.approx(1.0)
+    assert plan.metrics["max_abs_deviation"] == pytest.approx(0.0)
+    assert plan.metrics["contiguous"] is True
+    # codes: 15 digits, numbered west to east, north to south
+    assert all(len(c) == 15 for c in g["code"])
+    first = g.set_index("code").to_crs(CRS).geometry.centroid
+    xs, ys = first.x.to_numpy(), first.y.to_numpy()
+    assert ys[0] > ys[2] and xs[0] < xs[1]
+
+
+def test_input_not_mutated_and_ids_kept(city4):
+    b, s = city4
+    before = b.copy()
+    plan = gridmap.delineate(b, s, target=400)
+    pd.testing.assert_frame_equal(b, before)
+    assert plan.buildings["id"].tolist() == b["id"].tolist()
+
+
+def test_same_seed_same_plan():
+    b, s = grid_city(6, 6, per_block=3, households=37)
+    a = gridmap.delineate(b, s, target=300, seed=7)
+    c = gridmap.delineate(b, s, target=300, seed=7)
+    assert a.buildings["grid_id"].tolist() == c.buildings["grid_id"].tolist()
+
+
+def test_balance_within_tolerance_on_finer_city():
+    b, s = grid_city(6, 6, per_block=3, households=37)
+    plan = gridmap.delineate(b, s, target=300, tolerance=0.1)
+    g = _check_invariants(plan, b)
+    assert len(g) == round(b["households"].sum() / 300)
+    mean = g["households"].mean()
+    assert (abs(g["households"] / mean - 1) <= 0.1 + 1e-9).all()
+
+
+def test_building_bigger_than_a_grid_is_its_own_flagged_grid(city4):
+    b, s = city4
+    b = b.copy()
+    b.loc[0, "households"] = 1000
+    plan = gridmap.delineate(b, s, target=400, tolerance=0.1)
+    g = _check_invariants(plan, b)
+    big = g[g["flag"] == "oversize"]
+    assert len(big) == 1 and big["households"].iloc[0] == 1000
+    assert big["n_buildings"].iloc[0] == 1
+
+
+def test_block_bigger_than_a_grid_is_split_between_buildings():
+    b, s = grid_city(1, 1, per_block=4, households=150)
+    plan = gridmap.delineate(b, s, target=300, tolerance=0.1)
+    g = _check_invariants(plan, b)
+    assert sorted(g["households"]) == [300.0, 300.0]
+    # the cut runs between buildings: no building is split by a grid edge
+    gm = g.to_crs(CRS)
+    for geom in b.geometry:
+        inside = shapely.area(shapely.intersection(gm.geometry.values, geom))
+        assert inside.max() == pytest.approx(geom.area)
+    assert plan.metrics["exempt_m"] > 0
+
+
+def test_outputs_in_input_crs_for_wgs84(city4):
+    b, s = city4
+    b4, s4 = b.to_crs(4326), s.to_crs(4326)
+    plan = gridmap.delineate(b4, s4, target=400)
+    assert plan.grids.crs.to_epsg() == 4326
+    assert plan.buildings.crs.to_epsg() == 4326
+    assert len(plan.grids) == 4
+
+
+def test_units_given_directly():
+    boxes = [shapely.box(x, y, x + 1, y + 1) for x in range(4) for y in range(4)]
+    units = gpd.GeoDataFrame({"pop": [10] * 16}, geometry=boxes, crs=CRS)
+    plan = gridmap.delineate(units=units, target=40, by="pop", tolerance=0.05)
+    assert len(plan.grids) == 4
+    assert plan.grids["pop"].tolist() == [40.0] * 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"by": "pop_registered"}, "pop_registered"),
+        ({"target": 0}, "target must be a positive number"),
+        ({"tolerance": 1.5}, "tolerance must be a fraction"),
+        ({"target": 10**9}, "above the total"),
+    ],
+)
+def test_bad_parameters_get_clear_errors(city4, kwargs, needle):
+    b, s = city4
+    with pytest.raises((LayerValidationError, InfeasiblePartitionError)) as err:
+        gridmap.delineate(b, s, **kwargs)
+    assert needle in str(err.value)
+
+
+def test_no_crs_and_empty_layer_reported_together(city4):
+    b, s = city4
+    b = b.set_crs(None, allow_override=True)
+    with pytest.raises(LayerValidationError) as err:
+        gridmap.delineate(b, s.iloc[:0])
+    msg = str(err.value)
+    assert "no CRS" in msg and "`streets` is empty" in msg
+
+
+def test_missing_file_is_a_clear_error():
+    with pytest.raises(LayerValidationError, match="file not found"):
+        gridmap.delineate("no/such/buildings.gpkg")
+
+
+def test_duplicate_ids_rejected(city4):
+    b, s = city4
+    b = b.copy()
+    b.loc[1, "id"] = b.loc[0, "id"]
+    with pytest.raises(LayerValidationError, match="duplicate"):
+        gridmap.delineate(b, s, target=400)
