@@ -62,7 +62,7 @@ def street_rank(cls: str | None) -> str:
         c = c[: -len("_link")]
     if c in ("rail", "light_rail", "narrow_gauge", "tram", "monorail"):
         return "railway"
-    if c in ("canal", "waterway", "stream"):
+    if c in ("canal", "waterway"):
         return "river"
     return c
 
@@ -99,9 +99,13 @@ class Adjacency:
         g = nx.Graph()
         g.add_nodes_from(range(self.n))
         g.add_edges_from(
-            (int(a), int(b), {"length": float(ln), "kind": str(k), "barrier": bool(br)})
-            for a, b, ln, k, br in zip(
-                self.i, self.j, self.length, self.kind, self.barrier, strict=True
+            (
+                int(a),
+                int(b),
+                {"length": float(ln), "kind": str(k), "cost": float(c), "barrier": bool(br)},
+            )
+            for a, b, ln, k, c, br in zip(
+                self.i, self.j, self.length, self.kind, self.cost, self.barrier, strict=True
             )
         )
         return g

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import tracemalloc
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,36 +32,64 @@ STREET_CLASS_COLUMNS = ("street_class", "highway", "kind_detail", "fclass", "cla
 _COUNT_FIELDS = ("households", "pop_actual")
 
 
+def _peak_rss_mb() -> float | None:
+    """Peak resident memory of this process (MB) since the last reset."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    except (ImportError, OSError):
+        return None
+
+
+def _reset_peak_rss() -> None:
+    # Linux lets a process reset its high-water mark, so each stage gets its own peak
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
 class _Timer:
-    """Seconds and peak memory of each stage, for ``metrics['timings']``."""
+    """Seconds and peak memory of each stage, for ``metrics['timings']``.
+
+    Memory is the process's peak resident size during the stage (where the
+    system cannot reset the peak, the peak so far).
+    """
 
     def __init__(self, progress: bool) -> None:
-        self.timings: dict[str, dict[str, float]] = {}
+        self.timings: dict[str, dict[str, float | None]] = {}
         self.progress = progress
         self._t = time.perf_counter()
         self._stage: str | None = None
-        tracemalloc.start()
 
     def stage(self, name: str) -> None:
         self._close()
         self._stage = name
         if self.progress:
             log.info("gridmap: %s …", name)
+        _reset_peak_rss()
         self._t = time.perf_counter()
-        tracemalloc.reset_peak()
 
     def _close(self) -> None:
         if self._stage is not None:
-            _, peak = tracemalloc.get_traced_memory()
+            peak = _peak_rss_mb()
             self.timings[self._stage] = {
                 "seconds": round(time.perf_counter() - self._t, 3),
-                "peak_mb": round(peak / 2**20, 1),
+                "peak_mb": round(peak, 1) if peak is not None else None,
             }
 
-    def done(self) -> dict[str, dict[str, float]]:
+    def done(self) -> dict[str, dict[str, float | None]]:
         self._close()
         self._stage = None
-        tracemalloc.stop()
         return self.timings
 
 

@@ -63,10 +63,17 @@ def _split_layer(source: str) -> tuple[str, str | None]:
     return source, None
 
 
+def _unescape(value: str) -> str:
+    """Undo GDAL's hstore escaping of quotes and backslashes in a tag value."""
+    return re.sub(r"\\(.)", r"\1", value)
+
+
 def _parse_other_tags(values: pd.Series, keys: tuple[str, ...]) -> pd.DataFrame:
     out: dict[str, list[Any]] = {k: [] for k in keys}
     for text in values.fillna(""):
-        tags = dict(_OSM_TAG_RE.findall(text)) if text else {}
+        tags = (
+            {k: _unescape(v) for k, v in _OSM_TAG_RE.findall(text)} if text else {}
+        )
         for k in keys:
             out[k].append(tags.get(k))
     return pd.DataFrame(out, index=values.index)
@@ -83,8 +90,8 @@ def _read_osm(path: str, role: str) -> gpd.GeoDataFrame:
         street_class = cls.copy() if cls is not None else pd.Series(None, index=gdf.index)
         if rail is not None:
             street_class = street_class.fillna(rail.where(rail.notna(), None).map(
-                lambda v: "railway" if v in ("rail", "light_rail", "subway", "tram",
-                                             "narrow_gauge") else None))
+                lambda v: "railway" if v in ("rail", "light_rail", "tram", "narrow_gauge")
+                else ("subway" if v == "subway" else None)))
         if water is not None:
             street_class = street_class.fillna(water.map(
                 lambda v: "river" if v in ("river", "canal") else None))
@@ -200,16 +207,20 @@ def rename_columns(
     """
     if not columns:
         return gdf
-    rename = {}
-    for canonical, source in columns.items():
-        if source == canonical:
-            continue
-        if source in gdf.columns:
-            rename[source] = canonical
+    rename = {
+        source: canonical
+        for canonical, source in columns.items()
+        if source != canonical and source in gdf.columns
+    }
     if not rename:
         return gdf
-    clash = {c: f"{c}_source" for c in rename.values() if c in gdf.columns}
-    return gdf.rename(columns=clash).rename(columns=rename)
+    # a canonical name already there, and not itself renamed, is kept aside
+    clash = {
+        c: f"{c}_source"
+        for c in rename.values()
+        if c in gdf.columns and c not in rename
+    }
+    return gdf.rename(columns={**clash, **rename})
 
 
 def _is_metric(crs: pyproj.CRS) -> bool:
@@ -247,8 +258,11 @@ def metric_crs(gdf: gpd.GeoDataFrame, crs: Any = "auto") -> pyproj.CRS:
         return src
     bounds = gdf.to_crs(4326).total_bounds
     lon = float((bounds[0] + bounds[2]) / 2)
-    is_cgcs = src.to_epsg() == 4490 or "China Geodetic Coordinate System 2000" in (
-        src.datum.name if src.datum else ""
+    datum = src.datum.name if src.datum else ""
+    is_cgcs = src.to_epsg() == 4490 or datum in (
+        "China 2000",
+        "China Geodetic Coordinate System 2000",
+        "D_China_2000",
     )
     if is_cgcs and 73.5 <= lon <= 136.5:
         cm = int(np.clip(round(lon / 3) * 3, 75, 135))

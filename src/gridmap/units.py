@@ -252,6 +252,61 @@ def _merge_compounds(faces: np.ndarray, compounds: np.ndarray) -> np.ndarray:
     return np.concatenate([faces[keep], np.asarray(merged, dtype=object)])
 
 
+def _voronoi_cells(
+    coords: np.ndarray, point_group: np.ndarray, n_groups: int, block: shapely.Geometry
+) -> np.ndarray:
+    """Voronoi cells of the points, merged per group and clipped to the block."""
+    vor = shapely.get_parts(
+        shapely.voronoi_polygons(shapely.multipoints(coords), extend_to=block, ordered=True)
+    )
+    bad = ~shapely.is_valid(vor)
+    if bad.any():
+        vor[bad] = shapely.make_valid(vor[bad])
+    # with ordered=True GEOS wraps some cells in a collection: unwrap them
+    for i in np.flatnonzero(shapely.get_type_id(vor) != 3).tolist():
+        parts = shapely.get_parts(vor[i])
+        parts = parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 0)]
+        vor[i] = shapely.union_all(parts) if len(parts) else shapely.Polygon()
+    cells = np.empty(n_groups, dtype=object)
+    poly = np.isin(shapely.get_type_id(vor), (3, 6))
+    for k in range(n_groups):
+        # a full union: Voronoi cells do not always meet exactly, and a coverage
+        # union would then leave a cell in pieces
+        cells[k] = shapely.union_all(vor[(point_group == k) & poly])
+    return shapely.make_valid(shapely.intersection(cells, block))
+
+
+def _is_clean(cells: np.ndarray, block: shapely.Geometry) -> bool:
+    """Whether the cells tile the block: no overlap, no gap."""
+    tiny = 1e-6 * max(block.area, 1.0)
+    total = float(shapely.area(cells).sum())
+    return (
+        bool(shapely.is_valid(cells).all())
+        and abs(total - block.area) <= tiny
+        and abs(shapely.union_all(cells).area - block.area) <= tiny
+    )
+
+
+def _clean_coverage(cells: np.ndarray, block: shapely.Geometry) -> tuple[np.ndarray, list]:
+    """Make cells disjoint and list the gaps they leave in the block.
+
+    Voronoi cells of a clean diagram tile the block and pass untouched; where they
+    do not, each cell loses what earlier cells already cover, and the uncovered
+    pieces are returned for the caller to hand to a neighbour.
+    """
+    if _is_clean(cells, block):
+        return cells, []
+    out = cells.copy()
+    acc = shapely.Polygon()
+    for k in range(len(out)):
+        out[k] = shapely.make_valid(shapely.difference(out[k], acc))
+        acc = shapely.union(acc, out[k])
+    gap = shapely.make_valid(shapely.difference(block, acc))
+    parts = shapely.get_parts(gap)
+    parts = parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 1e-9)]
+    return out, list(parts)
+
+
 def tessellate(
     block: shapely.Geometry,
     buildings: np.ndarray,
@@ -286,23 +341,22 @@ def tessellate(
     _, first = np.unique(np.round(coords, 2), axis=0, return_index=True)
     first.sort()
     coords, which = coords[first], which[first]
-    vor = shapely.get_parts(
-        shapely.voronoi_polygons(shapely.multipoints(coords), extend_to=block, ordered=True)
-    )
-    # with ordered=True GEOS wraps some cells in a collection: unwrap them
-    wrapped = np.flatnonzero(shapely.get_type_id(vor) != 3)
-    for i in wrapped.tolist():
-        parts = shapely.get_parts(vor[i])
-        parts = parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 0)]
-        vor[i] = shapely.union_all(parts) if len(parts) else shapely.Polygon()
     point_group = inverse[which]
-    cells = np.empty(len(labels), dtype=object)
-    poly = np.isin(shapely.get_type_id(vor), (3, 6))
+    cells = _voronoi_cells(coords, point_group, len(labels), block)
+    if not _is_clean(cells, block):
+        # evenly spaced, collinear or co-circular points can make GEOS return
+        # degenerate, overlapping cells: a tiny fixed jitter (a millimetre) breaks
+        # the ties
+        jitter = np.random.default_rng(0).uniform(-1e-3, 1e-3, coords.shape)
+        cells = _voronoi_cells(coords + jitter, point_group, len(labels), block)
+    # where walls touch, a Voronoi edge can clip a corner of a building: every
+    # building goes wholly to its own cell
+    own = np.empty(len(labels), dtype=object)
     for k in range(len(labels)):
-        # a full union: Voronoi cells do not always meet exactly, and a coverage
-        # union would then leave a cell in pieces
-        cells[k] = shapely.union_all(vor[(point_group == k) & poly])
-    cells = shapely.make_valid(shapely.intersection(cells, block))
+        own[k] = shapely.union_all(geoms[inverse == k])
+    built = shapely.union_all(geoms)
+    cells = shapely.make_valid(shapely.union(shapely.difference(cells, built), own))
+    cells, gaps = _clean_coverage(cells, block)
     # single polygons: the part holding the group's buildings stays, the rest are
     # orphans handed to a neighbour
     parts, owner = shapely.get_parts(cells, return_index=True)
@@ -330,7 +384,7 @@ def tessellate(
             cell_of_group[g_] = kept[int(np.argmin(d))]
     final = {int(g_): parts[keep_part[g_]] for g_ in kept.tolist()}
     orphan_idx = np.setdiff1d(np.arange(len(parts)), keep_part[kept])
-    orphans = list(parts[orphan_idx])
+    orphans = list(parts[orphan_idx]) + list(gaps)
     while orphans:
         keys = list(final)
         geoms_k = np.array([final[k] for k in keys], dtype=object)

@@ -15,9 +15,17 @@ import numpy as np
 
 from ._graph import UnitGraph
 from .bisection import recursive_bisection
+from .recombine import recombine
 from .refine import connected_without, refine
 
-__all__ = ["UnitGraph", "GridAssignment", "partition_graph", "refine", "connected_without"]
+__all__ = [
+    "UnitGraph",
+    "GridAssignment",
+    "partition_graph",
+    "refine",
+    "recombine",
+    "connected_without",
+]
 
 
 @dataclass
@@ -188,15 +196,25 @@ def _best_of(
             lab[p] = n_
         if len(pieces) > 1:
             lab = refine(g, lab, grids=np.arange(len(pieces)), mean=mean, tolerance=tolerance)
-        pieces = [np.flatnonzero(lab == n_) for n_ in range(len(pieces))]
-        dev = np.array([abs(g.weight[p].sum() / mean - 1) for p in pieces])
-        key = (int((dev > tolerance + 1e-9).sum()), float(dev.max()))
+        key = _score(g, lab, len(pieces), mean, tolerance)
         if best is None or key < best[0]:
-            best = (key, pieces)
+            best = (key, lab)
         if key[0] == 0:
             break
     assert best is not None
-    return best[1]
+    key, lab = best
+    if key[0] and k > 1:
+        # coarse units: merge and re-split neighbouring grids, then move again
+        grids = np.arange(k)
+        lab = recombine(g, lab, grids=grids, mean=mean, tolerance=tolerance, rng=rng)
+        lab = refine(g, lab, grids=grids, mean=mean, tolerance=tolerance)
+    return [np.flatnonzero(lab == n_) for n_ in range(k)]
+
+
+def _score(g: UnitGraph, lab: np.ndarray, k: int, mean: float, tolerance: float):
+    w = np.bincount(lab[lab >= 0], weights=g.weight[lab >= 0], minlength=k)
+    dev = np.abs(w / mean - 1)
+    return int((dev > tolerance + 1e-9).sum()), float(dev.max())
 
 
 def _adjacent_grids(g: UnitGraph, labels: np.ndarray, part: np.ndarray) -> set[int]:

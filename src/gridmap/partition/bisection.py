@@ -38,6 +38,7 @@ def _best_cut(
     tol: float,
     rng: np.random.Generator,
     n_trees: int,
+    leaf_slack: float = 0.9,
 ) -> tuple[np.ndarray, int, np.ndarray, int]:
     k1 = k // 2
     k2 = k - k1
@@ -99,8 +100,8 @@ def _best_cut(
         for ka, kb in ((k1, k2), (k2, k1)):
             da = np.abs(s / ka - mean) / mean
             db = np.abs((total - s) / kb - mean) / mean
-            lim_a = tol * (0.9 if ka == 1 else 0.5)
-            lim_b = tol * (0.9 if kb == 1 else 0.5)
+            lim_a = tol * (leaf_slack if ka == 1 else 0.5)
+            lim_b = tol * (leaf_slack if kb == 1 else 0.5)
             over = np.maximum(da - lim_a, 0) + np.maximum(db - lim_b, 0)
             dev.append((over, np.maximum(da, db), ka))
         use_b = dev[1][0] < dev[0][0]

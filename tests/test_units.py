@@ -1,0 +1,622 @@
+"""Tests of gridmap.units: street blocks, the study area, building cells, units."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+import shapely.affinity
+from conftest import grid_city
+from shapely import LineString
+
+from gridmap.units import (
+    Blocks,
+    assign_by_overlap,
+    block_table,
+    build_units,
+    make_blocks,
+    street_blocks,
+    study_area,
+    tessellate,
+)
+
+SQUARE = shapely.box(0, 0, 100, 100)
+#: a street cross through the square, overshooting its edge
+CROSS = np.array(
+    [LineString([(50, -10), (50, 110)]), LineString([(-10, 50), (110, 50)])]
+)
+L_BLOCK = shapely.Polygon([(0, 0), (100, 0), (100, 40), (40, 40), (40, 100), (0, 100)])
+U_BLOCK = shapely.difference(shapely.box(0, 0, 100, 100), shapely.box(30, 30, 70, 100))
+
+
+def _boxes(*bounds) -> np.ndarray:
+    return np.array([shapely.box(*b) for b in bounds], dtype=object)
+
+
+def _assert_tiles(pieces, whole, rel=1e-6) -> None:
+    """``pieces`` cover ``whole`` exactly, without overlaps."""
+    pieces = np.asarray(pieces, dtype=object)
+    area = whole.area
+    assert shapely.is_valid(pieces).all()
+    assert shapely.area(pieces).sum() == pytest.approx(area, rel=rel)
+    assert shapely.union_all(pieces).area == pytest.approx(area, rel=rel)
+    assert (
+        shapely.symmetric_difference(shapely.union_all(pieces), whole).area
+        <= rel * area
+    )
+    tree = shapely.STRtree(pieces)
+    a, b = tree.query(pieces, predicate="intersects")
+    keep = a < b
+    if keep.any():
+        overlap = shapely.area(shapely.intersection(pieces[a[keep]], pieces[b[keep]]))
+        assert overlap.max() <= rel * area
+
+
+def _bounds(geoms) -> list[tuple[float, ...]]:
+    return [tuple(round(v, 6) for v in g.bounds) for g in geoms]
+
+
+# --- street_blocks
+def test_street_blocks_cross_gives_four_quarters():
+    blocks = street_blocks(CROSS, SQUARE)
+    assert len(blocks) == 4
+    assert shapely.area(blocks).tolist() == pytest.approx([2500.0] * 4)
+    assert sorted(_bounds(blocks)) == [
+        (0, 0, 50, 50),
+        (0, 50, 50, 100),
+        (50, 0, 100, 50),
+        (50, 50, 100, 100),
+    ]
+    assert shapely.get_type_id(blocks).tolist() == [3, 3, 3, 3]
+    _assert_tiles(blocks, SQUARE)
+
+
+def test_street_blocks_uneven_cut():
+    streets = np.array(
+        [LineString([(30, -5), (30, 105)]), LineString([(30, 80), (105, 80)])]
+    )
+    blocks = street_blocks(streets, SQUARE)
+    assert sorted(np.round(shapely.area(blocks), 6).tolist()) == [
+        1400.0,
+        3000.0,
+        5600.0,
+    ]
+    _assert_tiles(blocks, SQUARE)
+
+
+def test_street_blocks_dead_end_street_does_not_cut():
+    streets = np.array([LineString([(50, -10), (50, 60)])])
+    blocks = street_blocks(streets, SQUARE)
+    assert len(blocks) == 1
+    assert blocks[0].area == pytest.approx(10000.0)
+
+
+def test_street_blocks_outside_streets_do_not_cut():
+    streets = np.array(
+        [LineString([(150, -10), (150, 110)]), LineString([(-10, 200), (110, 200)])]
+    )
+    blocks = street_blocks(streets, SQUARE)
+    assert len(blocks) == 1
+    assert shapely.equals(blocks[0], SQUARE)
+
+
+def test_street_blocks_drop_slivers_along_the_outline():
+    streets = np.array([LineString([(-10, 100 - 1e-9), (110, 100 - 1e-9)]), CROSS[0]])
+    blocks = street_blocks(streets, SQUARE)
+    assert len(blocks) == 2
+    assert sorted(np.round(shapely.area(blocks), 3).tolist()) == [5000.0, 5000.0]
+
+
+def test_street_blocks_area_with_a_hole():
+    ring = shapely.difference(shapely.box(0, 0, 100, 100), shapely.box(40, 40, 60, 60))
+    blocks = street_blocks(CROSS, ring)
+    assert len(blocks) == 4
+    assert shapely.area(blocks).tolist() == pytest.approx([2400.0] * 4)
+    _assert_tiles(blocks, ring)
+
+
+# --- study_area
+def test_study_area_is_the_union_of_the_boundaries():
+    b, s = grid_city(2, 2)
+    bnd = gpd.GeoSeries([shapely.box(0, 0, 100, 200), shapely.box(100, 0, 250, 200)])
+    area, source = study_area(b.geometry, s.geometry.values, boundaries=bnd)
+    assert source == "boundaries"
+    assert shapely.equals(area, shapely.box(0, 0, 250, 200))
+
+
+def test_study_area_empty_boundaries_fall_back_to_streets():
+    b, s = grid_city(2, 2)
+    area, source = study_area(
+        b.geometry, s.geometry.values, boundaries=gpd.GeoSeries([])
+    )
+    assert source == "streets"
+    assert shapely.equals(area, shapely.box(0, 0, 200, 200))
+
+
+def test_study_area_from_streets_is_the_built_blocks():
+    b, s = grid_city(3, 2)
+    area, source = study_area(b.geometry, s.geometry.values)
+    assert source == "streets"
+    assert area.geom_type == "Polygon"
+    assert area.area == pytest.approx(300 * 200)
+    assert shapely.equals(area, shapely.box(0, 0, 300, 200))
+    assert shapely.contains(area, b.geometry.values).all()
+
+
+def test_study_area_fills_an_empty_block_surrounded_by_built_ones():
+    b, s = grid_city(3, 3)
+    centre = b["id"] == "b1-1-0"
+    assert centre.sum() == 1
+    area, _ = study_area(b.geometry[~centre], s.geometry.values)
+    assert shapely.equals(area, shapely.box(0, 0, 300, 300))
+
+
+def test_study_area_leaves_out_empty_blocks_at_the_edge():
+    b, s = grid_city(3, 1)
+    # only the west and middle blocks have buildings: the east block stays out
+    keep = b["id"].isin(["b0-0-0", "b1-0-0"]).to_numpy()
+    area, _ = study_area(b.geometry[keep], s.geometry.values)
+    assert shapely.equals(area, shapely.box(0, 0, 200, 100))
+
+
+def test_study_area_joins_blocks_across_a_dual_carriageway():
+    # two built blocks 10 m apart (the two carriageways of one road)
+    blds = gpd.GeoSeries([shapely.box(20, 20, 80, 80), shapely.box(120, 20, 180, 80)])
+    lines = np.array(
+        [LineString([(x, -50), (x, 150)]) for x in (0, 100, 110, 210)]
+        + [LineString([(-50, y), (260, y)]) for y in (0, 100)]
+    )
+    area, _ = study_area(blds, lines)
+    box = shapely.box(0, 0, 210, 100)
+    # the corridor joins in; the closing leaves it a little short (< 0.5 m) at its ends
+    assert shapely.difference(area, box).area == 0
+    assert shapely.difference(box, area).area < 0.5 * 10 * 2
+    assert shapely.covers(area, shapely.box(0, 0, 100, 100))
+    assert shapely.covers(area, shapely.box(110, 0, 210, 100))
+    assert shapely.covers(area, shapely.box(100, 1, 110, 99))
+    # without the closing the corridor stays out
+    area, _ = study_area(blds, lines, closing=0)
+    assert area.geom_type == "MultiPolygon"
+    assert area.area == pytest.approx(20000.0)
+
+
+def test_study_area_without_streets_is_the_widened_hull():
+    blds = gpd.GeoSeries([shapely.box(0, 0, 10, 10), shapely.box(100, 0, 110, 10)])
+    area, source = study_area(blds, np.array([], dtype=object), margin=20)
+    assert source == "streets"
+    assert shapely.contains(area, blds.values).all()
+    hull = shapely.convex_hull(shapely.union_all(blds.values)).buffer(20)
+    assert area.area == pytest.approx(hull.area, rel=1e-9)
+
+
+# --- assign_by_overlap
+TWO = _boxes((0, 0, 10, 10), (10, 0, 20, 10))
+
+
+def test_assign_by_overlap_larger_overlap_wins():
+    idx, share = assign_by_overlap(_boxes((8, 2, 14, 4), (1, 1, 11, 2)), TWO)
+    assert idx.tolist() == [1, 0]
+    assert share.tolist() == pytest.approx([8 / 12, 9 / 10])
+
+
+def test_assign_by_overlap_inside_one_polygon():
+    idx, share = assign_by_overlap(_boxes((12, 2, 14, 4), (1, 1, 2, 2)), TWO)
+    assert idx.tolist() == [1, 0]
+    assert share.tolist() == [1.0, 1.0]
+
+
+def test_assign_by_overlap_tie_goes_to_the_lower_index():
+    g = _boxes((8, 2, 12, 4))
+    idx, share = assign_by_overlap(g, TWO)
+    assert idx.tolist() == [0] and share.tolist() == [0.5]
+    idx, share = assign_by_overlap(g, TWO[::-1].copy())
+    assert idx.tolist() == [0] and share.tolist() == [0.5]
+
+
+def test_assign_by_overlap_outside_goes_to_the_nearest():
+    g = _boxes((30, 0, 32, 2), (-9, 0, -5, 3), (3, 20, 5, 22))
+    idx, share = assign_by_overlap(g, TWO)
+    assert idx.tolist() == [1, 0, 0]
+    assert share.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_assign_by_overlap_touching_only_an_edge():
+    idx, share = assign_by_overlap(_boxes((20, 2, 25, 4)), TWO)
+    assert idx.tolist() == [1]
+    assert share.tolist() == [0.0]
+
+
+def test_assign_by_overlap_points():
+    pts = shapely.points([(15, 5), (2, 2), (10, 5), (50, 5)])
+    idx, share = assign_by_overlap(pts, TWO)
+    # a point on the shared edge goes to the lower index; one outside to the nearest
+    assert idx.tolist() == [1, 0, 0, 1]
+    assert share.tolist() == [1.0, 1.0, 1.0, 0.0]
+
+
+def test_assign_by_overlap_empty_inputs():
+    idx, share = assign_by_overlap(np.array([], dtype=object), TWO)
+    assert idx.shape == (0,) and share.shape == (0,)
+    idx, share = assign_by_overlap(_boxes((0, 0, 1, 1)), np.array([], dtype=object))
+    assert idx.tolist() == [-1] and share.tolist() == [0.0]
+
+
+# --- make_blocks
+#: one building per quarter of SQUARE, in the order SW, SE, NW, NE
+QUARTER_BLDS = _boxes(
+    (10, 10, 20, 20), (60, 10, 70, 20), (10, 60, 20, 70), (60, 60, 70, 70)
+)
+
+
+def test_make_blocks_orders_north_west_first():
+    blocks = make_blocks(QUARTER_BLDS, CROSS, SQUARE)
+    assert isinstance(blocks, Blocks)
+    # NW, NE, SW, SE
+    assert _bounds(blocks.geometry) == [
+        (0, 50, 50, 100),
+        (50, 50, 100, 100),
+        (0, 0, 50, 50),
+        (50, 0, 100, 50),
+    ]
+    assert blocks.building_block.tolist() == [2, 3, 0, 1]
+    assert blocks.community.tolist() == [0, 0, 0, 0]
+    assert blocks.compound.tolist() == [-1, -1, -1, -1]
+    assert blocks.outside.tolist() == []
+    assert blocks.loads(np.array([1.0, 2.0, 4.0, 8.0])).tolist() == [4.0, 8.0, 1.0, 2.0]
+
+
+def test_make_blocks_merges_the_faces_inside_a_compound():
+    compound = np.array([shapely.box(0, 0, 100, 50)])
+    blocks = make_blocks(QUARTER_BLDS, CROSS, SQUARE, compounds=compound)
+    assert len(blocks.geometry) == 3
+    _assert_tiles(blocks.geometry, SQUARE)
+    assert _bounds(blocks.geometry) == [
+        (0, 50, 50, 100),
+        (50, 50, 100, 100),
+        (0, 0, 100, 50),
+    ]
+    assert shapely.equals(blocks.geometry[2], shapely.box(0, 0, 100, 50))
+    assert blocks.building_block.tolist() == [2, 2, 0, 1]
+    assert blocks.compound.tolist() == [0, 0, -1, -1]
+
+
+def test_make_blocks_two_compounds():
+    compounds = np.array([shapely.box(50, 0, 100, 100), shapely.box(0, 0, 50, 50)])
+    blocks = make_blocks(QUARTER_BLDS, CROSS, SQUARE, compounds=compounds)
+    # the east compound merges two faces, the south-west one holds one face
+    assert len(blocks.geometry) == 3
+    _assert_tiles(blocks.geometry, SQUARE)
+    east = int(blocks.building_block[1])
+    assert shapely.equals(blocks.geometry[east], shapely.box(50, 0, 100, 100))
+    assert blocks.building_block[3] == east
+    assert blocks.compound.tolist() == [1, 0, -1, 0]
+
+
+def test_make_blocks_community_of_each_block():
+    # one east-west street; the community boundary (x = 50) cuts the blocks too
+    comms = np.array([shapely.box(0, 0, 50, 100), shapely.box(50, 0, 100, 100)])
+    blocks = make_blocks(QUARTER_BLDS, CROSS[1:], SQUARE, communities=comms)
+    assert _bounds(blocks.geometry) == [
+        (0, 50, 50, 100),
+        (50, 50, 100, 100),
+        (0, 0, 50, 50),
+        (50, 0, 100, 50),
+    ]
+    assert blocks.community.tolist() == [0, 1, 0, 1]
+    assert blocks.building_block.tolist() == [2, 3, 0, 1]
+
+
+def test_make_blocks_building_outside_the_area():
+    blds = np.concatenate([QUARTER_BLDS, _boxes((120, 80, 130, 90), (95, 20, 105, 30))])
+    blocks = make_blocks(blds, CROSS, SQUARE)
+    # the first lies wholly outside (nearest block NE); the second straddles the edge
+    assert blocks.outside.tolist() == [4]
+    assert blocks.building_block.tolist() == [2, 3, 0, 1, 1, 3]
+
+
+def test_make_blocks_given_units_are_taken_as_they_are():
+    units = _boxes((0, 0, 30, 100), (30, 0, 100, 100))
+    blocks = make_blocks(QUARTER_BLDS, CROSS, SQUARE, given_units=units)
+    assert _bounds(blocks.geometry) == [(0, 0, 30, 100), (30, 0, 100, 100)]
+    assert blocks.building_block.tolist() == [0, 1, 0, 1]
+
+
+def test_block_table_sums_per_block():
+    blocks = make_blocks(QUARTER_BLDS[[0, 1, 3]], CROSS, SQUARE)
+    table = block_table(blocks, pd.DataFrame({"households": [10.0, 20.0, 40.0]}))
+    assert table["households"].tolist() == [0.0, 40.0, 10.0, 20.0]
+    assert table["n_buildings"].tolist() == [0, 1, 1, 1]
+
+
+# --- tessellate
+def _check_cells(block, blds, groups, cell_of, cells) -> None:
+    """Cells tile the block, one polygon per group, each building in its own."""
+    n_groups = len(np.unique(groups))
+    assert len(cells) == n_groups
+    assert shapely.get_type_id(cells).tolist() == [3] * n_groups  # single polygons
+    _assert_tiles(cells, block)
+    assert cell_of.shape == (len(blds),)
+    # buildings of one group share a cell, different groups have different cells
+    for g in np.unique(groups):
+        assert len(set(cell_of[groups == g].tolist())) == 1
+    assert len(set(cell_of.tolist())) == n_groups
+    # no cell cuts through a building
+    inside = shapely.area(shapely.intersection(blds, cells[cell_of]))
+    np.testing.assert_allclose(inside, shapely.area(blds), rtol=1e-9)
+
+
+def test_tessellate_one_group_is_the_whole_block():
+    blds = _boxes((10, 10, 20, 20), (60, 60, 70, 70))
+    cell_of, cells = tessellate(SQUARE, blds, np.array([4, 4]))
+    assert cell_of.tolist() == [0, 0]
+    assert len(cells) == 1 and cells[0].equals(SQUARE)
+
+
+def test_tessellate_two_buildings_side_by_side_cut_midway():
+    blds = _boxes((20, 20, 40, 80), (60, 20, 80, 80))
+    cell_of, cells = tessellate(SQUARE, blds, np.array([0, 1]))
+    _check_cells(SQUARE, blds, np.array([0, 1]), cell_of, cells)
+    assert cell_of.tolist() == [0, 1]
+    assert shapely.equals(cells[0], shapely.box(0, 0, 50, 100))
+    assert shapely.equals(cells[1], shapely.box(50, 0, 100, 100))
+
+
+IRREGULAR = _boxes(
+    (12.3, 11.7, 38.1, 41.9),
+    (61.2, 8.8, 88.4, 37.3),
+    (9.6, 57.2, 41.1, 87.5),
+    (63.3, 61.9, 92.2, 90.4),
+)
+
+
+def test_tessellate_four_buildings_in_a_square():
+    groups = np.arange(4)
+    cell_of, cells = tessellate(SQUARE, IRREGULAR, groups)
+    _check_cells(SQUARE, IRREGULAR, groups, cell_of, cells)
+    # each cell holds the corner of the block next to its building
+    corners = shapely.points([(1, 1), (99, 1), (1, 99), (99, 99)])
+    assert shapely.contains(cells[cell_of], corners).all()
+
+
+def test_tessellate_compound_groups_share_one_cell():
+    groups = np.array([-1, 5, -1, 7])
+    cell_of, cells = tessellate(SQUARE, IRREGULAR, groups)
+    _check_cells(SQUARE, IRREGULAR, groups, cell_of, cells)
+    assert len(cells) == 3
+    assert cell_of[0] == cell_of[2]
+    assert cell_of[1] != cell_of[3] and cell_of[0] not in (cell_of[1], cell_of[3])
+    # cells are numbered by sorted group label
+    assert cell_of.tolist() == [0, 1, 0, 2]
+
+
+def test_tessellate_buildings_sharing_a_wall():
+    block = shapely.box(0, 0, 100, 50)
+    blds = _boxes((10, 10, 30, 40), (30, 10, 50, 40), (60, 5, 90, 45))
+    groups = np.arange(3)
+    cell_of, cells = tessellate(block, blds, groups)
+    _check_cells(block, blds, groups, cell_of, cells)
+    # the cut between the two runs along their common wall
+    shared = shapely.intersection(
+        shapely.boundary(cells[cell_of[0]]), shapely.boundary(cells[cell_of[1]])
+    )
+    wall = LineString([(30, 10), (30, 40)])
+    assert shapely.covers(shared.buffer(1e-6), wall)
+
+
+def test_tessellate_buildings_sharing_a_wall_offset():
+    block = shapely.box(0, 0, 100, 50)
+    blds = _boxes((10, 10, 30, 40), (30, 13.3, 50, 37.7), (60, 5, 90, 45))
+    groups = np.arange(3)
+    cell_of, cells = tessellate(block, blds, groups)
+    _check_cells(block, blds, groups, cell_of, cells)
+
+
+def test_tessellate_l_shaped_block():
+    blds = _boxes(
+        (61.3, 6.2, 92.7, 31.1), (6.1, 61.4, 31.8, 92.3), (7.2, 6.6, 29.4, 33.1)
+    )
+    groups = np.arange(3)
+    cell_of, cells = tessellate(L_BLOCK, blds, groups)
+    _check_cells(L_BLOCK, blds, groups, cell_of, cells)
+    # each arm's end belongs to the building in that arm
+    assert shapely.contains(cells[cell_of[0]], shapely.Point(99, 1))
+    assert shapely.contains(cells[cell_of[1]], shapely.Point(1, 99))
+
+
+def test_tessellate_u_shaped_block_gives_cut_off_pieces_to_a_neighbour():
+    # the west building's Voronoi region reaches across the notch into the top
+    # of the east arm; that piece is cut off from it and goes to the east cell
+    blds = _boxes((5.3, 71.33, 25.1, 95.7), (75.4, 3.1, 95.2, 9.43))
+    groups = np.arange(2)
+    cell_of, cells = tessellate(U_BLOCK, blds, groups)
+    _check_cells(U_BLOCK, blds, groups, cell_of, cells)
+    west, east = cells[cell_of[0]], cells[cell_of[1]]
+    assert shapely.contains(east, shapely.Point(85, 95))
+    assert shapely.contains(west, shapely.Point(15, 40))
+    assert shapely.contains(east, shapely.Point(15, 5))  # nearer the east building
+
+
+def test_tessellate_building_mostly_outside_the_block_shares_the_nearest_cell():
+    # the third building's own anchor point lies outside the block: it gets no
+    # cell of its own and joins the cell nearest to it
+    blds = _boxes(
+        (10.3, 10.2, 30.7, 30.1),
+        (60.4, 60.2, 80.1, 80.9),
+        (91.37, 20.23, 131.71, 28.93),
+    )
+    cell_of, cells = tessellate(SQUARE, blds, np.arange(3))
+    assert cell_of.tolist() == [0, 1, 1]
+    assert len(cells) == 2
+    assert shapely.get_type_id(cells).tolist() == [3, 3]
+    _assert_tiles(cells, SQUARE)
+    inside = shapely.area(shapely.intersection(blds, cells[cell_of]))
+    np.testing.assert_allclose(
+        inside, shapely.area(shapely.intersection(blds, SQUARE)), rtol=1e-9
+    )
+
+
+# Layouts on which GEOS' Voronoi diagram of the sample points comes out corrupt
+# (self-overlapping cells): tessellate uses it unchecked and then crashes in
+# union_all, or returns overlapping cells, gaps, and buildings cut in two.
+_GEOS_VORONOI_BUG = (
+    "BUG: tessellate (units.py:289-305) trusts shapely.voronoi_polygons, "
+    "whose output is "
+    "corrupt (overlapping/invalid cells) for regular sample points: it then raises "
+    "GEOSException in union_all or returns overlapping cells / gaps"
+)
+
+
+@pytest.mark.parametrize(
+    "block,bounds",
+    [
+        pytest.param(
+            SQUARE,
+            [(10, 10, 40, 40), (60, 10, 90, 40), (10, 60, 40, 90), (60, 60, 90, 90)],
+            id="2x2-equal-buildings-crash",
+
+        ),
+        pytest.param(
+            SQUARE,
+            [(5, 60, 30, 90), (5, 5, 30, 30)],
+            id="two-stacked-overlap",
+
+        ),
+        pytest.param(
+            U_BLOCK,
+            [(6, 71.37, 24, 95), (76, 3, 95, 9.37)],
+            id="u-block-gap",
+
+        ),
+        pytest.param(
+            L_BLOCK,
+            [(60, 5, 90, 30), (5, 60, 30, 90), (5, 5, 30, 30)],
+            id="l-block-crash",
+
+        ),
+        pytest.param(
+            shapely.affinity.translate(L_BLOCK, 354000, 3456000),
+            [
+                (354060, 3456005, 354090, 3456030),
+                (354005, 3456060, 354030, 3456090),
+                (354005, 3456005, 354030, 3456030),
+            ],
+            id="l-block-utm-coordinates-crash",
+
+        ),
+        pytest.param(
+            SQUARE,
+            [(10, 10, 90, 20), (10, 30, 90, 40), (10, 50, 90, 60), (10, 70, 90, 80)],
+            id="four-slabs",
+        ),
+    ],
+)
+def test_tessellate_regular_layouts(block, bounds):
+    blds = _boxes(*bounds)
+    groups = np.arange(len(blds))
+    cell_of, cells = tessellate(block, blds, groups)
+    _check_cells(block, blds, groups, cell_of, cells)
+
+
+# --- build_units
+def _two_block_case():
+    """West block (x < 50) with three buildings, east block with two, cut by x = 50."""
+    blds = _boxes(
+        (5.3, 6.1, 21.7, 38.2),
+        (27.1, 55.4, 44.6, 91.3),
+        (6.7, 61.7, 19.1, 93.9),  # west
+        (61.3, 12.2, 88.9, 41.4),
+        (58.7, 62.9, 91.1, 87.3),  # east
+    )
+    streets = np.array([LineString([(50, -10), (50, 110)])])
+    return blds, streets
+
+
+def test_build_units_unsplit_blocks_are_the_units():
+    blds, streets = _two_block_case()
+    blocks = make_blocks(blds, streets, SQUARE)
+    units, bunit = build_units(blocks, blds, np.array([False, False]))
+    assert len(units) == 2
+    assert units["block"].tolist() == [0, 1]
+    assert units["split"].tolist() == [False, False]
+    assert units["community"].tolist() == [0, 0]
+    assert bunit.tolist() == blocks.building_block.tolist() == [0, 0, 0, 1, 1]
+    assert shapely.equals(units.geometry.iloc[0], shapely.box(0, 0, 50, 100))
+    _assert_tiles(units.geometry.values, SQUARE)
+
+
+def test_build_units_split_block_gives_one_cell_per_building():
+    blds, streets = _two_block_case()
+    blocks = make_blocks(blds, streets, SQUARE)
+    assert blocks.building_block.tolist() == [0, 0, 0, 1, 1]
+    units, bunit = build_units(blocks, blds, np.array([True, False]))
+    assert len(units) == 4
+    assert units["block"].tolist() == [0, 0, 0, 1]
+    assert units["split"].tolist() == [True, True, True, False]
+    # the west buildings get a cell each, the east ones share their block
+    assert bunit.tolist() == [0, 1, 2, 3, 3]
+    _assert_tiles(units.geometry.values, SQUARE)
+    inside = shapely.area(shapely.intersection(blds, units.geometry.values[bunit]))
+    np.testing.assert_allclose(inside, shapely.area(blds), rtol=1e-9)
+    # the cells of the west block tile it
+    _assert_tiles(units.geometry.values[:3], shapely.box(0, 0, 50, 100))
+
+
+def test_build_units_split_block_keeps_a_compound_whole():
+    blds, streets = _two_block_case()
+    compound = np.array([shapely.box(1, 50, 49, 99)])  # the two northern west buildings
+    blocks = make_blocks(blds, streets, SQUARE, compounds=compound)
+    # the compound holds no whole face, so the blocks stay as they were
+    assert len(blocks.geometry) == 2
+    assert blocks.compound.tolist() == [-1, 0, 0, -1, -1]
+    units, bunit = build_units(blocks, blds, np.array([True, True]))
+    assert len(units) == 4
+    assert bunit[1] == bunit[2] != bunit[0]
+    assert bunit[3] != bunit[4]
+    assert bunit.tolist() == [
+        1,
+        0,
+        0,
+        2,
+        3,
+    ]  # cells in order of group label: compound first
+    _assert_tiles(units.geometry.values, SQUARE)
+
+
+def test_build_units_block_without_buildings_or_with_one_stays_whole():
+    blds = _boxes((10, 10, 20, 20))
+    blocks = make_blocks(blds, CROSS, SQUARE)
+    units, bunit = build_units(blocks, blds, np.array([True, True, True, True]))
+    assert len(units) == 4
+    assert units["block"].tolist() == [0, 1, 2, 3]
+    assert bunit.tolist() == [2]
+    _assert_tiles(units.geometry.values, SQUARE)
+
+
+def test_build_units_carry_the_community():
+    blds, _ = _two_block_case()
+    comms = np.array([shapely.box(0, 0, 50, 100), shapely.box(50, 0, 100, 100)])
+    blocks = make_blocks(blds, np.array([], dtype=object), SQUARE, communities=comms)
+    units, bunit = build_units(blocks, blds, np.array([False, True]))
+    assert units["community"].tolist() == [0, 1, 1]
+    assert units["block"].tolist() == [0, 1, 1]
+    assert bunit[:3].tolist() == [0, 0, 0]
+    assert sorted(bunit[3:].tolist()) == [1, 2]
+    _assert_tiles(units.geometry.values, SQUARE)
+
+
+def test_build_units_on_a_grid_city():
+    b, s = grid_city(2, 2, per_block=3)
+    blds = b.geometry.values
+    area = shapely.box(0, 0, 200, 200)
+    blocks = make_blocks(blds, s.geometry.values, area)
+    assert len(blocks.geometry) == 4
+    assert np.bincount(blocks.building_block).tolist() == [3, 3, 3, 3]
+    split = np.array([True, False, True, False])
+    units, bunit = build_units(blocks, blds, split)
+    assert len(units) == 3 + 1 + 3 + 1
+    assert np.bincount(bunit).tolist() == [1, 1, 1, 3, 1, 1, 1, 3]
+    _assert_tiles(units.geometry.values, area)
+    inside = shapely.area(shapely.intersection(blds, units.geometry.values[bunit]))
+    np.testing.assert_allclose(inside, shapely.area(blds), rtol=1e-9)
