@@ -89,6 +89,110 @@ class _Balance:
         return dv, dvar
 
 
+def _grid_neighbours(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]],
+                     gid: int, active: set[int]) -> set[int]:
+    out: set[int] = set()
+    for u in members[gid]:
+        out.update(int(labels[x]) for x in g.neighbours(u))
+    return (out & active) - {gid}
+
+
+def _shift(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]], bal: _Balance,
+           src: int, dst: int, need: float) -> list[tuple[int, int, int]]:
+    """Move boundary units from ``src`` to ``dst`` adding up to about ``need``."""
+    moved: list[tuple[int, int, int]] = []
+    got = 0.0
+    for _ in range(50):
+        if got >= need * 0.5:
+            break
+        cands = sorted(
+            {u for u in members[src] if any(labels[x] == dst for x in g.neighbours(u))},
+            key=lambda u: (abs(got + float(g.weight[u]) - need), u),
+        )
+        for u in cands:
+            wu = float(g.weight[u])
+            if wu <= 0 or got + wu > need * 1.5 + 1e-9:
+                continue
+            if not connected_without(g, labels, u):
+                continue
+            labels[u] = dst
+            members[src].discard(u)
+            members[dst].add(u)
+            bal.w[src] -= wu
+            bal.w[dst] += wu
+            got += wu
+            moved.append((u, src, dst))
+            break
+        else:
+            break
+    return moved
+
+
+def _chains(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]], bal: _Balance,
+            active: set[int], max_len: int = 6) -> None:
+    """Ejection chains: carry weight from a grid with room to spare to one out of
+    the band along a path of grids, each passing on about what it receives.
+
+    Kept only where the number of grids out of tolerance (then the distance
+    from the band) goes down.
+    """
+    for _round in range(3):
+        improved = False
+        bad = sorted((x for x in active if bal.cost(bal.w[x]) >= 1.0),
+                     key=lambda x: (-bal.viol(bal.w[x]), x))
+        for gid in bad:
+            if bal.cost(bal.w[gid]) < 1.0:
+                continue
+            under = bal.w[gid] < bal.mean
+            need = (bal.mean - bal.w[gid]) if under else (bal.w[gid] - bal.mean)
+            # breadth-first over grids to the nearest one that can give (or take)
+            prev = {gid: -1}
+            frontier = [gid]
+            found = -1
+            for _depth in range(max_len):
+                nxt = []
+                for x in frontier:
+                    for y in sorted(_grid_neighbours(g, labels, members, x, active)):
+                        if y in prev:
+                            continue
+                        prev[y] = x
+                        slack = (bal.w[y] - bal.lo_in) if under else (bal.hi_in - bal.w[y])
+                        if slack >= need * 0.5:
+                            found = y
+                            break
+                        nxt.append(y)
+                    if found >= 0:
+                        break
+                if found >= 0 or not nxt:
+                    break
+                frontier = nxt
+            if found < 0:
+                continue
+            path = [found]
+            while prev[path[-1]] != -1:
+                path.append(prev[path[-1]])
+            # path runs found -> ... -> gid; weight flows along it (or against it)
+            before = sum(bal.cost(bal.w[x]) for x in path)
+            log: list[tuple[int, int, int]] = []
+            steps = list(zip(path[:-1], path[1:]))
+            if not under:
+                steps = [(b, a) for a, b in reversed(steps)]
+            for a, b in steps:
+                log += _shift(g, labels, members, bal, a, b, need)
+            after = sum(bal.cost(bal.w[x]) for x in path)
+            if after < before - 1e-9:
+                improved = True
+                continue
+            for u, a, b in reversed(log):
+                labels[u] = a
+                members[b].discard(u)
+                members[a].add(u)
+                bal.w[b] -= float(g.weight[u])
+                bal.w[a] += float(g.weight[u])
+        if not improved:
+            break
+
+
 def refine(
     g: UnitGraph,
     labels: np.ndarray,
@@ -98,7 +202,7 @@ def refine(
     tolerance: float,
     locked: set[int] | frozenset[int] = frozenset(),
     max_moves: int | None = None,
-    patience: int = 300,
+    patience: int = 500,
     tenure: int = 12,
     compact_passes: int = 2,
 ) -> np.ndarray:
@@ -195,6 +299,8 @@ def refine(
         wv = float(g.weight[v])
         bal.w[dst] -= wv
         bal.w[src] += wv
+
+    _chains(g, labels, members, bal, active)
 
     # shorten boundaries without leaving the band (or worsening a violation)
     lo, hi = bal.lo, bal.hi
