@@ -83,17 +83,22 @@ class GridPlan:
 
     def __repr__(self) -> str:
         m = self.metrics
+
+        def pct(key: str, digits: int = 1) -> str:
+            v = m.get(key)
+            return "n/a" if v is None else f"{v:.{digits}%}"
+
+        pp = m.get("polsby_popper_mean")
         lines = [
             f"GridPlan: {len(self.grids)} grids, {len(self.buildings)} buildings, "
             f"{len(self.units)} units",
             f"  balance by {self.params.get('by')}: target {self.params.get('target')}, "
             f"tolerance ±{self.params.get('tolerance', 0):.0%}; max deviation "
-            f"{m.get('max_abs_deviation', float('nan')):.1%}, "
-            f"{m.get('n_out_of_tolerance', 0)} grid(s) out of tolerance",
+            f"{pct('max_abs_deviation')}, {m.get('n_out_of_tolerance', 0)} grid(s) out "
+            "of tolerance",
             f"  contiguous: {m.get('contiguous')}, mean Polsby-Popper "
-            f"{m.get('polsby_popper_mean', float('nan')):.2f}, street share "
-            f"{m.get('street_share', float('nan')):.1%}",
-            f"  gap {m.get('gap_share', 0):.4%}, overlap {m.get('overlap_share', 0):.4%}",
+            f"{'n/a' if pp is None else f'{pp:.2f}'}, street share {pct('street_share')}",
+            f"  gap {pct('gap_share', 4)}, overlap {pct('overlap_share', 4)}",
         ]
         return "\n".join(lines)
 

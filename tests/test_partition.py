@@ -1,0 +1,126 @@
+"""The partitioner on graphs: contiguity always, balance where units are fine enough."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gridmap.partition import UnitGraph, connected_without, partition_graph, refine
+
+
+def lattice(nx: int, ny: int, weights: np.ndarray) -> UnitGraph:
+    xs, ys = np.meshgrid(np.arange(nx), np.arange(ny), indexing="ij")
+    xy = np.c_[xs.ravel(), ys.ravel()].astype(float)
+    idx = np.arange(nx * ny).reshape(nx, ny)
+    i = np.r_[idx[:-1, :].ravel(), idx[:, :-1].ravel()]
+    j = np.r_[idx[1:, :].ravel(), idx[:, 1:].ravel()]
+    return UnitGraph.from_edges(nx * ny, weights, xy, i, j, np.ones(len(i)))
+
+
+def contiguous(g: UnitGraph, labels: np.ndarray) -> bool:
+    return all(
+        len(np.unique(g.components(np.flatnonzero(labels == gid)))) == 1
+        for gid in np.unique(labels)
+    )
+
+
+def test_uniform_lattice_splits_exactly():
+    g = lattice(8, 8, np.ones(64))
+    a = partition_graph(g, np.zeros(64, int), target=16, tolerance=0.01, seed=0)
+    w = np.bincount(a.labels, weights=g.weight)
+    assert w.tolist() == [16.0] * 4
+    assert contiguous(g, a.labels)
+    # compact: four 4 x 4 squares have 32 cut edges between them... at most a few more
+    cut = int((a.labels[g.i] != a.labels[g.j]).sum())
+    assert cut <= 20
+
+
+def test_oversize_unit_is_its_own_flagged_grid():
+    w = np.ones(36)
+    w[14] = 50
+    g = lattice(6, 6, w)
+    a = partition_graph(g, np.zeros(36, int), target=12, tolerance=0.1, seed=0)
+    own = a.labels[14]
+    assert a.flag[own] == "oversize"
+    assert (a.labels == own).sum() == 1
+
+
+def test_communities_are_never_crossed():
+    g = lattice(6, 6, np.ones(36))
+    comm = (np.arange(36) // 18).astype(int)  # west half, east half
+    a = partition_graph(g, comm, target=6, tolerance=0.1, seed=0)
+    for gid in np.unique(a.labels):
+        assert len(np.unique(comm[a.labels == gid])) == 1
+    assert a.n_grids == 6
+
+
+def test_same_seed_same_labels_and_seed_matters_only_through_seed():
+    rng = np.random.default_rng(3)
+    g = lattice(12, 12, rng.integers(1, 9, 144).astype(float))
+    a = partition_graph(g, np.zeros(144, int), target=60, tolerance=0.1, seed=5)
+    b = partition_graph(g, np.zeros(144, int), target=60, tolerance=0.1, seed=5)
+    assert a.labels.tolist() == b.labels.tolist()
+
+
+def test_connected_without():
+    g = lattice(3, 1, np.ones(3))  # a path 0 - 1 - 2
+    labels = np.zeros(3, int)
+    assert connected_without(g, labels, 0)
+    assert not connected_without(g, labels, 1)  # the middle unit holds the grid together
+    labels = np.array([0, 1, 1])
+    assert not connected_without(g, labels, 0)  # the only unit of its grid
+
+
+def test_refine_restores_balance_by_moving_boundary_units():
+    g = lattice(4, 2, np.ones(8))
+    # grid 0 holds 6 units, grid 1 holds 2: target mean 4
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1])
+    out = refine(g, labels, grids=np.array([0, 1]), mean=4, tolerance=0.1)
+    assert np.bincount(out).tolist() == [4, 4]
+    assert contiguous(g, out)
+
+
+def test_locked_grid_is_not_touched():
+    g = lattice(4, 2, np.ones(8))
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1])
+    out = refine(g, labels, grids=np.array([0, 1]), mean=4, tolerance=0.1, locked={1})
+    assert out.tolist() == labels.tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    nx=st.integers(4, 14),
+    ny=st.integers(4, 14),
+    k=st.integers(2, 6),
+    seed=st.integers(0, 2**16),
+    data=st.data(),
+)
+def test_property_contiguous_complete_and_balanced(nx, ny, k, seed, data):
+    n = nx * ny
+    k = min(k, n // 12)  # at least ~12 units a grid: fine enough to balance
+    if k < 2:
+        k = 2
+    weights = np.array(data.draw(st.lists(st.integers(1, 4), min_size=n, max_size=n)), float)
+    g = lattice(nx, ny, weights)
+    target = weights.sum() / k
+    a = partition_graph(g, np.zeros(n, int), target=target, tolerance=0.25, seed=seed)
+    assert (a.labels >= 0).all()
+    assert a.n_grids == k
+    assert contiguous(g, a.labels)
+    w = np.bincount(a.labels, weights=weights, minlength=a.n_grids)
+    mean = w.mean()
+    assert np.abs(w / mean - 1).max() <= 0.25 + 1e-9
+
+
+@pytest.mark.slow
+def test_ten_thousand_units_three_hundred_grids_at_five_percent():
+    rng = np.random.default_rng(1)
+    g = lattice(100, 100, rng.integers(1, 10, 10_000).astype(float))
+    a = partition_graph(g, np.zeros(10_000, int), target=g.weight.sum() / 300,
+                        tolerance=0.05, seed=0)
+    w = np.bincount(a.labels, weights=g.weight)
+    assert len(w) == 300
+    assert np.abs(w / w.mean() - 1).max() <= 0.05 + 1e-9
+    assert contiguous(g, a.labels)
