@@ -192,7 +192,7 @@ def _polygonal(geoms) -> np.ndarray:
     """Keep only the polygon parts (make_valid can add lines and points)."""
     out = []
     for g in geoms:
-        parts = shapely.get_parts(g)
+        parts = shapely.get_parts(shapely.get_parts(g))  # collections, then multis
         parts = parts[np.isin(shapely.get_type_id(parts), (3,))]
         out.append(shapely.multipolygons(parts) if len(parts) != 1 else parts[0])
     return np.asarray(out, dtype=object)
@@ -382,7 +382,20 @@ def check(spec: Spec, out_dir: Path) -> tuple[dict[str, Any], list[tuple], list[
     if (big == 0).any():
         rows.append(("empty grids", _num(int((big == 0).sum())), _num(mj.get("n_empty")),
                      "FAIL"))
+    multi = np.flatnonzero(big > 1)
+    if len(multi):
+        notes.append("grids in several parts (grid_id: part areas m²): " + "; ".join(
+            f"{g['grid_id'].iloc[i]}: "
+            + ", ".join(f"{x:,.0f}" for x in sorted(shapely.area(shapely.get_parts(ggeom[i])),
+                                                     reverse=True))
+            for i in multi[:10]))
     invalid_file = int((~shapely.is_valid(grids.geometry.values)).sum())
+    if invalid_file:
+        reasons = pd.Series([shapely.is_valid_reason(x).split("[")[0] for x in
+                             grids.geometry.values[~shapely.is_valid(grids.geometry.values)]])
+        change = np.abs(shapely.area(ggeom) - shapely.area(g.geometry.values)).max()
+        notes.append(f"invalid grids as written: {({k: int(v) for k, v in reasons.value_counts().items()})}; "
+                     f"make_valid changes a grid's area by at most {change:.2g} m²")
     invalid = int((~shapely.is_valid(g.geometry.values)).sum())
     fig.update(invalid_file=invalid_file, invalid_utm=invalid)
     rows.append(("invalid grid geometries as written (file CRS)", _num(invalid_file),

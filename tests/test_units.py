@@ -176,10 +176,23 @@ def test_study_area_joins_blocks_across_a_dual_carriageway():
     assert shapely.covers(area, shapely.box(0, 0, 100, 100))
     assert shapely.covers(area, shapely.box(110, 0, 210, 100))
     assert shapely.covers(area, shapely.box(100, 1, 110, 99))
-    # without the closing the corridor stays out
+    # without the closing, the separate pieces are still joined, by the street
+    # face between them (the corridor), exactly
     area, _ = study_area(blds, lines, closing=0)
-    assert area.geom_type == "MultiPolygon"
-    assert area.area == pytest.approx(20000.0)
+    assert area.geom_type == "Polygon"
+    assert area.area == pytest.approx(21000.0)
+
+
+def test_study_area_joins_a_far_cluster_by_the_faces_between():
+    # two built blocks 100 m apart, an empty block between them
+    blds = gpd.GeoSeries([shapely.box(20, 20, 80, 80), shapely.box(220, 20, 280, 80)])
+    lines = np.array(
+        [LineString([(x, -50), (x, 150)]) for x in (0, 100, 200, 300)]
+        + [LineString([(-50, y), (350, y)]) for y in (0, 100)]
+    )
+    area, _ = study_area(blds, lines, closing=0)
+    assert area.geom_type == "Polygon"
+    assert shapely.covers(area, shapely.box(0, 0, 300, 100))
 
 
 def test_study_area_without_streets_is_the_widened_hull():

@@ -16,15 +16,77 @@ from .plan import GridPlan
 __all__ = ["assemble", "dissolve_units"]
 
 
-def dissolve_units(geoms: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
-    """Union of the unit polygons of each label 0..n-1."""
+def dissolve_units(
+    geoms: np.ndarray, labels: np.ndarray, n: int, *, grid_size: float = 1e-3
+) -> np.ndarray:
+    """Union of the unit polygons of each label 0..n-1 (metric CRS)."""
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(n + 1))
     out = np.empty(n, dtype=object)
     for gid in range(n):
         members = geoms[order[bounds[gid] : bounds[gid + 1]]]
-        merged = shapely.union_all(members)
+        # a millimetre precision grid closes the hair-thin seams that floating
+        # point leaves between a block and the cells of its split neighbour
+        try:
+            merged = shapely.union_all(members, grid_size=grid_size)
+        except shapely.errors.GEOSException:
+            merged = shapely.union_all(members)
         out[gid] = merged
+    return out
+
+
+def _to_output(gdf: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
+    """Reproject to the input CRS and repair what reprojection breaks.
+
+    Rounding in the transformation can fold a hair-thin spike onto itself; such
+    polygons are repaired with ``make_valid`` (keeping their polygonal parts), a
+    change of well under a square millimetre.
+    """
+    out = gdf.to_crs(crs) if crs is not None else gdf.copy()
+    geoms = np.asarray(out.geometry.values)
+    bad = ~shapely.is_valid(geoms)
+    if bad.any():
+        fixed = shapely.make_valid(geoms[bad])
+        for n, geom in enumerate(fixed):
+            if geom.geom_type == "GeometryCollection":
+                parts = [p for p in geom.geoms if p.geom_type in ("Polygon", "MultiPolygon")]
+                fixed[n] = shapely.union_all(parts)
+        geoms = geoms.copy()
+        geoms[bad] = fixed
+        out = out.set_geometry(gpd.GeoSeries(geoms, index=out.index, crs=out.crs))
+    return out
+
+
+def _reasons(grids: gpd.GeoDataFrame, labels: np.ndarray, order: np.ndarray,
+             new_id: np.ndarray, g, by: str, tolerance: float) -> list[str]:
+    """Why each grid out of tolerance is so: its units and its neighbours."""
+    out = [""] * len(grids)
+    dev = dict(zip(grids["grid_id"], grids["deviation"], strict=True))
+    for row, r in enumerate(grids.itertuples()):
+        if bool(r.within_tolerance) or r.kind != "community":
+            continue
+        old = int(order[row])
+        units = np.flatnonzero(labels == old)
+        w = g.weight[units]
+        mean = float(r.community_mean)
+        big = int(units[np.argmax(w)])
+        nbrs = sorted({int(new_id[labels[x]]) for u in units.tolist()
+                       for x in g.neighbours(u).tolist() if labels[x] != old})
+        around = ", ".join(f"{n} ({dev.get(n, float('nan')):+.0%})" for n in nbrs[:8])
+        side = "below" if r.deviation < 0 else "above"
+        if len(units) == 1:
+            text = (
+                f"one indivisible unit (unit {big + 1}) of {w.max():g} {by}, "
+                f"{w.max() / mean:.0%} of the community mean {mean:g}: {side} the "
+                f"±{tolerance:.0%} band alone"
+            )
+        else:
+            text = (
+                f"{len(units)} units, the largest (unit {big + 1}) {w.max():g} {by} = "
+                f"{w.max() / mean:.0%} of the community mean {mean:g}: the units "
+                f"here are too coarse to trade within ±{tolerance:.0%}"
+            )
+        out[row] = f"{text}; neighbouring grids {around or 'none'}"
     return out
 
 
@@ -140,7 +202,18 @@ def assemble(
     for col in per_grid.columns:
         if col not in grids.columns:
             grids[col] = per_grid[col].to_numpy()
-    grids_out = grids.to_crs(input_crs) if input_crs is not None else grids
+    grids["reason"] = _reasons(grids, labels, order, new_id, g, by, tolerance)
+    violations = [
+        {
+            "grid_id": int(r.grid_id),
+            "code": r.code,
+            "value": float(getattr(r, "value", np.nan)),
+            "deviation": float(r.deviation),
+            "reason": r.reason,
+        }
+        for r in grids[grids["reason"] != ""].itertuples()
+    ]
+    grids_out = _to_output(grids, input_crs)
 
     # every input building with its original columns and its grid
     if bld_in is not None:
@@ -172,7 +245,7 @@ def assemble(
     )
     if unt is not None and bm is None:
         units_out.insert(0, id_col or "unit_src_id", ids)
-    units_out = units_out.to_crs(input_crs) if input_crs is not None else units_out
+    units_out = _to_output(units_out, input_crs)
 
     timings = timer.done()
     overall = {
@@ -182,6 +255,7 @@ def assemble(
         "n_blocks_split": int(np.asarray(exempt_blocks).sum()),
         "n_oversize": int(sum(f == "oversize" for f in assignment.flag)),
         "area_source": area_source,
+        "violations": violations,
         "params": params,
         "population": pop_report,
         "notes": notes + assignment.notes,

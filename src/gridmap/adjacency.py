@@ -164,6 +164,20 @@ def build_adjacency(
     bnd = shapely.boundary(geoms)
     shared = shapely.intersection(bnd[a], bnd[b])
     length = shapely.length(shared)
+    # where two edges run together but their vertices differ by floating point
+    # (a block beside the cells of a split block), the exact intersection is only
+    # points: measure the one boundary within a hair of the other instead
+    thin = length <= min_shared
+    if thin.any():
+        near = shapely.intersection(bnd[a[thin]], shapely.buffer(bnd[b[thin]], 1e-3))
+        near_len = shapely.length(near)
+        # a real shared edge runs for metres; a few centimetres within a hair is
+        # a corner where two edges nearly meet, not a shared street
+        fix = near_len > max(min_shared, 1.0)
+        idx = np.flatnonzero(thin)[fix]
+        shared[idx] = shapely.line_merge(shapely.intersection(bnd[a[idx]], shapely.buffer(
+            bnd[b[idx]], 1e-3, cap_style="flat")))
+        length[idx] = near_len[fix]
     keep = length > min_shared
     a, b, shared, length = a[keep], b[keep], shared[keep], length[keep]
 

@@ -267,9 +267,13 @@ def _balance(
     )
     k = len(communities)
     # the mean a grid is held to is that of its community's ordinary grids: a grid
-    # of one unit heavier than a grid is an exception and would drag the mean up
-    # (a community made only of such grids falls back to all of them)
-    ordinary = ~single[is_comm]
+    # of one unit heavier than a grid is an exception and would drag the mean up,
+    # and a grid flagged otherwise (an island cut off from the rest) would drag it
+    # down (a community made only of such grids falls back to all of them)
+    flagged = single.copy()
+    if "flag" in grids.columns:
+        flagged |= (grids["flag"].fillna("").astype(str) != "").to_numpy()
+    ordinary = ~flagged[is_comm]
     has_ordinary = np.bincount(codes[ordinary], minlength=k) > 0
     use = ordinary | ~has_ordinary[codes]
     v = value[is_comm]

@@ -81,11 +81,44 @@ def study_area(
         closed = shapely.buffer(shapely.buffer(built, closing, quad_segs=4), -closing,
                                 quad_segs=4)
         built = shapely.intersection(shapely.union(built, closed), hull)
+    built = _connect(built, faces)
     # holes (parks, squares surrounded by built blocks) belong to the area too
     polys = shapely.get_parts(built)
     polys = polys[shapely.get_type_id(polys) == 3]
     polys = shapely.polygons(shapely.get_exterior_ring(polys))
     return shapely.union_all(polys), "streets"
+
+
+def _connect(area: shapely.Geometry, faces: np.ndarray) -> shapely.Geometry:
+    """Join the separate pieces of a street-derived area into one.
+
+    A cluster of buildings apart from the rest (across a river, beyond a field)
+    would otherwise make grids that nothing connects to.  Each piece is joined to
+    its nearest neighbour by the street faces along the shortest line between
+    them, nearest pairs first, so the area stays made of street faces.
+    """
+    pieces = list(shapely.get_parts(area))
+    pieces = [p for p in pieces if p.geom_type == "Polygon" and p.area > 0]
+    if len(pieces) < 2:
+        return area
+    tree = shapely.STRtree(faces)
+    while len(pieces) > 1:
+        # the smallest piece first, to its nearest other piece
+        pieces.sort(key=lambda p: p.area)
+        small, rest = pieces[0], pieces[1:]
+        d = shapely.distance(np.asarray(rest, dtype=object), small)
+        near = rest[int(np.argmin(d))]
+        link = shapely.shortest_line(small, near)
+        hit = tree.query(link, predicate="intersects")
+        merged = shapely.union_all([small, near, *faces[hit]])
+        if merged.geom_type != "Polygon":
+            # the faces did not bridge (e.g. a gap in the linework): a thin corridor
+            merged = shapely.union_all([small, near, link.buffer(1.0)])
+        pieces = [p for p in rest if p is not near] + [merged]
+        if merged.geom_type != "Polygon":
+            pieces = [p for p in pieces if p is not merged] + list(shapely.get_parts(merged))
+            break
+    return shapely.union_all(pieces)
 
 
 def _faces(street_lines: np.ndarray, area: shapely.Geometry) -> np.ndarray:

@@ -151,7 +151,8 @@ def partition_graph(
             # too light for a grid: join an adjacent grid, else stand alone
             touching = _adjacent_grids(g, labels, part)
             if touching:
-                gid = min(touching, key=lambda x: (out.flag[x] != "oversize", x))
+                # an ordinary grid first: an oversize grid should stay one unit
+                gid = min(touching, key=lambda x: (out.flag[x] == "oversize", x))
                 labels[part] = gid
             else:
                 gid = out.new_grid(c, "island")
