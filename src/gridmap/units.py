@@ -108,8 +108,15 @@ def _connect(area: shapely.Geometry, faces: np.ndarray) -> shapely.Geometry:
         small, rest = pieces[0], pieces[1:]
         d = shapely.distance(np.asarray(rest, dtype=object), small)
         near = rest[int(np.argmin(d))]
-        link = shapely.shortest_line(small, near)
+        # between the pieces shrunk a little, so that the link runs through the
+        # faces between them rather than along the street that bounds them
+        a_, b_ = small.buffer(-1.0), near.buffer(-1.0)
+        link = shapely.shortest_line(
+            a_ if not a_.is_empty else small, b_ if not b_.is_empty else near
+        )
         hit = tree.query(link, predicate="intersects")
+        # only faces the link runs through, not those it grazes along a street
+        hit = hit[shapely.relate_pattern(faces[hit], link, "T********")]
         merged = shapely.union_all([small, near, *faces[hit]])
         if merged.geom_type != "Polygon":
             # the faces did not bridge (e.g. a gap in the linework): a thin corridor
