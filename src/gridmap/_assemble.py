@@ -35,6 +35,56 @@ def dissolve_units(
     return out
 
 
+def _one_piece(
+    ugeoms: np.ndarray, labels: np.ndarray, n: int, *, dust: float = 1e-3
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Dissolve units into grids, making sure every grid is one polygon.
+
+    The unit graph keeps grids connected, but two units can be neighbours in the
+    graph while their polygons meet only at a corner (floating-point slivers along
+    a street).  The units of every part of a grid but its largest go to the grid
+    they share the longest edge with.  Parts under ``dust`` m² are rounding dust
+    and are dropped from the geometry.
+    """
+    geoms = dissolve_units(ugeoms, labels, n)
+    moved = 0
+    for _ in range(3):
+        multi = [gid for gid in range(n) if shapely.get_num_geometries(geoms[gid]) > 1]
+        changed: set[int] = set()
+        for gid in multi:
+            parts = shapely.get_parts(geoms[gid])
+            parts = parts[shapely.area(parts) > dust]
+            if len(parts) <= 1:
+                geoms[gid] = parts[0] if len(parts) else geoms[gid]
+                continue
+            main = int(np.argmax(shapely.area(parts)))
+            members = np.flatnonzero(labels == gid)
+            anchor = shapely.point_on_surface(ugeoms[members])
+            others = np.array([h for h in range(n) if h != gid])
+            for k, part in enumerate(parts):
+                if k == main:
+                    continue
+                inside = members[shapely.within(anchor, part.buffer(dust))]
+                if not len(inside):
+                    continue
+                edge = shapely.length(
+                    shapely.intersection(
+                        shapely.boundary(geoms[others]), part.boundary.buffer(dust)
+                    )
+                )
+                if edge.max() <= 0:
+                    continue
+                to = int(others[int(np.argmax(edge))])
+                labels[inside] = to
+                moved += len(inside)
+                changed.update((gid, to))
+        if not changed:
+            break
+        for gid in changed:
+            geoms[gid] = shapely.union_all(ugeoms[labels == gid], grid_size=1e-3)
+    return labels, geoms, moved
+
+
 def _to_output(gdf: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
     """Reproject to the input CRS and repair what reprojection breaks.
 
@@ -123,9 +173,15 @@ def assemble(
     params: dict[str, Any],
     pop_report: dict[str, Any],
 ) -> GridPlan:
-    labels = assignment.labels
     n = assignment.n_grids
-    geoms = dissolve_units(np.asarray(umap.geometry.values), labels, n)
+    ugeoms = np.asarray(umap.geometry.values)
+    labels, geoms, moved = _one_piece(ugeoms, assignment.labels.copy(), n)
+    if moved:
+        notes.append(
+            f"{moved} unit(s) touching the rest of their grid only at a corner were "
+            "moved to the neighbouring grid they share an edge with."
+        )
+    assignment.labels = labels
     building_grid = labels[building_unit]
 
     vals = counts[list(fields)].to_numpy(dtype=float)

@@ -428,7 +428,10 @@ def delineate(
         )
         w = np.bincount(building_unit, weights=counts[by].to_numpy(dtype=float),
                         minlength=len(umap))
-        xy = shapely.get_coordinates(shapely.centroid(umap.geometry.values))
+        cen = shapely.centroid(umap.geometry.values)
+        xy = np.column_stack([shapely.get_x(cen), shapely.get_y(cen)])
+        # an empty unit (none should be) sits at the middle rather than nowhere
+        xy = np.where(np.isfinite(xy), xy, np.nanmean(xy, axis=0))
         g = UnitGraph.from_edges(len(umap), w, xy, adj.i, adj.j,
                                  adj.length * adj.cost, adj.barrier)
         return adj, g

@@ -482,15 +482,44 @@ def build_units(
         unit_geom.extend(cells)
         unit_block.extend([b] * len(cells))
     unit_block_arr = np.asarray(unit_block, dtype=np.int64)
+    # snap every unit to a millimetre grid: hair-thin slivers that the tessellation
+    # leaves along a street collapse, and shared edges get shared vertices
+    raw = np.asarray(unit_geom, dtype=object)
+    geoms = _polygonal(shapely.set_precision(raw, 1e-3))
+    # a unit thinner than the grid collapses: a sliver between two nearly parallel
+    # street lines is dropped (its area is a hair), one holding a building is kept
+    # as it was
+    gone = shapely.is_empty(geoms) | (shapely.area(geoms) <= 0)
+    holds = np.zeros(len(raw), dtype=bool)
+    holds[building_unit[building_unit >= 0]] = True
+    geoms[gone & holds] = raw[gone & holds]
+    keep = ~(gone & ~holds)
+    if not keep.all():
+        new_index = np.cumsum(keep) - 1
+        building_unit = np.where(building_unit >= 0, new_index[building_unit], -1)
+        geoms, unit_block_arr = geoms[keep], unit_block_arr[keep]
     units = gpd.GeoDataFrame(
         {
             "block": unit_block_arr,
             "community": blocks.community[unit_block_arr],
             "split": split[unit_block_arr],
         },
-        geometry=np.asarray(unit_geom, dtype=object),
+        geometry=geoms,
     )
     return units, building_unit
+
+
+def _polygonal(geoms: np.ndarray) -> np.ndarray:
+    """The largest polygon of each geometry (snapping can leave stray bits)."""
+    out = geoms.copy()
+    for i in np.flatnonzero(shapely.get_type_id(geoms) != 3).tolist():
+        parts = shapely.get_parts(geoms[i])
+        parts = parts[shapely.get_type_id(parts) == 3]
+        if len(parts):
+            out[i] = parts[int(np.argmax(shapely.area(parts)))] if len(parts) == 1 or \
+                shapely.area(parts).max() > 0.999 * shapely.area(parts).sum() else \
+                shapely.union_all(parts)
+    return out
 
 
 def block_table(blocks: Blocks, values: pd.DataFrame) -> pd.DataFrame:
