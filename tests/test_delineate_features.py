@@ -1,0 +1,172 @@
+"""Delineation features: communities, compounds, barriers, population forms, real data."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from conftest import CRS, SHARED, grid_city
+from shapely import LineString
+
+import gridmap
+
+
+def test_grids_never_cross_community_boundaries():
+    b, s = grid_city(4, 4, per_block=2, households=50)
+    west = shapely.box(0, 0, 200, 400)
+    east = shapely.box(200, 0, 400, 400)
+    comm = gpd.GeoDataFrame(
+        {"community_id": ["W", "E"], "subdistrict_id": ["S1", "S1"]},
+        geometry=[west, east], crs=CRS,
+    )
+    plan = gridmap.delineate(b, s, boundaries=comm, target=200, tolerance=0.1)
+    g = plan.grids.to_crs(CRS)
+    assert set(g["community_id"]) == {"W", "E"}
+    for _, row in g.iterrows():
+        home = west if row["community_id"] == "W" else east
+        assert shapely.area(shapely.difference(row.geometry, home)) < 1e-3
+    # codes: sub-district 001, communities 001 and 002 in the order of the layer
+    assert {c[6:12] for c in g["code"]} == {"001001", "001002"}
+    assert plan.metrics["area_source"] == "boundaries"
+    assert len(g) == 8 and (g["households"] == 200).all()
+
+
+def test_compound_is_kept_whole():
+    # a lane through the middle of block (0,0)-(100,100) would cut it in two;
+    # the compound covering it keeps it one unit
+    b, s = grid_city(2, 2, per_block=2, households=75)
+    lane = gpd.GeoDataFrame({"highway": ["service"]},
+                            geometry=[LineString([(50, 0), (50, 100)])], crs=CRS)
+    s2 = gpd.GeoDataFrame(
+        {"highway": list(s["highway"]) + ["service"]},
+        geometry=list(s.geometry) + list(lane.geometry), crs=CRS,
+    )
+    compound = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 100, 100)], crs=CRS)
+    with_c = gridmap.delineate(b, s2, compounds=compound, target=300, tolerance=0.1)
+    units = with_c.units.to_crs(CRS)
+    in_compound = units[units.representative_point().within(shapely.box(0, 0, 100, 100))]
+    assert len(in_compound) == 1
+    inside = b.geometry.representative_point().within(shapely.box(0, 0, 100, 100))
+    assert with_c.buildings.loc[inside, "grid_id"].nunique() == 1
+    without = gridmap.delineate(b, s2, target=300, tolerance=0.1)
+    units = without.units.to_crs(CRS)
+    assert (units.representative_point().within(shapely.box(0, 0, 100, 100))).sum() == 2
+
+
+def test_grids_do_not_straddle_a_railway_when_balance_allows():
+    b, s = grid_city(4, 2, households=100)
+    rail = gpd.GeoDataFrame({"highway": ["rail"]},
+                            geometry=[LineString([(200, -10), (200, 210)])], crs=CRS)
+    s2 = gpd.GeoDataFrame({"highway": list(s["highway"]) + ["rail"]},
+                          geometry=list(s.geometry) + list(rail.geometry), crs=CRS)
+    plan = gridmap.delineate(b, s2, target=400, tolerance=0.1)
+    g = plan.grids.to_crs(CRS)
+    assert len(g) == 2
+    for geom in g.geometry:
+        xs = shapely.get_coordinates(geom)[:, 0]
+        assert xs.max() <= 200 + 1e-6 or xs.min() >= 200 - 1e-6
+
+
+def test_population_points_are_joined_to_buildings(city4):
+    b, s = city4
+    b = b.drop(columns="households")
+    pts = gpd.GeoDataFrame(
+        geometry=[g.representative_point() for g in b.geometry for _ in range(100)], crs=CRS
+    )
+    plan = gridmap.delineate(b, s, pts, target=400, tolerance=0.1)
+    assert plan.grids["households"].tolist() == [400.0] * 4
+    assert plan.metrics["population"]["method"] == "points"
+
+
+def test_population_areas_are_spread_and_conserved(city4):
+    b, s = city4
+    b = b.drop(columns="households")
+    areas = gpd.GeoDataFrame(
+        {"households": [777, 823]},
+        geometry=[shapely.box(0, 0, 200, 400), shapely.box(200, 0, 400, 400)], crs=CRS,
+    )
+    plan = gridmap.delineate(b, s, areas, target=400, tolerance=0.1)
+    assert plan.buildings["households"].sum() == 1600
+    assert plan.grids["households"].sum() == 1600
+    assert plan.metrics["population"]["method"] == "areas"
+
+
+def test_estimate_is_marked_everywhere(city4):
+    b, s = city4
+    b = b.drop(columns="households")
+    plan = gridmap.delineate(b, s, target=20, tolerance=0.1, dwelling_size=50)
+    assert plan.buildings["estimated"].all()
+    assert plan.grids["estimated"].all()
+    assert plan.metrics["population"]["method"] == "estimate"
+
+
+def test_geoparquet_and_shapefile_inputs(tmp_path, city4):
+    pytest.importorskip("pyarrow")
+    b, s = city4
+    b.to_parquet(tmp_path / "b.parquet")
+    s.to_file(tmp_path / "s.shp")
+    plan = gridmap.delineate(str(tmp_path / "b.parquet"), str(tmp_path / "s.shp"), target=400)
+    assert len(plan.grids) == 4
+
+
+def test_plan_to_file_round_trip(tmp_path, city4):
+    b, s = city4
+    plan = gridmap.delineate(b, s, target=400)
+    out = plan.to_file(tmp_path / "plan")
+    grids = gpd.read_file(out / "plan.gpkg", layer="grids")
+    assert grids["grid_id"].tolist() == plan.grids["grid_id"].tolist()
+    m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert m["params"]["target"] == 400
+    # nothing half-written is left behind
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "plan.gpkg"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["monaco-osm/monaco-latest.osm.pbf"])
+def test_real_osm_extract(name):
+    path = SHARED / name
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    plan = gridmap.delineate(str(path), str(path), target=300, tolerance=0.1)
+    m = plan.metrics
+    assert m["n_buildings_unassigned"] == 0
+    assert m["n_buildings_assigned"] == len(plan.buildings)
+    assert m["gap_share"] < 0.001 and m["overlap_share"] < 0.001
+    assert m["contiguous"]
+    assert m["n_out_of_tolerance"] == 0
+    assert m["street_share"] >= 0.9
+
+
+@pytest.mark.slow
+def test_bundled_real_data_invariants(bundled):
+    plan = gridmap.delineate(str(bundled), str(bundled), target=300, tolerance=0.1)
+    m = plan.metrics
+    assert len(plan.buildings) == 1321 and plan.buildings["grid_id"].notna().all()
+    assert m["gap_share"] < 0.001 and m["overlap_share"] < 0.001
+    assert m["contiguous"]
+    assert m["street_share"] >= 0.9
+    # every grid out of tolerance is reported with a reason
+    bad = plan.grids[~plan.grids["within_tolerance"]]
+    assert (bad["reason"] != "").all()
+    assert len(m["violations"]) == len(bad)
+
+
+@pytest.mark.slow
+def test_providence_blocks_as_units():
+    path = SHARED / "providence-blocks" / "blocks.zip"
+    if not path.exists():
+        pytest.skip("providence-blocks not available")
+    blocks = gpd.read_file(f"zip://{path}")
+    plan = gridmap.delineate(units=blocks, by="TOTPOP", target=blocks["TOTPOP"].sum() / 15,
+                             tolerance=0.05, id_column="GEOID10")
+    g = plan.grids
+    assert len(g) == 15
+    dev = np.abs(g["TOTPOP"] / g["TOTPOP"].mean() - 1)
+    assert dev.max() <= 0.05
+    assert plan.metrics["contiguous"]
+    # the real ward plan: max deviation 4.9 %, mean Polsby-Popper 0.41
+    assert plan.metrics["polsby_popper_mean"] > 0.41
+    assert plan.units["GEOID10"].tolist() == blocks["GEOID10"].tolist()
