@@ -18,7 +18,7 @@ from ._validate import Problems, check_layer, check_params, repair_polygons
 from .adjacency import DEFAULT_BARRIERS, build_adjacency, street_rank
 from .codes import grid_code, number_in_order
 from .metrics import evaluate
-from .partition import GridAssignment, UnitGraph, partition_graph, refine
+from .partition import GridAssignment, UnitGraph, partition_graph, recombine, refine
 from .plan import GridPlan
 from .population import population_onto_buildings
 from .units import NON_BLOCKING_CLASSES, Blocks, build_units, make_blocks, study_area
@@ -486,8 +486,13 @@ def delineate(
             ordinary = [gid for gid in range(assignment.n_grids)
                         if assignment.community[gid] == c and not assignment.flag[gid]]
             if len(ordinary) > 1:
-                assignment.labels = refine(g, assignment.labels, grids=np.array(ordinary),
-                                           mean=mean, tolerance=tolerance)
+                grids_c = np.array(ordinary)
+                labels_c = refine(g, assignment.labels, grids=grids_c, mean=mean,
+                                  tolerance=tolerance)
+                labels_c = recombine(g, labels_c, grids=grids_c, mean=mean,
+                                     tolerance=tolerance, rng=np.random.default_rng(seed))
+                assignment.labels = refine(g, labels_c, grids=grids_c, mean=mean,
+                                           tolerance=tolerance)
 
     timer.stage("plan")
     plan = _assemble(

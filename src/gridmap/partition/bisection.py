@@ -22,6 +22,52 @@ from ._graph import UnitGraph
 __all__ = ["recursive_bisection"]
 
 
+#: below this many units, spanning trees are built in plain Python: scipy's sparse
+#: machinery costs more than the work on a region this small
+_SMALL = 300
+
+
+def _small_tree(
+    n: int, ei: np.ndarray, ej: np.ndarray, w: np.ndarray, root: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum spanning tree (Kruskal) and its depth-first order from ``root``.
+
+    Returns ``(order, pred)`` as scipy's ``depth_first_order`` does.
+    """
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    adj: list[list[int]] = [[] for _ in range(n)]
+    a_l, b_l = ei.tolist(), ej.tolist()
+    for e in np.argsort(w, kind="stable").tolist():
+        a, b = a_l[e], b_l[e]
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[ra] = rb
+            adj[a].append(b)
+            adj[b].append(a)
+    pred = [-9999] * n
+    pred[root] = -9999
+    seen = [False] * n
+    order = []
+    stack = [root]
+    seen[root] = True
+    while stack:
+        v = stack.pop()
+        order.append(v)
+        for x in adj[v]:
+            if not seen[x]:
+                seen[x] = True
+                pred[x] = v
+                stack.append(x)
+    return np.asarray(order, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+
+
 def _principal_angle(xy: np.ndarray, w: np.ndarray) -> float:
     c = xy - np.average(xy, axis=0, weights=w)
     cov = (c * w[:, None]).T @ c
@@ -72,11 +118,16 @@ def _best_cut(
         proj = xy @ d
         tw = (np.abs(proj[ei] - proj[ej]) + 0.05 * dist + 1e-3 * span) * cross
         tw = tw * rng.uniform(0.7, 1.3, size=len(tw)) + np.where(ebar, 1e3 * span, 0.0)
-        a = sp.coo_matrix((tw, (ei, ej)), shape=(nloc, nloc)).tocsr()
-        tree = minimum_spanning_tree(a)
-        tree = tree + tree.T
         root = int(np.argmin(proj))
-        order, pred = depth_first_order(tree, root, directed=False, return_predecessors=True)
+        if nloc <= _SMALL:
+            order, pred = _small_tree(nloc, ei, ej, tw, root)
+        else:
+            a = sp.coo_matrix((tw, (ei, ej)), shape=(nloc, nloc)).tocsr()
+            tree = minimum_spanning_tree(a)
+            tree = tree + tree.T
+            order, pred = depth_first_order(
+                tree, root, directed=False, return_predecessors=True
+            )
         if len(order) < nloc:  # not connected: the caller must pass a connected region
             raise RuntimeError("region is not connected")
         sub = w.copy()

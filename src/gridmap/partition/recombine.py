@@ -31,8 +31,8 @@ def recombine(
     tolerance: float,
     rng: np.random.Generator,
     locked: set[int] | frozenset[int] = frozenset(),
-    n_trees: int = 8,
-    max_rounds: int = 2,
+    n_trees: int = 24,
+    max_rounds: int = 3,
 ) -> np.ndarray:
     """Repair grids out of tolerance by merging and re-splitting neighbours."""
     labels = labels.copy()
@@ -64,13 +64,13 @@ def recombine(
             # partners that can absorb the difference first
             nbrs.sort(key=lambda h: (w[h] - mean) * (1 if w[gid] < mean else -1))
             groups = [[gid, h] for h in nbrs]
-            groups += [[gid, a, b] for n1, a in enumerate(nbrs[:3]) for b in nbrs[n1 + 1:3]]
+            groups += [[gid, a, b] for n1, a in enumerate(nbrs[:4]) for b in nbrs[n1 + 1:4]]
             for group in groups:
                 nodes = np.flatnonzero(np.isin(labels, group))
                 before = sorted((_dev(w[x], mean) for x in group), reverse=True)
                 n_bad_before = sum(d > tol for d in before)
                 best = None
-                for _try in range(1):
+                for _try in range(2):
                     pieces = recursive_bisection(
                         g, nodes, len(group), tolerance=tolerance, rng=rng, mean=mean,
                         n_trees=n_trees,
