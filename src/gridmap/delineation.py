@@ -16,8 +16,6 @@ from . import io as gio
 from ._errors import InfeasiblePartitionError, LayerValidationError
 from ._validate import Problems, check_layer, check_params, repair_polygons
 from .adjacency import DEFAULT_BARRIERS, build_adjacency, street_rank
-from .codes import grid_code, number_in_order
-from .metrics import evaluate
 from .partition import GridAssignment, UnitGraph, partition_graph, recombine, refine
 from .plan import GridPlan
 from .population import population_onto_buildings

@@ -193,9 +193,6 @@ def assign_by_overlap(
         out[gi[first]] = pi[first]
         areas = shapely.area(geoms[gi[first]])
         share[gi[first]] = np.where(areas > 0, inter[first] / np.maximum(areas, 1e-12), 1.0)
-        zero = first & (inter <= 0)
-        if zero.any():  # touches only on an edge: fall back to the containing point
-            pass
     missing = np.flatnonzero(out < 0)
     if len(missing):
         near = tree.nearest(geoms[missing])

@@ -89,6 +89,18 @@ class _Balance:
         return dv, dvar
 
 
+def _move(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]], bal: "_Balance",
+          u: int, src: int, dst: int) -> float:
+    """Move unit ``u`` from grid ``src`` to ``dst``, keeping members and weights."""
+    wu = float(g.weight[u])
+    labels[u] = dst
+    members[src].discard(u)
+    members[dst].add(u)
+    bal.w[src] -= wu
+    bal.w[dst] += wu
+    return wu
+
+
 def _grid_neighbours(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]],
                      gid: int, active: set[int]) -> set[int]:
     out: set[int] = set()
@@ -115,12 +127,7 @@ def _shift(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]], bal: 
                 continue
             if not connected_without(g, labels, u):
                 continue
-            labels[u] = dst
-            members[src].discard(u)
-            members[dst].add(u)
-            bal.w[src] -= wu
-            bal.w[dst] += wu
-            got += wu
+            got += _move(g, labels, members, bal, u, src, dst)
             moved.append((u, src, dst))
             break
         else:
@@ -184,11 +191,7 @@ def _chains(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]], bal:
                 improved = True
                 continue
             for u, a, b in reversed(log):
-                labels[u] = a
-                members[b].discard(u)
-                members[a].add(u)
-                bal.w[b] -= float(g.weight[u])
-                bal.w[a] += float(g.weight[u])
+                _move(g, labels, members, bal, u, b, a)
         if not improved:
             break
 
@@ -274,12 +277,7 @@ def refine(
         if move is None:
             break
         (dv, _, _, _, _), v, src, dst = move
-        wv = float(g.weight[v])
-        labels[v] = dst
-        members[src].discard(v)
-        members[dst].add(v)
-        bal.w[src] -= wv
-        bal.w[dst] += wv
+        _move(g, labels, members, bal, v, src, dst)
         tabu[(v, src)] = it + tenure
         f_now += dv
         log.append((v, src, dst))
@@ -293,12 +291,7 @@ def refine(
             since_best += 1
     # back to the best state seen
     for v, src, dst in reversed(log):
-        labels[v] = src
-        members[dst].discard(v)
-        members[src].add(v)
-        wv = float(g.weight[v])
-        bal.w[dst] -= wv
-        bal.w[src] += wv
+        _move(g, labels, members, bal, v, dst, src)
 
     _chains(g, labels, members, bal, active)
 
@@ -325,11 +318,7 @@ def refine(
                     continue
                 if not connected_without(g, labels, u):
                     continue
-                labels[u] = dst
-                members[src].discard(u)
-                members[dst].add(u)
-                bal.w[src] -= wu
-                bal.w[dst] += wu
+                _move(g, labels, members, bal, u, src, dst)
                 improved += 1
                 break
         if not improved:
