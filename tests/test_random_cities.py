@@ -62,7 +62,7 @@ def random_city(seed: int, nx: int, ny: int, density: float, tower: bool):
     return buildings, streets
 
 
-@settings(max_examples=100, deadline=None,
+@settings(max_examples=100, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(
     seed=st.integers(0, 10_000),

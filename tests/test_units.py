@@ -201,7 +201,7 @@ def test_study_area_without_streets_is_the_widened_hull():
     assert source == "streets"
     assert shapely.contains(area, blds.values).all()
     hull = shapely.convex_hull(shapely.union_all(blds.values)).buffer(20)
-    assert area.area == pytest.approx(hull.area, rel=1e-9)
+    assert area.area == pytest.approx(hull.area, rel=1e-5)  # noded on a 1 mm grid
 
 
 # --- assign_by_overlap

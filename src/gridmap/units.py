@@ -135,7 +135,12 @@ def _faces(street_lines: np.ndarray, area: shapely.Geometry) -> np.ndarray:
     lines = lines[~shapely.is_empty(lines)]
     # clip streets to the area first: only their part inside cuts blocks
     lines = shapely.intersection(lines, shapely.buffer(area, 1e-6))
-    noded = shapely.union_all(lines)
+    # snap-rounded noding on a millimetre grid: a plain union can leave nearly
+    # coincident lines un-noded, and polygonize then loses whole faces
+    try:
+        noded = shapely.union_all(lines, grid_size=1e-3)
+    except shapely.errors.GEOSException:
+        noded = shapely.union_all(lines)
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
     if not len(faces):
         return np.array([area], dtype=object)
