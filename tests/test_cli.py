@@ -34,6 +34,8 @@ def test_delineate_writes_plan_and_metrics(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["n_grids"] == 4 and metrics["max_abs_deviation"] == 0
     assert set(metrics["timings"]) >= {"read", "population", "units", "partition"}
+    html = (out / "coverage.html").read_text(encoding="utf-8")
+    assert "L.map(" in html and 'src="https://' not in html
 
 
 def test_bad_input_exits_nonzero_without_traceback(tmp_path, capsys):

@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="persons per household for estimates (default 2.62)")
     d.add_argument("--default-levels", type=float, default=1.0,
                    help="storeys of a building with no levels or height (default 1)")
+    d.add_argument("--no-map", action="store_true", help="do not write coverage.html")
+    d.add_argument("--tiles", default=None,
+                   help="base map for the HTML map: none (default, works offline), osm, "
+                   "or a tile URL template")
+    d.add_argument("--no-buildings-layer", action="store_true",
+                   help="leave the buildings out of the HTML map (smaller file)")
     d.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return p
 
@@ -107,11 +113,18 @@ def _delineate(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     out = plan.to_file(args.out)
+    written = [out / "plan.gpkg", out / "metrics.json"]
+    if not args.no_map:
+        path = out / "coverage.html"
+        plan.coverage_map(tiles=args.tiles, buildings=not args.no_buildings_layer).save(
+            str(path)
+        )
+        written.append(path)
     if not args.quiet:
         print(plan)
         for note in plan.metrics.get("notes", []):
             print(f"  note: {note}")
-        print(f"wrote {out / 'plan.gpkg'} and {out / 'metrics.json'}")
+        print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 

@@ -102,6 +102,12 @@ class GridPlan:
         ]
         return "\n".join(lines)
 
+    def coverage_map(self, **kwargs: Any) -> Any:
+        """A self-contained folium coverage map; see :func:`gridmap.render.coverage_map`."""
+        from .render import coverage_map
+
+        return coverage_map(self, **kwargs)
+
     def to_file(self, out_dir: str | os.PathLike, *, units: bool = True) -> Path:
         """Write ``plan.gpkg`` (layers ``grids``, ``buildings``, ``units``) and ``metrics.json``.
 
