@@ -170,3 +170,15 @@ def test_providence_blocks_as_units():
     # the real ward plan: max deviation 4.9 %, mean Polsby-Popper 0.41
     assert plan.metrics["polsby_popper_mean"] > 0.41
     assert plan.units["GEOID10"].tolist() == blocks["GEOID10"].tolist()
+
+
+def test_communities_are_numbered_within_their_subdistrict():
+    b, s = grid_city(4, 4, per_block=2, households=50)
+    comm = gpd.GeoDataFrame(
+        {"community_id": ["W", "E"], "subdistrict_id": ["S1", "S2"]},
+        geometry=[shapely.box(0, 0, 200, 400), shapely.box(200, 0, 400, 400)], crs=CRS,
+    )
+    plan = gridmap.delineate(b, s, boundaries=comm, target=200, division_code="310101")
+    codes = plan.grids.set_index("community_id")["code"]
+    assert {c[:12] for c in codes["W"]} == {"310101001001"}
+    assert {c[:12] for c in codes["E"]} == {"310101002001"}

@@ -235,8 +235,16 @@ def assemble(
     k_c = grids.groupby("_comm").size()
     band = np.sqrt(area_c / k_c)
     seq = number_in_order(grids["_comm"], rp[:, 0], rp[:, 1], band)
+    # communities are numbered within their sub-district, in the layer's order
+    comm_no: dict[int, int] = {}
+    per_sub: dict[int, int] = {}
+    for c in range(len(community_ids)):
+        s_ = subdistrict_ids[c] if c < len(subdistrict_ids) else None
+        key = subs.index(s_) + 1 if s_ is not None else 0
+        per_sub[key] = per_sub.get(key, 0) + 1
+        comm_no[c] = per_sub[key]
     grids["code"] = [
-        grid_code(division_code, s, int(c) + 1, q)
+        grid_code(division_code, s, comm_no.get(int(c), int(c) + 1), q)
         for s, c, q in zip(sub_no, comm_idx, seq, strict=True)
     ]
     order = np.argsort(grids["code"].to_numpy(), kind="stable")
