@@ -198,7 +198,7 @@ def test_study_area_joins_a_far_cluster_by_the_faces_between():
 def test_study_area_without_streets_is_the_widened_hull():
     blds = gpd.GeoSeries([shapely.box(0, 0, 10, 10), shapely.box(100, 0, 110, 10)])
     area, source = study_area(blds, np.array([], dtype=object), margin=20)
-    assert source == "streets"
+    assert source == "buildings"
     assert shapely.contains(area, blds.values).all()
     hull = shapely.convex_hull(shapely.union_all(blds.values)).buffer(20)
     assert area.area == pytest.approx(hull.area, rel=1e-5)  # noded on a 1 mm grid

@@ -86,7 +86,8 @@ def study_area(
     polys = shapely.get_parts(built)
     polys = polys[shapely.get_type_id(polys) == 3]
     polys = shapely.polygons(shapely.get_exterior_ring(polys))
-    return shapely.union_all(polys), "streets"
+    # without streets there is nothing to enclose: the widened hull of the buildings
+    return shapely.union_all(polys), "streets" if len(street_lines) else "buildings"
 
 
 def _connect(area: shapely.Geometry, faces: np.ndarray) -> shapely.Geometry:
