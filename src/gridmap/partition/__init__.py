@@ -209,7 +209,108 @@ def _best_of(
         grids = np.arange(k)
         lab = recombine(g, lab, grids=grids, mean=mean, tolerance=tolerance, rng=rng)
         lab = refine(g, lab, grids=grids, mean=mean, tolerance=tolerance)
+        key = _score(g, lab, k, mean, tolerance)
+        if key[0]:
+            # still out: grow a grid around every unit that is most of a grid
+            # alone, then split the rest, and keep whichever plan is better
+            for share in (0.5, 0.6, 0.7, 0.8):
+                alt = _seeded(g, part, k, mean, tolerance, rng, n_trees, coarse_share=share)
+                if alt is None:
+                    continue
+                alt = refine(g, alt, grids=grids, mean=mean, tolerance=tolerance)
+                alt = recombine(g, alt, grids=grids, mean=mean, tolerance=tolerance, rng=rng)
+                alt = refine(g, alt, grids=grids, mean=mean, tolerance=tolerance)
+                alt_key = _score(g, alt, k, mean, tolerance)
+                if alt_key < key:
+                    lab, key = alt, alt_key
+                if key[0] == 0:
+                    break
     return [np.flatnonzero(lab == n_) for n_ in range(k)]
+
+
+def _seeded(
+    g: UnitGraph,
+    part: np.ndarray,
+    k: int,
+    mean: float,
+    tolerance: float,
+    rng: np.random.Generator,
+    n_trees: int,
+    coarse_share: float = 0.5,
+) -> np.ndarray | None:
+    """Grids grown around coarse units first, the rest split by bisection.
+
+    A unit holding half a grid or more cannot share a grid with another such
+    unit; left to the bisection, two of them often end up together.  Here each
+    gets a grid of its own, filled up to the band with the small units around it;
+    what is left is split as usual.  Returns labels 0..k-1, or None when this
+    does not give exactly ``k`` grids.
+    """
+    w = g.weight
+    lab = np.full(g.n, -1, dtype=np.int64)
+    inpart = np.zeros(g.n, dtype=bool)
+    inpart[part] = True
+    coarse = part[w[part] >= coarse_share * mean]
+    coarse = coarse[np.lexsort((coarse, -w[coarse]))]
+    is_coarse = np.zeros(g.n, dtype=bool)
+    is_coarse[coarse] = True
+    lo, hi = mean * (1 - tolerance / 2), mean * (1 + tolerance / 2)
+    gid = 0
+    for u in coarse.tolist():
+        lab[u] = gid
+        tot = float(w[u])
+        members = [u]
+        while tot < lo:
+            cands = {
+                int(x)
+                for v in members
+                for x in g.neighbours(v).tolist()
+                if inpart[x] and lab[x] < 0 and not is_coarse[x] and tot + w[x] <= hi
+            }
+            if not cands:
+                break
+            x = min(cands, key=lambda c: (abs(mean - tot - float(w[c])), c))
+            lab[x] = gid
+            members.append(x)
+            tot += float(w[x])
+        gid += 1
+    rest = part[lab[part] < 0]
+    k_rest = k - gid
+    if k_rest < 0:
+        return None
+    if len(rest):
+        comp = g.components(rest)
+        labels_c = np.unique(comp)
+        wc = np.array([float(w[rest[comp == c]].sum()) for c in labels_c])
+        # the grids left are shared out in proportion to weight (largest remainder)
+        quota = wc / max(wc.sum(), 1e-12) * k_rest
+        kcs = np.floor(quota).astype(int)
+        short = k_rest - int(kcs.sum())
+        if short > 0:
+            kcs[np.argsort(-(quota - kcs), kind="stable")[:short]] += 1
+        for c, kc in zip(labels_c.tolist(), kcs.tolist(), strict=True):
+            nodes = rest[comp == c]
+            wsum = float(w[nodes].sum())
+            kc = min(kc, len(nodes))
+            if kc == 0:
+                # too light for a grid: join the lightest grid it touches
+                inset = np.zeros(g.n, dtype=bool)
+                inset[nodes] = True
+                e = inset[g.i] ^ inset[g.j]
+                other = np.where(inset[g.i[e]], g.j[e], g.i[e])
+                near = sorted({int(lab[x]) for x in other if lab[x] >= 0})
+                if not near:
+                    return None
+                wts = np.bincount(lab[lab >= 0], weights=w[lab >= 0])
+                lab[nodes] = min(near, key=lambda h: (wts[h], h))
+                continue
+            for p in recursive_bisection(g, nodes, kc, tolerance=tolerance, rng=rng,
+                                         mean=wsum / kc, n_trees=n_trees):
+                lab[p] = gid
+                gid += 1
+    if gid != k:
+        return None
+    return lab
 
 
 def _score(g: UnitGraph, lab: np.ndarray, k: int, mean: float, tolerance: float):
