@@ -16,7 +16,7 @@ from . import io as gio
 from ._errors import InfeasiblePartitionError, LayerValidationError
 from ._validate import Problems, check_layer, check_params, repair_polygons
 from .adjacency import DEFAULT_BARRIERS, build_adjacency, street_rank
-from .partition import GridAssignment, UnitGraph, partition_graph, recombine, refine
+from .partition import GridAssignment, UnitGraph, partition_graph, refine, repair
 from .plan import GridPlan
 from .population import population_onto_buildings
 from .units import NON_BLOCKING_CLASSES, Blocks, build_units, make_blocks, study_area
@@ -487,10 +487,9 @@ def delineate(
                 grids_c = np.array(ordinary)
                 labels_c = refine(g, assignment.labels, grids=grids_c, mean=mean,
                                   tolerance=tolerance)
-                labels_c = recombine(g, labels_c, grids=grids_c, mean=mean,
-                                     tolerance=tolerance, rng=np.random.default_rng(seed))
-                assignment.labels = refine(g, labels_c, grids=grids_c, mean=mean,
-                                           tolerance=tolerance)
+                assignment.labels = repair(g, labels_c, grids=grids_c, mean=mean,
+                                           tolerance=tolerance,
+                                           rng=np.random.default_rng(seed))
 
     timer.stage("plan")
     plan = _assemble(

@@ -24,6 +24,7 @@ __all__ = [
     "partition_graph",
     "refine",
     "recombine",
+    "repair",
     "connected_without",
 ]
 
@@ -205,10 +206,39 @@ def _best_of(
     assert best is not None
     key, lab = best
     if key[0] and k > 1:
+        lab = repair(g, lab, grids=np.arange(k), mean=mean, tolerance=tolerance, rng=rng,
+                     n_trees=n_trees)
+    return [np.flatnonzero(lab == n_) for n_ in range(k)]
+
+
+def repair(
+    g: UnitGraph,
+    labels: np.ndarray,
+    *,
+    grids: np.ndarray,
+    mean: float,
+    tolerance: float,
+    rng: np.random.Generator,
+    n_trees: int = 6,
+) -> np.ndarray:
+    """Repair grids out of tolerance among ``grids``; returns new labels.
+
+    First merge and re-split neighbouring grids, then move units again; if grids
+    are still out, try plans grown around the coarse units (:func:`_seeded`) and
+    keep the best.  The units of ``grids`` keep to those grid ids.
+    """
+    grids = np.asarray(grids, dtype=np.int64)
+    k = len(grids)
+    part = np.flatnonzero(np.isin(labels, grids))
+    pos = {int(gid): n for n, gid in enumerate(grids)}
+    lab = np.full(g.n, -1, dtype=np.int64)
+    lab[part] = [pos[int(x)] for x in labels[part]]
+    local = np.arange(k)
+    key = _score(g, lab, k, mean, tolerance)
+    if key[0] and k > 1:
         # coarse units: merge and re-split neighbouring grids, then move again
-        grids = np.arange(k)
-        lab = recombine(g, lab, grids=grids, mean=mean, tolerance=tolerance, rng=rng)
-        lab = refine(g, lab, grids=grids, mean=mean, tolerance=tolerance)
+        lab = recombine(g, lab, grids=local, mean=mean, tolerance=tolerance, rng=rng)
+        lab = refine(g, lab, grids=local, mean=mean, tolerance=tolerance)
         key = _score(g, lab, k, mean, tolerance)
         if key[0]:
             # still out: grow a grid around every unit that is most of a grid
@@ -217,15 +247,17 @@ def _best_of(
                 alt = _seeded(g, part, k, mean, tolerance, rng, n_trees, coarse_share=share)
                 if alt is None:
                     continue
-                alt = refine(g, alt, grids=grids, mean=mean, tolerance=tolerance)
-                alt = recombine(g, alt, grids=grids, mean=mean, tolerance=tolerance, rng=rng)
-                alt = refine(g, alt, grids=grids, mean=mean, tolerance=tolerance)
+                alt = refine(g, alt, grids=local, mean=mean, tolerance=tolerance)
+                alt = recombine(g, alt, grids=local, mean=mean, tolerance=tolerance, rng=rng)
+                alt = refine(g, alt, grids=local, mean=mean, tolerance=tolerance)
                 alt_key = _score(g, alt, k, mean, tolerance)
                 if alt_key < key:
                     lab, key = alt, alt_key
                 if key[0] == 0:
                     break
-    return [np.flatnonzero(lab == n_) for n_ in range(k)]
+    out = labels.copy()
+    out[part] = grids[lab[part]]
+    return out
 
 
 def _seeded(
