@@ -69,3 +69,22 @@ def test_bundled_demo_runs(tmp_path, bundled):
     m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert m["gap_share"] < 0.001 and m["overlap_share"] < 0.001
     assert m["population"]["method"] == "estimate"
+
+
+def test_map_redraws_a_saved_plan(tmp_path):
+    b, s = grid_city(2, 2)
+    b.to_file(tmp_path / "b.gpkg")
+    s.to_file(tmp_path / "s.gpkg")
+    out = tmp_path / "out"
+    assert main(["delineate", "--buildings", str(tmp_path / "b.gpkg"), "--streets",
+                 str(tmp_path / "s.gpkg"), "--target", "200", "--out", str(out),
+                 "--no-map", "--quiet"]) == 0
+    assert not (out / "coverage.html").exists()
+    assert main(["map", str(out / "plan.gpkg"), "--quiet"]) == 0
+    html = (out / "coverage.html").read_text(encoding="utf-8")
+    assert "L.map(" in html
+
+
+def test_map_of_a_missing_plan_is_a_clear_error(tmp_path, capsys):
+    assert main(["map", str(tmp_path / "nothing.gpkg")]) == 1
+    assert "no plan at" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from ._errors import (
 from .delineation import delineate
 from .io import read_layer
 from .metrics import evaluate
-from .plan import GridPlan
+from .plan import GridPlan, read_plan
 
 try:
     __version__ = version("gridmap")
@@ -33,6 +33,7 @@ __all__ = [
     "evaluate",
     "read_layer",
     "GridPlan",
+    "read_plan",
     "GridmapError",
     "LayerValidationError",
     "CRSMismatchError",

@@ -83,7 +83,35 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-buildings-layer", action="store_true",
                    help="leave the buildings out of the HTML map (smaller file)")
     d.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    mp = sub.add_parser(
+        "map",
+        help="redraw the maps of a saved plan",
+        description="Redraw coverage.html from a plan written by gridmap delineate.",
+    )
+    mp.add_argument("plan", help="DIR/plan.gpkg (or DIR)")
+    mp.add_argument("--out", help="folder for the maps (default: the plan's folder)")
+    mp.add_argument("--tiles", default=None,
+                    help="base map: none (default, works offline), osm, or a tile URL")
+    mp.add_argument("--no-buildings-layer", action="store_true",
+                    help="leave the buildings out of the HTML map (smaller file)")
+    mp.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return p
+
+
+def _map(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .plan import read_plan
+
+    plan = read_plan(args.plan)
+    src = Path(args.plan)
+    out = Path(args.out) if args.out else (src if src.is_dir() else src.parent)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "coverage.html"
+    plan.coverage_map(tiles=args.tiles, buildings=not args.no_buildings_layer).save(str(path))
+    if not args.quiet:
+        print(f"wrote {path}")
+    return 0
 
 
 def _delineate(args: argparse.Namespace) -> int:
@@ -141,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "delineate":
             return _delineate(args)
+        if args.command == "map":
+            return _map(args)
     except GridmapError as exc:
         print(f"gridmap: error: {exc}", file=sys.stderr)
         return 1

@@ -14,7 +14,7 @@ import geopandas as gpd
 import networkx as nx
 import pandas as pd
 
-__all__ = ["GridPlan", "PLAN_FILE", "METRICS_FILE"]
+__all__ = ["GridPlan", "read_plan", "PLAN_FILE", "METRICS_FILE"]
 
 PLAN_FILE = "plan.gpkg"
 METRICS_FILE = "metrics.json"
@@ -134,3 +134,57 @@ class GridPlan:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return out
+
+
+def read_plan(path: str | os.PathLike) -> GridPlan:
+    """Read a plan written by :meth:`GridPlan.to_file` (its folder or its ``plan.gpkg``).
+
+    The unit graph is rebuilt from the units layer; ``metrics.json`` is read when
+    it sits beside the GeoPackage.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely, tempfile, gridmap
+    >>> from shapely import LineString
+    >>> b = gpd.GeoDataFrame({"households": [100] * 4},
+    ...     geometry=[shapely.box(x * 50 + 10, 10, x * 50 + 30, 30) for x in range(4)],
+    ...     crs=32651)
+    >>> s = gpd.GeoDataFrame({"highway": ["residential"] * 7},
+    ...     geometry=[LineString([(v, -5), (v, 45)]) for v in (0, 50, 100, 150, 200)]
+    ...     + [LineString([(-5, v), (205, v)]) for v in (0, 40)], crs=32651)
+    >>> folder = gridmap.delineate(b, s, target=200).to_file(tempfile.mkdtemp())
+    >>> len(read_plan(folder).grids)
+    2
+    """
+    from ._errors import LayerValidationError
+
+    p = Path(path)
+    gpkg = p / PLAN_FILE if p.is_dir() else p
+    if not gpkg.exists():
+        msg = f"no plan at {str(path)!r}: expected a folder holding {PLAN_FILE} or the file"
+        raise LayerValidationError(msg)
+    import pyogrio
+
+    layers = {str(n) for n in pyogrio.list_layers(gpkg)[:, 0]}
+    if "grids" not in layers:
+        msg = f"{gpkg} has no layer 'grids' (layers: {sorted(layers)}); is it a gridmap plan?"
+        raise LayerValidationError(msg)
+    grids = gpd.read_file(gpkg, layer="grids", engine="pyogrio")
+    buildings = (gpd.read_file(gpkg, layer="buildings", engine="pyogrio")
+                 if "buildings" in layers else gpd.GeoDataFrame(geometry=[], crs=grids.crs))
+    units = (gpd.read_file(gpkg, layer="units", engine="pyogrio")
+             if "units" in layers else gpd.GeoDataFrame(geometry=[], crs=grids.crs))
+    metrics_path = gpkg.parent / METRICS_FILE
+    metrics = (json.loads(metrics_path.read_text(encoding="utf-8"))
+               if metrics_path.exists() else {})
+    graph = nx.Graph()
+    if len(units):
+        from .adjacency import build_adjacency
+
+        metric = units.to_crs(units.estimate_utm_crs()) if units.crs.is_geographic else units
+        graph = build_adjacency(metric.geometry.values).to_networkx()
+    import shapely
+
+    area = gpd.GeoSeries([shapely.union_all(grids.geometry.values)], crs=grids.crs)
+    return GridPlan(grids=grids, buildings=buildings, units=units, metrics=metrics,
+                    graph=graph, area=area)
