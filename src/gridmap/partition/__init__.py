@@ -150,7 +150,7 @@ def partition_graph(
             total_k += len(pieces)
         for part in pending_small:
             # too light for a grid: join an adjacent grid, else stand alone
-            touching = _adjacent_grids(g, labels, part)
+            touching = g.adjacent_labels(labels, part)
             if touching:
                 # an ordinary grid first: an oversize grid should stay one unit
                 gid = min(touching, key=lambda x: (out.flag[x] == "oversize", x))
@@ -326,11 +326,7 @@ def _seeded(
             kc = min(kc, len(nodes))
             if kc == 0:
                 # too light for a grid: join the lightest grid it touches
-                inset = np.zeros(g.n, dtype=bool)
-                inset[nodes] = True
-                e = inset[g.i] ^ inset[g.j]
-                other = np.where(inset[g.i[e]], g.j[e], g.i[e])
-                near = sorted({int(lab[x]) for x in other if lab[x] >= 0})
+                near = sorted(g.adjacent_labels(lab, nodes))
                 if not near:
                     return None
                 wts = np.bincount(lab[lab >= 0], weights=w[lab >= 0])
@@ -351,9 +347,3 @@ def _score(g: UnitGraph, lab: np.ndarray, k: int, mean: float, tolerance: float)
     return int((dev > tolerance + 1e-9).sum()), float(dev.max())
 
 
-def _adjacent_grids(g: UnitGraph, labels: np.ndarray, part: np.ndarray) -> set[int]:
-    inset = np.zeros(g.n, dtype=bool)
-    inset[part] = True
-    e = inset[g.i] ^ inset[g.j]
-    other = np.where(inset[g.i[e]], g.j[e], g.i[e])
-    return {int(x) for x in labels[other] if x >= 0}

@@ -91,5 +91,13 @@ class UnitGraph:
         _, labels = connected_components(a, directed=False)
         return labels
 
+    def adjacent_labels(self, labels: np.ndarray, nodes: np.ndarray) -> set[int]:
+        """Labels (>= 0) of the units outside ``nodes`` that touch them."""
+        inset = np.zeros(self.n, dtype=bool)
+        inset[nodes] = True
+        e = inset[self.i] ^ inset[self.j]
+        other = np.where(inset[self.i[e]], self.j[e], self.i[e])
+        return {int(x) for x in labels[other] if x >= 0}
+
     def neighbours(self, u: int) -> np.ndarray:
         return self.nbr[self.indptr[u] : self.indptr[u + 1]]

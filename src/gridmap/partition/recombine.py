@@ -43,12 +43,7 @@ def recombine(
         return float(g.weight[labels == gid].sum())
 
     def neighbours_of(gid: int) -> list[int]:
-        nodes = np.flatnonzero(labels == gid)
-        inset = np.zeros(g.n, dtype=bool)
-        inset[nodes] = True
-        e = inset[g.i] ^ inset[g.j]
-        other = np.where(inset[g.i[e]], g.j[e], g.i[e])
-        return sorted({int(x) for x in labels[other]} & active - {gid})
+        return sorted(g.adjacent_labels(labels, np.flatnonzero(labels == gid)) & active)
 
     for _ in range(max_rounds):
         w = {gid: weight(gid) for gid in active}
