@@ -32,7 +32,7 @@ def test_uniform_lattice_splits_exactly():
     w = np.bincount(a.labels, weights=g.weight)
     assert w.tolist() == [16.0] * 4
     assert contiguous(g, a.labels)
-    # compact: four 4 x 4 squares have 32 cut edges between them... at most a few more
+    # compact: four 4 x 4 squares cut 16 edges; allow a little more
     cut = int((a.labels[g.i] != a.labels[g.j]).sum())
     assert cut <= 20
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ._validate import repair_polygons
 from .codes import grid_code, number_in_order
 from .metrics import evaluate
 from .plan import GridPlan
@@ -106,18 +107,7 @@ def _to_output(gdf: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
     change of well under a square millimetre.
     """
     out = gdf.to_crs(crs) if crs is not None else gdf.copy()
-    geoms = np.asarray(out.geometry.values)
-    bad = ~shapely.is_valid(geoms)
-    if bad.any():
-        fixed = shapely.make_valid(geoms[bad])
-        for n, geom in enumerate(fixed):
-            if geom.geom_type == "GeometryCollection":
-                parts = [p for p in geom.geoms if p.geom_type in ("Polygon", "MultiPolygon")]
-                fixed[n] = shapely.union_all(parts)
-        geoms = geoms.copy()
-        geoms[bad] = fixed
-        out = out.set_geometry(gpd.GeoSeries(geoms, index=out.index, crs=out.crs))
-    return out
+    return repair_polygons(out)[0]
 
 
 def _reasons(grids: gpd.GeoDataFrame, labels: np.ndarray, order: np.ndarray,

@@ -132,7 +132,7 @@ def _ids(gdf: gpd.GeoDataFrame, col: str | None, role: str, problems: Problems) 
     return ids.to_numpy()
 
 
-def _to(gdf: gpd.GeoDataFrame | None, crs: Any, role: str, notes: list[str]) -> gpd.GeoDataFrame | None:
+def _to(gdf: gpd.GeoDataFrame | None, crs: Any) -> gpd.GeoDataFrame | None:
     if gdf is None:
         return None
     if gdf.crs is not None and not gdf.crs.equals(crs):
@@ -293,7 +293,7 @@ def delineate(
                       ("compounds", cmp_), ("units", unt)):
         if gdf is not None and gdf.crs is not None and not gdf.crs.equals(input_crs):
             notes.append(f"`{role}` was in {gdf.crs.to_string()}; reprojected.")
-        layers[role] = _to(gdf, work_crs, role, notes)
+        layers[role] = _to(gdf, work_crs)
     st, pop, bnd, cmp_, unt = (layers[r] for r in ("streets", "population", "boundaries",
                                                     "compounds", "units"))
 
@@ -410,7 +410,8 @@ def delineate(
     nbld = np.bincount(blocks.building_block, minlength=len(blocks.geometry))
     split = (load > split_limit) & (nbld > 1) & (bm is not None)
     exempt_blocks = split.copy()
-    umap, building_unit = build_units(blocks, bgeoms, split)
+    cells_cache: dict = {}
+    umap, building_unit = build_units(blocks, bgeoms, split, cache=cells_cache)
 
     timer.stage("adjacency")
     barriers = frozenset(barriers)
@@ -464,11 +465,9 @@ def delineate(
         whole = ~umap["split"].to_numpy()
         block_grid[ub[whole]] = ulab[whole]
         old_building_grid = ulab[building_unit]
-        umap, building_unit = build_units(blocks, bgeoms, split)
+        umap, building_unit = build_units(blocks, bgeoms, split, cache=cells_cache)
         adj, g = graph_of(umap, building_unit)
-        newlab = np.full(len(umap), -1, dtype=np.int64)
-        ub = umap["block"].to_numpy()
-        newlab = block_grid[ub]
+        newlab = block_grid[umap["block"].to_numpy()]
         # cells of blocks split before keep the grid of their buildings
         cell_has = np.full(len(umap), -1, dtype=np.int64)
         cell_has[building_unit] = old_building_grid

@@ -465,8 +465,13 @@ def build_units(
     blocks: Blocks,
     buildings: np.ndarray,
     split: np.ndarray,
+    *,
+    cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[gpd.GeoDataFrame, np.ndarray]:
     """Units of the partition: whole blocks, and cells of the blocks in ``split``.
+
+    ``cache`` keeps each block's tessellation between calls, so that splitting more
+    blocks does not tessellate again the blocks split before.
 
     Returns the units (columns ``block``, ``community``, ``split``, geometry) and
     the unit index of every building.
@@ -488,7 +493,12 @@ def build_units(
         # a compound's buildings share one group, so the compound stays whole
         comp = blocks.compound[members]
         groups = np.where(comp >= 0, -(comp + 1), members)
-        cell_of, cells = tessellate(blocks.geometry[b], buildings[members], groups)
+        if cache is not None and b in cache:
+            cell_of, cells = cache[b]
+        else:
+            cell_of, cells = tessellate(blocks.geometry[b], buildings[members], groups)
+            if cache is not None:
+                cache[b] = (cell_of, cells)
         building_unit[members] = len(unit_geom) + cell_of
         unit_geom.extend(cells)
         unit_block.extend([b] * len(cells))
