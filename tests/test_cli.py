@@ -80,9 +80,35 @@ def test_map_redraws_a_saved_plan(tmp_path):
                  str(tmp_path / "s.gpkg"), "--target", "200", "--out", str(out),
                  "--no-map", "--quiet"]) == 0
     assert not (out / "coverage.html").exists()
-    assert main(["map", str(out / "plan.gpkg"), "--quiet"]) == 0
+    assert not (out / "workload.html").exists()
+    assert main(["map", str(out / "plan.gpkg"), "--quiet", "--png"]) == 0
     html = (out / "coverage.html").read_text(encoding="utf-8")
     assert "L.map(" in html
+    assert "data:image/png;base64," in (out / "workload.html").read_text(encoding="utf-8")
+    for name in ("coverage.png", "workload.png", "load_chart.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(out.glob(".*.tmp"))  # every map moved into place
+
+
+def test_workload_formula_and_privacy_threshold_from_the_command_line(tmp_path, capsys):
+    b, s = grid_city(2, 2, households=3)
+    b["pop_floating"] = 2
+    b.to_file(tmp_path / "b.gpkg")
+    s.to_file(tmp_path / "s.gpkg")
+    out = tmp_path / "out"
+    assert main(["delineate", "--buildings", str(tmp_path / "b.gpkg"), "--streets",
+                 str(tmp_path / "s.gpkg"), "--target", "6", "--out", str(out),
+                 "--workload", "households=2", "--workload", "pop_floating=1",
+                 "--worker-capacity", "7", "--privacy-threshold", "10", "--quiet"]) == 0
+    grids = gpd.read_file(out / "plan.gpkg", layer="grids")
+    # 2 × 3 households + 1 × 2 floating per building, 2 buildings per grid
+    assert grids["workload"].tolist() == [16.0] * len(grids)
+    assert grids["workers"].tolist() == [3] * len(grids)  # ceil(16 / 7)
+    html = (out / "coverage.html").read_text(encoding="utf-8")
+    # 6 households per grid, under the threshold; the 3 workers are staff, shown
+    assert '"p_households": "\\u0026lt;10"' in html and '"p_workers": "3"' in html
+    assert main(["map", str(out), "--privacy-threshold", "0", "--quiet"]) == 1
+    assert "privacy_threshold must be" in capsys.readouterr().err
 
 
 def test_map_of_a_missing_plan_is_a_clear_error(tmp_path, capsys):

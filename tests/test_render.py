@@ -49,27 +49,63 @@ def test_small_counts_are_hidden():
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
-def test_map_draws_in_headless_chromium_offline(plan, tmp_path):
-    page = tmp_path / "coverage.html"
-    plan.coverage_map(buildings=True).save(str(page))
-    shot = tmp_path / "shot.png"
+BROWSER_SERVICES = r"https?://([a-z0-9-]+\.)*(google\.com|googleapis\.com|gvt1\.com)/"
+
+
+def open_in_chromium(page, tmp_path, *, size="900,700"):
+    """Open ``page`` in headless Chromium with every host name unresolvable.
+
+    Returns the console lines, the screenshot (array) and the URLs of every
+    network request the page made (from Chromium's own net log).
+    """
+    shot = tmp_path / f"{page.stem}.png"
+    netlog = tmp_path / f"{page.stem}-netlog.json"
     proc = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
          "--disable-background-networking", "--no-first-run", "--disable-sync",
          "--disable-component-update", f"--user-data-dir={tmp_path / 'profile'}",
          # every host name fails: nothing can leave the machine
          "--host-resolver-rules=MAP * ~NOTFOUND", "--enable-logging=stderr", "--v=0",
-         "--window-size=900,700", "--virtual-time-budget=4000",
+         f"--log-net-log={netlog}",
+         # the browser's own clock check is not the page's request
+         "--disable-features=NetworkTimeServiceQuerying",
+         f"--window-size={size}", "--virtual-time-budget=4000",
          f"--screenshot={shot}", page.as_uri()],
         capture_output=True, text=True, timeout=120,
     )
     console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln]
-    assert not [ln for ln in console if "Uncaught" in ln or "rror" in ln], console
-    assert shot.exists()
+    assert shot.exists(), proc.stderr[-2000:]
     from matplotlib.image import imread
 
-    img = imread(shot)
+    urls = set(re.findall(r'"url":"(https?://[^"]+)"', netlog.read_text(errors="replace")))
+    # Chromium's own services (clock, component updates) are the browser's, not the page's
+    requests = {u for u in urls if not re.match(BROWSER_SERVICES, u)}
+    return console, imread(shot), requests
+
+
+def n_colours(img) -> int:
+    return len({tuple(np.round(px[:3], 2)) for px in img.reshape(-1, img.shape[-1])[::97]})
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+@pytest.mark.parametrize("kind", ["coverage", "workload"])
+def test_map_draws_in_headless_chromium_offline(plan, tmp_path, kind):
+    page = tmp_path / f"{kind}.html"
+    m = plan.coverage_map(buildings=True) if kind == "coverage" else plan.workload_map()
+    m.save(str(page))
+    console, img, requests = open_in_chromium(page, tmp_path)
+    assert not [ln for ln in console if "Uncaught" in ln or "rror" in ln
+                or "Failed to load" in ln], console
+    assert not requests, requests  # no request tried to leave the machine
     # the grids are drawn: many colours, not a blank or grey page
-    colours = {tuple(np.round(px[:3], 2)) for px in img.reshape(-1, img.shape[-1])[::97]}
-    assert len(colours) > 10
+    assert n_colours(img) > 10
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_the_request_check_sees_a_base_map(plan, tmp_path):
+    # the control: a page with a tile layer does try the network, and the net log shows it
+    page = tmp_path / "tiles.html"
+    plan.coverage_map(tiles="osm").save(str(page))
+    _, img, requests = open_in_chromium(page, tmp_path)
+    assert any("tile.openstreetmap.org" in u for u in requests)
+    assert n_colours(img) > 10  # the grids still draw without their base map

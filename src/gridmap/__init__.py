@@ -29,15 +29,15 @@ except PackageNotFoundError:  # running from a source tree
 logging.getLogger("gridmap").addHandler(logging.NullHandler())
 
 __all__ = [
+    "CRSMismatchError",
+    "DisconnectedUnitsError",
+    "GridPlan",
+    "GridmapError",
+    "InfeasiblePartitionError",
+    "LayerValidationError",
+    "__version__",
     "delineate",
     "evaluate",
     "read_layer",
-    "GridPlan",
     "read_plan",
-    "GridmapError",
-    "LayerValidationError",
-    "CRSMismatchError",
-    "InfeasiblePartitionError",
-    "DisconnectedUnitsError",
-    "__version__",
 ]

@@ -13,6 +13,7 @@ from ._validate import repair_polygons
 from .codes import grid_code, number_in_order
 from .metrics import evaluate
 from .plan import GridPlan
+from .workload import DEFAULT_CAPACITY, grid_workload
 
 __all__ = ["assemble", "dissolve_units"]
 
@@ -175,6 +176,9 @@ def assemble(
     notes: list[str],
     params: dict[str, Any],
     pop_report: dict[str, Any],
+    workload: dict[str, float] | None = None,
+    worker_capacity: float = DEFAULT_CAPACITY,
+    street_classes: np.ndarray | None = None,
 ) -> GridPlan:
     n = assignment.n_grids
     ugeoms = np.asarray(umap.geometry.values)
@@ -269,6 +273,12 @@ def assemble(
     for col in per_grid.columns:
         if col not in grids.columns:
             grids[col] = per_grid[col].to_numpy()
+    load, load_report = grid_workload(grids, weights=workload, capacity=worker_capacity,
+                                      area_km2=grids.geometry.area.to_numpy() / 1e6)
+    for col in load.columns:
+        grids[col] = load[col].to_numpy()
+    load_report["total_workload"] = float(load["workload"].sum())
+    load_report["total_workers"] = int(load["workers"].sum())
     grids["reason"] = _reasons(grids, labels, order, new_id, g, by, tolerance)
     violations = [
         {
@@ -317,18 +327,30 @@ def assemble(
     timings = timer.done()
     overall = {
         **overall,
-        "n_units": int(len(umap)),
-        "n_blocks": int(len(blocks.geometry)),
+        "n_units": len(umap),
+        "n_blocks": len(blocks.geometry),
         "n_blocks_split": int(np.asarray(exempt_blocks).sum()),
         "n_oversize": int(sum(f == "oversize" for f in assignment.flag)),
         "area_source": area_source,
         "violations": violations,
         "params": params,
         "population": pop_report,
+        "workload": load_report,
         "notes": notes + assignment.notes,
         "timings": timings,
     }
     graph = adj.to_networkx()
+    streets_out = None
+    if len(lines):
+        # the streets inside the area, for the maps (classes as the adjacency saw them)
+        inside = shapely.intersection(lines, area)
+        keep = ~shapely.is_empty(inside) & (shapely.length(inside) > 0)
+        cls = (np.asarray(street_classes, dtype=object) if street_classes is not None
+               else np.full(len(lines), "street", dtype=object))
+        streets_out = gpd.GeoDataFrame({"class": cls[keep]}, geometry=inside[keep],
+                                       crs=work_crs)
+        if input_crs is not None:
+            streets_out = streets_out.to_crs(input_crs)
     return GridPlan(
         grids=grids_out,
         buildings=bout,
@@ -337,4 +359,5 @@ def assemble(
         graph=graph,
         area=gpd.GeoSeries([area], crs=work_crs).to_crs(input_crs)
         if input_crs is not None else gpd.GeoSeries([area]),
+        streets=streets_out,
     )

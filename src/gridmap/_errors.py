@@ -7,11 +7,11 @@ Every error subclasses :class:`GridmapError` and a built-in (``ValueError`` or
 from __future__ import annotations
 
 __all__ = [
-    "GridmapError",
-    "LayerValidationError",
     "CRSMismatchError",
-    "InfeasiblePartitionError",
     "DisconnectedUnitsError",
+    "GridmapError",
+    "InfeasiblePartitionError",
+    "LayerValidationError",
 ]
 
 

@@ -17,10 +17,10 @@ import numpy as np
 import shapely
 
 __all__ = [
+    "DEFAULT_BARRIERS",
+    "DEFAULT_CUT_COST",
     "Adjacency",
     "build_adjacency",
-    "DEFAULT_CUT_COST",
-    "DEFAULT_BARRIERS",
     "street_rank",
 ]
 
@@ -58,8 +58,7 @@ def street_rank(cls: str | None) -> str:
     if cls is None or (isinstance(cls, float) and np.isnan(cls)):
         return "street"
     c = str(cls).strip().lower()
-    if c.endswith("_link"):
-        c = c[: -len("_link")]
+    c = c.removesuffix("_link")
     if c in ("rail", "light_rail", "narrow_gauge", "tram", "monorail"):
         return "railway"
     if c in ("canal", "waterway"):

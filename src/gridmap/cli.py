@@ -1,8 +1,10 @@
 """The ``gridmap`` command line.
 
 ``gridmap delineate --buildings B --streets S --target 300 --out DIR`` writes
-``DIR/plan.gpkg`` (layers ``grids``, ``buildings``, ``units``) and
-``DIR/metrics.json``.  The options and the files are a contract that planners'
+``DIR/plan.gpkg`` (layers ``grids``, ``buildings``, ``units``, ``streets``),
+``DIR/metrics.json``, ``DIR/coverage.html`` and ``DIR/workload.html`` (with
+``--png`` also ``coverage.png``, ``workload.png`` and ``load_chart.png``);
+``gridmap map DIR/plan.gpkg`` redraws the maps of a saved plan.  The options and the files are a contract that planners'
 scripts rely on: options and columns are only ever added, never renamed.
 """
 
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 
 from ._errors import GridmapError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 
 def _column_pair(text: str) -> tuple[str, str]:
@@ -24,6 +26,18 @@ def _column_pair(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(msg)
     a, b = text.split("=", 1)
     return a.strip(), b.strip()
+
+
+def _weight_pair(text: str) -> tuple[str, float]:
+    if "=" not in text:
+        msg = f"--workload takes COLUMN=WEIGHT (e.g. pop_floating=0.5), got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    a, b = text.split("=", 1)
+    try:
+        return a.strip(), float(b)
+    except ValueError:
+        msg = f"--workload weight must be a number, got {b!r} in {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,26 +90,86 @@ def build_parser() -> argparse.ArgumentParser:
                    help="persons per household for estimates (default 2.62)")
     d.add_argument("--default-levels", type=float, default=1.0,
                    help="storeys of a building with no levels or height (default 1)")
-    d.add_argument("--no-map", action="store_true", help="do not write coverage.html")
-    d.add_argument("--tiles", default=None,
-                   help="base map for the HTML map: none (default, works offline), osm, "
-                   "or a tile URL template")
-    d.add_argument("--no-buildings-layer", action="store_true",
-                   help="leave the buildings out of the HTML map (smaller file)")
+    d.add_argument("--workload", action="append", type=_weight_pair, default=[],
+                   metavar="COLUMN=WEIGHT",
+                   help="a term of the workload formula (repeatable; replaces the default "
+                   "households=1 pop_floating=0.5 elderly=0.5 shops=2 cases=1 area_km2=50)")
+    d.add_argument("--worker-capacity", type=float, default=None,
+                   help="workload one grid worker carries (default 500)")
+    d.add_argument("--no-map", action="store_true",
+                   help="do not write coverage.html and workload.html")
+    _map_options(d)
     d.add_argument("--quiet", action="store_true", help="print nothing but errors")
     mp = sub.add_parser(
         "map",
         help="redraw the maps of a saved plan",
-        description="Redraw coverage.html from a plan written by gridmap delineate.",
+        description="Redraw coverage.html and workload.html (and with --png the static "
+        "maps) from a plan written by gridmap delineate.",
     )
     mp.add_argument("plan", help="DIR/plan.gpkg (or DIR)")
     mp.add_argument("--out", help="folder for the maps (default: the plan's folder)")
-    mp.add_argument("--tiles", default=None,
-                    help="base map: none (default, works offline), osm, or a tile URL")
-    mp.add_argument("--no-buildings-layer", action="store_true",
-                    help="leave the buildings out of the HTML map (smaller file)")
+    _map_options(mp)
     mp.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return p
+
+
+def _map_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tiles", default=None,
+                   help="base map for the HTML maps: none (default, works offline), osm, "
+                   "amap, tencent (both GCJ-02), or a tile URL template")
+    p.add_argument("--gcj02", action="store_true",
+                   help="shift the overlay to GCJ-02 for a GCJ-02 tile URL (automatic for "
+                   "amap and tencent)")
+    p.add_argument("--no-buildings-layer", action="store_true",
+                   help="leave the buildings out of the HTML map (smaller file)")
+    p.add_argument("--privacy-threshold", type=int, default=5,
+                   help="counts under this show as <N in the maps (default 5)")
+    p.add_argument("--scheme", default="Quantiles",
+                   help="mapclassify scheme of the workload map (default Quantiles)")
+    p.add_argument("--classes", type=int, default=5,
+                   help="number of workload classes (default 5, at most 7)")
+    p.add_argument("--png", action="store_true",
+                   help="also write coverage.png, workload.png and load_chart.png")
+    p.add_argument("--font", help="a CJK font file for the PNG maps (default: one found)")
+
+
+def _write_maps(plan, out, args: argparse.Namespace) -> list:
+    """Write the HTML maps (and with --png the static ones); each file atomically."""
+    import os
+
+    gcj = True if args.gcj02 else None
+    written = []
+
+    def save(path, write) -> None:
+        tmp = path.with_name(f".{path.name}.tmp")
+        write(tmp)
+        os.replace(tmp, path)
+        written.append(path)
+
+    cov = plan.coverage_map(tiles=args.tiles, gcj02=gcj,
+                            buildings=not args.no_buildings_layer,
+                            privacy_threshold=args.privacy_threshold)
+    save(out / "coverage.html", lambda p: cov.save(str(p)))
+    work = plan.workload_map(tiles=args.tiles, gcj02=gcj, scheme=args.scheme, k=args.classes,
+                             privacy_threshold=args.privacy_threshold, font=args.font)
+    save(out / "workload.html", lambda p: work.save(str(p)))
+    if args.png:
+        import matplotlib.pyplot as plt
+
+        for name, kind in (("coverage.png", "coverage"), ("workload.png", "workload")):
+            def draw(p, kind=kind):
+                fig = plan.static_map(None, kind=kind, font=args.font, scheme=args.scheme,
+                                      k=args.classes)
+                fig.savefig(p, dpi=200, format="png")
+                plt.close(fig)
+            save(out / name, draw)
+
+        def chart(p):
+            fig = plan.load_chart(font=args.font)
+            fig.savefig(p, dpi=150, format="png")
+            plt.close(fig)
+        save(out / "load_chart.png", chart)
+    return written
 
 
 def _map(args: argparse.Namespace) -> int:
@@ -107,10 +181,9 @@ def _map(args: argparse.Namespace) -> int:
     src = Path(args.plan)
     out = Path(args.out) if args.out else (src if src.is_dir() else src.parent)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "coverage.html"
-    plan.coverage_map(tiles=args.tiles, buildings=not args.no_buildings_layer).save(str(path))
+    written = _write_maps(plan, out, args)
     if not args.quiet:
-        print(f"wrote {path}")
+        print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
@@ -138,16 +211,15 @@ def _delineate(args: argparse.Namespace) -> int:
         persons_per_household=args.persons_per_household,
         default_levels=args.default_levels,
         division_code=args.division_code,
+        workload=dict(args.workload) or None,
+        **({"worker_capacity": args.worker_capacity} if args.worker_capacity is not None
+           else {}),
         progress=not args.quiet,
     )
     out = plan.to_file(args.out)
     written = [out / "plan.gpkg", out / "metrics.json"]
     if not args.no_map:
-        path = out / "coverage.html"
-        plan.coverage_map(tiles=args.tiles, buildings=not args.no_buildings_layer).save(
-            str(path)
-        )
-        written.append(path)
+        written += _write_maps(plan, out, args)
     if not args.quiet:
         print(plan)
         for note in plan.metrics.get("notes", []):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["grid_code", "reading_order", "number_in_order"]
+__all__ = ["grid_code", "number_in_order", "reading_order"]
 
 
 def grid_code(division: str, subdistrict: int, community: int, grid: int) -> str:

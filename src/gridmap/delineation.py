@@ -13,21 +13,25 @@ import pandas as pd
 import shapely
 
 from . import io as gio
-from ._errors import InfeasiblePartitionError, LayerValidationError
+from ._errors import GridmapError, InfeasiblePartitionError, LayerValidationError
 from ._validate import Problems, check_layer, check_params, repair_polygons
 from .adjacency import DEFAULT_BARRIERS, build_adjacency, street_rank
 from .partition import GridAssignment, UnitGraph, partition_graph, refine, repair
 from .plan import GridPlan
 from .population import population_onto_buildings
 from .units import NON_BLOCKING_CLASSES, Blocks, build_units, make_blocks, study_area
+from .workload import DEFAULT_CAPACITY, grid_workload
 
-__all__ = ["delineate", "STREET_CLASS_COLUMNS"]
+__all__ = ["STREET_CLASS_COLUMNS", "delineate"]
 
 log = logging.getLogger("gridmap")
 
 #: columns that may hold a street's class, tried in this order
 STREET_CLASS_COLUMNS = ("street_class", "highway", "kind_detail", "fclass", "class", "type")
 _COUNT_FIELDS = ("households", "pop_actual")
+#: further counts carried to the grids when the input has them (population
+#: categories and what drives workload)
+_EXTRA_FIELDS = ("pop_registered", "pop_floating", "pop_absent", "elderly", "shops", "cases")
 
 
 def _peak_rss_mb() -> float | None:
@@ -180,6 +184,8 @@ def delineate(
     persons_per_household: float = 2.62,
     default_levels: float = 1.0,
     division_code: str = "000000",
+    workload: dict[str, float] | None = None,
+    worker_capacity: float = DEFAULT_CAPACITY,
     progress: bool = False,
 ) -> GridPlan:
     """Delineate balanced, contiguous, street-bounded community grids.
@@ -221,6 +227,11 @@ def delineate(
     split_above
         A block holding more than this on ``by`` is split between its buildings
         (default: ``target``).
+    workload, worker_capacity
+        Weights of the workload formula per grid column (default
+        :data:`gridmap.workload.DEFAULT_WORKLOAD`) and the load one grid worker
+        carries; every grid gets ``workload``, ``workers`` (at least one) and
+        ``workload_per_worker``.
 
     Returns
     -------
@@ -252,6 +263,10 @@ def delineate(
 
     problems = Problems()
     check_params(problems, target=target, tolerance=tolerance, by=by)
+    try:  # the workload formula is checked now, not after the partition
+        grid_workload(pd.DataFrame(), weights=workload, capacity=worker_capacity)
+    except GridmapError as exc:
+        problems.add(str(exc))
     if bld is None and unt is None:
         problems.add("give `buildings` (footprints) or `units` (polygons to partition).")
     check_layer(bld, "buildings", problems, geometry="polygon", required=False)
@@ -310,11 +325,17 @@ def delineate(
     timer.stage("population")
     if bm is not None:
         source_cols = (pop if pop is not None else bm).columns
-        pfields = (
-            None
-            if by in _COUNT_FIELDS
-            else tuple(f for f in _COUNT_FIELDS if f in source_cols) + (by,)
-        )
+        extra = tuple(f for f in _EXTRA_FIELDS if f in source_cols and f != by)
+        given = tuple(f for f in _COUNT_FIELDS if f in source_cols)
+        if by in _COUNT_FIELDS and not extra:
+            pfields = None
+        elif by in _COUNT_FIELDS and not given:
+            # counts estimated from floor area: the extra columns cannot ride along
+            pfields = None
+            notes.append(f"columns {list(extra)} were not used: with no households or "
+                         "pop_actual given, population is estimated from floor area.")
+        else:
+            pfields = tuple(dict.fromkeys((*given, by, *extra)))
         pres = population_onto_buildings(
             bm,
             pop,
@@ -336,6 +357,7 @@ def delineate(
         estimated = bool(counts["estimated"].any()) if "estimated" in counts else False
     else:
         um = unt.reset_index(drop=True)
+        fields = tuple(dict.fromkeys((*fields, *(f for f in _EXTRA_FIELDS if f in um))))
         counts = pd.DataFrame({f: pd.to_numeric(um[f], errors="coerce") if f in um else 0.0
                                for f in fields})
         bad = counts[by].isna() | (counts[by] < 0)
@@ -508,6 +530,9 @@ def delineate(
             "barriers": sorted(barriers),
         },
         pop_report=pop_report,
+        workload=workload,
+        worker_capacity=worker_capacity,
+        street_classes=classes,
     )
     return plan
 

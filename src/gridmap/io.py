@@ -20,11 +20,11 @@ import pyproj
 from ._errors import CRSMismatchError, LayerValidationError
 
 __all__ = [
+    "CANONICAL_COLUMNS",
     "LayerSource",
+    "metric_crs",
     "read_layer",
     "rename_columns",
-    "metric_crs",
-    "CANONICAL_COLUMNS",
 ]
 
 LayerSource = Union[str, os.PathLike, gpd.GeoDataFrame]

@@ -33,7 +33,7 @@ from shapely.geometry.base import BaseGeometry
 
 from ._validate import Problems, check_layer
 
-__all__ = ["evaluate", "GRID_KINDS"]
+__all__ = ["GRID_KINDS", "evaluate"]
 
 #: the three kinds of grid (社区型 / 道路型 / 单位型)
 GRID_KINDS = ("community", "road", "unit")

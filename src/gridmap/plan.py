@@ -14,7 +14,7 @@ import geopandas as gpd
 import networkx as nx
 import pandas as pd
 
-__all__ = ["GridPlan", "read_plan", "PLAN_FILE", "METRICS_FILE"]
+__all__ = ["METRICS_FILE", "PLAN_FILE", "GridPlan", "read_plan"]
 
 PLAN_FILE = "plan.gpkg"
 METRICS_FILE = "metrics.json"
@@ -60,6 +60,10 @@ class GridPlan:
         overlap, counts), plus the parameters and the reports of every stage.
     graph : networkx.Graph
         Adjacency of the units (node = unit position).
+    area : geopandas.GeoSeries
+        The area the grids cover.
+    streets : geopandas.GeoDataFrame or None
+        The streets inside the area with their ``class``, for the maps.
     """
 
     grids: gpd.GeoDataFrame
@@ -68,6 +72,7 @@ class GridPlan:
     metrics: dict[str, Any]
     graph: nx.Graph = field(repr=False)
     area: gpd.GeoSeries = field(repr=False)
+    streets: gpd.GeoDataFrame | None = field(default=None, repr=False)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -90,14 +95,14 @@ class GridPlan:
 
         pp = m.get("polsby_popper_mean")
         lines = [
-            f"GridPlan: {len(self.grids)} grids, {len(self.buildings)} buildings, "
-            f"{len(self.units)} units",
-            f"  balance by {self.params.get('by')}: target {self.params.get('target')}, "
+            (f"GridPlan: {len(self.grids)} grids, {len(self.buildings)} buildings, "
+            f"{len(self.units)} units"),
+            (f"  balance by {self.params.get('by')}: target {self.params.get('target')}, "
             f"tolerance ±{self.params.get('tolerance', 0):.0%}; max deviation "
             f"{pct('max_abs_deviation')}, {m.get('n_out_of_tolerance', 0)} grid(s) out "
-            "of tolerance",
-            f"  contiguous: {m.get('contiguous')}, mean Polsby-Popper "
-            f"{'n/a' if pp is None else f'{pp:.2f}'}, street share {pct('street_share')}",
+            "of tolerance"),
+            (f"  contiguous: {m.get('contiguous')}, mean Polsby-Popper "
+            f"{'n/a' if pp is None else f'{pp:.2f}'}, street share {pct('street_share')}"),
             f"  gap {pct('gap_share', 4)}, overlap {pct('overlap_share', 4)}",
         ]
         return "\n".join(lines)
@@ -108,8 +113,29 @@ class GridPlan:
 
         return coverage_map(self, **kwargs)
 
+    def workload_map(self, **kwargs: Any) -> Any:
+        """A self-contained folium workload map; see :func:`gridmap.render.workload_map`."""
+        from .render import workload_map
+
+        return workload_map(self, **kwargs)
+
+    def load_chart(self, **kwargs: Any) -> Any:
+        """The load of every grid against the band; see :func:`gridmap.static.load_chart`."""
+        from .static import load_chart
+
+        return load_chart(self, **kwargs)
+
+    def static_map(self, path: str | os.PathLike | None = None, **kwargs: Any) -> Any:
+        """A static (PNG/PDF/SVG) map; see :func:`gridmap.static.static_map`."""
+        from .static import static_map
+
+        return static_map(self, path, **kwargs)
+
     def to_file(self, out_dir: str | os.PathLike, *, units: bool = True) -> Path:
-        """Write ``plan.gpkg`` (layers ``grids``, ``buildings``, ``units``) and ``metrics.json``.
+        """Write ``plan.gpkg`` and ``metrics.json``.
+
+        ``plan.gpkg`` has the layers ``grids``, ``buildings``, ``units`` and,
+        when the plan has streets, ``streets``.
 
         The files are written to a temporary folder beside ``out_dir`` and moved
         into place at the end, so an interrupted run never leaves half a plan.
@@ -125,6 +151,8 @@ class GridPlan:
             self.buildings.to_file(gpkg, layer="buildings", driver="GPKG", engine="pyogrio")
             if units:
                 self.units.to_file(gpkg, layer="units", driver="GPKG", engine="pyogrio")
+            if self.streets is not None and len(self.streets):
+                self.streets.to_file(gpkg, layer="streets", driver="GPKG", engine="pyogrio")
             (tmp / METRICS_FILE).write_text(
                 json.dumps(_jsonable(self.metrics), ensure_ascii=False, indent=2),
                 encoding="utf-8",
@@ -174,6 +202,8 @@ def read_plan(path: str | os.PathLike) -> GridPlan:
                  if "buildings" in layers else gpd.GeoDataFrame(geometry=[], crs=grids.crs))
     units = (gpd.read_file(gpkg, layer="units", engine="pyogrio")
              if "units" in layers else gpd.GeoDataFrame(geometry=[], crs=grids.crs))
+    streets = (gpd.read_file(gpkg, layer="streets", engine="pyogrio")
+               if "streets" in layers else None)
     metrics_path = gpkg.parent / METRICS_FILE
     metrics = (json.loads(metrics_path.read_text(encoding="utf-8"))
                if metrics_path.exists() else {})
@@ -187,4 +217,4 @@ def read_plan(path: str | os.PathLike) -> GridPlan:
 
     area = gpd.GeoSeries([shapely.union_all(grids.geometry.values)], crs=grids.crs)
     return GridPlan(grids=grids, buildings=buildings, units=units, metrics=metrics,
-                    graph=graph, area=area)
+                    graph=graph, area=area, streets=streets)

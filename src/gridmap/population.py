@@ -35,15 +35,15 @@ import pandas as pd
 from gridmap._errors import CRSMismatchError, LayerValidationError
 
 __all__ = [
+    "BUILDING_TYPE_COLUMNS",
     "DEFAULT_FIELDS",
     "DEFAULT_NON_RESIDENTIAL",
-    "LEVELS_COLUMNS",
     "HEIGHT_COLUMNS",
-    "BUILDING_TYPE_COLUMNS",
+    "LEVELS_COLUMNS",
     "PopulationResult",
-    "levels",
     "floor_area",
     "is_residential",
+    "levels",
     "population_onto_buildings",
 ]
 

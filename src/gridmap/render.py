@@ -8,15 +8,25 @@ is written into the page itself, and no base map is drawn unless one is asked fo
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
 import geopandas as gpd
 import networkx as nx
 import numpy as np
+import pandas as pd
 import shapely
 
-__all__ = ["coverage_map", "offline", "grid_colours", "PALETTE"]
+__all__ = [
+    "PALETTE",
+    "TILES",
+    "coverage_map",
+    "grid_colours",
+    "offline",
+    "wgs84_to_gcj02",
+    "workload_map",
+]
 
 #: fill colours for grids; neighbours never share one (a greedy colouring of the
 #: grids' adjacency rarely needs more than five)
@@ -25,12 +35,63 @@ PALETTE = (
     "#fdb462", "#b3de69", "#fccde5", "#d9d9d9", "#bc80bd",
 )
 
-_TILES = {
+#: base-map presets: URL template, attribution, whether the tiles are in GCJ-02
+TILES: dict[str, tuple[str, str, bool]] = {
     "osm": (
         "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
         "&copy; OpenStreetMap contributors",
+        False,
+    ),
+    "amap": (
+        ("https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8"
+        "&x={x}&y={y}&z={z}"),
+        "&copy; 高德地图 AMap (GCJ-02)",
+        True,
+    ),
+    "tencent": (
+        "https://rt{s}.map.gtimg.com/tile?z={z}&x={x}&y={-y}&type=vector&styleid=0",
+        "&copy; 腾讯地图 Tencent (GCJ-02)",
+        True,
     ),
 }
+_SUBDOMAINS = {"amap": "1234", "tencent": "0123"}
+
+
+def wgs84_to_gcj02(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shift WGS84 longitude/latitude to GCJ-02, the offset AMap and Tencent use.
+
+    The published GCJ-02 formula (Krasovsky 1940 ellipsoid); points outside
+    mainland China's bounding box are left as they are, as those services do.
+    Accurate to a few metres, which is what lining up with their tiles needs.
+
+    Examples
+    --------
+    The published reference point in Shanghai (the eviltransform test vector):
+
+    >>> x, y = wgs84_to_gcj02(np.array([121.5272106]), np.array([31.1774276]))
+    >>> round(float(x[0]), 9), round(float(y[0]), 9)
+    (121.531541859, 31.175303984)
+    """
+    lon = np.asarray(lon, dtype=float)
+    lat = np.asarray(lat, dtype=float)
+    a, ee = 6378245.0, 0.00669342162296594323
+    x, y = lon - 105.0, lat - 35.0
+    sq = np.sqrt(np.abs(x))
+    dlat = (-100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * sq
+            + (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
+            + (20.0 * np.sin(y * np.pi) + 40.0 * np.sin(y / 3.0 * np.pi)) * 2.0 / 3.0
+            + (160.0 * np.sin(y / 12.0 * np.pi) + 320 * np.sin(y * np.pi / 30.0)) * 2.0 / 3.0)
+    dlon = (300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * sq
+            + (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
+            + (20.0 * np.sin(x * np.pi) + 40.0 * np.sin(x / 3.0 * np.pi)) * 2.0 / 3.0
+            + (150.0 * np.sin(x / 12.0 * np.pi) + 300.0 * np.sin(x / 30.0 * np.pi)) * 2.0 / 3.0)
+    rad = lat / 180.0 * np.pi
+    magic = 1 - ee * np.sin(rad) ** 2
+    sqm = np.sqrt(magic)
+    dlat = (dlat * 180.0) / ((a * (1 - ee)) / (magic * sqm) * np.pi)
+    dlon = (dlon * 180.0) / (a / sqm * np.cos(rad) * np.pi)
+    inside = (lon > 73.66) & (lon < 135.05) & (lat > 3.86) & (lat < 53.55)
+    return np.where(inside, lon + dlon, lon), np.where(inside, lat + dlat, lat)
 
 
 def _folium():
@@ -94,11 +155,180 @@ def _fmt(value: Any, threshold: int) -> str:
     return f"{v:,.0f}"
 
 
+def _display(gdf: gpd.GeoDataFrame, simplify: float, gcj02: bool) -> gpd.GeoDataFrame:
+    """Geometry for a web map: simplified in metres, WGS84 (or GCJ-02), ~0.1 m."""
+    metric = gdf.to_crs(gdf.estimate_utm_crs()) if gdf.crs.is_geographic else gdf
+    shown = metric.copy()
+    geoms = np.asarray(metric.geometry.values)
+    if simplify > 0:
+        geoms = shapely.simplify(geoms, simplify, preserve_topology=True)
+    shown["geometry"] = geoms
+    shown = shown.to_crs(4326)
+    geoms = np.asarray(shown.geometry.values)
+    if gcj02:
+        geoms = shapely.transform(geoms, lambda xy: np.column_stack(
+            wgs84_to_gcj02(xy[:, 0], xy[:, 1])))
+    shown["geometry"] = shapely.set_precision(geoms, 1e-6)
+    return shown
+
+
+def _base_map(bounds: np.ndarray, tiles: str | None, attribution: str | None) -> Any:
+    folium = _folium()
+    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True)
+    m.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
+    if tiles:
+        url, attr, _ = TILES.get(tiles, (tiles, attribution or tiles, False))
+        kw = {"subdomains": _SUBDOMAINS[tiles]} if tiles in _SUBDOMAINS else {}
+        folium.TileLayer(url, attr=attr, name="base map", **kw).add_to(m)
+    return m
+
+
+def _is_gcj02(tiles: str | None, gcj02: bool | None) -> bool:
+    if gcj02 is not None:
+        return bool(gcj02)
+    return bool(tiles in TILES and TILES[tiles][2])
+
+
+def _grid_props(shown: gpd.GeoDataFrame, threshold: int) -> dict[str, tuple[str, Any]]:
+    """Popup fields per grid: name shown and values (aggregates only)."""
+    props: dict[str, tuple[str, Any]] = {
+        "code": ("网格编码 code", shown["code"].astype(str)),
+        "kind": ("类型 kind", shown["kind"].astype(str)),
+    }
+    for col, name, people in (
+        ("households", "户数 households", True),
+        ("pop_actual", "实有人口 actual population", True),
+        ("pop_registered", "户籍人口 registered", True),
+        ("pop_floating", "流动人口 floating", True),
+        ("pop_absent", "人户分离 registered, absent", True),
+        ("elderly", "老年人 elderly (60+)", True),
+        ("workload", "工作量 workload", False),
+        ("workers", "网格员 workers", False),
+        ("workload_per_worker", "人均工作量 workload per worker", False),
+    ):
+        if col in shown and shown[col].notna().any():
+            # the privacy threshold hides small counts of people, not of staff
+            t = threshold if people else 0
+            props[f"p_{col}"] = (name, shown[col].map(lambda v, t=t: _fmt(v, t)))
+    if "deviation" in shown:
+        props["p_dev"] = ("偏差 deviation from community mean",
+                          shown["deviation"].map(lambda v: "–" if v != v else f"{v:+.1%}"))
+    flag = shown["flag"].fillna("").astype(str) if "flag" in shown else \
+        pd.Series([""] * len(shown), index=shown.index)
+    props["p_flag"] = ("标记 flag", flag.map(
+        lambda f: {"oversize": "one unit bigger than a grid", "island": "island"}.get(f, "")))
+    est = np.asarray(shown["estimated"], dtype=bool) if "estimated" in shown else \
+        np.zeros(len(shown), dtype=bool)
+    if est.any():
+        props["p_est"] = ("人口 population", np.where(est, "estimated from floor area", "given"))
+    if "reason" in shown:
+        props["p_reason"] = ("超出容差 out of tolerance", shown["reason"].fillna("").astype(str))
+    return props
+
+
+def _problem(shown: gpd.GeoDataFrame) -> np.ndarray:
+    within = shown.get("within_tolerance", True)
+    flag = shown["flag"].fillna("").astype(str) if "flag" in shown else ""
+    return np.asarray(~np.asarray(within, dtype=bool) | (flag != ""), dtype=bool) & \
+        np.ones(len(shown), dtype=bool)
+
+
+def _grid_layer(m: Any, shown: gpd.GeoDataFrame, fill: Sequence[str], name: str,
+                threshold: int, *, show: bool = True, dashed: np.ndarray | None = None) -> None:
+    """One GeoJSON layer of grids with popups and tooltips built by Leaflet itself.
+
+    (folium's HTML popups need jQuery, which an offline page does not have.)
+    """
+    folium = _folium()
+    props = _grid_props(shown, threshold)
+    data = gpd.GeoDataFrame({k: np.asarray(v) for k, (_, v) in props.items()},
+                            geometry=shown.geometry.values, crs=4326)
+    problem = _problem(shown)
+    data["_fill"] = list(fill)
+    data["_line"] = np.where(problem, "#d7191c", "#333333")
+    data["_weight"] = np.where(problem, 3, 1)
+    data["_dash"] = np.where(dashed, "4 3", "") if dashed is not None else ""
+    fields = list(props)
+    folium.GeoJson(
+        data.__geo_interface__,
+        name=name,
+        show=show,
+        style_function=lambda f: {
+            "fillColor": f["properties"]["_fill"],
+            "color": f["properties"]["_line"],
+            "weight": f["properties"]["_weight"],
+            "dashArray": f["properties"]["_dash"] or None,
+            "fillOpacity": 0.6,
+        },
+        tooltip=folium.GeoJsonTooltip(fields=["code"], aliases=["网格 grid"]),
+        popup=folium.GeoJsonPopup(fields=fields, aliases=[props[f][0] for f in fields]),
+    ).add_to(m)
+
+
+def _context_layers(m: Any, plan: Any, shown: gpd.GeoDataFrame, simplify: float,
+                    gcj02: bool, *, streets: bool = True) -> None:
+    """Community and sub-district boundaries, and the streets, as layers."""
+    folium = _folium()
+    for col, name, weight, colour in (
+        ("subdistrict_id", "街道 sub-district boundaries", 4, "#542788"),
+        ("community_id", "社区 community boundaries", 2.5, "#111111"),
+    ):
+        if col not in shown or shown[col].isna().all():
+            continue
+        grids = plan.grids
+        metric = grids.to_crs(grids.estimate_utm_crs()) if grids.crs.is_geographic else grids
+        keys = metric[col].astype(str).to_numpy()
+        names = sorted(set(keys))
+        geoms = np.asarray(metric.geometry.values)
+        # snapped union: the reprojected grid edges differ by nanometres, and an
+        # exact union would leave those seams as hair-lines inside the community
+        outline = [shapely.boundary(shapely.union_all(geoms[keys == k], grid_size=0.05))
+                   for k in names]
+        merged = gpd.GeoDataFrame({col: names}, geometry=outline, crs=metric.crs)
+        lines = _display(merged, simplify, gcj02)
+        folium.GeoJson(
+            lines.__geo_interface__, name=name,
+            style_function=lambda f, w=weight, c=colour: {"color": c, "weight": w,
+                                                          "opacity": 0.9},
+        ).add_to(m)
+    st = getattr(plan, "streets", None)
+    if streets and st is not None and len(st):
+        lines = _display(st[["class", st.geometry.name]], simplify, gcj02)
+        folium.GeoJson(
+            lines.__geo_interface__, name="道路 streets", show=False,
+            style_function=lambda f: {"color": "#666", "weight": 1.2, "opacity": 0.8},
+            tooltip=folium.GeoJsonTooltip(fields=["class"], aliases=["道路 street"]),
+        ).add_to(m)
+
+
+def _code_labels(m: Any, shown: gpd.GeoDataFrame) -> None:
+    folium = _folium()
+    lab = folium.FeatureGroup(name="网格编码 grid codes")
+    pts = shapely.point_on_surface(np.asarray(shown.geometry.values))
+    for code, pt in zip(shown["code"], pts, strict=True):
+        folium.Marker(
+            [pt.y, pt.x],
+            icon=folium.DivIcon(
+                html=f"<div style='font:10px sans-serif;color:#111;white-space:nowrap;"
+                f"transform:translate(-50%,-50%)'>{html.escape(str(code)[-3:])}</div>"
+            ),
+        ).add_to(lab)
+    lab.add_to(m)
+
+
+def _box(m: Any, inner: str, where: str = "bottom:24px;left:12px") -> None:
+    folium = _folium()
+    m.get_root().html.add_child(folium.Element(
+        f"<div style='position:fixed;{where};z-index:9999;background:#fff;"
+        f"padding:6px 9px;border:1px solid #999;font:12px sans-serif'>{inner}</div>"))
+
+
 def coverage_map(
     plan: Any,
     *,
     tiles: str | None = None,
     attribution: str | None = None,
+    gcj02: bool | None = None,
     buildings: bool = False,
     simplify: float = 1.0,
     privacy_threshold: int = 5,
@@ -111,13 +341,18 @@ def coverage_map(
     plan : GridPlan
         The plan to draw.
     tiles
-        ``None`` (default): no base map, nothing fetched. ``"osm"``: OpenStreetMap
-        tiles. Any other string: a tile URL template (an intranet tile server,
+        ``None`` (default): no base map, nothing fetched. ``"osm"``: OpenStreetMap;
+        ``"amap"`` (高德) or ``"tencent"`` (腾讯): their tiles, which are in
+        GCJ-02. Any other string: a tile URL template (an intranet tile server,
         Tianditu), with ``attribution``.
+    gcj02
+        Shift the overlay from WGS84 to GCJ-02 so that it lines up with GCJ-02
+        tiles. Default: on for ``"amap"`` and ``"tencent"``, off otherwise (say
+        ``gcj02=True`` for your own GCJ-02 tile server).
     buildings
         Also draw the buildings, coloured by their grid.
     simplify
-        Tolerance in metres for simplifying grid outlines for display.
+        Tolerance in metres for simplifying outlines for display.
     privacy_threshold
         Counts under this show as ``<N`` in popups (default 5).
     labels
@@ -143,110 +378,132 @@ def coverage_map(
     False
     """
     folium = _folium()
+    _check_threshold(privacy_threshold)
+    shift = _is_gcj02(tiles, gcj02)
     grids = plan.grids
     metric = grids.to_crs(grids.estimate_utm_crs()) if grids.crs.is_geographic else grids
     colours = grid_colours(metric)
-    shown = metric.copy()
-    shown["geometry"] = shapely.simplify(np.asarray(metric.geometry.values), simplify,
-                                         preserve_topology=True)
-    shown = shown.to_crs(4326)
-    shown["geometry"] = shapely.set_precision(np.asarray(shown.geometry.values), 1e-6)
-    shown["_colour"] = colours
-    within = shown["within_tolerance"] if "within_tolerance" in shown else True
-    shown["_problem"] = ~np.asarray(within, dtype=bool) | (shown.get("flag", "") != "")
-    est = shown["estimated"] if "estimated" in shown else False
-    shown["_estimated"] = np.asarray(est, dtype=bool) & np.ones(len(shown), dtype=bool)
-
-    bounds = shown.total_bounds
-    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True)
-    m.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
-    if tiles:
-        url, attr = _TILES.get(tiles, (tiles, attribution or tiles))
-        folium.TileLayer(url, attr=attr, name="base map").add_to(m)
-
-    # one GeoJSON layer: popups and tooltips built from properties by Leaflet itself
-    # (folium's HTML popups need jQuery, which an offline page does not have)
-    props = {
-        "code": ("网格编码 code", shown["code"].astype(str)),
-        "kind": ("类型 kind", shown["kind"].astype(str)),
-    }
-    for col, name in (
-        ("households", "户数 households"),
-        ("pop_actual", "实有人口 actual population"),
-        ("pop_registered", "户籍人口 registered"),
-        ("pop_floating", "流动人口 floating"),
-        ("workload", "工作量 workload"),
-        ("workers", "网格员 workers"),
-    ):
-        if col in shown and shown[col].notna().any():
-            props[f"p_{col}"] = (name, shown[col].map(lambda v: _fmt(v, privacy_threshold)))
-    if "deviation" in shown:
-        props["p_dev"] = ("偏差 deviation from community mean",
-                          shown["deviation"].map(lambda v: "–" if v != v else f"{v:+.1%}"))
-    props["p_flag"] = ("标记 flag", shown.get("flag", "").fillna("").astype(str).map(
-        lambda f: {"oversize": "one unit bigger than a grid", "island": "island"}.get(f, "")))
-    if shown["_estimated"].any():
-        props["p_est"] = ("人口 population", np.where(shown["_estimated"],
-                                                     "estimated from floor area", "given"))
-    if "reason" in shown:
-        props["p_reason"] = ("超出容差 out of tolerance", shown["reason"].fillna("").astype(str))
-    data = gpd.GeoDataFrame(
-        {k: np.asarray(v) for k, (_, v) in props.items()},
-        geometry=shown.geometry.values, crs=4326,
-    )
-    data["_fill"] = shown["_colour"].to_numpy()
-    data["_line"] = np.where(shown["_problem"], "#d7191c", "#333333")
-    data["_weight"] = np.where(shown["_problem"], 3, 1)
-    data["_dash"] = np.where(shown["_estimated"], "4 3", "")
-    fields = list(props)
-    folium.GeoJson(
-        data.__geo_interface__,
-        name="grids",
-        style_function=lambda f: {
-            "fillColor": f["properties"]["_fill"],
-            "color": f["properties"]["_line"],
-            "weight": f["properties"]["_weight"],
-            "dashArray": f["properties"]["_dash"] or None,
-            "fillOpacity": 0.55,
-        },
-        tooltip=folium.GeoJsonTooltip(fields=["code"], aliases=["网格 grid"]),
-        popup=folium.GeoJsonPopup(fields=fields, aliases=[props[f][0] for f in fields]),
-    ).add_to(m)
-
+    shown = _display(grids, simplify, shift)
+    est = np.asarray(shown["estimated"], dtype=bool) if "estimated" in shown else None
+    m = _base_map(shown.total_bounds, tiles, attribution)
+    _grid_layer(m, shown, colours, "网格 grids", privacy_threshold, dashed=est)
+    _context_layers(m, plan, shown, simplify, shift)
     if labels:
-        lab = folium.FeatureGroup(name="grid codes")
-        pts = shapely.point_on_surface(np.asarray(shown.geometry.values))
-        for code, pt in zip(shown["code"], pts, strict=True):
-            folium.Marker(
-                [pt.y, pt.x],
-                icon=folium.DivIcon(
-                    html=f"<div style='font:10px sans-serif;color:#111;white-space:nowrap;"
-                    f"transform:translate(-50%,-50%)'>{html.escape(str(code)[-3:])}</div>"
-                ),
-            ).add_to(lab)
-        lab.add_to(m)
-
+        _code_labels(m, shown)
     if buildings and len(plan.buildings):
         colour_of = dict(zip(grids["grid_id"], colours, strict=True))
-        b = plan.buildings[["grid_id", plan.buildings.geometry.name]].to_crs(4326)
-        b["_colour"] = b["grid_id"].map(colour_of)
+        b = _display(plan.buildings[["grid_id", plan.buildings.geometry.name]],
+                     0.5 * simplify, shift)
+        b["_colour"] = b["grid_id"].map(colour_of).fillna("#999999")
         folium.GeoJson(
             b.__geo_interface__,
-            name="buildings",
+            name="楼栋 buildings",
             style_function=lambda f: {"fillColor": f["properties"]["_colour"],
                                       "color": "#555", "weight": 0.5, "fillOpacity": 0.9},
         ).add_to(m)
-
-    legend = (
-        "<div style='position:fixed;bottom:24px;left:12px;z-index:9999;background:#fff;"
-        "padding:6px 9px;border:1px solid #999;font:12px sans-serif'>"
-        f"<b>{len(grids)} grids</b><br>"
-        "<span style='border:2px solid #d7191c;padding:0 8px'></span> out of tolerance"
-        " or flagged<br>"
-        "<span style='border:1px dashed #333;padding:0 8px'></span> population estimated<br>"
-        "<span style='border:1px solid #333;background:#8dd3c7;padding:0 8px'></span>"
-        " grid (neighbours differ in colour)</div>"
-    )
-    m.get_root().html.add_child(folium.Element(legend))
+    _box(m,
+         f"<b>{len(grids)} grids</b><br>"
+         "<span style='border:2px solid #d7191c;padding:0 8px'></span> out of tolerance"
+         " or flagged<br>"
+         "<span style='border:1px dashed #333;padding:0 8px'></span> population estimated<br>"
+         "<span style='border:1px solid #333;background:#8dd3c7;padding:0 8px'></span>"
+         " grid (neighbours differ in colour)<br>"
+         "<span style='border-top:3px solid #111;padding:0 8px'></span> community boundary"
+         + ("<br>overlay shifted to GCJ-02" if shift else ""))
     folium.LayerControl(collapsed=False).add_to(m)
     return offline(m)
+
+
+def workload_map(
+    plan: Any,
+    *,
+    scheme: str = "Quantiles",
+    k: int = 5,
+    tiles: str | None = None,
+    attribution: str | None = None,
+    gcj02: bool | None = None,
+    simplify: float = 1.0,
+    privacy_threshold: int = 5,
+    chart: bool = True,
+    font: str | None = None,
+) -> Any:
+    """A workload map: workload per grid and per grid worker, classed.
+
+    Two layers, each a choropleth classed by mapclassify (``scheme``, ``k``)
+    with its class bounds in a legend: the workload of every grid, and the
+    workload per grid worker (switch in the layer control).  Below, a chart of
+    every grid's load against the tolerance band (:func:`gridmap.static.load_chart`),
+    embedded in the page as an image that can be saved as PNG.
+
+    Parameters
+    ----------
+    plan : GridPlan
+    scheme, k
+        mapclassify classifier and number of classes (at most 7); the default,
+        ``Quantiles``, is deterministic.
+    tiles, attribution, gcj02, simplify, privacy_threshold
+        As for :func:`coverage_map`.
+    chart
+        Embed the load chart (needs a CJK font, see :func:`gridmap.static.cjk_font`).
+
+    Returns
+    -------
+    folium.Map
+        Self-contained: it draws without internet.
+    """
+    import base64
+
+    from .static import RAMP, chart_png, classify
+
+    _check_threshold(privacy_threshold)
+    shift = _is_gcj02(tiles, gcj02)
+    grids = plan.grids
+    if "workload" not in grids:
+        from .workload import grid_workload
+
+        metric = grids.to_crs(grids.estimate_utm_crs()) if grids.crs.is_geographic else grids
+        load, _ = grid_workload(grids, area_km2=metric.geometry.area.to_numpy() / 1e6)
+        grids = grids.join(load)
+    shown = _display(grids, simplify, shift)
+    m = _base_map(shown.total_bounds, tiles, attribution)
+    legends = []
+    for col, name, show in (
+        ("workload", "工作量 workload per grid", True),
+        ("workload_per_worker", "人均工作量 workload per worker", False),
+    ):
+        values = shown[col].to_numpy(dtype=float)
+        bins, cls = classify(values, scheme=scheme, k=k)
+        ramp = RAMP[len(bins)]
+        _grid_layer(m, shown, [ramp[c] for c in cls], name, privacy_threshold, show=show)
+        lows = [float(np.nanmin(values))] + bins[:-1]
+        rows = "".join(
+            f"<br><span style='background:{ramp[i]};border:1px solid #333;padding:0 8px'>"
+            f"</span> {lows[i]:,.0f} – {bins[i]:,.0f}" for i in range(len(bins)))
+        legends.append(f"<b>{html.escape(name)}</b> ({html.escape(scheme)}){rows}")
+    _context_layers(m, plan, shown, simplify, shift)
+    _code_labels(m, shown)
+    total_w = float(np.nansum(shown["workload"]))
+    workers = int(np.nansum(shown["workers"]))
+    _box(m, "<br>".join(legends) + f"<br>total workload {total_w:,.0f}, {workers} workers"
+         "<br><span style='border:2px solid #d7191c;padding:0 8px'></span> out of tolerance"
+         " or flagged")
+    if chart:
+        png = base64.b64encode(chart_png(plan, font=font)).decode("ascii")
+        uri = f"data:image/png;base64,{png}"
+        _box(m,
+             f"<img id='gridmap-load-chart' src='{uri}' style='width:480px;display:block'"
+             " alt='load of every grid against the tolerance band'>"
+             f"<a href='{uri}' download='load_chart.png'>save chart as PNG</a>",
+             where="bottom:24px;right:12px")
+    _folium().LayerControl(collapsed=False).add_to(m)
+    return offline(m)
+
+
+def _check_threshold(threshold: Any) -> None:
+    from ._errors import GridmapError
+
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, np.integer)) \
+            or threshold < 1:
+        msg = (f"privacy_threshold must be a whole number of at least 1, got {threshold!r}; "
+               "counts under it show as '<N' (default 5)")
+        raise GridmapError(msg)

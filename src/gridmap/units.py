@@ -20,14 +20,14 @@ import pandas as pd
 import shapely
 
 __all__ = [
-    "Blocks",
-    "study_area",
-    "street_blocks",
-    "assign_by_overlap",
-    "make_blocks",
-    "tessellate",
-    "build_units",
     "NON_BLOCKING_CLASSES",
+    "Blocks",
+    "assign_by_overlap",
+    "build_units",
+    "make_blocks",
+    "street_blocks",
+    "study_area",
+    "tessellate",
 ]
 
 #: street classes that do not bound a block (they are not on the ground, or not
@@ -274,7 +274,7 @@ def make_blocks(
         idx, _ = assign_by_overlap(shapely.point_on_surface(faces), np.asarray(communities))
         community = idx
 
-    bblock, share = assign_by_overlap(buildings, faces)
+    bblock, _share = assign_by_overlap(buildings, faces)
     outside = np.flatnonzero(~shapely.intersects(buildings, area))
 
     compound = np.full(len(buildings), -1, dtype=np.int64)

@@ -19,13 +19,13 @@ from .recombine import recombine
 from .refine import connected_without, refine
 
 __all__ = [
-    "UnitGraph",
     "GridAssignment",
-    "partition_graph",
-    "refine",
-    "recombine",
-    "repair",
+    "UnitGraph",
     "connected_without",
+    "partition_graph",
+    "recombine",
+    "refine",
+    "repair",
 ]
 
 

@@ -12,13 +12,14 @@ the grid it leaves stays in one piece; locked grids neither give nor take.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 
 import numpy as np
 
 from ._graph import UnitGraph
 
-__all__ = ["refine", "connected_without"]
+__all__ = ["connected_without", "refine"]
 
 
 def connected_without(g: UnitGraph, labels: np.ndarray, u: int) -> bool:
@@ -89,7 +90,7 @@ class _Balance:
         return dv, dvar
 
 
-def _move(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]], bal: "_Balance",
+def _move(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]], bal: _Balance,
           u: int, src: int, dst: int) -> float:
     """Move unit ``u`` from grid ``src`` to ``dst``, keeping members and weights."""
     wu = float(g.weight[u])
@@ -181,7 +182,7 @@ def _chains(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]], bal:
             # path runs found -> ... -> gid; weight flows along it (or against it)
             before = sum(bal.cost(bal.w[x]) for x in path)
             log: list[tuple[int, int, int]] = []
-            steps = list(zip(path[:-1], path[1:]))
+            steps = list(itertools.pairwise(path))
             if not under:
                 steps = [(b, a) for a, b in reversed(steps)]
             for a, b in steps:

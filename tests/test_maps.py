@@ -1,0 +1,136 @@
+"""Workload per grid, the workload map, static maps with Chinese labels, GCJ-02."""
+
+from __future__ import annotations
+
+import warnings
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from conftest import grid_city
+
+import gridmap
+from gridmap import GridmapError
+from gridmap.render import _display, wgs84_to_gcj02
+from gridmap.static import classify, cjk_font
+from gridmap.workload import grid_workload
+
+
+@pytest.fixture(scope="module")
+def plan():
+    b, s = grid_city(4, 4, per_block=2, households=50)
+    b["elderly"] = np.arange(len(b)) % 7
+    return gridmap.delineate(b, s, target=200, tolerance=0.1)
+
+
+def test_workload_is_the_weighted_sum_and_workers_round_up():
+    g = pd.DataFrame({"households": [300, 500, 0], "elderly": [40, 0, 0]})
+    w, rep = grid_workload(g, weights={"households": 1, "elderly": 0.5, "shops": 2},
+                           capacity=250)
+    assert w["workload"].tolist() == [320.0, 500.0, 0.0]
+    assert w["workers"].tolist() == [2, 2, 1]  # at least one worker per grid
+    assert w["workload_per_worker"].tolist() == [160.0, 250.0, 0.0]
+    assert rep["used"] == ["households", "elderly"] and rep["missing"] == ["shops"]
+
+
+@pytest.mark.parametrize("kw, text", [
+    ({"capacity": 0}, "worker capacity must be a positive number, got 0"),
+    ({"weights": {"households": -1}}, "non-negative numbers, got {'households': -1}"),
+])
+def test_bad_workload_settings_are_refused(kw, text):
+    with pytest.raises(GridmapError, match=text.replace("{", r"\{").replace("}", r"\}")):
+        grid_workload(pd.DataFrame({"households": [1]}), **kw)
+
+
+def test_bad_workload_settings_are_refused_before_the_partition():
+    b, s = grid_city(2, 2)
+    with pytest.raises(GridmapError, match="worker capacity"):
+        gridmap.delineate(b, s, target=200, worker_capacity=-3)
+
+
+def test_every_grid_has_its_workload(plan):
+    g = plan.grids
+    metric_area = g.to_crs(32651).area / 1e6
+    expect = g["households"] + 0.5 * g["elderly"] + 50 * metric_area
+    assert np.allclose(g["workload"], expect)
+    assert (g["workers"] >= 1).all()
+    assert plan.metrics["workload"]["total_workers"] == int(g["workers"].sum())
+
+
+def test_workload_map_has_both_layers_class_bounds_and_the_chart(plan):
+    html = plan.workload_map(k=3).get_root().render()
+    assert "workload per grid" in html and "workload per worker" in html
+    bins, _ = classify(plan.grids["workload"].to_numpy(), k=3)
+    assert f"{bins[-1]:,.0f}" in html  # the legend gives the class bounds
+    assert "data:image/png;base64," in html and "download='load_chart.png'" in html
+    assert "cdn." not in html
+
+
+def test_classes_cover_every_value_and_tolerate_few_distinct_values():
+    v = np.array([5.0, 5.0, 5.0])
+    bins, cls = classify(v, k=5)
+    assert bins == [5.0] and cls.tolist() == [0, 0, 0]
+    v = np.arange(100.0)
+    bins, cls = classify(v, k=4)
+    assert len(bins) == 4 and bins[-1] == 99 and set(cls.tolist()) == {0, 1, 2, 3}
+    with pytest.raises(GridmapError, match="unknown classification scheme 'Nope'"):
+        classify(v, scheme="Nope")
+
+
+@pytest.mark.parametrize("kind, suffix", [("coverage", ".png"), ("workload", ".pdf")])
+def test_static_maps_render_chinese_labels(plan, tmp_path, kind, suffix):
+    path = tmp_path / f"{kind}{suffix}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plan.static_map(path, kind=kind)
+        plan.load_chart().savefig(tmp_path / "chart.png")
+    missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]
+    assert not missing, missing[:3]  # no empty boxes for 网格, 工作量 ...
+    assert path.stat().st_size > 10_000
+
+
+def test_a_named_font_that_does_not_exist_is_a_clear_error(tmp_path):
+    with pytest.raises(GridmapError, match="does not exist"):
+        cjk_font(tmp_path / "nope.ttf")
+
+
+# eviltransform's published test vectors (WGS84 lat, lon -> GCJ-02 lat, lon)
+VECTORS = [
+    ((31.1774276, 121.5272106), (31.17530398364597, 121.531541859215)),  # Shanghai
+    ((22.543847, 113.912316), (22.540796131694766, 113.9171764808363)),  # Shenzhen
+    ((39.911954, 116.377817), (39.91334545536069, 116.38404722455657)),  # Beijing
+]
+
+
+def test_gcj02_matches_the_published_vectors_and_leaves_other_countries_alone():
+    lat = np.array([v[0][0] for v in VECTORS] + [43.73])
+    lon = np.array([v[0][1] for v in VECTORS] + [7.42])  # the last is Monaco
+    x, y = wgs84_to_gcj02(lon, lat)
+    assert np.allclose(y[:3], [v[1][0] for v in VECTORS], atol=1e-9)
+    assert np.allclose(x[:3], [v[1][1] for v in VECTORS], atol=1e-9)
+    assert (x[3], y[3]) == (7.42, 43.73)
+
+
+def test_amap_tiles_shift_the_overlay_and_osm_does_not():
+    box = gpd.GeoDataFrame({"code": ["1"]}, geometry=[shapely.box(121.49, 31.23, 121.50, 31.24)],
+                           crs=4326)
+    plain = _display(box, 0, gcj02=False).geometry.iloc[0].centroid
+    shifted = _display(box, 0, gcj02=True).geometry.iloc[0].centroid
+    d = gpd.GeoSeries([plain, shifted], crs=4326).to_crs(32651)
+    metres = d.iloc[0].distance(d.iloc[1])
+    assert 300 < metres < 700  # GCJ-02 moves Shanghai by about half a kilometre
+    from gridmap.render import _is_gcj02
+
+    assert _is_gcj02("amap", None) and _is_gcj02("tencent", None)
+    assert not _is_gcj02("osm", None) and not _is_gcj02(None, None)
+    assert _is_gcj02("https://intranet/{z}/{x}/{y}.png", True)
+
+
+def test_plan_keeps_its_streets_for_the_maps(plan, tmp_path):
+    assert plan.streets is not None and len(plan.streets) and "class" in plan.streets
+    back = gridmap.read_plan(plan.to_file(tmp_path))
+    assert len(back.streets) == len(plan.streets)
+    html = back.coverage_map().get_root().render()
+    assert "道路 streets" in html or "\\u9053\\u8def streets" in html
