@@ -22,3 +22,4 @@ def test_quickstart_notebook_runs():
     assert not [o for o in outputs if o.get("output_type") == "error"]
     last = nb.cells[-1]["outputs"][0]["data"]["text/plain"]
     assert "plan.gpkg" in last and "metrics.json" in last and "coverage.html" in last
+    assert "workload.html" in last and "coverage.pdf" in last

@@ -133,6 +133,11 @@ def _map_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--font", help="a CJK font file for the PNG maps (default: one found)")
 
 
+def _sized(path) -> str:
+    size = path.stat().st_size
+    return f"{path} ({size / 1e6:.1f} MB)" if size >= 1e5 else f"{path} ({size / 1e3:.0f} kB)"
+
+
 def _write_maps(plan, out, args: argparse.Namespace) -> list:
     """Write the HTML maps (and with --png the static ones); each file atomically."""
     import os
@@ -183,7 +188,7 @@ def _map(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     written = _write_maps(plan, out, args)
     if not args.quiet:
-        print("wrote " + ", ".join(str(p) for p in written))
+        print("wrote " + ", ".join(_sized(p) for p in written))
     return 0
 
 
@@ -224,7 +229,7 @@ def _delineate(args: argparse.Namespace) -> int:
         print(plan)
         for note in plan.metrics.get("notes", []):
             print(f"  note: {note}")
-        print("wrote " + ", ".join(str(p) for p in written))
+        print("wrote " + ", ".join(_sized(p) for p in written))
     return 0
 
 

@@ -318,13 +318,21 @@ def _voronoi_cells(
         parts = shapely.get_parts(vor[i])
         parts = parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 0)]
         vor[i] = shapely.union_all(parts) if len(parts) else shapely.Polygon()
-    cells = np.empty(n_groups, dtype=object)
     poly = np.isin(shapely.get_type_id(vor), (3, 6))
-    for k in range(n_groups):
-        # a full union: Voronoi cells do not always meet exactly, and a coverage
-        # union would then leave a cell in pieces
-        cells[k] = shapely.union_all(vor[(point_group == k) & poly])
+    # a full union: Voronoi cells do not always meet exactly, and a coverage
+    # union would then leave a cell in pieces
+    cells = _union_per_group(vor[poly], point_group[poly], n_groups)
     return shapely.make_valid(shapely.intersection(cells, block))
+
+
+def _union_per_group(geoms: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """The union of the geometries of every group 0..n_groups-1 (in one pass)."""
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(n_groups + 1))
+    out = np.empty(n_groups, dtype=object)
+    for k in range(n_groups):
+        out[k] = shapely.union_all(geoms[order[bounds[k]:bounds[k + 1]]])
+    return out
 
 
 def _is_clean(cells: np.ndarray, block: shapely.Geometry) -> bool:
@@ -347,12 +355,14 @@ def _clean_coverage(cells: np.ndarray, block: shapely.Geometry) -> tuple[np.ndar
     """
     if _is_clean(cells, block):
         return cells, []
-    out = cells.copy()
-    acc = shapely.Polygon()
-    for k in range(len(out)):
-        out[k] = shapely.make_valid(shapely.difference(out[k], acc))
-        acc = shapely.union(acc, out[k])
-    gap = shapely.make_valid(shapely.difference(block, acc))
+    # cell k loses what the cells before it cover; the union of the earlier
+    # cells as they were equals that of the earlier cells as trimmed, so only
+    # the earlier cells that touch k are needed
+    k_, j_ = shapely.STRtree(cells).query(cells, predicate="intersects")
+    earlier = j_ < k_
+    before = _union_per_group(cells[j_[earlier]], k_[earlier], len(cells))
+    out = shapely.make_valid(shapely.difference(cells, before))
+    gap = shapely.make_valid(shapely.difference(block, shapely.union_all(out)))
     parts = shapely.get_parts(gap)
     parts = parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 1e-9)]
     return out, list(parts)
@@ -402,11 +412,12 @@ def tessellate(
         cells = _voronoi_cells(coords + jitter, point_group, len(labels), block)
     # where walls touch, a Voronoi edge can clip a corner of a building: every
     # building goes wholly to its own cell
-    own = np.empty(len(labels), dtype=object)
-    for k in range(len(labels)):
-        own[k] = shapely.union_all(geoms[inverse == k])
-    built = shapely.union_all(geoms)
-    cells = shapely.make_valid(shapely.union(shapely.difference(cells, built), own))
+    own = _union_per_group(geoms, inverse, len(labels))
+    # each cell loses only the buildings that reach into it (a union of the
+    # whole block's buildings per cell would be quadratic in a large block)
+    ci, bi = shapely.STRtree(geoms).query(cells, predicate="intersects")
+    near = _union_per_group(geoms[bi], ci, len(cells))
+    cells = shapely.make_valid(shapely.union(shapely.difference(cells, near), own))
     cells, gaps = _clean_coverage(cells, block)
     # single polygons: the part holding the group's buildings stays, the rest are
     # orphans handed to a neighbour
@@ -439,13 +450,15 @@ def tessellate(
     while orphans:
         keys = list(final)
         geoms_k = np.array([final[k] for k in keys], dtype=object)
+        tree = shapely.STRtree(geoms_k)
         rest = []
         for o in orphans:
-            shared = shapely.length(shapely.intersection(shapely.boundary(geoms_k), o))
-            if shared.max() <= 0:
+            near = tree.query(o)  # only the cells whose boxes touch it
+            shared = shapely.length(shapely.intersection(shapely.boundary(geoms_k[near]), o))
+            if not len(near) or shared.max() <= 0:
                 rest.append(o)
                 continue
-            k = keys[int(np.argmax(shared))]
+            k = keys[int(near[int(np.argmax(shared))])]
             final[k] = shapely.union(final[k], o)
         if len(rest) == len(orphans):
             # touching nothing by an edge: goes to the nearest cell
