@@ -174,8 +174,17 @@ def _display(gdf: gpd.GeoDataFrame, simplify: float, gcj02: bool) -> gpd.GeoData
 
 def _base_map(bounds: np.ndarray, tiles: str | None, attribution: str | None) -> Any:
     folium = _folium()
-    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True)
+    m = folium.Map(tiles=None, control_scale=False, prefer_canvas=True)
     m.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
+    # a metric scale bar only (a child of the map, so it runs once the map exists)
+    from branca.element import MacroElement
+    from jinja2 import Template
+
+    scale = MacroElement()
+    scale._template = Template(
+        "{% macro script(this, kwargs) %}L.control.scale({imperial: false, maxWidth: 160})"
+        ".addTo({{ this._parent.get_name() }});{% endmacro %}")
+    m.add_child(scale)
     if tiles:
         url, attr, _ = TILES.get(tiles, (tiles, attribution or tiles, False))
         kw = {"subdomains": _SUBDOMAINS[tiles]} if tiles in _SUBDOMAINS else {}
@@ -316,7 +325,7 @@ def _code_labels(m: Any, shown: gpd.GeoDataFrame) -> None:
     lab.add_to(m)
 
 
-def _box(m: Any, inner: str, where: str = "bottom:24px;left:12px") -> None:
+def _box(m: Any, inner: str, where: str = "bottom:40px;left:12px") -> None:
     folium = _folium()
     m.get_root().html.add_child(folium.Element(
         f"<div style='position:fixed;{where};z-index:9999;background:#fff;"
