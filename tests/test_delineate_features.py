@@ -182,3 +182,12 @@ def test_communities_are_numbered_within_their_subdistrict():
     codes = plan.grids.set_index("community_id")["code"]
     assert {c[:12] for c in codes["W"]} == {"310101001001"}
     assert {c[:12] for c in codes["E"]} == {"310101002001"}
+
+
+def test_a_community_with_more_grids_than_a_code_can_number_is_refused_early():
+    # 1,120 buildings of 10 households at a target of 10: about 1,120 grids in the
+    # one community there is, but grid codes number at most 999 per community
+    b, s = grid_city(4, 4, per_block=70, households=10)
+    with pytest.raises(gridmap.InfeasiblePartitionError,
+                       match=r"community 1 would have about 1,120 grids .*at most 999"):
+        gridmap.delineate(b, s, target=10)

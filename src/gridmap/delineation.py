@@ -381,6 +381,11 @@ def delineate(
             f"target {target:g} is above the total of {by!r} ({total:g}): the area "
             f"would not make even one grid. Lower the target (e.g. {max(1, total / 10):.0f})."
         )
+    if bnd is None:
+        # one community: say now, not after the units, if its grids cannot be coded
+        # (buildings only: units given directly may be coarser than buildings)
+        w0 = counts[by].to_numpy(dtype=float)
+        _check_grid_count(w0, np.zeros(len(w0), dtype=np.int64), target, tolerance, [1])
 
     timer.stage("units")
     cls_col = _street_class_column(st, street_column) if st is not None else None
@@ -461,6 +466,7 @@ def delineate(
 
     timer.stage("partition")
     ucomm = umap["community"].to_numpy()
+    _check_grid_count(g.weight, ucomm, target, tolerance, community_ids)
     assignment = partition_graph(g, ucomm, target=target, tolerance=tolerance, seed=seed)
     # where balance is out of reach with whole blocks, split the blocks of the
     # offending grids and their neighbours between buildings and move again
@@ -535,6 +541,30 @@ def delineate(
         street_classes=classes,
     )
     return plan
+
+
+def _check_grid_count(weight: np.ndarray, community: np.ndarray, target: float,
+                      tolerance: float, community_ids: list[Any]) -> None:
+    """Refuse, before the partition, a community that would have over 999 grids.
+
+    A grid code numbers grids within their community in 3 digits (GB/T 30428.1).
+    """
+    w = np.bincount(community, weights=weight)
+    big = np.bincount(community, weights=weight > target * (1 + tolerance))
+    # oversize units are grids of their own; the rest is shared out by the target
+    rest = np.bincount(community, weights=np.where(weight > target * (1 + tolerance), 0, weight))
+    k = big + np.round(rest / target)
+    worst = int(np.argmax(k))
+    if k[worst] > 999:
+        name = community_ids[worst] if worst < len(community_ids) else worst
+        msg = (
+            f"community {name!r} would have about {int(k[worst]):,} grids "
+            f"({w[worst]:,.0f} on the balance field at a target of {target:g}), but a "
+            "grid code numbers the grids of a community in 3 digits (at most 999, "
+            "GB/T 30428.1); give community boundaries (`boundaries`, --boundaries) so "
+            "that each community holds fewer grids, or a larger target"
+        )
+        raise InfeasiblePartitionError(msg)
 
 
 def _out_of_band(assignment: GridAssignment, g: UnitGraph, tolerance: float) -> list[int]:

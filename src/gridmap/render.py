@@ -56,6 +56,10 @@ TILES: dict[str, tuple[str, str, bool]] = {
 }
 _SUBDOMAINS = {"amap": "1234", "tencent": "0123"}
 
+#: above this many buildings the buildings layer is in the map but switched off
+#: until the user turns it on in the layer control
+BUILDINGS_SHOWN = 20_000
+
 
 def wgs84_to_gcj02(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Shift WGS84 longitude/latitude to GCJ-02, the offset AMap and Tencent use.
@@ -359,7 +363,8 @@ def coverage_map(
         tiles. Default: on for ``"amap"`` and ``"tencent"``, off otherwise (say
         ``gcj02=True`` for your own GCJ-02 tile server).
     buildings
-        Also draw the buildings, coloured by their grid.
+        Also draw the buildings, coloured by their grid (a layer that starts
+        switched off above :data:`BUILDINGS_SHOWN` buildings).
     simplify
         Tolerance in metres for simplifying outlines for display.
     privacy_threshold
@@ -407,6 +412,8 @@ def coverage_map(
         folium.GeoJson(
             b.__geo_interface__,
             name="楼栋 buildings",
+            # many buildings draw slowly at city scale: then the layer starts off
+            show=len(b) <= BUILDINGS_SHOWN,
             style_function=lambda f: {"fillColor": f["properties"]["_colour"],
                                       "color": "#555", "weight": 0.5, "fillOpacity": 0.9},
         ).add_to(m)
