@@ -16,6 +16,7 @@ from ._errors import (
     InfeasiblePartitionError,
     LayerValidationError,
 )
+from .compare import BasisComparison, compare_bases
 from .delineation import delineate
 from .io import read_layer
 from .metrics import evaluate
@@ -29,6 +30,7 @@ except PackageNotFoundError:  # running from a source tree
 logging.getLogger("gridmap").addHandler(logging.NullHandler())
 
 __all__ = [
+    "BasisComparison",
     "CRSMismatchError",
     "DisconnectedUnitsError",
     "GridPlan",
@@ -36,6 +38,7 @@ __all__ = [
     "InfeasiblePartitionError",
     "LayerValidationError",
     "__version__",
+    "compare_bases",
     "delineate",
     "evaluate",
     "read_layer",

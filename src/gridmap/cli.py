@@ -58,6 +58,43 @@ def build_parser() -> argparse.ArgumentParser:
         "Layers are files GDAL reads (GeoPackage, GeoJSON, Shapefile, OSM .pbf) or "
         "GeoParquet; PATH#LAYER picks a layer of a multi-layer file.",
     )
+    _plan_options(d)
+    d.add_argument("--no-map", action="store_true",
+                   help="do not write coverage.html and workload.html")
+    _map_options(d)
+    d.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    mp = sub.add_parser(
+        "map",
+        help="redraw the maps of a saved plan",
+        description="Redraw coverage.html and workload.html (and with --png the static "
+        "maps) from a plan written by gridmap delineate.",
+    )
+    mp.add_argument("plan", help="DIR/plan.gpkg (or DIR)")
+    mp.add_argument("--out", help="folder for the maps (default: the plan's folder)")
+    _map_options(mp)
+    mp.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    cp = sub.add_parser(
+        "compare",
+        help="grids on the register against grids on the actual population",
+        description="Delineate the same district on each basis (default: registered, "
+        "then actual population) with the same target, and measure every plan's grids "
+        "on the reference (actual population): which grid workers a register-based "
+        "plan overloads. Writes DIR/BASIS/plan.gpkg and metrics.json per basis, "
+        "DIR/compare_grids.csv and DIR/compare_summary.csv.",
+    )
+    _plan_options(cp, by=False)
+    cp.add_argument("--bases", nargs="+", default=["pop_registered", "pop_actual"],
+                    help="balance fields to draw plans on (default pop_registered "
+                    "pop_actual)")
+    cp.add_argument("--reference", default="pop_actual",
+                    help="field the real load is measured on (default pop_actual)")
+    cp.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    cp.set_defaults(target=900.0)
+    return p
+
+
+def _plan_options(d: argparse.ArgumentParser, *, by: bool = True) -> None:
+    """The options of the layers and of the partition (delineate, compare)."""
     d.add_argument("--buildings", help="building footprints (polygons)")
     d.add_argument("--streets", help="street centre-lines with a class column")
     d.add_argument("--population", help="population: points or areas with counts")
@@ -69,8 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="target per grid on the balance field (default 300)")
     d.add_argument("--tolerance", type=float, default=0.1,
                    help="allowed deviation from the community mean (default 0.1 = ±10%%)")
-    d.add_argument("--by", default="households",
-                   help="balance field: households, pop_actual or any numeric column")
+    if by:
+        d.add_argument("--by", default="households",
+                       help="balance field: households, pop_actual, workload or any "
+                       "numeric column")
     d.add_argument("--out", required=True, help="output folder")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.add_argument("--crs", default="auto", help="metric CRS to work in (default auto)")
@@ -96,21 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "households=1 pop_floating=0.5 elderly=0.5 shops=2 cases=1 area_km2=50)")
     d.add_argument("--worker-capacity", type=float, default=None,
                    help="workload one grid worker carries (default 500)")
-    d.add_argument("--no-map", action="store_true",
-                   help="do not write coverage.html and workload.html")
-    _map_options(d)
-    d.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    mp = sub.add_parser(
-        "map",
-        help="redraw the maps of a saved plan",
-        description="Redraw coverage.html and workload.html (and with --png the static "
-        "maps) from a plan written by gridmap delineate.",
-    )
-    mp.add_argument("plan", help="DIR/plan.gpkg (or DIR)")
-    mp.add_argument("--out", help="folder for the maps (default: the plan's folder)")
-    _map_options(mp)
-    mp.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    return p
+    d.add_argument("--group", action="append", default=[], metavar="COLUMN",
+                   help="a further count column to carry to every grid (key persons, "
+                   "people needing care...; repeatable)")
 
 
 def _map_options(p: argparse.ArgumentParser) -> None:
@@ -192,13 +219,9 @@ def _map(args: argparse.Namespace) -> int:
     return 0
 
 
-def _delineate(args: argparse.Namespace) -> int:
-    from .delineation import delineate
-
-    plan = delineate(
-        args.buildings,
-        args.streets,
-        args.population,
+def _plan_kwargs(args: argparse.Namespace) -> dict:
+    """The keyword arguments of delineate() that the plan options give."""
+    return dict(
         boundaries=args.boundaries,
         compounds=args.compounds,
         units=args.units,
@@ -206,7 +229,6 @@ def _delineate(args: argparse.Namespace) -> int:
         id_column=args.id_column,
         target=args.target,
         tolerance=args.tolerance,
-        by=args.by,
         crs=args.crs,
         seed=args.seed,
         split_above=args.split_above,
@@ -219,8 +241,16 @@ def _delineate(args: argparse.Namespace) -> int:
         workload=dict(args.workload) or None,
         **({"worker_capacity": args.worker_capacity} if args.worker_capacity is not None
            else {}),
+        groups=tuple(args.group),
         progress=not args.quiet,
     )
+
+
+def _delineate(args: argparse.Namespace) -> int:
+    from .delineation import delineate
+
+    plan = delineate(args.buildings, args.streets, args.population, by=args.by,
+                     **_plan_kwargs(args))
     out = plan.to_file(args.out)
     written = [out / "plan.gpkg", out / "metrics.json"]
     if not args.no_map:
@@ -230,6 +260,34 @@ def _delineate(args: argparse.Namespace) -> int:
         for note in plan.metrics.get("notes", []):
             print(f"  note: {note}")
         print("wrote " + ", ".join(_sized(p) for p in written))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from .compare import compare_bases
+
+    kw = _plan_kwargs(args)
+    target, tolerance = kw.pop("target"), kw.pop("tolerance")
+    c = compare_bases(args.buildings, args.streets, args.population, bases=args.bases,
+                      reference=args.reference, target=target, tolerance=tolerance, **kw)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for basis, plan in c.plans.items():
+        written.append(plan.to_file(out / basis) / "plan.gpkg")
+    for name, table in (("compare_grids.csv", c.grids),
+                        ("compare_summary.csv", c.summary.rename_axis("basis"))):
+        tmp = out / f".{name}.tmp"
+        table.to_csv(tmp, index=name == "compare_summary.csv", encoding="utf-8")
+        os.replace(tmp, out / name)
+        written.append(out / name)
+    if not args.quiet:
+        print(f"measured on {c.reference}, target {c.target:g} ±{c.tolerance:.0%}:")
+        print(c.summary.to_string(float_format=lambda v: f"{v:.3f}"))
+        print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
@@ -248,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _delineate(args)
         if args.command == "map":
             return _map(args)
+        if args.command == "compare":
+            return _compare(args)
     except GridmapError as exc:
         print(f"gridmap: error: {exc}", file=sys.stderr)
         return 1

@@ -186,6 +186,7 @@ def delineate(
     division_code: str = "000000",
     workload: dict[str, float] | None = None,
     worker_capacity: float = DEFAULT_CAPACITY,
+    groups: Iterable[str] = (),
     progress: bool = False,
 ) -> GridPlan:
     """Delineate balanced, contiguous, street-bounded community grids.
@@ -231,7 +232,14 @@ def delineate(
         Weights of the workload formula per grid column (default
         :data:`gridmap.workload.DEFAULT_WORKLOAD`) and the load one grid worker
         carries; every grid gets ``workload``, ``workers`` (at least one) and
-        ``workload_per_worker``.
+        ``workload_per_worker``.  ``by="workload"`` balances the grids on it
+        (the formula without its area term, worked out per building).
+    groups
+        Further count columns to carry to every grid and report (key persons,
+        people needing care, ...), besides the population categories
+        ``pop_registered``, ``pop_floating``, ``pop_absent``, ``elderly`` and the
+        workload counts ``shops`` and ``cases``, which are carried whenever the
+        input has them.
 
     Returns
     -------
@@ -263,6 +271,9 @@ def delineate(
 
     problems = Problems()
     check_params(problems, target=target, tolerance=tolerance, by=by)
+    group_cols = tuple(groups)
+    # balancing on workload: every building's (or unit's) workload from its counts
+    on_workload = by == "workload"
     try:  # the workload formula is checked now, not after the partition
         grid_workload(pd.DataFrame(), weights=workload, capacity=worker_capacity)
     except GridmapError as exc:
@@ -292,7 +303,7 @@ def delineate(
     ids = _ids(main, id_col, main_role, problems)
     fields = tuple(dict.fromkeys((*_COUNT_FIELDS, by)))
     if bld is None:
-        absent = [f for f in (by,) if f not in unt.columns]
+        absent = [f for f in (by,) if f not in unt.columns and not on_workload]
         if absent:
             problems.add(
                 f"`units` has no column {absent[0]!r} to balance on; its columns are "
@@ -325,9 +336,21 @@ def delineate(
     timer.stage("population")
     if bm is not None:
         source_cols = (pop if pop is not None else bm).columns
-        extra = tuple(f for f in _EXTRA_FIELDS if f in source_cols and f != by)
+        missing_groups = [c for c in group_cols if c not in source_cols]
+        if missing_groups:
+            raise LayerValidationError(
+                f"group column(s) {missing_groups} are not in the "
+                f"{'population layer' if pop is not None else 'buildings'}; its columns "
+                f"are {sorted(map(str, source_cols))}. Map a source column with "
+                "columns={'name': 'SOURCE'} or leave the group out."
+            )
+        extra = tuple(f for f in (*_EXTRA_FIELDS, *group_cols) if f in source_cols and f != by)
         given = tuple(f for f in _COUNT_FIELDS if f in source_cols)
-        if by in _COUNT_FIELDS and not extra:
+        if on_workload:
+            # workload is worked out from the counts below; the counts come as usual
+            pfields = None if not extra else (tuple(dict.fromkeys((*given, *extra)))
+                                               if given else None)
+        elif by in _COUNT_FIELDS and not extra:
             pfields = None
         elif by in _COUNT_FIELDS and not given:
             # counts estimated from floor area: the extra columns cannot ride along
@@ -347,6 +370,8 @@ def delineate(
         )
         counts = pres.counts
         fields = tuple(pres.fields)
+        if on_workload:
+            counts, fields = _with_workload(counts, fields, workload)
         if by not in fields:
             raise LayerValidationError(
                 f"the balance field {by!r} is not in the population "
@@ -357,9 +382,13 @@ def delineate(
         estimated = bool(counts["estimated"].any()) if "estimated" in counts else False
     else:
         um = unt.reset_index(drop=True)
-        fields = tuple(dict.fromkeys((*fields, *(f for f in _EXTRA_FIELDS if f in um))))
+        fields = tuple(dict.fromkeys(
+            (*(f for f in fields if f != "workload" or not on_workload),
+             *(f for f in (*_EXTRA_FIELDS, *group_cols) if f in um))))
         counts = pd.DataFrame({f: pd.to_numeric(um[f], errors="coerce") if f in um else 0.0
                                for f in fields})
+        if on_workload:
+            counts, fields = _with_workload(counts.fillna(0.0), fields, workload)
         bad = counts[by].isna() | (counts[by] < 0)
         if bad.any():
             raise LayerValidationError(
@@ -541,6 +570,33 @@ def delineate(
         street_classes=classes,
     )
     return plan
+
+
+def _with_workload(counts: pd.DataFrame, fields: tuple[str, ...],
+                   weights: dict[str, float] | None) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Add each building's workload (the formula without its area term) to the counts.
+
+    The area term belongs to a grid's extent, not to a building, so the balance
+    uses the rest of the formula; the workload reported per grid has all of it.
+    """
+    from .workload import DEFAULT_WORKLOAD
+
+    w = dict(DEFAULT_WORKLOAD if weights is None else weights)
+    used = [c for c in w if c in counts.columns and c != "area_km2"]
+    if not used:
+        msg = (
+            f"by='workload', but none of the workload formula's columns "
+            f"{[c for c in w if c != 'area_km2']} is in the counts ({list(fields)}); "
+            "give workload weights on the columns you have, e.g. "
+            "workload={'pop_actual': 0.4}, --workload pop_actual=0.4"
+        )
+        raise LayerValidationError(msg)
+    load = np.zeros(len(counts))
+    for col in used:
+        load += float(w[col]) * counts[col].to_numpy(dtype=float)
+    counts = counts.copy()
+    counts["workload"] = load
+    return counts, (*fields, "workload")
 
 
 def _check_grid_count(weight: np.ndarray, community: np.ndarray, target: float,
