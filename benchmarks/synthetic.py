@@ -10,10 +10,11 @@ Households are left to gridmap's floor-area estimate, as with OSM data.  The
 window grows until it holds the number of buildings asked for.  The same seed
 gives the same district.
 
-Community boundaries are synthetic too: the district's streets cut into
-communities of about ``--community-km`` km a side, each the union of the street
-blocks whose centre falls in one square of that size, so that every community
-boundary runs along streets.
+Community boundaries are synthetic too: squares of ``--community-km`` km a
+side.  They are not drawn along streets because the OSM drive network has blocks
+of several km² with no street inside (no service roads), which would make
+street-bounded communities very unequal; gridmap cuts blocks along community
+outlines and counts those outlines as streets.
 
 Writes ``buildings.gpkg``, ``streets.gpkg`` and ``communities.gpkg`` into
 ``--out`` and prints what it made.
@@ -104,32 +105,27 @@ def district(n_buildings: int = 100_000, *, seed: int = 0,
     return b, s[s.intersects(reach)].reset_index(drop=True)
 
 
-def communities(streets: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
-                size: float = 1500.0) -> gpd.GeoDataFrame:
-    """Street-bounded communities: blocks grouped by the square their centre is in."""
+def communities(buildings: gpd.GeoDataFrame, size: float = 1200.0) -> gpd.GeoDataFrame:
+    """Square communities of ``size`` metres over the buildings (synthetic)."""
     x0, y0, x1, y1 = buildings.total_bounds
-    window = shapely.box(x0 - 150, y0 - 150, x1 + 150, y1 + 150)
-    lines = np.asarray(streets.geometry.intersection(window).values)
-    noded = shapely.union_all(np.append(lines, window.boundary), grid_size=0.01)
-    faces = np.asarray(shapely.get_parts(shapely.polygonize(shapely.get_parts(noded))))
-    c = shapely.point_on_surface(faces)
-    col = np.floor((shapely.get_x(c) - x0) / size).astype(int)
-    row = np.floor((shapely.get_y(c) - y0) / size).astype(int)
-    key = row * 1000 + col
-    names, inverse = np.unique(key, return_inverse=True)
-    geoms = [shapely.union_all(faces[inverse == k], grid_size=0.01) for k in range(len(names))]
-    return gpd.GeoDataFrame(
-        {"community_id": [f"C{k + 1:03d}" for k in range(len(names))],
-         "subdistrict_id": "S01"},
-        geometry=geoms, crs=buildings.crs,
-    )
+    x0, y0, x1, y1 = x0 - 100, y0 - 100, x1 + 100, y1 + 100
+    xs = np.arange(x0, x1, size)
+    ys = np.arange(y0, y1, size)
+    boxes = [shapely.box(x, y, min(x + size, x1), min(y + size, y1)) for y in ys for x in xs]
+    c = gpd.GeoDataFrame(geometry=boxes, crs=buildings.crs)
+    held = np.unique(shapely.STRtree(np.asarray(c.geometry.values))
+                     .query(shapely.centroid(buildings.geometry.values), predicate="within")[1])
+    c = c.iloc[held].reset_index(drop=True)
+    c.insert(0, "community_id", [f"C{k + 1:03d}" for k in range(len(c))])
+    c.insert(1, "subdistrict_id", "S01")
+    return c
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--buildings", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--community-km", type=float, default=1.5)
+    ap.add_argument("--community-km", type=float, default=1.2)
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     t = time.perf_counter()
@@ -138,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     b.to_file(out / "buildings.gpkg", engine="pyogrio")
     s.to_file(out / "streets.gpkg", engine="pyogrio")
-    c = communities(s, b, a.community_km * 1000)
+    c = communities(b, a.community_km * 1000)
     c.to_file(out / "communities.gpkg", engine="pyogrio")
     x0, y0, x1, y1 = b.total_bounds
     print(f"{len(b):,} synthetic buildings, {len(s):,} real street segments, "

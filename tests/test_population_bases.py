@@ -95,3 +95,77 @@ def test_compare_from_the_command_line(tmp_path, capsys):
     assert reg["overloaded"].tolist().count(True) == 1
     assert (out / "pop_registered" / "plan.gpkg").exists()
     assert (out / "pop_actual" / "metrics.json").exists()
+
+
+def two_communities(types=("old_town", "estate")):
+    """Two communities side by side, 8 blocks of 100 households each."""
+    b, s = grid_city(4, 4, households=100)
+    bnd = gpd.GeoDataFrame(
+        {"community_id": ["W", "E"], "community_type": list(types)},
+        geometry=[shapely.box(0, 0, 200, 400), shapely.box(200, 0, 400, 400)], crs=b.crs)
+    return b, s, bnd
+
+
+def test_differentiated_targets_per_community_type():
+    b, s, bnd = two_communities()
+    plan = gridmap.delineate(b, s, boundaries=bnd, target=400,
+                             targets={"old_town": (200, 0.1), "estate": 400})
+    g = plan.grids
+    per = g.groupby("community_id").agg(n=("grid_id", "size"), hh=("households", "sum"))
+    # 800 households each: old town at 200 per grid -> 4 grids, estate at 400 -> 2
+    assert per.loc["W", "n"] == 4 and per.loc["E", "n"] == 2
+    assert set(g.loc[g["community_id"] == "W", "target"]) == {200.0}
+    assert set(g.loc[g["community_id"] == "E", "tolerance"]) == {0.1}
+    assert set(g["community_type"]) == {"old_town", "estate"}
+    assert g["within_tolerance"].all()
+
+
+def test_a_tolerance_per_type_decides_what_is_within_it():
+    b, s, bnd = two_communities()
+    # the east community's 800 households in 3 grids: 266.7 each, so 300/200-ish
+    # splits; with ±40 % allowed there, nothing is out of tolerance
+    plan = gridmap.delineate(b, s, boundaries=bnd, target=400,
+                             targets={"estate": (267, 0.4)})
+    g = plan.grids[plan.grids["community_id"] == "E"]
+    assert len(g) == 3 and set(g["tolerance"]) == {0.4}
+    assert g["within_tolerance"].all()
+    assert any("old_town" in n for n in plan.metrics["notes"])  # no target for it
+
+
+def test_types_can_come_from_the_buildings():
+    b, s, bnd = two_communities()
+    b["community_type"] = np.where(b.geometry.centroid.x < 200, "old_town", "estate")
+    plan = gridmap.delineate(b, s, boundaries=bnd.drop(columns="community_type"),
+                             target=400, targets={"old_town": 200})
+    per = plan.grids.groupby("community_id").size()
+    assert per["W"] == 4 and per["E"] == 2
+
+
+@pytest.mark.parametrize("targets, text", [
+    ({"estate": 0}, "targets must map a community type"),
+    ({"estate": (300, 1.5)}, r"'estate': \(300, 1.5\)"),
+])
+def test_bad_target_tables_are_refused(targets, text):
+    b, s, bnd = two_communities()
+    with pytest.raises(gridmap.LayerValidationError, match=text):
+        gridmap.delineate(b, s, boundaries=bnd, targets=targets)
+
+
+def test_targets_without_a_type_column_say_which_column_is_missing():
+    b, s, bnd = two_communities()
+    with pytest.raises(gridmap.LayerValidationError, match="column 'kind_of_place'"):
+        gridmap.delineate(b, s, boundaries=bnd, targets={"estate": 300},
+                          type_column="kind_of_place")
+
+
+def test_targets_from_the_command_line(tmp_path):
+    b, s, bnd = two_communities()
+    for name, layer in (("b", b), ("s", s), ("c", bnd)):
+        layer.to_file(tmp_path / f"{name}.gpkg")
+    out = tmp_path / "o"
+    assert main(["delineate", "--buildings", str(tmp_path / "b.gpkg"), "--streets",
+                 str(tmp_path / "s.gpkg"), "--boundaries", str(tmp_path / "c.gpkg"),
+                 "--target", "400", "--target-for", "old_town=200:0.1", "--out", str(out),
+                 "--no-map", "--quiet"]) == 0
+    g = gpd.read_file(out / "plan.gpkg", layer="grids")
+    assert (g["community_id"] == "W").sum() == 4 and (g["community_id"] == "E").sum() == 2

@@ -112,8 +112,11 @@ def _to_output(gdf: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
 
 
 def _reasons(grids: gpd.GeoDataFrame, labels: np.ndarray, order: np.ndarray,
-             new_id: np.ndarray, g, by: str, tolerance: float) -> list[str]:
-    """Why each grid out of tolerance is so: its units and its neighbours."""
+             new_id: np.ndarray, g, by: str, tolerance: np.ndarray) -> list[str]:
+    """Why each grid out of tolerance is so: its units and its neighbours.
+
+    ``tolerance`` is that of every grid (row).
+    """
     out = [""] * len(grids)
     dev = dict(zip(grids["grid_id"], grids["deviation"], strict=True))
     for row, r in enumerate(grids.itertuples()):
@@ -128,17 +131,18 @@ def _reasons(grids: gpd.GeoDataFrame, labels: np.ndarray, order: np.ndarray,
                        for x in g.neighbours(u).tolist() if labels[x] != old})
         around = ", ".join(f"{n} ({dev.get(n, float('nan')):+.0%})" for n in nbrs[:8])
         side = "below" if r.deviation < 0 else "above"
+        tol = float(tolerance[row])
         if len(units) == 1:
             text = (
                 f"one indivisible unit (unit {big + 1}) of {w.max():g} {by}, "
                 f"{w.max() / mean:.0%} of the community mean {mean:g}: {side} the "
-                f"±{tolerance:.0%} band alone"
+                f"±{tol:.0%} band alone"
             )
         else:
             text = (
                 f"{len(units)} units, the largest (unit {big + 1}) {w.max():g} {by} = "
                 f"{w.max() / mean:.0%} of the community mean {mean:g}: the units "
-                f"here are too coarse to trade within ±{tolerance:.0%}"
+                f"here are too coarse to trade within ±{tol:.0%}"
             )
         out[row] = f"{text}; neighbouring grids {around or 'none'}"
     return out
@@ -170,7 +174,7 @@ def assemble(
     community_ids: list[Any],
     subdistrict_ids: list[Any],
     division_code: str,
-    tolerance: float,
+    tolerance: Any,
     estimated: bool,
     timer,
     notes: list[str],
@@ -179,6 +183,8 @@ def assemble(
     workload: dict[str, float] | None = None,
     worker_capacity: float = DEFAULT_CAPACITY,
     street_classes: np.ndarray | None = None,
+    community_target: np.ndarray | None = None,
+    community_type: list[str] | None = None,
 ) -> GridPlan:
     n = assignment.n_grids
     ugeoms = np.asarray(umap.geometry.values)
@@ -241,6 +247,13 @@ def assemble(
         grid_code(division_code, s, comm_no.get(int(c), int(c) + 1), q)
         for s, c, q in zip(sub_no, comm_idx, seq, strict=True)
     ]
+    if np.ndim(tolerance):
+        grids["tolerance"] = np.asarray(tolerance, dtype=float)[comm_idx]
+        if community_target is not None:
+            grids["target"] = np.asarray(community_target, dtype=float)[comm_idx]
+        if community_type is not None:
+            grids["community_type"] = [community_type[c] if c < len(community_type)
+                                       else None for c in comm_idx]
     order = np.argsort(grids["code"].to_numpy(), kind="stable")
     new_id = np.empty(n, dtype=np.int64)
     new_id[order] = np.arange(1, n + 1)
@@ -267,7 +280,7 @@ def assemble(
         if communities is not None else None,
         exempt=exempt if len(exempt) else None,
         by=by,
-        tolerance=tolerance,
+        tolerance=grids["tolerance"].to_numpy() if "tolerance" in grids else tolerance,
         count_fields=fields,
     )
     for col in per_grid.columns:
@@ -279,7 +292,9 @@ def assemble(
         grids[col] = load[col].to_numpy()
     load_report["total_workload"] = float(load["workload"].sum())
     load_report["total_workers"] = int(load["workers"].sum())
-    grids["reason"] = _reasons(grids, labels, order, new_id, g, by, tolerance)
+    grids["reason"] = _reasons(grids, labels, order, new_id, g, by,
+                               grids["tolerance"].to_numpy() if "tolerance" in grids
+                               else np.full(len(grids), float(tolerance)))
     violations = [
         {
             "grid_id": int(r.grid_id),

@@ -40,6 +40,22 @@ def _weight_pair(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(msg) from None
 
 
+def _target_for(text: str) -> tuple[str, tuple[float, float] | float]:
+    if "=" not in text:
+        msg = f"--target-for takes TYPE=TARGET[:TOLERANCE] (e.g. old_town=250:0.15), got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    key, val = text.split("=", 1)
+    try:
+        parts = [float(x) for x in val.split(":")]
+    except ValueError:
+        msg = f"--target-for needs numbers after '=', got {val!r} in {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if len(parts) not in (1, 2):
+        msg = f"--target-for takes TYPE=TARGET or TYPE=TARGET:TOLERANCE, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return key.strip(), (parts[0] if len(parts) == 1 else (parts[0], parts[1]))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``gridmap`` command."""
     p = argparse.ArgumentParser(
@@ -135,6 +151,13 @@ def _plan_options(d: argparse.ArgumentParser, *, by: bool = True) -> None:
                    "households=1 pop_floating=0.5 elderly=0.5 shops=2 cases=1 area_km2=50)")
     d.add_argument("--worker-capacity", type=float, default=None,
                    help="workload one grid worker carries (default 500)")
+    d.add_argument("--target-for", action="append", type=_target_for, default=[],
+                   metavar="TYPE=TARGET[:TOLERANCE]",
+                   help="a target (and tolerance) for one community type, e.g. "
+                   "old_town=250:0.15 (repeatable; differentiated targets)")
+    d.add_argument("--type-column", default="community_type",
+                   help="column on the boundaries or buildings naming the community "
+                   "type (default community_type)")
     d.add_argument("--group", action="append", default=[], metavar="COLUMN",
                    help="a further count column to carry to every grid (key persons, "
                    "people needing care...; repeatable)")
@@ -242,6 +265,8 @@ def _plan_kwargs(args: argparse.Namespace) -> dict:
         **({"worker_capacity": args.worker_capacity} if args.worker_capacity is not None
            else {}),
         groups=tuple(args.group),
+        targets=dict(args.target_for) or None,
+        type_column=args.type_column,
         progress=not args.quiet,
     )
 
@@ -295,12 +320,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``gridmap`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    logger = logging.getLogger("gridmap")
+    handler = None
+    level = logger.level
     if not getattr(args, "quiet", False):
+        # for this run only: a second run (a script, a notebook, the tests) must not
+        # print twice, nor write to a stream that has since been closed
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
-        logger = logging.getLogger("gridmap")
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
+    try:
+        return _run(parser, args)
+    finally:
+        if handler is not None:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         if args.command == "delineate":
             return _delineate(args)

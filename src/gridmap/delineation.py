@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import geopandas as gpd
@@ -187,6 +187,8 @@ def delineate(
     workload: dict[str, float] | None = None,
     worker_capacity: float = DEFAULT_CAPACITY,
     groups: Iterable[str] = (),
+    targets: Mapping[str, float | tuple[float, float]] | None = None,
+    type_column: str = "community_type",
     progress: bool = False,
 ) -> GridPlan:
     """Delineate balanced, contiguous, street-bounded community grids.
@@ -240,6 +242,12 @@ def delineate(
         ``pop_registered``, ``pop_floating``, ``pop_absent``, ``elderly`` and the
         workload counts ``shops`` and ``cases``, which are carried whenever the
         input has them.
+    targets, type_column
+        Differentiated targets (差异性): a target, or ``(target, tolerance)``,
+        per community type, e.g. ``{"old_town": (250, 0.15), "estate": 400}``.
+        A community's type is its ``type_column`` on the boundaries, else the
+        type holding most of its balance weight on the buildings; a community
+        of a type not in the table uses ``target`` and ``tolerance``.
 
     Returns
     -------
@@ -461,7 +469,13 @@ def delineate(
             f"{len(blocks.outside)} building(s) lie outside the area "
             f"({area_source}); each was put in the nearest block."
         )
-    split_limit = target if split_above is None else split_above
+    ctarget, ctol, ctype = _community_targets(
+        targets, type_column, target, tolerance, bnd=bnd, bm=bm, blocks=blocks,
+        weight=counts[by].to_numpy(dtype=float), n_communities=len(community_ids),
+        notes=notes,
+    )
+    bcomm = np.clip(np.asarray(blocks.community, dtype=np.int64), 0, len(ctarget) - 1)
+    split_limit = ctarget[bcomm] if split_above is None else split_above
     load = blocks.loads(counts[by].to_numpy(dtype=float))
     nbld = np.bincount(blocks.building_block, minlength=len(blocks.geometry))
     split = (load > split_limit) & (nbld > 1) & (bm is not None)
@@ -495,12 +509,12 @@ def delineate(
 
     timer.stage("partition")
     ucomm = umap["community"].to_numpy()
-    _check_grid_count(g.weight, ucomm, target, tolerance, community_ids)
-    assignment = partition_graph(g, ucomm, target=target, tolerance=tolerance, seed=seed)
+    _check_grid_count(g.weight, ucomm, ctarget, ctol, community_ids)
+    assignment = partition_graph(g, ucomm, target=ctarget, tolerance=ctol, seed=seed)
     # where balance is out of reach with whole blocks, split the blocks of the
     # offending grids and their neighbours between buildings and move again
     for _round in range(3):
-        bad = _out_of_band(assignment, g, tolerance)
+        bad = _out_of_band(assignment, g, ctol)
         if not bad:
             break
         ulab = assignment.labels
@@ -542,9 +556,9 @@ def delineate(
             if len(ordinary) > 1:
                 grids_c = np.array(ordinary)
                 labels_c = refine(g, assignment.labels, grids=grids_c, mean=mean,
-                                  tolerance=tolerance)
+                                  tolerance=float(ctol[c]))
                 assignment.labels = repair(g, labels_c, grids=grids_c, mean=mean,
-                                           tolerance=tolerance,
+                                           tolerance=float(ctol[c]),
                                            rng=np.random.default_rng(seed))
 
     timer.stage("plan")
@@ -555,7 +569,8 @@ def delineate(
         work_crs=work_crs, area=area, area_source=area_source, lines=lines,
         communities=communities, community_ids=community_ids,
         subdistrict_ids=subdistrict_ids, division_code=division_code,
-        tolerance=tolerance, estimated=estimated, timer=timer, notes=notes,
+        tolerance=ctol, community_target=ctarget, community_type=ctype,
+        estimated=estimated, timer=timer, notes=notes,
         params={
             "target": target, "tolerance": tolerance, "by": by, "seed": seed,
             "crs": work_crs.to_string(), "input_crs": input_crs.to_string()
@@ -563,6 +578,8 @@ def delineate(
             "split_above": split_limit, "area_source": area_source,
             "division_code": division_code, "id_column": id_col,
             "barriers": sorted(barriers),
+            "targets": None if targets is None else {str(k): v for k, v in targets.items()},
+            "type_column": type_column if targets is not None else None,
         },
         pop_report=pop_report,
         workload=workload,
@@ -599,38 +616,105 @@ def _with_workload(counts: pd.DataFrame, fields: tuple[str, ...],
     return counts, (*fields, "workload")
 
 
-def _check_grid_count(weight: np.ndarray, community: np.ndarray, target: float,
-                      tolerance: float, community_ids: list[Any]) -> None:
+def _check_grid_count(weight: np.ndarray, community: np.ndarray, target: Any,
+                      tolerance: Any, community_ids: list[Any]) -> None:
     """Refuse, before the partition, a community that would have over 999 grids.
 
     A grid code numbers grids within their community in 3 digits (GB/T 30428.1).
+    ``target`` and ``tolerance`` are one for all or arrays per community.
     """
-    w = np.bincount(community, weights=weight)
-    big = np.bincount(community, weights=weight > target * (1 + tolerance))
+    n = int(community.max(initial=0)) + 1
+    t = np.broadcast_to(np.asarray(target, dtype=float), (n,)) if np.ndim(target) == 0 \
+        else np.asarray(target, dtype=float)
+    tol = np.broadcast_to(np.asarray(tolerance, dtype=float), (n,)) \
+        if np.ndim(tolerance) == 0 else np.asarray(tolerance, dtype=float)
+    limit = (t * (1 + tol))[community]
+    w = np.bincount(community, weights=weight, minlength=n)
     # oversize units are grids of their own; the rest is shared out by the target
-    rest = np.bincount(community, weights=np.where(weight > target * (1 + tolerance), 0, weight))
-    k = big + np.round(rest / target)
+    big = np.bincount(community, weights=weight > limit, minlength=n)
+    rest = np.bincount(community, weights=np.where(weight > limit, 0, weight), minlength=n)
+    k = big + np.round(rest / t[:n])
     worst = int(np.argmax(k))
     if k[worst] > 999:
         name = community_ids[worst] if worst < len(community_ids) else worst
         msg = (
             f"community {name!r} would have about {int(k[worst]):,} grids "
-            f"({w[worst]:,.0f} on the balance field at a target of {target:g}), but a "
+            f"({w[worst]:,.0f} on the balance field at a target of {t[worst]:g}), but a "
             "grid code numbers the grids of a community in 3 digits (at most 999, "
-            "GB/T 30428.1); give community boundaries (`boundaries`, --boundaries) so "
-            "that each community holds fewer grids, or a larger target"
+            "GB/T 30428.1); "
+            + ("give community boundaries (`boundaries`, --boundaries) so that each "
+               "community holds fewer grids" if len(community_ids) <= 1 else
+               "split that community into smaller ones")
+            + ", or use a larger target"
         )
         raise InfeasiblePartitionError(msg)
 
 
-def _out_of_band(assignment: GridAssignment, g: UnitGraph, tolerance: float) -> list[int]:
+def _community_targets(
+    targets: Mapping[str, Any] | None, type_column: str, target: float, tolerance: float,
+    *, bnd: gpd.GeoDataFrame | None, bm: gpd.GeoDataFrame | None, blocks: Blocks,
+    weight: np.ndarray, n_communities: int, notes: list[str],
+) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """Target, tolerance and type of every community (差异性 targets)."""
+    n = max(n_communities, 1)
+    ctarget = np.full(n, float(target))
+    ctol = np.full(n, float(tolerance))
+    if targets is None:
+        return ctarget, ctol, None
+    table: dict[str, tuple[float, float]] = {}
+    bad = []
+    for key, v in targets.items():
+        t, tl = (v, tolerance) if np.ndim(v) == 0 else (tuple(v) + (tolerance,))[:2]
+        ok = all(isinstance(x, (int, float, np.number)) and not isinstance(x, bool)
+                 for x in (t, tl))
+        if not ok or not (t > 0 and 0 < tl < 1):
+            bad.append(f"{key!r}: {v!r}")
+            continue
+        table[str(key)] = (float(t), float(tl))
+    if bad:
+        msg = (f"targets must map a community type to a target > 0 or to "
+               f"(target, tolerance) with 0 < tolerance < 1; got {', '.join(bad)}")
+        raise LayerValidationError(msg)
+    if bnd is not None and type_column in bnd.columns:
+        ctype = bnd[type_column].astype(str).tolist()[:n]
+        source = "the boundaries"
+    elif bm is not None and type_column in bm.columns:
+        # the type that holds most of the community's balance weight
+        comm = np.asarray(blocks.community)[blocks.building_block]
+        df = pd.DataFrame({"c": comm, "t": bm[type_column].astype(str).to_numpy(),
+                           "w": weight + 1e-9})
+        best = df.groupby(["c", "t"])["w"].sum().reset_index() \
+            .sort_values(["c", "w", "t"], ascending=[True, False, True]) \
+            .drop_duplicates("c").set_index("c")["t"]
+        ctype = [str(best.get(c, "")) for c in range(n)]
+        source = "the buildings"
+    else:
+        cols = sorted(map(str, (bnd.columns if bnd is not None else bm.columns
+                                if bm is not None else [])))
+        msg = (f"targets per community type were given, but neither the boundaries "
+               f"nor the buildings have a column {type_column!r} (type_column=); "
+               f"columns: {cols}")
+        raise LayerValidationError(msg)
+    unknown = sorted({t for t in ctype if t not in table})
+    for c, t in enumerate(ctype):
+        if t in table:
+            ctarget[c], ctol[c] = table[t]
+    if unknown:
+        notes.append(f"community type(s) {unknown} (from {source}) have no target in "
+                     f"the table; they use target {target:g} ±{tolerance:.0%}.")
+    return ctarget, ctol, ctype
+
+
+def _out_of_band(assignment: GridAssignment, g: UnitGraph, tolerance: Any) -> list[int]:
     w = np.bincount(assignment.labels, weights=g.weight, minlength=assignment.n_grids)
     bad = []
     for gid in range(assignment.n_grids):
         if assignment.flag[gid]:
             continue
-        mean = assignment.mean.get(assignment.community[gid])
-        if mean and abs(w[gid] / mean - 1) > tolerance + 1e-9:
+        c = assignment.community[gid]
+        mean = assignment.mean.get(c)
+        tol = float(tolerance[c]) if np.ndim(tolerance) else float(tolerance)
+        if mean and abs(w[gid] / mean - 1) > tol + 1e-9:
             bad.append(gid)
     return bad
 

@@ -240,7 +240,15 @@ def _check(
                 f"{grids.crs.to_string()}. Reproject it with .to_crs(grids.crs).",
                 crs=True,
             )
-    if not isinstance(tolerance, (int, float, np.number)) or not tolerance >= 0:
+    if np.ndim(tolerance):  # one per grid (differentiated targets)
+        tol = np.asarray(tolerance)
+        if tol.shape != (len(grids),) or not np.issubdtype(tol.dtype, np.number) \
+                or not (tol >= 0).all():
+            problems.add(
+                f"tolerance per grid must be {len(grids)} fractions >= 0, got "
+                f"{tol.shape[0] if tol.ndim == 1 else tol.shape} values."
+            )
+    elif not isinstance(tolerance, (int, float, np.number)) or not tolerance >= 0:
         problems.add(
             f"tolerance must be a fraction >= 0 (0.1 = ±10%), got {tolerance!r}."
         )
@@ -291,6 +299,7 @@ def _balance(
         deviation = value / community_mean - 1.0
     v = v[use]
     abs_dev = np.abs(deviation)
+    tolerance = np.asarray(tolerance, dtype=float) if np.ndim(tolerance) else tolerance
     within = abs_dev <= tolerance + _TOLERANCE_EPS
     oversize = is_comm & single & (deviation > tolerance + _TOLERANCE_EPS)
     within = np.where(oversize | ~is_comm, True, within)
@@ -452,7 +461,7 @@ def evaluate(
     community_boundaries: GeometryLike | None = None,
     exempt: GeometryLike | None = None,
     by: str = "households",
-    tolerance: float = 0.1,
+    tolerance: float | Sequence[float] = 0.1,
     snap: float = 1.0,
     count_fields: Sequence[str] = ("households", "pop_actual"),
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -486,7 +495,8 @@ def evaluate(
     by
         The balance column, e.g. ``"households"`` or ``"pop_actual"``.
     tolerance
-        Allowed relative deviation from the community mean (0.1 means ±10%).
+        Allowed relative deviation from the community mean (0.1 means ±10%);
+        one for all grids, or one per grid (differentiated targets).
     snap
         Distance (m) within which a boundary counts as lying on a street, a
         community boundary or the area's outline.
@@ -634,7 +644,9 @@ def evaluate(
         "n_grids": len(grids),
         "n_grids_by_kind": by_kind,
         "by": by,
-        "tolerance": _plain(tolerance),
+        "tolerance": _plain(tolerance) if not np.ndim(tolerance)
+        else (float(np.asarray(tolerance)[0]) if len(set(np.asarray(tolerance).tolist())) == 1
+              else "per grid"),
         "snap": _plain(snap),
         **balance,
         "contiguous": bool((n_parts == 1).all()),

@@ -98,8 +98,8 @@ def partition_graph(
     g: UnitGraph,
     community: np.ndarray,
     *,
-    target: float,
-    tolerance: float,
+    target: float | np.ndarray,
+    tolerance: float | np.ndarray,
     seed: int | None = 0,
     n_trees: int = 6,
     n_starts: int = 4,
@@ -114,7 +114,7 @@ def partition_graph(
         Community number of every unit; no grid crosses a community.
     target, tolerance
         Target weight per grid and the allowed relative deviation from the
-        community's mean.
+        community's mean: one for all, or an array indexed by community.
     seed
         Seed of the random jitter of the spanning trees: the same input and seed
         give the same plan.
@@ -122,7 +122,11 @@ def partition_graph(
     rng = np.random.default_rng(seed)
     labels = np.full(g.n, -1, dtype=np.int64)
     out = GridAssignment(labels)
+    targets, tolerances = target, tolerance
     for c in np.unique(community).tolist():
+        # a target and tolerance per community (差异性), or one for all
+        target = float(targets[c]) if np.ndim(targets) else float(targets)
+        tolerance = float(tolerances[c]) if np.ndim(tolerances) else float(tolerances)
         nodes = np.flatnonzero(community == c)
         w = g.weight[nodes]
         oversize = w > target * (1 + tolerance)
