@@ -148,6 +148,15 @@ def _reasons(grids: gpd.GeoDataFrame, labels: np.ndarray, order: np.ndarray,
     return out
 
 
+def _outlines(communities: np.ndarray | None, carve: np.ndarray | None,
+              crs: Any) -> gpd.GeoSeries | None:
+    parts = [np.asarray(x, dtype=object) for x in (communities, carve)
+             if x is not None and len(x)]
+    if not parts:
+        return None
+    return gpd.GeoSeries(np.concatenate(parts), crs=crs)
+
+
 def assemble(
     *,
     assignment,
@@ -185,6 +194,8 @@ def assemble(
     street_classes: np.ndarray | None = None,
     community_target: np.ndarray | None = None,
     community_type: list[str] | None = None,
+    carve_label: np.ndarray | None = None,
+    carve_geom: np.ndarray | None = None,
 ) -> GridPlan:
     n = assignment.n_grids
     ugeoms = np.asarray(umap.geometry.values)
@@ -213,18 +224,24 @@ def assemble(
     subs = sorted({s for s in sub_id if s is not None}, key=str)
     sub_no = [subs.index(s) + 1 if s is not None else 0 for s in sub_id]
 
+    kinds = list(assignment.kind) if len(assignment.kind) == n else ["community"] * n
     # the contract columns are always there, empty where the input had no such count
     missing = {f: np.full(n, np.nan) for f in ("households", "pop_actual") if f not in fields}
     grids = gpd.GeoDataFrame(
         {
             "community_id": comm_id,
             "subdistrict_id": sub_id,
-            "kind": "community",
+            "kind": kinds,
             **{f: sums[:, k] for k, f in enumerate(fields)},
             **missing,
             "n_buildings": n_buildings,
-            "flag": assignment.flag,
+            # road and unit grids say what they are in `kind`, not in `flag`
+            "flag": [f if k == "community" else "" for f, k in zip(assignment.flag, kinds,
+                                                                     strict=True)],
             "estimated": est,
+            **({"label": [str(carve_label[assignment.special[i]])
+                          if i in assignment.special else "" for i in range(n)]}
+               if carve_label is not None and len(carve_label) else {}),
         },
         geometry=geoms,
         crs=work_crs,
@@ -276,8 +293,9 @@ def assemble(
         buildings=b_for_metrics,
         area=area,
         streets=gpd.GeoSeries(lines, crs=work_crs) if len(lines) else None,
-        community_boundaries=gpd.GeoSeries(communities, crs=work_crs)
-        if communities is not None else None,
+        # community outlines and the outlines of road and unit grids bound grids
+        # the way streets do
+        community_boundaries=_outlines(communities, carve_geom, work_crs),
         exempt=exempt if len(exempt) else None,
         by=by,
         tolerance=grids["tolerance"].to_numpy() if "tolerance" in grids else tolerance,

@@ -158,6 +158,30 @@ def _plan_options(d: argparse.ArgumentParser, *, by: bool = True) -> None:
     d.add_argument("--type-column", default="community_type",
                    help="column on the boundaries or buildings naming the community "
                    "type (default community_type)")
+    d.add_argument("--sites", help="sites of schools, hospitals, markets... (polygons, "
+                   "e.g. OSM landuse): unit-type grids")
+    d.add_argument("--unit-kind", action="append", default=[], metavar="KIND",
+                   help="a site kind that makes a unit grid (repeatable; default school, "
+                   "university, college, kindergarten, hospital, clinic, marketplace, "
+                   "construction, stadium, sports_centre, government, townhall, ...)")
+    d.add_argument("--unit-kind-column", help="column of the sites naming their kind")
+    d.add_argument("--unit-min-area", type=float, default=5000.0,
+                   help="smallest site (m²) that is a unit grid (default 5000)")
+    d.add_argument("--headcount-column", help="column of the sites with their headcount")
+    d.add_argument("--unit-min-headcount", type=float, default=500.0,
+                   help="a site with at least this headcount is a unit grid whatever "
+                   "its area (default 500)")
+    d.add_argument("--road-grids", action="store_true",
+                   help="make road-type grids along the main streets")
+    d.add_argument("--road-class", action="append", default=[], metavar="CLASS",
+                   help="street class with road grids (repeatable; default primary, "
+                   "secondary)")
+    d.add_argument("--road-name", action="append", default=[], metavar="NAME",
+                   help="a street by name with road grids (repeatable)")
+    d.add_argument("--road-depth", type=float, default=15.0,
+                   help="frontage depth each side of the centre-line, m (default 15)")
+    d.add_argument("--road-max-length", type=float, default=800.0,
+                   help="longest stretch of road in one road grid, m (default 800)")
     d.add_argument("--group", action="append", default=[], metavar="COLUMN",
                    help="a further count column to carry to every grid (key persons, "
                    "people needing care...; repeatable)")
@@ -267,6 +291,17 @@ def _plan_kwargs(args: argparse.Namespace) -> dict:
         groups=tuple(args.group),
         targets=dict(args.target_for) or None,
         type_column=args.type_column,
+        sites=args.sites,
+        **({"unit_kinds": tuple(args.unit_kind)} if args.unit_kind else {}),
+        unit_kind_column=args.unit_kind_column,
+        unit_min_area=args.unit_min_area,
+        headcount_column=args.headcount_column,
+        unit_min_headcount=args.unit_min_headcount,
+        road_grids=args.road_grids or bool(args.road_name),
+        **({"road_classes": tuple(args.road_class)} if args.road_class else {}),
+        road_names=tuple(args.road_name),
+        road_depth=args.road_depth,
+        road_max_length=args.road_max_length,
         progress=not args.quiet,
     )
 
@@ -352,6 +387,15 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:  # unreadable files, bad values
         print(f"gridmap: error: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # a defect: say so plainly; GRIDMAP_DEBUG=1 shows where
+        import os
+
+        if os.environ.get("GRIDMAP_DEBUG"):
+            raise
+        print(f"gridmap: internal error ({type(exc).__name__}): {exc}. No plan files "
+              "were left half-written. Please report this with the command you ran; "
+              "set GRIDMAP_DEBUG=1 to see where it happened.", file=sys.stderr)
+        return 2
     parser.error(f"unknown command {args.command!r}")
     return 2
 

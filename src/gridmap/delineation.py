@@ -19,6 +19,7 @@ from .adjacency import DEFAULT_BARRIERS, build_adjacency, street_rank
 from .partition import GridAssignment, UnitGraph, partition_graph, refine, repair
 from .plan import GridPlan
 from .population import population_onto_buildings
+from .special import DEFAULT_ROAD_CLASSES, DEFAULT_UNIT_KINDS, road_stretches, unit_sites
 from .units import NON_BLOCKING_CLASSES, Blocks, build_units, make_blocks, study_area
 from .workload import DEFAULT_CAPACITY, grid_workload
 
@@ -145,9 +146,10 @@ def _to(gdf: gpd.GeoDataFrame | None, crs: Any) -> gpd.GeoDataFrame | None:
 
 
 def _lines(streets: gpd.GeoDataFrame | None, cls_col: str | None, exclude: Iterable[str]):
-    """Street centre-lines (single lines) and their classes."""
+    """Street centre-lines (single lines), their classes and names."""
     if streets is None or not len(streets):
-        return np.array([], dtype=object), np.array([], dtype=object)
+        return (np.array([], dtype=object), np.array([], dtype=object),
+                np.array([], dtype=object))
     s = streets[streets.geometry.notna() & ~streets.geometry.is_empty]
     classes = (
         s[cls_col].map(street_rank).to_numpy() if cls_col else np.full(len(s), "street", dtype=object)
@@ -155,8 +157,31 @@ def _lines(streets: gpd.GeoDataFrame | None, cls_col: str | None, exclude: Itera
     keep = ~np.isin(classes, list(exclude))
     geoms = s.geometry.values[keep]
     classes = classes[keep]
+    names = (s["name"].to_numpy(dtype=object) if "name" in s.columns
+             else np.full(len(s), None, dtype=object))[keep]
     parts, idx = shapely.get_parts(np.asarray(geoms), return_index=True)
-    return shapely.force_2d(parts), classes[idx]
+    return shapely.force_2d(parts), classes[idx], names[idx]
+
+
+def _tunnels(streets: gpd.GeoDataFrame | None, lines: np.ndarray) -> np.ndarray:
+    """Which of the street lines run in a tunnel (OSM ``tunnel``, Tilezen ``is_tunnel``)."""
+    flag = np.zeros(len(lines), dtype=bool)
+    if streets is None or not len(streets) or not len(lines):
+        return flag
+    s = streets[streets.geometry.notna() & ~streets.geometry.is_empty]
+    t = np.zeros(len(s), dtype=bool)
+    if "tunnel" in s.columns:
+        t |= s["tunnel"].astype(str).str.lower().isin(["yes", "true", "1", "culvert"]).to_numpy()
+    if "is_tunnel" in s.columns:
+        t |= s["is_tunnel"].astype(str).str.lower().isin(["true", "1", "yes"]).to_numpy()
+    if not t.any():
+        return flag
+    # the lines are the parts of the kept streets, in order: match them back
+    tl = shapely.get_parts(np.asarray(s.geometry.values[t]))
+    tree = shapely.STRtree(shapely.force_2d(tl))
+    li, _ = tree.query(lines, predicate="covered_by")
+    flag[li] = True
+    return flag
 
 
 def delineate(
@@ -189,6 +214,17 @@ def delineate(
     groups: Iterable[str] = (),
     targets: Mapping[str, float | tuple[float, float]] | None = None,
     type_column: str = "community_type",
+    sites: gio.LayerSource | None = None,
+    unit_kinds: Iterable[str] = DEFAULT_UNIT_KINDS,
+    unit_kind_column: str | None = None,
+    unit_min_area: float = 5000.0,
+    headcount_column: str | None = None,
+    unit_min_headcount: float = 500.0,
+    road_grids: bool = False,
+    road_classes: Iterable[str] = DEFAULT_ROAD_CLASSES,
+    road_names: Iterable[str] = (),
+    road_depth: float = 15.0,
+    road_max_length: float = 800.0,
     progress: bool = False,
 ) -> GridPlan:
     """Delineate balanced, contiguous, street-bounded community grids.
@@ -248,6 +284,21 @@ def delineate(
         A community's type is its ``type_column`` on the boundaries, else the
         type holding most of its balance weight on the buildings; a community
         of a type not in the table uses ``target`` and ``tolerance``.
+    sites, unit_kinds, unit_kind_column, unit_min_area, headcount_column, unit_min_headcount
+        Unit-type grids (单位型): polygons of schools, hospitals, markets,
+        construction sites, venues, government halls... (a layer of sites, or
+        OSM landuse/amenity polygons).  A site whose kind (``unit_kind_column``,
+        else ``kind``/``kind_detail``/``amenity``/``landuse``/``leisure``/
+        ``office``) is in ``unit_kinds`` and whose area is at least
+        ``unit_min_area`` m² (or headcount at least ``unit_min_headcount``) is a
+        grid of its own, ``kind="unit"``, carved out of the community grids.
+    road_grids, road_classes, road_names, road_depth, road_max_length
+        Road-type grids (道路型): the corridor of the streets of
+        ``road_classes`` (default primary and secondary) or named in
+        ``road_names``, carriageway and frontage ``road_depth`` metres each side,
+        cut at intersections and joined into stretches of at most
+        ``road_max_length`` metres; each stretch is a grid, ``kind="road"``,
+        with the buildings in it.
 
     Returns
     -------
@@ -275,6 +326,7 @@ def delineate(
     pop = gio.read_layer(population, role="population")
     bnd = gio.read_layer(boundaries, role="boundaries")
     cmp_ = gio.read_layer(compounds, role="compounds")
+    sit = gio.read_layer(sites, role="sites")
     unt = gio.read_layer(units, role="units")
 
     problems = Problems()
@@ -324,12 +376,13 @@ def delineate(
     work_crs = gio.metric_crs(main, crs)
     layers = {}
     for role, gdf in (("streets", st), ("population", pop), ("boundaries", bnd),
-                      ("compounds", cmp_), ("units", unt)):
+                      ("compounds", cmp_), ("units", unt), ("sites", sit)):
         if gdf is not None and gdf.crs is not None and not gdf.crs.equals(input_crs):
             notes.append(f"`{role}` was in {gdf.crs.to_string()}; reprojected.")
         layers[role] = _to(gdf, work_crs)
-    st, pop, bnd, cmp_, unt = (layers[r] for r in ("streets", "population", "boundaries",
-                                                    "compounds", "units"))
+    st, pop, bnd, cmp_, unt, sit = (layers[r] for r in ("streets", "population",
+                                                         "boundaries", "compounds", "units",
+                                                         "sites"))
 
     # buildings in the working CRS, by position
     if bld is not None:
@@ -426,7 +479,7 @@ def delineate(
 
     timer.stage("units")
     cls_col = _street_class_column(st, street_column) if st is not None else None
-    lines, classes = _lines(st, cls_col, exclude_streets)
+    lines, classes, street_names = _lines(st, cls_col, exclude_streets)
     communities = None
     community_ids: list[Any] = [1]  # no boundaries: the whole area is community 1
     subdistrict_ids: list[Any] = [None]
@@ -446,6 +499,16 @@ def delineate(
             bm.geometry, lines, boundaries=bnd.geometry if bnd is not None else None
         )
         ugeoms = None
+    # a tunnel carries no frontage: it makes no road grid
+    overground = ~_tunnels(st, lines)
+    carve_geom, carve_kind, carve_label = _carve(
+        sit, lines[overground], classes[overground], street_names[overground], area, notes,
+        unit_kinds=unit_kinds, unit_kind_column=unit_kind_column,
+        unit_min_area=unit_min_area, headcount_column=headcount_column,
+        unit_min_headcount=unit_min_headcount, road_grids=road_grids,
+        road_classes=road_classes, road_names=road_names, road_depth=road_depth,
+        road_max_length=road_max_length, given_units=unt is not None,
+    )
     if bm is not None:
         bgeoms = np.asarray(bm.geometry.values)
         blocks = make_blocks(
@@ -453,6 +516,7 @@ def delineate(
             communities=communities,
             compounds=np.asarray(cmp_.geometry.values) if cmp_ is not None else None,
             given_units=ugeoms,
+            carve=carve_geom if len(carve_geom) else None,
         )
     else:
         # units without buildings: each unit is its own block and holds its counts
@@ -479,6 +543,9 @@ def delineate(
     load = blocks.loads(counts[by].to_numpy(dtype=float))
     nbld = np.bincount(blocks.building_block, minlength=len(blocks.geometry))
     split = (load > split_limit) & (nbld > 1) & (bm is not None)
+    bspecial = (blocks.special if blocks.special is not None
+                else np.full(len(blocks.geometry), -1, dtype=np.int64))
+    split &= bspecial < 0  # a road or unit grid is never split
     exempt_blocks = split.copy()
     cells_cache: dict = {}
     umap, building_unit = build_units(blocks, bgeoms, split, cache=cells_cache)
@@ -510,7 +577,9 @@ def delineate(
     timer.stage("partition")
     ucomm = umap["community"].to_numpy()
     _check_grid_count(g.weight, ucomm, ctarget, ctol, community_ids)
-    assignment = partition_graph(g, ucomm, target=ctarget, tolerance=ctol, seed=seed)
+    assignment = partition_graph(g, ucomm, target=ctarget, tolerance=ctol, seed=seed,
+                                 fixed=bspecial[umap["block"].to_numpy()],
+                                 fixed_kind=carve_kind)
     # where balance is out of reach with whole blocks, split the blocks of the
     # offending grids and their neighbours between buildings and move again
     for _round in range(3):
@@ -526,7 +595,7 @@ def delineate(
         touch_units = np.flatnonzero(np.isin(ulab, list(near)))
         more = np.zeros(len(blocks.geometry), dtype=bool)
         more[umap["block"].to_numpy()[touch_units]] = True
-        more &= ~split & (nbld > 1)
+        more &= ~split & (nbld > 1) & (bspecial < 0)
         if not more.any():
             break
         split = split | more
@@ -570,6 +639,7 @@ def delineate(
         communities=communities, community_ids=community_ids,
         subdistrict_ids=subdistrict_ids, division_code=division_code,
         tolerance=ctol, community_target=ctarget, community_type=ctype,
+        carve_label=carve_label, carve_geom=carve_geom,
         estimated=estimated, timer=timer, notes=notes,
         params={
             "target": target, "tolerance": tolerance, "by": by, "seed": seed,
@@ -587,6 +657,38 @@ def delineate(
         street_classes=classes,
     )
     return plan
+
+
+def _carve(sit, lines, classes, names, area, notes, *, unit_kinds, unit_kind_column,
+           unit_min_area, headcount_column, unit_min_headcount, road_grids, road_classes,
+           road_names, road_depth, road_max_length, given_units):
+    """The unit sites and road stretches carved out of the area (working CRS)."""
+    empty = np.array([], dtype=object)
+    if given_units and (sit is not None or road_grids):
+        notes.append("road and unit grids need buildings and streets; with units given "
+                     "directly none were made.")
+        return empty, empty, empty
+    u_geom, u_label = unit_sites(sit, area, kinds=unit_kinds, kind_column=unit_kind_column,
+                                 min_area=unit_min_area, headcount_column=headcount_column,
+                                 min_headcount=unit_min_headcount)
+    r_geom, r_label = empty, empty
+    if road_grids:
+        if not len(lines):
+            raise LayerValidationError("road_grids=True needs streets with a class column")
+        exclude = shapely.union_all(u_geom) if len(u_geom) else None
+        r_geom, r_label = road_stretches(
+            lines, classes, names, area, road_classes=road_classes, road_names=road_names,
+            depth=road_depth, max_length=road_max_length, exclude=exclude)
+        if not len(r_geom):
+            notes.append(f"no street of the classes {sorted(road_classes)} or names "
+                         f"{sorted(road_names)}: no road grids.")
+    if sit is not None and not len(u_geom):
+        notes.append(f"no site of the kinds asked for is at least {unit_min_area:g} m²: "
+                     "no unit grids.")
+    geom = np.concatenate([u_geom, r_geom]) if len(u_geom) or len(r_geom) else empty
+    kind = np.array(["unit"] * len(u_geom) + ["road"] * len(r_geom), dtype=object)
+    label = np.concatenate([u_label, r_label]) if len(geom) else empty
+    return geom, kind, label
 
 
 def _with_workload(counts: pd.DataFrame, fields: tuple[str, ...],

@@ -165,7 +165,9 @@ def _display(gdf: gpd.GeoDataFrame, simplify: float, gcj02: bool) -> gpd.GeoData
     shown = metric.copy()
     geoms = np.asarray(metric.geometry.values)
     if simplify > 0:
-        geoms = shapely.simplify(geoms, simplify, preserve_topology=True)
+        simple = shapely.simplify(geoms, simplify, preserve_topology=True)
+        # a sliver of a grid can vanish when simplified: keep it as it is
+        geoms = np.where(shapely.is_empty(simple) & ~shapely.is_empty(geoms), geoms, simple)
     shown["geometry"] = geoms
     shown = shown.to_crs(4326)
     geoms = np.asarray(shown.geometry.values)
@@ -319,6 +321,8 @@ def _code_labels(m: Any, shown: gpd.GeoDataFrame) -> None:
     lab = folium.FeatureGroup(name="网格编码 grid codes")
     pts = shapely.point_on_surface(np.asarray(shown.geometry.values))
     for code, pt in zip(shown["code"], pts, strict=True):
+        if pt is None or pt.is_empty:
+            continue
         folium.Marker(
             [pt.y, pt.x],
             icon=folium.DivIcon(

@@ -223,6 +223,8 @@ class Blocks:
         block keeps each compound in one cell.
     outside : numpy.ndarray
         Positions of buildings outside the area, placed in the nearest block.
+    special : numpy.ndarray or None
+        For every block, the carved polygon (road or unit grid) it is, or -1.
     """
 
     geometry: np.ndarray
@@ -230,6 +232,7 @@ class Blocks:
     community: np.ndarray
     compound: np.ndarray
     outside: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
+    special: np.ndarray | None = None
 
     def loads(self, values: np.ndarray) -> np.ndarray:
         """Sum of a per-building value per block."""
@@ -244,6 +247,7 @@ def make_blocks(
     communities: np.ndarray | None = None,
     compounds: np.ndarray | None = None,
     given_units: np.ndarray | None = None,
+    carve: np.ndarray | None = None,
 ) -> Blocks:
     """Cut the area into blocks and put every building in one.
 
@@ -261,9 +265,15 @@ def make_blocks(
             lines = np.concatenate(
                 [lines, shapely.get_parts(shapely.boundary(communities))]
             )
+        if carve is not None and len(carve):
+            lines = np.concatenate([lines, shapely.get_parts(shapely.boundary(carve))])
         faces = street_blocks(lines, area)
         if compounds is not None and len(compounds):
             faces = _merge_compounds(faces, compounds)
+        if carve is not None and len(carve):
+            # what lies in a carved polygon (road or unit grid) is one block; a
+            # compound inside it merges first, and is carved with it
+            faces = _merge_compounds(faces, carve)
     # order blocks north-west first so that ids do not depend on GEOS internals
     c = shapely.get_coordinates(shapely.point_on_surface(faces))
     order = np.lexsort((np.round(c[:, 0], 3), -np.round(c[:, 1], 3)))
@@ -274,6 +284,12 @@ def make_blocks(
         idx, _ = assign_by_overlap(shapely.point_on_surface(faces), np.asarray(communities))
         community = idx
 
+    special = None
+    if carve is not None and len(carve):
+        special = np.full(len(faces), -1, dtype=np.int64)
+        fi, ci = shapely.STRtree(np.asarray(carve)).query(
+            shapely.point_on_surface(faces), predicate="within")
+        special[fi] = ci
     bblock, _share = assign_by_overlap(buildings, faces)
     outside = np.flatnonzero(~shapely.intersects(buildings, area))
 
@@ -282,7 +298,7 @@ def make_blocks(
         tree = shapely.STRtree(np.asarray(compounds))
         bi, ci = tree.query(shapely.point_on_surface(buildings), predicate="within")
         compound[bi] = ci
-    return Blocks(faces, bblock, community, compound, outside)
+    return Blocks(faces, bblock, community, compound, outside, special)
 
 
 def _merge_compounds(faces: np.ndarray, compounds: np.ndarray) -> np.ndarray:

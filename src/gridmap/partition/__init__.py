@@ -38,6 +38,9 @@ class GridAssignment:
     ordinary grid, ``"oversize"`` for a grid of one unit heavier than a grid, or
     ``"island"`` for a part too small for a grid that nothing else connects to.
     ``mean[c]`` is the weight the ordinary grids of community ``c`` aim at.
+    ``kind[g]`` is ``"community"``, or ``"road"``/``"unit"`` for a grid carved
+    out first (its ``flag`` is its kind too, so that balance leaves it alone);
+    ``special[g]`` is the carved polygon a road or unit grid is.
     """
 
     labels: np.ndarray
@@ -45,14 +48,17 @@ class GridAssignment:
     flag: list[str] = field(default_factory=list)
     mean: dict[int, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    kind: list[str] = field(default_factory=list)
+    special: dict[int, int] = field(default_factory=dict)
 
     @property
     def n_grids(self) -> int:
         return len(self.community)
 
-    def new_grid(self, community: int, flag: str = "") -> int:
+    def new_grid(self, community: int, flag: str = "", kind: str = "community") -> int:
         self.community.append(int(community))
         self.flag.append(flag)
+        self.kind.append(kind)
         return len(self.community) - 1
 
 
@@ -103,6 +109,8 @@ def partition_graph(
     seed: int | None = 0,
     n_trees: int = 6,
     n_starts: int = 4,
+    fixed: np.ndarray | None = None,
+    fixed_kind: np.ndarray | None = None,
 ) -> GridAssignment:
     """Partition every community's units into balanced, contiguous grids.
 
@@ -118,16 +126,32 @@ def partition_graph(
     seed
         Seed of the random jitter of the spanning trees: the same input and seed
         give the same plan.
+    fixed, fixed_kind
+        For every unit, the carved polygon (road or unit grid) it belongs to, or
+        -1; and the kind of every carved polygon.  Each carved polygon is one
+        grid, made first and left out of the balance.
     """
     rng = np.random.default_rng(seed)
     labels = np.full(g.n, -1, dtype=np.int64)
     out = GridAssignment(labels)
     targets, tolerances = target, tolerance
+    free = np.ones(g.n, dtype=bool)
+    if fixed is not None and (np.asarray(fixed) >= 0).any():
+        fixed = np.asarray(fixed)
+        for sp in np.unique(fixed[fixed >= 0]).tolist():
+            members = np.flatnonzero(fixed == sp)
+            kind = str(fixed_kind[sp]) if fixed_kind is not None else "unit"
+            # the community it lies in most
+            c = int(np.bincount(community[members], weights=g.weight[members] + 1e-9).argmax())
+            gid = out.new_grid(c, kind, kind=kind)
+            out.special[gid] = int(sp)
+            labels[members] = gid
+            free[members] = False
     for c in np.unique(community).tolist():
         # a target and tolerance per community (差异性), or one for all
         target = float(targets[c]) if np.ndim(targets) else float(targets)
         tolerance = float(tolerances[c]) if np.ndim(tolerances) else float(tolerances)
-        nodes = np.flatnonzero(community == c)
+        nodes = np.flatnonzero((community == c) & free)
         w = g.weight[nodes]
         oversize = w > target * (1 + tolerance)
         for u in nodes[oversize].tolist():
@@ -154,11 +178,18 @@ def partition_graph(
             total_k += len(pieces)
         for part in pending_small:
             # too light for a grid: join an adjacent grid, else stand alone
-            touching = g.adjacent_labels(labels, part)
+            # a community grid of this community: an ordinary one first (an
+            # oversize grid should stay one unit); never a road or unit grid
+            touching = {x for x in g.adjacent_labels(labels, part)
+                        if out.kind[x] == "community" and out.community[x] == c}
+            carved = {x for x in g.adjacent_labels(labels, part) if out.kind[x] != "community"}
             if touching:
-                # an ordinary grid first: an oversize grid should stay one unit
                 gid = min(touching, key=lambda x: (out.flag[x] == "oversize", x))
                 labels[part] = gid
+            elif carved and float(g.weight[part].sum()) == 0:
+                # an empty leftover between a road or unit grid and the area's
+                # edge (a strip of pavement, a corner) goes with that grid
+                labels[part] = min(carved, key=lambda x: (out.kind[x] != "road", x))
             else:
                 gid = out.new_grid(c, "island")
                 labels[part] = gid

@@ -1,0 +1,239 @@
+"""Road-type (道路型) and unit-type (单位型) grids: the polygons carved out first.
+
+A **unit grid** is a school, hospital, market, construction site, venue or
+government service hall large enough to be managed as a grid of its own: its
+site polygon (from a layer of sites, or OSM landuse/amenity polygons) above a
+size or headcount.  A **road grid** is the corridor of a main street (the
+carriageway and its frontage to a depth) from one intersection to the next,
+joined into stretches up to a length.  Both are carved out of the area before
+the street blocks are formed, so that community grids, road grids and unit
+grids together tile the area with no gap and no overlap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+__all__ = [
+    "DEFAULT_ROAD_CLASSES",
+    "DEFAULT_UNIT_KINDS",
+    "Carve",
+    "road_stretches",
+    "unit_sites",
+]
+
+#: site kinds that make unit grids (OSM amenity / landuse / leisure / office values)
+DEFAULT_UNIT_KINDS: frozenset[str] = frozenset({
+    "school", "university", "college", "kindergarten", "hospital", "clinic",
+    "marketplace", "construction", "stadium", "sports_centre", "government",
+    "townhall", "courthouse", "police", "fire_station", "prison",
+})
+
+#: street classes whose corridors make road grids by default
+DEFAULT_ROAD_CLASSES: tuple[str, ...] = ("primary", "secondary")
+
+_KIND_COLUMNS = ("kind", "kind_detail", "amenity", "landuse", "leisure", "office", "type")
+
+
+@dataclass(frozen=True)
+class Carve:
+    """Polygons carved out of the area, each a grid of its own.
+
+    ``geometry`` are disjoint polygons in the working CRS; ``kind`` is
+    ``"unit"`` or ``"road"``; ``label`` says what it is (the site's kind and
+    name, or the road's name).
+    """
+
+    geometry: np.ndarray
+    kind: np.ndarray
+    label: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.geometry)
+
+    @staticmethod
+    def empty() -> Carve:
+        return Carve(np.array([], dtype=object), np.array([], dtype=object),
+                     np.array([], dtype=object))
+
+
+def unit_sites(
+    sites: gpd.GeoDataFrame | None,
+    area: shapely.Geometry,
+    *,
+    kinds: Iterable[str] = DEFAULT_UNIT_KINDS,
+    kind_column: str | None = None,
+    min_area: float = 5000.0,
+    headcount_column: str | None = None,
+    min_headcount: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Site polygons that are unit grids, and their labels.
+
+    A site is kept when its kind is in ``kinds`` and its area (m², within the
+    area) is at least ``min_area`` or its headcount at least ``min_headcount``
+    (when ``headcount_column`` is given).  Overlapping sites are merged.
+    """
+    if sites is None or not len(sites):
+        return np.array([], dtype=object), np.array([], dtype=object)
+    kinds = {str(k) for k in kinds}
+    cols = [kind_column] if kind_column else [c for c in _KIND_COLUMNS if c in sites.columns]
+    is_kind = np.zeros(len(sites), dtype=bool)
+    label_kind = np.full(len(sites), "", dtype=object)
+    for c in cols:
+        v = sites[c].astype(str).to_numpy()
+        hit = np.isin(v, list(kinds)) & ~is_kind
+        label_kind[hit] = v[hit]
+        is_kind |= hit
+    geoms = shapely.intersection(np.asarray(sites.geometry.values), area)
+    big = shapely.area(geoms) >= min_area
+    if headcount_column and headcount_column in sites.columns:
+        head = np.nan_to_num(sites[headcount_column].to_numpy(dtype=float))
+        big |= head >= min_headcount
+    keep = is_kind & big & ~shapely.is_empty(geoms)
+    if not keep.any():
+        return np.array([], dtype=object), np.array([], dtype=object)
+    name = (sites["name"].fillna("").astype(str).to_numpy() if "name" in sites.columns
+            else np.full(len(sites), "", dtype=object))
+    polys = geoms[keep]
+    labels = np.array([f"{k} {n}".strip() for k, n in zip(label_kind[keep], name[keep],
+                                                          strict=True)], dtype=object)
+    # overlapping sites are one unit grid
+    merged = shapely.get_parts(shapely.union_all(polys))
+    merged = merged[(shapely.get_type_id(merged) == 3) & (shapely.area(merged) > 1.0)]
+    tree = shapely.STRtree(polys)
+    out_labels = []
+    for m in merged:
+        hits = tree.query(shapely.point_on_surface(m), predicate="within")
+        hits = hits if len(hits) else tree.query(m, predicate="intersects")
+        out_labels.append("; ".join(sorted({labels[h] for h in hits.tolist()})))
+    return np.asarray(merged, dtype=object), np.asarray(out_labels, dtype=object)
+
+
+def road_stretches(
+    lines: np.ndarray,
+    classes: np.ndarray,
+    names: np.ndarray,
+    area: shapely.Geometry,
+    *,
+    road_classes: Iterable[str] = DEFAULT_ROAD_CLASSES,
+    road_names: Iterable[str] = (),
+    depth: float = 15.0,
+    max_length: float = 800.0,
+    exclude: shapely.Geometry | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Corridors of the chosen streets cut at intersections and joined into stretches.
+
+    The corridor is every chosen street buffered by ``depth`` metres each side
+    (carriageway and frontage, flat ends).  The other streets cut it at the
+    intersections; consecutive pieces along the same road are joined into
+    stretches of at most ``max_length`` metres of centre-line.  Returns the
+    stretch polygons (disjoint, inside the area, outside ``exclude``) and
+    their labels.
+    """
+    road_classes = {str(c) for c in road_classes}
+    road_names = {str(n) for n in road_names}
+    classes = np.asarray(classes, dtype=object).astype(str)
+    names = np.asarray(names, dtype=object)
+    chosen = np.isin(classes, list(road_classes))
+    if road_names:
+        chosen |= np.isin(names.astype(str), list(road_names))
+    if not chosen.any():
+        return np.array([], dtype=object), np.array([], dtype=object)
+    roads = np.asarray(lines, dtype=object)[chosen]
+    corridor = shapely.union_all(shapely.buffer(roads, depth, cap_style="flat"))
+    corridor = shapely.intersection(corridor, area)
+    if exclude is not None and not exclude.is_empty:
+        corridor = shapely.difference(corridor, exclude)
+    if corridor.is_empty:
+        return np.array([], dtype=object), np.array([], dtype=object)
+    # cut at the intersections: the other streets, crossing the corridor
+    cross = np.asarray(lines, dtype=object)[~chosen]
+    cutters = np.concatenate([cross, [shapely.boundary(corridor)]]) if len(cross) \
+        else np.array([shapely.boundary(corridor)], dtype=object)
+    noded = shapely.union_all(shapely.intersection(cutters, shapely.buffer(corridor, 0.01)),
+                              grid_size=1e-3)
+    pieces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+    pieces = pieces[shapely.get_type_id(pieces) == 3]
+    inside = shapely.within(shapely.point_on_surface(pieces), corridor)
+    pieces = pieces[inside & (shapely.area(pieces) > 1.0)]
+    if not len(pieces):
+        return np.array([], dtype=object), np.array([], dtype=object)
+    # each piece: its length of chosen centre-line and the road it lies on
+    tree = shapely.STRtree(roads)
+    seg_len = np.zeros(len(pieces))
+    piece_name = np.full(len(pieces), "", dtype=object)
+    cname = names[chosen]
+    for i, p in enumerate(pieces):
+        hits = tree.query(p, predicate="intersects")
+        if not len(hits):
+            continue
+        inter = shapely.length(shapely.intersection(roads[hits], p))
+        seg_len[i] = float(inter.sum())
+        best = hits[int(np.argmax(inter))]
+        nm = cname[best]
+        piece_name[i] = "" if nm is None or nm != nm else str(nm)
+    # join neighbouring pieces of the same road into stretches, greedily from the
+    # north-west end, up to max_length of centre-line
+    ptree = shapely.STRtree(pieces)
+    a, b = ptree.query(pieces, predicate="touches")
+    shared = shapely.length(shapely.intersection(shapely.boundary(pieces[a]),
+                                                 shapely.boundary(pieces[b])))
+    nbrs: dict[int, list[int]] = {i: [] for i in range(len(pieces))}
+    for x, y, L in zip(a.tolist(), b.tolist(), shared.tolist(), strict=True):
+        # a piece with no centre-line in it (a corner cut off by a crossing
+        # street) goes with a neighbour of any name
+        same = piece_name[x] == piece_name[y] or seg_len[x] == 0 or seg_len[y] == 0
+        if x != y and L > 1.0 and same:
+            nbrs[x].append(y)
+    c = shapely.get_coordinates(shapely.point_on_surface(pieces))
+    order = np.lexsort((c[:, 0], -c[:, 1]))
+    group = np.full(len(pieces), -1, dtype=np.int64)
+    n_groups = 0
+    # start from pieces on a road, so that corners join a stretch, not one another
+    order = np.concatenate([order[seg_len[order] > 0], order[seg_len[order] == 0]])
+    for start in order.tolist():
+        if group[start] >= 0:
+            continue
+        group[start] = n_groups
+        total = seg_len[start]
+        frontier = [start]
+        while frontier:
+            cur = frontier.pop(0)
+            for nb in sorted(nbrs[cur], key=lambda j: (c[j, 1] * -1, c[j, 0])):
+                if group[nb] >= 0 or total + seg_len[nb] > max_length:
+                    continue
+                group[nb] = n_groups
+                total += seg_len[nb]
+                frontier.append(nb)
+        n_groups += 1
+    # a stretch with no centre-line in it (corners and strips cut off by paths)
+    # joins the stretch it shares most edge with, else the nearest one
+    glen = np.bincount(group, weights=seg_len, minlength=n_groups)
+    if (glen > 0).any():
+        real = np.flatnonzero(glen > 0)
+        for k in np.flatnonzero(glen == 0).tolist():
+            members = np.flatnonzero(group == k)
+            blob = shapely.union_all(pieces[members])
+            cand = np.flatnonzero(np.isin(group, real))
+            edge = shapely.length(shapely.intersection(shapely.boundary(pieces[cand]),
+                                                       shapely.buffer(blob, 0.01)))
+            if edge.max(initial=0) > 0:
+                to = group[cand[int(np.argmax(edge))]]
+            else:
+                to = group[cand[int(np.argmin(shapely.distance(pieces[cand], blob)))]]
+            group[members] = to
+    polys, labels = [], []
+    for k in range(n_groups):
+        members = np.flatnonzero(group == k)
+        merged = shapely.union_all(pieces[members], grid_size=1e-3)
+        named = [piece_name[m] for m in members.tolist() if piece_name[m]]
+        for part in shapely.get_parts(merged):
+            if shapely.get_type_id(part) == 3 and part.area > 1.0:
+                polys.append(part)
+                labels.append(named[0] if named else "road")
+    return np.asarray(polys, dtype=object), np.asarray(labels, dtype=object)

@@ -1,0 +1,99 @@
+"""Road-type (道路型) and unit-type (单位型) grids carved out of the community grids."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from conftest import SHARED, grid_city
+
+import gridmap
+from gridmap.cli import main
+
+
+def city_with_main_road():
+    # 4 × 4 blocks of 100 m; the street at x = 100 is a primary road
+    b, s = grid_city(4, 4, households=100)
+    s["highway"] = np.where(
+        [ls.coords[0][0] == 100 and ls.coords[-1][0] == 100 for ls in s.geometry],
+        "primary", "residential")
+    s["name"] = np.where(s["highway"] == "primary", "Main Road", None)
+    school = gpd.GeoDataFrame({"amenity": ["school"], "name": ["No. 1 School"]},
+                              geometry=[shapely.box(0, 0, 100, 100)], crs=b.crs)
+    return b, s, school
+
+
+def test_road_and_unit_grids_tile_the_area_with_the_community_grids():
+    b, s, school = city_with_main_road()
+    # the road cuts the community in two: 300 households west (the school's block
+    # is its own grid) and 1,200 east: 1 grid and 4 grids of 300
+    plan = gridmap.delineate(b, s, target=300, tolerance=0.1, sites=school,
+                             road_grids=True, road_depth=10, road_max_length=250)
+    g = plan.grids.to_crs(32651)
+    kinds = g["kind"].value_counts().to_dict()
+    # the corridor x 90-110, cut by the cross streets every 100 m into 4 pieces,
+    # joined two by two (200 m ≤ 250 m): 2 road grids; the school: 1 unit grid,
+    # which keeps its whole site (the corridor gives way to it)
+    assert kinds["road"] == 2 and kinds["unit"] == 1
+    roads = g[g["kind"] == "road"]
+    assert sorted(roads.area.round(3)) == [3000.0, 4000.0]  # 20 m × 200 m, less 10 × 100
+    assert set(roads["label"]) == {"Main Road"}
+    unit = g[g["kind"] == "unit"].iloc[0]
+    assert unit["label"] == "school No. 1 School" and unit["n_buildings"] == 1
+    assert unit.geometry.symmetric_difference(shapely.box(0, 0, 100, 100)).area < 1e-3
+    # all grids together: no gap, no overlap, each one piece
+    union = shapely.union_all(g.geometry.values)
+    assert abs(union.area - 400 * 400) < 1e-3
+    assert abs(g.area.sum() - union.area) < 1e-3
+    assert (shapely.get_num_geometries(g.geometry.values) == 1).all()
+    # every building in exactly one grid; the community grids balanced without the
+    # road and unit grids
+    assert plan.buildings["grid_id"].notna().all() and len(plan.buildings) == len(b)
+    comm = g[g["kind"] == "community"]
+    assert comm["households"].sum() == 1500  # 16 blocks minus the school's
+    assert sorted(comm["households"]) == [300.0] * 5 and comm["within_tolerance"].all()
+    assert {"workload", "workers"} <= set(g.columns)
+
+
+def test_no_site_big_enough_makes_no_unit_grid_and_says_so():
+    b, s, school = city_with_main_road()
+    plan = gridmap.delineate(b, s, target=400, sites=school, unit_min_area=20_000)
+    assert (plan.grids["kind"] == "community").all()
+    assert any("no unit grids" in n for n in plan.metrics["notes"])
+
+
+def test_road_grids_from_the_command_line(tmp_path):
+    b, s, school = city_with_main_road()
+    for name, layer in (("b", b), ("s", s), ("u", school)):
+        layer.to_file(tmp_path / f"{name}.gpkg")
+    out = tmp_path / "o"
+    assert main(["delineate", "--buildings", str(tmp_path / "b.gpkg"), "--streets",
+                 str(tmp_path / "s.gpkg"), "--sites", str(tmp_path / "u.gpkg"),
+                 "--road-grids", "--road-depth", "10", "--road-max-length", "250",
+                 "--target", "300", "--out", str(out), "--no-map", "--quiet"]) == 0
+    g = gpd.read_file(out / "plan.gpkg", layer="grids")
+    assert (g["kind"] == "road").sum() == 2 and (g["kind"] == "unit").sum() == 1
+
+
+BUND = SHARED / "shanghai-bund-osm" / "shanghai_bund_osm.gpkg"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not BUND.exists(), reason="needs ../shared/data")
+def test_bund_road_grids_unit_grids_and_community_grids():
+    plan = gridmap.delineate(f"{BUND}#buildings", f"{BUND}#streets", target=300,
+                             sites=f"{BUND}#landuse", road_grids=True)
+    m = plan.metrics
+    g = plan.grids
+    assert m["n_grids_by_kind"]["road"] > 20 and m["n_grids_by_kind"]["unit"] == 2
+    assert set(g.loc[g["kind"] == "unit", "label"]) == {"hospital", "school"}
+    assert m["gap_share"] < 1e-3 and m["overlap_share"] < 1e-3 and m["contiguous"]
+    assert m["n_buildings_assigned"] == m["n_buildings"] == 1450
+    # road grids follow the primary and secondary roads
+    roads = g[g["kind"] == "road"].to_crs(32651)
+    st = gpd.read_file(BUND, layer="streets").to_crs(32651)
+    main_roads = shapely.union_all(
+        st[st["kind_detail"].isin(["primary", "secondary", "primary_link",
+                                   "secondary_link"])].geometry.values)
+    assert (roads.geometry.intersects(main_roads)).mean() > 0.9
