@@ -134,3 +134,18 @@ def test_plan_keeps_its_streets_for_the_maps(plan, tmp_path):
     assert len(back.streets) == len(plan.streets)
     html = back.coverage_map().get_root().render()
     assert "道路 streets" in html or "\\u9053\\u8def streets" in html
+
+
+def test_large_plans_leave_out_buildings_and_show_codes_only_zoomed_in(plan, monkeypatch):
+    from gridmap import render
+
+    monkeypatch.setattr(render, "BUILDINGS_SHOWN", 5)
+    monkeypatch.setattr(render, "MANY_GRIDS", 3)
+    html = plan.coverage_map(buildings=None).get_root().render()
+    assert f"{len(plan.buildings):,} buildings not drawn" in html
+    assert "m.getZoom() >= 15" in html
+    forced = plan.coverage_map(buildings=True).get_root().render()
+    assert "not drawn" not in forced
+    monkeypatch.setattr(render, "BUILDINGS_SHOWN", 10_000)
+    small = plan.coverage_map(buildings=None).get_root().render()
+    assert "not drawn" not in small

@@ -196,6 +196,8 @@ def _map_options(p: argparse.ArgumentParser) -> None:
                    "amap and tencent)")
     p.add_argument("--no-buildings-layer", action="store_true",
                    help="leave the buildings out of the HTML map (smaller file)")
+    p.add_argument("--buildings-layer", action="store_true",
+                   help="draw the buildings even above 20,000 (slow to open)")
     p.add_argument("--privacy-threshold", type=int, default=5,
                    help="counts under this show as <N in the maps (default 5)")
     p.add_argument("--scheme", default="Quantiles",
@@ -226,7 +228,8 @@ def _write_maps(plan, out, args: argparse.Namespace) -> list:
         written.append(path)
 
     cov = plan.coverage_map(tiles=args.tiles, gcj02=gcj,
-                            buildings=not args.no_buildings_layer,
+                            buildings=(False if args.no_buildings_layer else
+                                       True if args.buildings_layer else None),
                             privacy_threshold=args.privacy_threshold)
     save(out / "coverage.html", lambda p: cov.save(str(p)))
     work = plan.workload_map(tiles=args.tiles, gcj02=gcj, scheme=args.scheme, k=args.classes,

@@ -56,8 +56,7 @@ TILES: dict[str, tuple[str, str, bool]] = {
 }
 _SUBDOMAINS = {"amap": "1234", "tencent": "0123"}
 
-#: above this many buildings the buildings layer is in the map but switched off
-#: until the user turns it on in the layer control
+#: above this many buildings the coverage map leaves them out unless asked
 BUILDINGS_SHOWN = 20_000
 
 
@@ -280,6 +279,17 @@ def _grid_layer(m: Any, shown: gpd.GeoDataFrame, fill: Sequence[str], name: str,
     ).add_to(m)
 
 
+def _without_pinholes(geom: Any, smallest: float = 1000.0) -> Any:
+    """The polygon(s) without holes under ``smallest`` m² (seams, not places)."""
+    parts = []
+    for p in shapely.get_parts(geom):
+        if shapely.get_type_id(p) != 3:
+            continue
+        holes = [r for r in p.interiors if shapely.Polygon(r).area >= smallest]
+        parts.append(shapely.Polygon(p.exterior, holes))
+    return shapely.union_all(parts) if parts else geom
+
+
 def _context_layers(m: Any, plan: Any, shown: gpd.GeoDataFrame, simplify: float,
                     gcj02: bool, *, streets: bool = True) -> None:
     """Community and sub-district boundaries, and the streets, as layers."""
@@ -297,8 +307,8 @@ def _context_layers(m: Any, plan: Any, shown: gpd.GeoDataFrame, simplify: float,
         geoms = np.asarray(metric.geometry.values)
         # snapped union: the reprojected grid edges differ by nanometres, and an
         # exact union would leave those seams as hair-lines inside the community
-        outline = [shapely.boundary(shapely.union_all(geoms[keys == k], grid_size=0.05))
-                   for k in names]
+        outline = [shapely.boundary(_without_pinholes(
+            shapely.union_all(geoms[keys == k], grid_size=0.05))) for k in names]
         merged = gpd.GeoDataFrame({col: names}, geometry=outline, crs=metric.crs)
         lines = _display(merged, simplify, gcj02)
         folium.GeoJson(
@@ -316,9 +326,28 @@ def _context_layers(m: Any, plan: Any, shown: gpd.GeoDataFrame, simplify: float,
         ).add_to(m)
 
 
+#: with more grids than this, the code labels show only when zoomed in to
+#: LABEL_ZOOM or closer (thousands of labels at city scale are unreadable and slow)
+MANY_GRIDS = 300
+LABEL_ZOOM = 15
+
+
 def _code_labels(m: Any, shown: gpd.GeoDataFrame) -> None:
     folium = _folium()
     lab = folium.FeatureGroup(name="网格编码 grid codes")
+    if len(shown) > MANY_GRIDS:
+        from branca.element import MacroElement
+        from jinja2 import Template
+
+        follow = MacroElement()
+        follow._template = Template(
+            "{% macro script(this, kwargs) %}(function () {"
+            " var m = {{ this._parent.get_name() }}, l = " + lab.get_name() + ";"
+            " function f() { if (m.getZoom() >= " + str(LABEL_ZOOM) + ") {"
+            " if (!m.hasLayer(l)) { m.addLayer(l); } }"
+            " else if (m.hasLayer(l)) { m.removeLayer(l); } }"
+            " m.on('zoomend', f); f(); })();{% endmacro %}")
+        m.add_child(follow)
     pts = shapely.point_on_surface(np.asarray(shown.geometry.values))
     for code, pt in zip(shown["code"], pts, strict=True):
         if pt is None or pt.is_empty:
@@ -331,6 +360,9 @@ def _code_labels(m: Any, shown: gpd.GeoDataFrame) -> None:
             ),
         ).add_to(lab)
     lab.add_to(m)
+    if len(shown) > MANY_GRIDS:
+        # the zoom rule runs after the labels exist
+        m._children.move_to_end(follow.get_name())
 
 
 def _box(m: Any, inner: str, where: str = "bottom:40px;left:12px") -> None:
@@ -346,7 +378,7 @@ def coverage_map(
     tiles: str | None = None,
     attribution: str | None = None,
     gcj02: bool | None = None,
-    buildings: bool = False,
+    buildings: bool | None = False,
     simplify: float = 1.0,
     privacy_threshold: int = 5,
     labels: bool = True,
@@ -367,8 +399,9 @@ def coverage_map(
         tiles. Default: on for ``"amap"`` and ``"tencent"``, off otherwise (say
         ``gcj02=True`` for your own GCJ-02 tile server).
     buildings
-        Also draw the buildings, coloured by their grid (a layer that starts
-        switched off above :data:`BUILDINGS_SHOWN` buildings).
+        Also draw the buildings, coloured by their grid. ``None``: only when the
+        plan has at most :data:`BUILDINGS_SHOWN` buildings (a browser parses every
+        building even when the layer is off: 100,000 take over a minute).
     simplify
         Tolerance in metres for simplifying outlines for display.
     privacy_threshold
@@ -408,7 +441,12 @@ def coverage_map(
     _context_layers(m, plan, shown, simplify, shift)
     if labels:
         _code_labels(m, shown)
-    if buildings and len(plan.buildings):
+    n_b = len(plan.buildings)
+    if buildings is None:
+        buildings = n_b <= BUILDINGS_SHOWN
+    left_out = "" if buildings or not n_b else (
+        f"<br>{n_b:,} buildings not drawn (a map with them is slow to open)")
+    if buildings and n_b:
         colour_of = dict(zip(grids["grid_id"], colours, strict=True))
         b = _display(plan.buildings[["grid_id", plan.buildings.geometry.name]],
                      0.5 * simplify, shift)
@@ -416,8 +454,6 @@ def coverage_map(
         folium.GeoJson(
             b.__geo_interface__,
             name="楼栋 buildings",
-            # many buildings draw slowly at city scale: then the layer starts off
-            show=len(b) <= BUILDINGS_SHOWN,
             style_function=lambda f: {"fillColor": f["properties"]["_colour"],
                                       "color": "#555", "weight": 0.5, "fillOpacity": 0.9},
         ).add_to(m)
@@ -429,7 +465,7 @@ def coverage_map(
          "<span style='border:1px solid #333;background:#8dd3c7;padding:0 8px'></span>"
          " grid (neighbours differ in colour)<br>"
          "<span style='border-top:3px solid #111;padding:0 8px'></span> community boundary"
-         + ("<br>overlay shifted to GCJ-02" if shift else ""))
+         + ("<br>overlay shifted to GCJ-02" if shift else "") + left_out)
     folium.LayerControl(collapsed=False).add_to(m)
     return offline(m)
 
