@@ -97,3 +97,28 @@ def test_bund_road_grids_unit_grids_and_community_grids():
         st[st["kind_detail"].isin(["primary", "secondary", "primary_link",
                                    "secondary_link"])].geometry.values)
     assert (roads.geometry.intersects(main_roads)).mean() > 0.9
+
+
+def test_communities_first_then_grids_nested_and_coded(tmp_path):
+    # 36 blocks of 100 households, no boundaries: communities of 1,200 first
+    b, s = grid_city(6, 6, households=100)
+    plan = gridmap.delineate(b, s, target=300, community_target=1200)
+    g = plan.grids
+    per = g.groupby("community_id").agg(n=("grid_id", "size"), hh=("households", "sum"))
+    assert per["hh"].tolist() == [1200.0] * 3 and per["n"].tolist() == [4] * 3
+    # codes: community number in digits 10-12, grid sequence within it in 13-15
+    for cid, grp in g.groupby("community_id"):
+        assert {c[9:12] for c in grp["code"]} == {f"{int(cid[1:]):03d}"}
+        assert sorted(c[12:] for c in grp["code"]) == ["001", "002", "003", "004"]
+    # each community is one piece and its grids tile it
+    gm = g.to_crs(32651)
+    for _, grp in gm.groupby("community_id"):
+        assert shapely.get_num_geometries(shapely.union_all(grp.geometry.values)) == 1
+    assert g["within_tolerance"].all()
+    out = tmp_path / "o"
+    b.to_file(tmp_path / "b.gpkg")
+    s.to_file(tmp_path / "s.gpkg")
+    assert main(["delineate", "--buildings", str(tmp_path / "b.gpkg"), "--streets",
+                 str(tmp_path / "s.gpkg"), "--target", "300", "--community-target", "1200",
+                 "--out", str(out), "--no-map", "--quiet"]) == 0
+    assert gpd.read_file(out / "plan.gpkg", layer="grids")["community_id"].nunique() == 3

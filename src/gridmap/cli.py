@@ -182,6 +182,11 @@ def _plan_options(d: argparse.ArgumentParser, *, by: bool = True) -> None:
                    help="frontage depth each side of the centre-line, m (default 15)")
     d.add_argument("--road-max-length", type=float, default=800.0,
                    help="longest stretch of road in one road grid, m (default 800)")
+    d.add_argument("--community-target", type=float,
+                   help="with no --boundaries: delineate communities of about this much "
+                   "(e.g. 2000 households) first, then the grids inside each")
+    d.add_argument("--community-tolerance", type=float, default=0.2,
+                   help="tolerance of the communities delineated first (default 0.2)")
     d.add_argument("--group", action="append", default=[], metavar="COLUMN",
                    help="a further count column to carry to every grid (key persons, "
                    "people needing care...; repeatable)")
@@ -305,6 +310,8 @@ def _plan_kwargs(args: argparse.Namespace) -> dict:
         road_names=tuple(args.road_name),
         road_depth=args.road_depth,
         road_max_length=args.road_max_length,
+        community_target=args.community_target,
+        community_tolerance=args.community_tolerance,
         progress=not args.quiet,
     )
 

@@ -225,6 +225,8 @@ def delineate(
     road_names: Iterable[str] = (),
     road_depth: float = 15.0,
     road_max_length: float = 800.0,
+    community_target: float | None = None,
+    community_tolerance: float = 0.2,
     progress: bool = False,
 ) -> GridPlan:
     """Delineate balanced, contiguous, street-bounded community grids.
@@ -299,6 +301,11 @@ def delineate(
         cut at intersections and joined into stretches of at most
         ``road_max_length`` metres; each stretch is a grid, ``kind="road"``,
         with the buildings in it.
+    community_target, community_tolerance
+        With no community boundaries: delineate communities first, street
+        blocks grouped into contiguous communities of about ``community_target``
+        on ``by`` (e.g. 2,000 households, ±``community_tolerance``), then the
+        grids inside each, coded sub-district → community → grid.
 
     Returns
     -------
@@ -533,24 +540,6 @@ def delineate(
             f"{len(blocks.outside)} building(s) lie outside the area "
             f"({area_source}); each was put in the nearest block."
         )
-    ctarget, ctol, ctype = _community_targets(
-        targets, type_column, target, tolerance, bnd=bnd, bm=bm, blocks=blocks,
-        weight=counts[by].to_numpy(dtype=float), n_communities=len(community_ids),
-        notes=notes,
-    )
-    bcomm = np.clip(np.asarray(blocks.community, dtype=np.int64), 0, len(ctarget) - 1)
-    split_limit = ctarget[bcomm] if split_above is None else split_above
-    load = blocks.loads(counts[by].to_numpy(dtype=float))
-    nbld = np.bincount(blocks.building_block, minlength=len(blocks.geometry))
-    split = (load > split_limit) & (nbld > 1) & (bm is not None)
-    bspecial = (blocks.special if blocks.special is not None
-                else np.full(len(blocks.geometry), -1, dtype=np.int64))
-    split &= bspecial < 0  # a road or unit grid is never split
-    exempt_blocks = split.copy()
-    cells_cache: dict = {}
-    umap, building_unit = build_units(blocks, bgeoms, split, cache=cells_cache)
-
-    timer.stage("adjacency")
     barriers = frozenset(barriers)
 
     def graph_of(umap: gpd.GeoDataFrame, building_unit: np.ndarray):
@@ -572,6 +561,34 @@ def delineate(
                                  adj.length * adj.cost, adj.barrier)
         return adj, g
 
+    if community_target is not None:
+        if bnd is not None:
+            notes.append("community_target was not used: community boundaries were given.")
+        else:
+            blocks, communities, community_ids = _delineate_communities(
+                blocks, bgeoms, graph_of, community_target, community_tolerance, seed)
+            subdistrict_ids = [None] * len(community_ids)
+            notes.append(f"{len(community_ids)} communities delineated first (target "
+                         f"{community_target:g} ±{community_tolerance:.0%} on {by!r}), "
+                         "then the grids inside each.")
+    ctarget, ctol, ctype = _community_targets(
+        targets, type_column, target, tolerance, bnd=bnd, bm=bm, blocks=blocks,
+        weight=counts[by].to_numpy(dtype=float), n_communities=len(community_ids),
+        notes=notes,
+    )
+    bcomm = np.clip(np.asarray(blocks.community, dtype=np.int64), 0, len(ctarget) - 1)
+    split_limit = ctarget[bcomm] if split_above is None else split_above
+    load = blocks.loads(counts[by].to_numpy(dtype=float))
+    nbld = np.bincount(blocks.building_block, minlength=len(blocks.geometry))
+    split = (load > split_limit) & (nbld > 1) & (bm is not None)
+    bspecial = (blocks.special if blocks.special is not None
+                else np.full(len(blocks.geometry), -1, dtype=np.int64))
+    split &= bspecial < 0  # a road or unit grid is never split
+    exempt_blocks = split.copy()
+    cells_cache: dict = {}
+    umap, building_unit = build_units(blocks, bgeoms, split, cache=cells_cache)
+
+    timer.stage("adjacency")
     adj, g = graph_of(umap, building_unit)
 
     timer.stage("partition")
@@ -657,6 +674,37 @@ def delineate(
         street_classes=classes,
     )
     return plan
+
+
+def _delineate_communities(blocks: Blocks, bgeoms: np.ndarray, graph_of, target: float,
+                           tolerance: float, seed: int | None):
+    """Group whole street blocks into contiguous communities of about ``target``."""
+    import dataclasses
+
+    whole = np.zeros(len(blocks.geometry), dtype=bool)
+    umap0, bu0 = build_units(blocks, bgeoms, whole)
+    _, g0 = graph_of(umap0, bu0)
+    part = partition_graph(g0, np.zeros(g0.n, dtype=np.int64), target=target,
+                           tolerance=tolerance, seed=seed)
+    comm = np.full(len(blocks.geometry), -1, dtype=np.int64)
+    comm[umap0["block"].to_numpy()] = part.labels
+    lost = np.flatnonzero(comm < 0)
+    if len(lost):  # slivers merged into a neighbour: that neighbour's community
+        tree = shapely.STRtree(np.asarray(umap0.geometry.values))
+        near = tree.nearest(np.asarray(blocks.geometry)[lost])
+        comm[lost] = part.labels[near]
+    # number communities west→east, north→south, like grids
+    labels = np.unique(comm)
+    polys = np.array([shapely.union_all(np.asarray(blocks.geometry)[comm == k],
+                                        grid_size=1e-3) for k in labels], dtype=object)
+    c = shapely.get_coordinates(shapely.point_on_surface(polys))
+    order = np.lexsort((np.round(c[:, 0], 0), -np.round(c[:, 1], 0)))
+    rank = np.empty(len(labels), dtype=np.int64)
+    rank[order] = np.arange(len(labels))
+    remap = dict(zip(labels.tolist(), rank.tolist(), strict=True))
+    comm = np.array([remap[int(x)] for x in comm], dtype=np.int64)
+    ids = [f"C{k + 1:03d}" for k in range(len(labels))]
+    return (dataclasses.replace(blocks, community=comm), polys[order], ids)
 
 
 def _carve(sit, lines, classes, names, area, notes, *, unit_kinds, unit_kind_column,

@@ -20,6 +20,7 @@ import numpy as np
 import shapely
 
 __all__ = [
+    "COMMERCIAL_NAME_MARKERS",
     "DEFAULT_ROAD_CLASSES",
     "DEFAULT_UNIT_KINDS",
     "Carve",
@@ -36,6 +37,11 @@ DEFAULT_UNIT_KINDS: frozenset[str] = frozenset({
 
 #: street classes whose corridors make road grids by default
 DEFAULT_ROAD_CLASSES: tuple[str, ...] = ("primary", "secondary")
+
+#: a street whose name holds one of these is a commercial street: it gets road
+#: grids too (pedestrian shopping streets are often not primary or secondary)
+COMMERCIAL_NAME_MARKERS: tuple[str, ...] = ("商业街", "步行街", "商业", "美食街",
+                                            "Commercial", "Shopping")
 
 _KIND_COLUMNS = ("kind", "kind_detail", "amenity", "landuse", "leisure", "office", "type")
 
@@ -125,8 +131,13 @@ def road_stretches(
     depth: float = 15.0,
     max_length: float = 800.0,
     exclude: shapely.Geometry | None = None,
+    commercial: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Corridors of the chosen streets cut at intersections and joined into stretches.
+
+    The chosen streets are those of ``road_classes``, those named in
+    ``road_names`` and, with ``commercial``, those whose name marks them as
+    commercial (:data:`COMMERCIAL_NAME_MARKERS`: 商业街, 步行街...).
 
     The corridor is every chosen street buffered by ``depth`` metres each side
     (carriageway and frontage, flat ends).  The other streets cut it at the
@@ -142,6 +153,10 @@ def road_stretches(
     chosen = np.isin(classes, list(road_classes))
     if road_names:
         chosen |= np.isin(names.astype(str), list(road_names))
+    if commercial:
+        text = np.array(["" if n is None or n != n else str(n) for n in names], dtype=object)
+        chosen |= np.array([any(m in t for m in COMMERCIAL_NAME_MARKERS) for t in text],
+                           dtype=bool)
     if not chosen.any():
         return np.array([], dtype=object), np.array([], dtype=object)
     roads = np.asarray(lines, dtype=object)[chosen]
