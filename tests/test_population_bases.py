@@ -169,3 +169,16 @@ def test_targets_from_the_command_line(tmp_path):
                  "--no-map", "--quiet"]) == 0
     g = gpd.read_file(out / "plan.gpkg", layer="grids")
     assert (g["community_id"] == "W").sum() == 4 and (g["community_id"] == "E").sum() == 2
+
+
+def test_categories_can_come_as_area_counts():
+    b, s = grid_city(4, 4, households=100)
+    b = b.drop(columns="households")
+    areas = gpd.GeoDataFrame(
+        {"households": [800, 800], "pop_actual": [2000, 2400],
+         "pop_floating": [300, 900]},
+        geometry=[shapely.box(0, 0, 200, 400), shapely.box(200, 0, 400, 400)], crs=b.crs)
+    plan = gridmap.delineate(b, s, areas, target=400)
+    g = plan.grids
+    assert g["pop_floating"].sum() == 1200 and g["pop_actual"].sum() == 4400
+    assert g["households"].sum() == 1600

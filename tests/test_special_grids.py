@@ -122,3 +122,50 @@ def test_communities_first_then_grids_nested_and_coded(tmp_path):
                  str(tmp_path / "s.gpkg"), "--target", "300", "--community-target", "1200",
                  "--out", str(out), "--no-map", "--quiet"]) == 0
     assert gpd.read_file(out / "plan.gpkg", layer="grids")["community_id"].nunique() == 3
+
+
+def test_named_and_commercial_streets_get_road_grids():
+    b, s, _ = city_with_main_road()
+    s["highway"] = "residential"
+    s["name"] = None
+    vertical = [ls.coords[0][0] == ls.coords[-1][0] for ls in s.geometry]
+    xs = [ls.coords[0][0] for ls in s.geometry]
+    s.loc[[v and x == 100 for v, x in zip(vertical, xs)], "name"] = "Market Street"
+    s.loc[[v and x == 300 for v, x in zip(vertical, xs)], "name"] = "南京路步行街"
+    plan = gridmap.delineate(b, s, target=300, road_names=["Market Street"],
+                             road_grids=True, road_depth=10, road_max_length=1000)
+    roads = plan.grids[plan.grids["kind"] == "road"]
+    assert set(roads["label"]) == {"Market Street", "南京路步行街"}
+    off = gridmap.delineate(b, s, target=300, road_grids=True, road_classes=())
+    assert set(off.grids.loc[off.grids["kind"] == "road", "label"]) == {"南京路步行街"}
+
+
+def test_road_stretches_stop_at_a_load():
+    b, s, _ = city_with_main_road()
+    # shops on the main road's frontage, 40 households each, one per block side
+    shops = gpd.GeoDataFrame(
+        {"id": [f"shop{k}" for k in range(8)], "households": [40] * 8},
+        geometry=[shapely.box(x, y + 40, x + 6, y + 60) for x in (92, 102)
+                  for y in range(0, 400, 100)], crs=b.crs)
+    b2 = gpd.GeoDataFrame(__import__("pandas").concat([b, shops], ignore_index=True),
+                          crs=b.crs)
+    long = gridmap.delineate(b2, s, target=300, road_grids=True, road_depth=10,
+                             road_max_length=1000)
+    short = gridmap.delineate(b2, s, target=300, road_grids=True, road_depth=10,
+                              road_max_length=1000, road_max_load=160)
+    n_long = (long.grids["kind"] == "road").sum()
+    n_short = (short.grids["kind"] == "road").sum()
+    assert n_long == 1 and n_short == 2  # 4 pieces of 80 households: 2 per stretch
+    roads = short.grids[short.grids["kind"] == "road"]
+    assert roads["households"].tolist() == [160.0, 160.0]
+
+
+def test_a_site_with_many_people_is_a_unit_grid_whatever_its_size():
+    b, s, school = city_with_main_road()
+    school["geometry"] = [shapely.box(0, 0, 50, 50)]  # 2,500 m², under 5,000
+    school["staff_and_pupils"] = 1200
+    small = gridmap.delineate(b, s, target=300, sites=school)
+    assert (small.grids["kind"] == "unit").sum() == 0
+    big = gridmap.delineate(b, s, target=300, sites=school,
+                            headcount_column="staff_and_pupils", unit_min_headcount=1000)
+    assert (big.grids["kind"] == "unit").sum() == 1

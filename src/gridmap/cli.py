@@ -182,6 +182,8 @@ def _plan_options(d: argparse.ArgumentParser, *, by: bool = True) -> None:
                    help="frontage depth each side of the centre-line, m (default 15)")
     d.add_argument("--road-max-length", type=float, default=800.0,
                    help="longest stretch of road in one road grid, m (default 800)")
+    d.add_argument("--road-max-load", type=float,
+                   help="most of the balance field in one road grid's buildings")
     d.add_argument("--community-target", type=float,
                    help="with no --boundaries: delineate communities of about this much "
                    "(e.g. 2000 households) first, then the grids inside each")
@@ -310,6 +312,7 @@ def _plan_kwargs(args: argparse.Namespace) -> dict:
         road_names=tuple(args.road_name),
         road_depth=args.road_depth,
         road_max_length=args.road_max_length,
+        road_max_load=args.road_max_load,
         community_target=args.community_target,
         community_tolerance=args.community_tolerance,
         progress=not args.quiet,

@@ -225,6 +225,7 @@ def delineate(
     road_names: Iterable[str] = (),
     road_depth: float = 15.0,
     road_max_length: float = 800.0,
+    road_max_load: float | None = None,
     community_target: float | None = None,
     community_tolerance: float = 0.2,
     progress: bool = False,
@@ -294,13 +295,14 @@ def delineate(
         ``office``) is in ``unit_kinds`` and whose area is at least
         ``unit_min_area`` m² (or headcount at least ``unit_min_headcount``) is a
         grid of its own, ``kind="unit"``, carved out of the community grids.
-    road_grids, road_classes, road_names, road_depth, road_max_length
+    road_grids, road_classes, road_names, road_depth, road_max_length, road_max_load
         Road-type grids (道路型): the corridor of the streets of
         ``road_classes`` (default primary and secondary) or named in
         ``road_names``, carriageway and frontage ``road_depth`` metres each side,
         cut at intersections and joined into stretches of at most
-        ``road_max_length`` metres; each stretch is a grid, ``kind="road"``,
-        with the buildings in it.
+        ``road_max_length`` metres (and, with ``road_max_load``, at most that
+        much of ``by`` in its buildings); each stretch is a grid,
+        ``kind="road"``, with the buildings in it.
     community_target, community_tolerance
         With no community boundaries: delineate communities first, street
         blocks grouped into contiguous communities of about ``community_target``
@@ -515,6 +517,10 @@ def delineate(
         unit_min_headcount=unit_min_headcount, road_grids=road_grids,
         road_classes=road_classes, road_names=road_names, road_depth=road_depth,
         road_max_length=road_max_length, given_units=unt is not None,
+        road_max_load=road_max_load,
+        load_points=shapely.point_on_surface(np.asarray(bm.geometry.values))
+        if bm is not None else None,
+        load=counts[by].to_numpy(dtype=float),
     )
     if bm is not None:
         bgeoms = np.asarray(bm.geometry.values)
@@ -709,7 +715,8 @@ def _delineate_communities(blocks: Blocks, bgeoms: np.ndarray, graph_of, target:
 
 def _carve(sit, lines, classes, names, area, notes, *, unit_kinds, unit_kind_column,
            unit_min_area, headcount_column, unit_min_headcount, road_grids, road_classes,
-           road_names, road_depth, road_max_length, given_units):
+           road_names, road_depth, road_max_length, given_units, road_max_load=None,
+           load_points=None, load=None):
     """The unit sites and road stretches carved out of the area (working CRS)."""
     empty = np.array([], dtype=object)
     if given_units and (sit is not None or road_grids):
@@ -726,7 +733,8 @@ def _carve(sit, lines, classes, names, area, notes, *, unit_kinds, unit_kind_col
         exclude = shapely.union_all(u_geom) if len(u_geom) else None
         r_geom, r_label = road_stretches(
             lines, classes, names, area, road_classes=road_classes, road_names=road_names,
-            depth=road_depth, max_length=road_max_length, exclude=exclude)
+            depth=road_depth, max_length=road_max_length, exclude=exclude,
+            load_points=load_points, load=load, max_load=road_max_load)
         if not len(r_geom):
             notes.append(f"no street of the classes {sorted(road_classes)} or names "
                          f"{sorted(road_names)}: no road grids.")

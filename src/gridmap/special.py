@@ -132,12 +132,17 @@ def road_stretches(
     max_length: float = 800.0,
     exclude: shapely.Geometry | None = None,
     commercial: bool = True,
+    load_points: np.ndarray | None = None,
+    load: np.ndarray | None = None,
+    max_load: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Corridors of the chosen streets cut at intersections and joined into stretches.
 
     The chosen streets are those of ``road_classes``, those named in
     ``road_names`` and, with ``commercial``, those whose name marks them as
-    commercial (:data:`COMMERCIAL_NAME_MARKERS`: 商业街, 步行街...).
+    commercial (:data:`COMMERCIAL_NAME_MARKERS`: 商业街, 步行街...).  With
+    ``max_load``, a stretch also stops growing before the ``load`` of the
+    ``load_points`` (buildings' points, e.g. their workload) in it passes it.
 
     The corridor is every chosen street buffered by ``depth`` metres each side
     (carriageway and frontage, flat ends).  The other streets cut it at the
@@ -192,6 +197,11 @@ def road_stretches(
         best = hits[int(np.argmax(inter))]
         nm = cname[best]
         piece_name[i] = "" if nm is None or nm != nm else str(nm)
+    piece_load = np.zeros(len(pieces))
+    if max_load is not None and load_points is not None and load is not None:
+        pi, bi = shapely.STRtree(pieces).query(np.asarray(load_points), predicate="within")
+        np.add.at(piece_load, bi, np.asarray(load, dtype=float)[pi])
+    limit_load = np.inf if max_load is None else float(max_load)
     # join neighbouring pieces of the same road into stretches, greedily from the
     # north-west end, up to max_length of centre-line
     ptree = shapely.STRtree(pieces)
@@ -216,14 +226,17 @@ def road_stretches(
             continue
         group[start] = n_groups
         total = seg_len[start]
+        carried = piece_load[start]
         frontier = [start]
         while frontier:
             cur = frontier.pop(0)
             for nb in sorted(nbrs[cur], key=lambda j: (c[j, 1] * -1, c[j, 0])):
-                if group[nb] >= 0 or total + seg_len[nb] > max_length:
+                if group[nb] >= 0 or total + seg_len[nb] > max_length \
+                        or carried + piece_load[nb] > limit_load:
                     continue
                 group[nb] = n_groups
                 total += seg_len[nb]
+                carried += piece_load[nb]
                 frontier.append(nb)
         n_groups += 1
     # a stretch with no centre-line in it (corners and strips cut off by paths)
