@@ -21,6 +21,7 @@ from .delineation import delineate
 from .io import read_layer
 from .metrics import evaluate
 from .plan import GridPlan, read_plan
+from .repartition import repartition
 
 try:
     __version__ = version("gridmap")
@@ -43,4 +44,5 @@ __all__ = [
     "evaluate",
     "read_layer",
     "read_plan",
+    "repartition",
 ]

@@ -271,9 +271,33 @@ def assemble(
         if community_type is not None:
             grids["community_type"] = [community_type[c] if c < len(community_type)
                                        else None for c in comm_idx]
-    order = np.argsort(grids["code"].to_numpy(), kind="stable")
-    new_id = np.empty(n, dtype=np.int64)
-    new_id[order] = np.arange(1, n + 1)
+    keep = getattr(assignment, "keep", None) or {}
+    if keep:
+        # a re-partition: grids keep their ids and codes; new grids continue the
+        # sequence of their community and take the next ids
+        new_id = np.zeros(n, dtype=np.int64)
+        codes = list(grids["code"])
+        next_id = max(v[0] for v in keep.values()) + 1
+        next_seq: dict[int, int] = {}
+        for gid, (_, code) in keep.items():
+            c = int(comm_idx[gid])
+            next_seq[c] = max(next_seq.get(c, 0), int(str(code)[-3:]))
+        for gid in range(n):
+            if gid in keep:
+                new_id[gid], codes[gid] = keep[gid]
+            else:
+                c = int(comm_idx[gid])
+                next_seq[c] = next_seq.get(c, 0) + 1
+                codes[gid] = grid_code(division_code, sub_no[gid],
+                                       comm_no.get(c, c + 1), next_seq[c])
+                new_id[gid] = next_id
+                next_id += 1
+        grids["code"] = codes
+        order = np.argsort(grids["code"].to_numpy(), kind="stable")
+    else:
+        order = np.argsort(grids["code"].to_numpy(), kind="stable")
+        new_id = np.empty(n, dtype=np.int64)
+        new_id[order] = np.arange(1, n + 1)
     grids["grid_id"] = new_id
     grids = grids.iloc[order].reset_index(drop=True)
     grids = grids.drop(columns="_comm")

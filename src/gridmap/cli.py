@@ -89,6 +89,30 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("--out", help="folder for the maps (default: the plan's folder)")
     _map_options(mp)
     mp.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    rp = sub.add_parser(
+        "repartition",
+        help="re-balance a saved plan for new population, moving as few households as "
+        "possible",
+        description="Re-balance the plan DIR/plan.gpkg for the current buildings (same id "
+        "column: new ids are new buildings, missing ids demolished) and population. "
+        "Grid ids and codes are kept; writes the same files as delineate plus "
+        "changes.csv (buildings and households moved per pair of grids).",
+    )
+    rp.add_argument("--plan", required=True, help="the plan running now: DIR/plan.gpkg")
+    rp.add_argument("--buildings", help="the current buildings (default: the plan's)")
+    rp.add_argument("--population", help="new population: points or areas with counts")
+    rp.add_argument("--by", help="balance field (default: the plan's)")
+    rp.add_argument("--target", type=float, help="target per grid (default: the plan's)")
+    rp.add_argument("--tolerance", type=float, help="tolerance (default: the plan's)")
+    rp.add_argument("--lock", type=int, nargs="*", default=[], metavar="GRID_ID",
+                    help="grids that must not change")
+    rp.add_argument("--id-column", help="building id column (default: the plan's)")
+    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--out", required=True, help="output folder")
+    rp.add_argument("--no-map", action="store_true",
+                    help="do not write coverage.html and workload.html")
+    _map_options(rp)
+    rp.add_argument("--quiet", action="store_true", help="print nothing but errors")
     cp = sub.add_parser(
         "compare",
         help="grids on the register against grids on the actual population",
@@ -336,6 +360,37 @@ def _delineate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _repartition(args: argparse.Namespace) -> int:
+    import os
+
+    import pandas as pd
+
+    from .repartition import repartition
+
+    plan = repartition(args.plan, args.buildings, args.population, by=args.by,
+                       target=args.target, tolerance=args.tolerance, lock=args.lock,
+                       seed=args.seed, id_column=args.id_column, progress=not args.quiet)
+    out = plan.to_file(args.out)
+    ch = plan.metrics["changes"]
+    by = plan.params.get("by", "households")
+    table = pd.DataFrame(ch["moves"], columns=["old", "new", "buildings", by])
+    tmp = out / ".changes.csv.tmp"
+    table.rename(columns={"old": "from_grid", "new": "to_grid"}).to_csv(
+        tmp, index=False, encoding="utf-8")
+    os.replace(tmp, out / "changes.csv")
+    written = [out / "plan.gpkg", out / "metrics.json", out / "changes.csv"]
+    if not args.no_map:
+        written += _write_maps(plan, out, args)
+    if not args.quiet:
+        print(plan)
+        print(f"  {ch['share_households_kept']:.1%} of {by} keep their grid; "
+              f"{ch['buildings_moved']} building(s) moved, {ch['buildings_new']} new, "
+              f"{ch['buildings_demolished']} demolished; new grids {ch['grids_new']}, "
+              f"grids gone {ch['grids_gone']}")
+        print("wrote " + ", ".join(_sized(p) for p in written))
+    return 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
@@ -394,6 +449,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             return _map(args)
         if args.command == "compare":
             return _compare(args)
+        if args.command == "repartition":
+            return _repartition(args)
     except GridmapError as exc:
         print(f"gridmap: error: {exc}", file=sys.stderr)
         return 1

@@ -229,6 +229,7 @@ def delineate(
     community_target: float | None = None,
     community_tolerance: float = 0.2,
     progress: bool = False,
+    _previous: dict[str, Any] | None = None,
 ) -> GridPlan:
     """Delineate balanced, contiguous, street-bounded community grids.
 
@@ -590,6 +591,16 @@ def delineate(
     bspecial = (blocks.special if blocks.special is not None
                 else np.full(len(blocks.geometry), -1, dtype=np.int64))
     split &= bspecial < 0  # a road or unit grid is never split
+    old_grid = None
+    if _previous is not None:
+        # the grid every building was in; a block whose buildings were in
+        # several grids is split between them again
+        old_grid = pd.Series(ids).map(_previous["building_grid"]).to_numpy(dtype=float)
+        bb = pd.DataFrame({"b": blocks.building_block, "g": old_grid}).dropna()
+        spans = bb.groupby("b")["g"].nunique()
+        many = np.zeros(len(blocks.geometry), dtype=bool)
+        many[spans.index[spans > 1].to_numpy(dtype=np.int64)] = True
+        split |= many & (nbld > 1) & (bspecial < 0)
     exempt_blocks = split.copy()
     cells_cache: dict = {}
     umap, building_unit = build_units(blocks, bgeoms, split, cache=cells_cache)
@@ -600,12 +611,21 @@ def delineate(
     timer.stage("partition")
     ucomm = umap["community"].to_numpy()
     _check_grid_count(g.weight, ucomm, ctarget, ctol, community_ids)
-    assignment = partition_graph(g, ucomm, target=ctarget, tolerance=ctol, seed=seed,
-                                 fixed=bspecial[umap["block"].to_numpy()],
-                                 fixed_kind=carve_kind)
+    if _previous is not None:
+        from .repartition import rebalance, seed_assignment
+
+        _previous = {**_previous, "grids_work": _previous["grids"].to_crs(work_crs)}
+        assignment = seed_assignment(_previous, g, umap, building_unit, old_grid,
+                                     ucomm, community_ids)
+        assignment = rebalance(assignment, g, ctol, _previous.get("lock", ()), seed, notes,
+                               target=ctarget)
+    else:
+        assignment = partition_graph(g, ucomm, target=ctarget, tolerance=ctol, seed=seed,
+                                     fixed=bspecial[umap["block"].to_numpy()],
+                                     fixed_kind=carve_kind)
     # where balance is out of reach with whole blocks, split the blocks of the
     # offending grids and their neighbours between buildings and move again
-    for _round in range(3):
+    for _round in range(3 if _previous is None else 0):
         bad = _out_of_band(assignment, g, ctol)
         if not bad:
             break

@@ -40,7 +40,8 @@ class GridAssignment:
     ``mean[c]`` is the weight the ordinary grids of community ``c`` aim at.
     ``kind[g]`` is ``"community"``, or ``"road"``/``"unit"`` for a grid carved
     out first (its ``flag`` is its kind too, so that balance leaves it alone);
-    ``special[g]`` is the carved polygon a road or unit grid is.
+    ``special[g]`` is the carved polygon a road or unit grid is.  ``keep[g]``
+    is the ``(grid_id, code)`` a grid keeps from an earlier plan (re-partition).
     """
 
     labels: np.ndarray
@@ -50,6 +51,7 @@ class GridAssignment:
     notes: list[str] = field(default_factory=list)
     kind: list[str] = field(default_factory=list)
     special: dict[int, int] = field(default_factory=dict)
+    keep: dict[int, tuple[int, str]] = field(default_factory=dict)
 
     @property
     def n_grids(self) -> int:

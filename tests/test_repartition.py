@@ -1,0 +1,96 @@
+"""Re-partition: balance restored, grid ids kept, few households moved."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import shapely
+from conftest import grid_city
+
+import gridmap
+from gridmap.cli import main
+
+
+@pytest.fixture(scope="module")
+def running():
+    b, s = grid_city(6, 6, per_block=3, households=40)
+    bnd = gpd.GeoDataFrame({"community_id": ["W", "E"]},
+                           geometry=[shapely.box(0, 0, 300, 600), shapely.box(300, 0, 600, 600)],
+                           crs=b.crs)
+    return gridmap.delineate(b, s, boundaries=bnd, target=360)
+
+
+def current(plan):
+    return plan.buildings.drop(columns=["grid_id", "unit_id"]).copy()
+
+
+def test_an_unchanged_plan_comes_back_unchanged(running):
+    again = gridmap.repartition(running)
+    ch = again.metrics["changes"]
+    assert ch["share_households_kept"] == 1.0 and ch["buildings_moved"] == 0
+    assert again.grids["code"].tolist() == running.grids["code"].tolist()
+    assert again.grids["grid_id"].tolist() == running.grids["grid_id"].tolist()
+    assert (again.buildings["grid_id"].to_numpy() == running.buildings["grid_id"].to_numpy()).all()
+
+
+def test_growth_in_one_community_is_rebalanced_there(running):
+    b = current(running)
+    c = b.geometry.centroid
+    west = c.x < 300
+    hot = west & (c.y < 200)
+    # a quarter more households in the west, all in its two southern block rows
+    b.loc[hot, "households"] += 0.25 * b.loc[west, "households"].sum() / hot.sum()
+    new = gridmap.repartition(running, b)
+    ch = new.metrics["changes"]
+    assert new.metrics["n_out_of_tolerance"] == 0
+    assert set(new.grids["grid_id"]) == set(running.grids["grid_id"])  # ids kept
+    east_ids = set(running.grids.loc[running.grids["community_id"] == "E", "grid_id"])
+    moved_from = {m["old"] for m in ch["moves"]}
+    assert not moved_from & east_ids  # the other community is untouched
+    assert ch["share_households_kept"] >= 0.8
+    # every move is listed with its households
+    assert sum(m["households"] for m in ch["moves"]) == ch["households_moved"]
+
+
+def test_demolished_and_new_buildings(running):
+    b = current(running)
+    gone = b.index[:3]
+    b = b.drop(index=gone)
+    new_building = gpd.GeoDataFrame(
+        {"id": ["new-1"], "households": [40]},
+        geometry=[shapely.box(430, 430, 450, 450)], crs=b.crs)
+    b = gpd.GeoDataFrame(pd.concat([b, new_building], ignore_index=True), crs=b.crs)
+    new = gridmap.repartition(running, b)
+    ch = new.metrics["changes"]
+    assert ch["buildings_new"] == 1 and ch["buildings_demolished"] == 3
+    assert len(new.buildings) == len(b)
+    # the new building joins the grid whose area it is in
+    pt = shapely.Point(440, 440)
+    old_grid = running.grids[running.grids.contains(pt)]["grid_id"].iloc[0]
+    got = new.buildings.loc[new.buildings["id"] == "new-1", "grid_id"].iloc[0]
+    assert got == old_grid
+
+
+def test_locked_grids_do_not_change(running):
+    b = current(running)
+    c = b.geometry.centroid
+    west = c.x < 300
+    hot = west & (c.y < 200)
+    b.loc[hot, "households"] += 0.25 * b.loc[west, "households"].sum() / hot.sum()
+    lock = running.grids.loc[running.grids["community_id"] == "W", "grid_id"].iloc[:2].tolist()
+    new = gridmap.repartition(running, b, lock=lock)
+    old_b = running.buildings.set_index("id")["grid_id"]
+    new_b = new.buildings.set_index("id")["grid_id"]
+    for gid in lock:
+        assert set(old_b[old_b == gid].index) == set(new_b[new_b == gid].index)
+
+
+def test_repartition_from_the_command_line(running, tmp_path):
+    running.to_file(tmp_path / "now")
+    assert main(["repartition", "--plan", str(tmp_path / "now" / "plan.gpkg"), "--out",
+                 str(tmp_path / "next"), "--no-map", "--quiet"]) == 0
+    assert (tmp_path / "next" / "plan.gpkg").exists()
+    changes = pd.read_csv(tmp_path / "next" / "changes.csv")
+    assert list(changes.columns) == ["from_grid", "to_grid", "buildings", "households"]
+    assert len(changes) == 0  # nothing changed, nothing moved
