@@ -54,6 +54,12 @@ def test_road_and_unit_grids_tile_the_area_with_the_community_grids():
     assert comm["households"].sum() == 1500  # 16 blocks minus the school's
     assert sorted(comm["households"]) == [300.0] * 5 and comm["within_tolerance"].all()
     assert {"workload", "workers"} <= set(g.columns)
+    # the map tells road and unit grids apart
+    from gridmap.render import KIND_COLOURS
+
+    html = plan.coverage_map().get_root().render()
+    assert KIND_COLOURS["road"] in html and KIND_COLOURS["unit"] in html
+    assert "road grid" in html and "unit grid" in html
 
 
 def test_no_site_big_enough_makes_no_unit_grid_and_says_so():

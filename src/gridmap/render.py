@@ -56,6 +56,9 @@ TILES: dict[str, tuple[str, str, bool]] = {
 }
 _SUBDOMAINS = {"amap": "1234", "tencent": "0123"}
 
+#: fills of road and unit grids (community grids take the palette)
+KIND_COLOURS = {"road": "#969696", "unit": "#6baed6"}
+
 #: above this many buildings the coverage map leaves them out unless asked
 BUILDINGS_SHOWN = 20_000
 
@@ -434,6 +437,10 @@ def coverage_map(
     grids = plan.grids
     metric = grids.to_crs(grids.estimate_utm_crs()) if grids.crs.is_geographic else grids
     colours = grid_colours(metric)
+    # road and unit grids are told apart from community grids at a glance
+    kinds = grids["kind"].astype(str).to_numpy() if "kind" in grids else None
+    if kinds is not None:
+        colours = [KIND_COLOURS.get(k, col) for k, col in zip(kinds, colours, strict=True)]
     shown = _display(grids, simplify, shift)
     est = np.asarray(shown["estimated"], dtype=bool) if "estimated" in shown else None
     m = _base_map(shown.total_bounds, tiles, attribution)
@@ -465,6 +472,10 @@ def coverage_map(
          "<span style='border:1px solid #333;background:#8dd3c7;padding:0 8px'></span>"
          " grid (neighbours differ in colour)<br>"
          "<span style='border-top:3px solid #111;padding:0 8px'></span> community boundary"
+         + "".join(f"<br><span style='border:1px solid #333;background:{KIND_COLOURS[k]};"
+                   f"padding:0 8px'></span> {label}" for k, label in
+                   (("road", "道路型 road grid"), ("unit", "单位型 unit grid"))
+                   if kinds is not None and k in set(kinds))
          + ("<br>overlay shifted to GCJ-02" if shift else "") + left_out)
     folium.LayerControl(collapsed=False).add_to(m)
     return offline(m)
