@@ -170,8 +170,13 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
             free = [k for k in region if k not in locked] if out_of_band(mean) else []
             if len(free) > 1:
                 # the last resort re-splits neighbouring grids: never the locked ones
-                a.labels = repair(g, a.labels, grids=np.array(sorted(free)), mean=mean,
-                                  tolerance=tol, rng=rng)
+                try:
+                    a.labels = repair(g, a.labels, grids=np.array(sorted(free)),
+                                      mean=mean, tolerance=tol, rng=rng)
+                except RuntimeError:
+                    # a grid in two pieces cannot be re-split; keep the moves made
+                    notes.append(f"community {c}: re-splitting grids was skipped "
+                                 "(a grid is in two pieces)")
 
         def restore() -> None:
             labels, n_grids, means, n_notes = saved
