@@ -75,10 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         "GeoParquet; PATH#LAYER picks a layer of a multi-layer file.",
     )
     _plan_options(d)
-    d.add_argument("--no-map", action="store_true",
-                   help="do not write coverage.html and workload.html")
-    _map_options(d)
-    d.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _output_options(d, no_map=True)
     mp = sub.add_parser(
         "map",
         help="redraw the maps of a saved plan",
@@ -87,8 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mp.add_argument("plan", help="DIR/plan.gpkg (or DIR)")
     mp.add_argument("--out", help="folder for the maps (default: the plan's folder)")
-    _map_options(mp)
-    mp.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _output_options(mp)
     rp = sub.add_parser(
         "repartition",
         help="re-balance a saved plan for new population, moving as few households as "
@@ -109,10 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--id-column", help="building id column (default: the plan's)")
     rp.add_argument("--seed", type=int, default=0)
     rp.add_argument("--out", required=True, help="output folder")
-    rp.add_argument("--no-map", action="store_true",
-                    help="do not write coverage.html and workload.html")
-    _map_options(rp)
-    rp.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _output_options(rp, no_map=True)
     cp = sub.add_parser(
         "compare",
         help="grids on the register against grids on the actual population",
@@ -216,6 +209,15 @@ def _plan_options(d: argparse.ArgumentParser, *, by: bool = True) -> None:
     d.add_argument("--group", action="append", default=[], metavar="COLUMN",
                    help="a further count column to carry to every grid (key persons, "
                    "people needing care...; repeatable)")
+
+
+def _output_options(p: argparse.ArgumentParser, *, no_map: bool = False) -> None:
+    """--no-map (where maps are optional), the map options, and --quiet."""
+    if no_map:
+        p.add_argument("--no-map", action="store_true",
+                       help="do not write coverage.html and workload.html")
+    _map_options(p)
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
 
 def _map_options(p: argparse.ArgumentParser) -> None:

@@ -19,7 +19,12 @@ from .adjacency import DEFAULT_BARRIERS, build_adjacency, street_rank
 from .partition import GridAssignment, UnitGraph, partition_graph, refine, repair
 from .plan import GridPlan
 from .population import population_onto_buildings
-from .special import DEFAULT_ROAD_CLASSES, DEFAULT_UNIT_KINDS, road_stretches, unit_sites
+from .special import (
+    DEFAULT_ROAD_CLASSES,
+    DEFAULT_UNIT_KINDS,
+    road_stretches,
+    unit_sites,
+)
 from .units import NON_BLOCKING_CLASSES, Blocks, build_units, make_blocks, study_area
 from .workload import DEFAULT_CAPACITY, grid_workload
 

@@ -24,6 +24,7 @@ __all__ = [
     "LayerSource",
     "metric_crs",
     "read_layer",
+    "to_metric",
     "rename_columns",
 ]
 
@@ -268,3 +269,9 @@ def metric_crs(gdf: gpd.GeoDataFrame, crs: Any = "auto") -> pyproj.CRS:
         cm = int(np.clip(round(lon / 3) * 3, 75, 135))
         return pyproj.CRS.from_epsg(4534 + (cm - 75) // 3)
     return gdf.estimate_utm_crs()
+
+
+def to_metric(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``gdf`` in the metric CRS :func:`metric_crs` picks (itself when already metric)."""
+    crs = metric_crs(gdf)
+    return gdf if gdf.crs is not None and crs.equals(gdf.crs) else gdf.to_crs(crs)

@@ -210,8 +210,9 @@ def read_plan(path: str | os.PathLike) -> GridPlan:
     graph = nx.Graph()
     if len(units):
         from .adjacency import build_adjacency
+        from .io import to_metric
 
-        metric = units.to_crs(units.estimate_utm_crs()) if units.crs.is_geographic else units
+        metric = to_metric(units)
         graph = build_adjacency(metric.geometry.values).to_networkx()
     import shapely
 

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from .io import to_metric
+
 __all__ = [
     "PALETTE",
     "TILES",
@@ -163,7 +165,7 @@ def _fmt(value: Any, threshold: int) -> str:
 
 def _display(gdf: gpd.GeoDataFrame, simplify: float, gcj02: bool) -> gpd.GeoDataFrame:
     """Geometry for a web map: simplified in metres, WGS84 (or GCJ-02), ~0.1 m."""
-    metric = gdf.to_crs(gdf.estimate_utm_crs()) if gdf.crs.is_geographic else gdf
+    metric = to_metric(gdf)
     shown = metric.copy()
     geoms = np.asarray(metric.geometry.values)
     if simplify > 0:
@@ -304,7 +306,7 @@ def _context_layers(m: Any, plan: Any, shown: gpd.GeoDataFrame, simplify: float,
         if col not in shown or shown[col].isna().all():
             continue
         grids = plan.grids
-        metric = grids.to_crs(grids.estimate_utm_crs()) if grids.crs.is_geographic else grids
+        metric = to_metric(grids)
         keys = metric[col].astype(str).to_numpy()
         names = sorted(set(keys))
         geoms = np.asarray(metric.geometry.values)
@@ -435,7 +437,7 @@ def coverage_map(
     _check_threshold(privacy_threshold)
     shift = _is_gcj02(tiles, gcj02)
     grids = plan.grids
-    metric = grids.to_crs(grids.estimate_utm_crs()) if grids.crs.is_geographic else grids
+    metric = to_metric(grids)
     colours = grid_colours(metric)
     # road and unit grids are told apart from community grids at a glance
     kinds = grids["kind"].astype(str).to_numpy() if "kind" in grids else None
@@ -528,7 +530,7 @@ def workload_map(
     if "workload" not in grids:
         from .workload import grid_workload
 
-        metric = grids.to_crs(grids.estimate_utm_crs()) if grids.crs.is_geographic else grids
+        metric = to_metric(grids)
         load, _ = grid_workload(grids, area_km2=metric.geometry.area.to_numpy() / 1e6)
         grids = grids.join(load)
     shown = _display(grids, simplify, shift)

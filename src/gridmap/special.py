@@ -183,20 +183,17 @@ def road_stretches(
     pieces = pieces[inside & (shapely.area(pieces) > 1.0)]
     if not len(pieces):
         return np.array([], dtype=object), np.array([], dtype=object)
-    # each piece: its length of chosen centre-line and the road it lies on
-    tree = shapely.STRtree(roads)
-    seg_len = np.zeros(len(pieces))
+    # each piece: its length of chosen centre-line and the road it lies on most
+    # (one vectorised pass over all piece-road pairs)
+    pi, ri = shapely.STRtree(roads).query(pieces, predicate="intersects")
+    inter = shapely.length(shapely.intersection(roads[ri], pieces[pi]))
+    seg_len = np.bincount(pi, weights=inter, minlength=len(pieces))
     piece_name = np.full(len(pieces), "", dtype=object)
-    cname = names[chosen]
-    for i, p in enumerate(pieces):
-        hits = tree.query(p, predicate="intersects")
-        if not len(hits):
-            continue
-        inter = shapely.length(shapely.intersection(roads[hits], p))
-        seg_len[i] = float(inter.sum())
-        best = hits[int(np.argmax(inter))]
-        nm = cname[best]
-        piece_name[i] = "" if nm is None or nm != nm else str(nm)
+    if len(pi):
+        top = np.lexsort((-inter, pi))  # per piece, the longest first
+        first = top[np.r_[True, pi[top][1:] != pi[top][:-1]]]
+        nm = names[chosen][ri[first]]
+        piece_name[pi[first]] = ["" if v is None or v != v else str(v) for v in nm]
     piece_load = np.zeros(len(pieces))
     if max_load is not None and load_points is not None and load is not None:
         pi, bi = shapely.STRtree(pieces).query(np.asarray(load_points), predicate="within")

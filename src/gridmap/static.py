@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .io import to_metric
+
 __all__ = ["CJK_FONTS", "cjk_font", "load_chart", "static_map"]
 
 #: CJK fonts looked for, in order (Linux, Windows, macOS names)
@@ -201,7 +203,7 @@ def static_map(
     plt = _pyplot()
     name = cjk_font(font)
     grids = plan.grids
-    metric = grids.to_crs(grids.estimate_utm_crs()) if grids.crs.is_geographic else grids
+    metric = to_metric(grids)
     problem = ~metric["within_tolerance"].astype(bool).to_numpy() \
         if "within_tolerance" in metric else np.zeros(len(metric), dtype=bool)
     with plt.rc_context(_rc(name)):
