@@ -88,10 +88,17 @@ def n_colours(img) -> int:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
-@pytest.mark.parametrize("kind", ["coverage", "workload"])
+@pytest.mark.parametrize("kind", ["coverage", "workload", "diff"])
 def test_map_draws_in_headless_chromium_offline(plan, tmp_path, kind):
     page = tmp_path / f"{kind}.html"
-    m = plan.coverage_map(buildings=True) if kind == "coverage" else plan.workload_map()
+    if kind == "diff":
+        # a re-partition after the households of one block row doubled
+        now = plan.buildings.drop(columns=["grid_id", "unit_id"])
+        row = now.geometry.centroid.y < 100
+        now.loc[row, "households"] *= 2
+        m = gridmap.repartition(plan, now).diff_map()
+    else:
+        m = plan.coverage_map(buildings=True) if kind == "coverage" else plan.workload_map()
     m.save(str(page))
     console, img, requests = open_in_chromium(page, tmp_path)
     assert not [ln for ln in console if "Uncaught" in ln or "rror" in ln
@@ -99,6 +106,11 @@ def test_map_draws_in_headless_chromium_offline(plan, tmp_path, kind):
     assert not requests, requests  # no request tried to leave the machine
     # the grids are drawn: many colours, not a blank or grey page
     assert n_colours(img) > 10
+    if kind == "diff":
+        # the buildings that changed grid are drawn in red (#e31a1c)
+        px = img.reshape(-1, img.shape[-1])[:, :3]
+        red = (np.abs(px - np.array([0xE3, 0x1A, 0x1C]) / 255).max(axis=1) < 0.03).sum()
+        assert red > 50, red
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import geopandas as gpd
 import pandas as pd
 import pytest
@@ -72,6 +74,58 @@ def test_demolished_and_new_buildings(running):
     assert got == old_grid
 
 
+def test_handover_lists_every_building_that_changes_grid(running):
+    b = current(running)
+    c = b.geometry.centroid
+    west = c.x < 300
+    hot = west & (c.y < 200)
+    b.loc[hot, "households"] += 0.25 * b.loc[west, "households"].sum() / hot.sum()
+    gone = b["id"].iloc[-3:].tolist()
+    b = b[~b["id"].isin(gone)]
+    new_building = gpd.GeoDataFrame({"id": ["new-1"], "households": [40]},
+                                    geometry=[shapely.box(430, 430, 450, 450)], crs=b.crs)
+    b = gpd.GeoDataFrame(pd.concat([b, new_building], ignore_index=True), crs=b.crs)
+    new = gridmap.repartition(running, b)
+    table = new.handover
+    ch = new.metrics["changes"]
+    assert list(table.columns[:7]) == ["id", "change", "from_grid", "from_code", "to_grid",
+                                       "to_code", "households"]
+    assert sorted(table.loc[table["change"] == "demolished", "id"]) == sorted(gone)
+    assert table.loc[table["change"] == "demolished", "to_grid"].isna().all()
+    assert table.loc[table["change"] == "new", "id"].tolist() == ["new-1"]
+    moved = table[table["change"] == "moved"]
+    assert len(moved) == ch["buildings_moved"]
+    assert moved["households"].sum() == pytest.approx(ch["households_moved"])
+    # each row is true to both plans: the grid it leaves and the grid it joins
+    old_grid = running.buildings.set_index("id")["grid_id"]
+    new_grid = new.buildings.set_index("id")["grid_id"]
+    codes = new.grids.set_index("grid_id")["code"]
+    for r in moved.itertuples():
+        assert old_grid[r.id] == r.from_grid != r.to_grid == new_grid[r.id]
+        assert codes[r.to_grid] == r.to_code
+    # buildings that stay are not listed
+    kept = set(old_grid.index) - set(table["id"])
+    assert all(old_grid[i] == new_grid[i] for i in kept)
+
+
+def test_diff_map_shows_both_boundaries_and_what_moved(running):
+    b = current(running)
+    c = b.geometry.centroid
+    west = c.x < 300
+    hot = west & (c.y < 200)
+    b.loc[hot, "households"] += 0.25 * b.loc[west, "households"].sum() / hot.sum()
+    new = gridmap.repartition(running, b)
+    page = new.diff_map().get_root().render()
+    for layer in ("grids after", "boundaries before", "buildings that change grid",
+                  "area that changed grid"):
+        assert layer in page
+    for i in new.handover["id"]:
+        assert f'"{i}"' in page
+    assert not re.search(r"<(?:script|link)[^>]+(?:src|href)=[\"']https?://", page)
+    with pytest.raises(gridmap.GridmapError, match="plan before"):
+        running.diff_map()
+
+
 def test_locked_grids_do_not_change(running):
     b = current(running)
     c = b.geometry.centroid
@@ -94,6 +148,19 @@ def test_repartition_from_the_command_line(running, tmp_path):
     changes = pd.read_csv(tmp_path / "next" / "changes.csv")
     assert list(changes.columns) == ["from_grid", "to_grid", "buildings", "households"]
     assert len(changes) == 0  # nothing changed, nothing moved
+    hand = pd.read_csv(tmp_path / "next" / "handover.csv", encoding="utf-8-sig")
+    assert list(hand.columns[:7]) == ["id", "change", "from_grid", "from_code", "to_grid",
+                                      "to_code", "households"] and len(hand) == 0
+    # with maps: the diff map beside the coverage and workload maps
+    b = current(running)
+    b = b[b["id"] != b["id"].iloc[0]]
+    b.to_file(tmp_path / "now.gpkg", layer="buildings")
+    assert main(["repartition", "--plan", str(tmp_path / "now"), "--buildings",
+                 str(tmp_path / "now.gpkg"), "--out", str(tmp_path / "maps"), "--quiet"]) == 0
+    hand = pd.read_csv(tmp_path / "maps" / "handover.csv", encoding="utf-8-sig")
+    assert hand["change"].tolist() == ["demolished"]
+    for name in ("coverage.html", "workload.html", "diff.html"):
+        assert (tmp_path / "maps" / name).stat().st_size > 10_000
 
 
 @pytest.mark.slow

@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Re-balance the plan DIR/plan.gpkg for the current buildings (same id "
         "column: new ids are new buildings, missing ids demolished) and population. "
         "Grid ids and codes are kept; writes the same files as delineate plus "
-        "changes.csv (buildings and households moved per pair of grids).",
+        "changes.csv (buildings and households moved per pair of grids), handover.csv "
+        "(every building that changes grid, for the grid workers) and diff.html (old and "
+        "new boundaries, what moved).",
     )
     rp.add_argument("--plan", required=True, help="the plan running now: DIR/plan.gpkg")
     rp.add_argument("--buildings", help="the current buildings (default: the plan's)")
@@ -380,9 +382,20 @@ def _repartition(args: argparse.Namespace) -> int:
     table.rename(columns={"old": "from_grid", "new": "to_grid"}).to_csv(
         tmp, index=False, encoding="utf-8")
     os.replace(tmp, out / "changes.csv")
-    written = [out / "plan.gpkg", out / "metrics.json", out / "changes.csv"]
+    # the table for the grid workers opens in Excel with its Chinese intact (BOM)
+    tmp = out / ".handover.csv.tmp"
+    plan.handover.to_csv(tmp, index=False, encoding="utf-8-sig")
+    os.replace(tmp, out / "handover.csv")
+    written = [out / "plan.gpkg", out / "metrics.json", out / "changes.csv",
+               out / "handover.csv"]
     if not args.no_map:
         written += _write_maps(plan, out, args)
+        diff = plan.diff_map(tiles=args.tiles, gcj02=True if args.gcj02 else None,
+                             privacy_threshold=args.privacy_threshold)
+        tmp = out / ".diff.html.tmp"
+        diff.save(str(tmp))
+        os.replace(tmp, out / "diff.html")
+        written.append(out / "diff.html")
     if not args.quiet:
         print(plan)
         print(f"  {ch['share_households_kept']:.1%} of {by} keep their grid; "

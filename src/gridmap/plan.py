@@ -64,6 +64,9 @@ class GridPlan:
         The area the grids cover.
     streets : geopandas.GeoDataFrame or None
         The streets inside the area with their ``class``, for the maps.
+    previous : GridPlan or None
+        For a plan made by :func:`gridmap.repartition`: the plan it re-balanced,
+        for :attr:`handover` and :meth:`diff_map`.  Not written to file.
     """
 
     grids: gpd.GeoDataFrame
@@ -73,6 +76,7 @@ class GridPlan:
     graph: nx.Graph = field(repr=False)
     area: gpd.GeoSeries = field(repr=False)
     streets: gpd.GeoDataFrame | None = field(default=None, repr=False)
+    previous: GridPlan | None = field(default=None, repr=False)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -106,6 +110,23 @@ class GridPlan:
             f"  gap {pct('gap_share', 4)}, overlap {pct('overlap_share', 4)}",
         ]
         return "\n".join(lines)
+
+    @property
+    def handover(self) -> pd.DataFrame:
+        """Buildings that change grid, for the grid workers; see :func:`gridmap.repartition.handover`."""
+        from .repartition import handover
+
+        if self.previous is None:
+            msg = ("this plan has no previous plan to compare with: the handover table "
+                   "is for plans made by gridmap.repartition()")
+            raise ValueError(msg)
+        return handover(self.previous, self)
+
+    def diff_map(self, **kwargs: Any) -> Any:
+        """What a re-partition changed, on a map; see :func:`gridmap.render.diff_map`."""
+        from .render import diff_map
+
+        return diff_map(self, **kwargs)
 
     def coverage_map(self, **kwargs: Any) -> Any:
         """A self-contained folium coverage map; see :func:`gridmap.render.coverage_map`."""

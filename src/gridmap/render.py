@@ -24,6 +24,7 @@ __all__ = [
     "PALETTE",
     "TILES",
     "coverage_map",
+    "diff_map",
     "grid_colours",
     "offline",
     "wgs84_to_gcj02",
@@ -565,6 +566,188 @@ def workload_map(
              f"<a href='{uri}' download='load_chart.png'>save chart as PNG</a>",
              where="bottom:24px;right:12px")
     _folium().LayerControl(collapsed=False).add_to(m)
+    return offline(m)
+
+
+#: colours of the diff map
+DIFF_COLOURS = {"kept": "#f0f0f0", "changed": "#fdd49e", "new": "#a1d99b",
+                "moved": "#e31a1c", "new_building": "#31a354", "demolished": "#636363",
+                "before": "#2166ac", "area": "#fb6a4a"}
+
+
+def diff_map(
+    plan: Any,
+    previous: Any = None,
+    *,
+    tiles: str | None = None,
+    attribution: str | None = None,
+    gcj02: bool | None = None,
+    simplify: float = 1.0,
+    privacy_threshold: int = 5,
+    labels: bool = True,
+) -> Any:
+    """What a re-partition changed: old and new boundaries, what moved.
+
+    Layers: the grids after, filled by what happened to them (unchanged grey,
+    changed orange, new green), with their population before and after in the
+    popup; the area that changed grid (red); the grid boundaries before (blue,
+    dashed) over those after (black); the buildings that changed grid (red),
+    the new ones (green) and the demolished ones (grey outline), each with the
+    grid it leaves and the grid it joins.
+
+    Parameters
+    ----------
+    plan : GridPlan
+        A plan made by :func:`gridmap.repartition`.
+    previous : GridPlan, optional
+        The plan before; default ``plan.previous``.
+    tiles, attribution, gcj02, simplify, privacy_threshold, labels
+        As for :func:`coverage_map`.
+
+    Returns
+    -------
+    folium.Map
+        Self-contained: it draws without internet.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely, gridmap
+    >>> from shapely import LineString
+    >>> b = gpd.GeoDataFrame({"id": range(8), "households": [100] * 8},
+    ...     geometry=[shapely.box(x * 50 + 10, 10, x * 50 + 30, 30) for x in range(8)],
+    ...     crs=32651)
+    >>> s = gpd.GeoDataFrame({"highway": ["residential"] * 11},
+    ...     geometry=[LineString([(v, -5), (v, 45)]) for v in range(0, 401, 50)]
+    ...     + [LineString([(-5, v), (405, v)]) for v in (0, 40)], crs=32651)
+    >>> plan = gridmap.delineate(b, s, target=400)
+    >>> m = diff_map(gridmap.repartition(plan))
+    >>> "cdn." in m.get_root().render()
+    False
+    """
+    from ._errors import GridmapError
+    from .repartition import handover
+
+    folium = _folium()
+    _check_threshold(privacy_threshold)
+    previous = previous if previous is not None else getattr(plan, "previous", None)
+    if previous is None:
+        msg = ("diff_map needs the plan before: pass previous=..., or draw a plan made "
+               "by gridmap.repartition(), which remembers it")
+        raise GridmapError(msg)
+    shift = _is_gcj02(tiles, gcj02)
+    by = plan.params.get("by", "households")
+    table = handover(previous, plan)
+    grids, before = plan.grids, previous.grids.to_crs(plan.grids.crs)
+    touched = set(table["from_grid"].dropna().tolist()) | set(table["to_grid"].dropna().tolist())
+    is_new = ~grids["grid_id"].isin(before["grid_id"]).to_numpy()
+    state = np.where(is_new, "new", np.where(grids["grid_id"].isin(touched), "changed", "kept"))
+    shown = _display(grids, simplify, shift)
+    old_w = before.set_index("grid_id")[by] if by in before else pd.Series(dtype=float)
+    data = gpd.GeoDataFrame({
+        "code": shown["code"].astype(str).to_numpy(),
+        "state": pd.Series(state).map({"new": "新网格 new grid", "changed": "调整 changed",
+                                       "kept": "未变 unchanged"}).to_numpy(),
+        "before": shown["grid_id"].map(old_w).map(
+            lambda v: "–" if pd.isna(v) else _fmt(v, privacy_threshold)).to_numpy(),
+        "after": shown[by].map(lambda v: _fmt(v, privacy_threshold)).to_numpy()
+        if by in shown else "",
+        "_fill": [DIFF_COLOURS[k] for k in state],
+    }, geometry=shown.geometry.values, crs=4326)
+    m = _base_map(shown.total_bounds, tiles, attribution)
+    folium.GeoJson(
+        data.__geo_interface__, name="网格（调整后） grids after",
+        style_function=lambda f: {"fillColor": f["properties"]["_fill"], "color": "#111",
+                                  "weight": 1.5, "fillOpacity": 0.6},
+        tooltip=folium.GeoJsonTooltip(fields=["code"], aliases=["网格 grid"]),
+        popup=folium.GeoJsonPopup(fields=["code", "state", "before", "after"], aliases=[
+            "网格编码 code", "变化 change", f"调整前 {by} before", f"调整后 {by} after"]),
+    ).add_to(m)
+    # the area that changed hands: each grid's polygon outside its old self
+    metric_new = to_metric(grids)
+    metric_old = before.to_crs(metric_new.crs).set_index("grid_id").geometry
+    old_same = metric_old.reindex(grids["grid_id"]).to_numpy()
+    new_geoms = np.asarray(metric_new.geometry.values)
+    gained = np.where(pd.isna(old_same), new_geoms,
+                      shapely.difference(new_geoms, np.where(pd.isna(old_same), None, old_same),
+                                         grid_size=0.01))
+    gained = shapely.buffer(shapely.buffer(gained, -0.5), 0.5)  # seams are not areas
+    keep = ~shapely.is_empty(gained) & (shapely.area(gained) > 1.0)
+    if keep.any():
+        area = gpd.GeoDataFrame({"code": grids["code"].astype(str).to_numpy()[keep]},
+                                geometry=gained[keep], crs=metric_new.crs)
+        folium.GeoJson(
+            _display(area, simplify, shift).__geo_interface__, name="换网格的区域 area that changed grid",
+            style_function=lambda f: {"fillColor": DIFF_COLOURS["area"], "color": DIFF_COLOURS["area"],
+                                      "weight": 0.5, "fillOpacity": 0.45},
+            tooltip=folium.GeoJsonTooltip(fields=["code"], aliases=["now in grid 现属网格"]),
+        ).add_to(m)
+    old_lines = before[["grid_id", before.geometry.name]].copy()
+    old_lines["geometry"] = shapely.boundary(np.asarray(old_lines.geometry.values))
+    folium.GeoJson(
+        _display(old_lines, simplify, shift).__geo_interface__, name="原网格边界 boundaries before",
+        style_function=lambda f: {"color": DIFF_COLOURS["before"], "weight": 2.5,
+                                  "dashArray": "6 4", "opacity": 0.9},
+    ).add_to(m)
+    counts = table["change"].value_counts()
+    if len(table):
+        geom_of = pd.concat([previous.buildings.to_crs(grids.crs).set_index(
+            plan.params.get("id_column") or "id").geometry,
+            plan.buildings.set_index(plan.params.get("id_column") or "id").geometry])
+        geom_of = geom_of[~geom_of.index.duplicated(keep="last")]
+        id_col = table.columns[0]
+        moved = gpd.GeoDataFrame({
+            "id": table[id_col].astype(str).to_numpy(),
+            "change": table["change"].to_numpy(),
+            "from": table["from_code"].fillna("–").astype(str).to_numpy(),
+            "to": table["to_code"].fillna("–").astype(str).to_numpy(),
+            by: table[by].map(lambda v: "–" if pd.isna(v) else _fmt(v, privacy_threshold))
+            .to_numpy(),
+        }, geometry=geom_of.reindex(table[id_col]).to_numpy(), crs=grids.crs)
+        moved = _display(moved, 0.5 * simplify, shift)
+        style = {"moved": (DIFF_COLOURS["moved"], 0.9, ""),
+                 "new": (DIFF_COLOURS["new_building"], 0.9, ""),
+                 "demolished": ("#ffffff", 0.0, "3 2")}
+        moved["_fill"] = moved["change"].map(lambda c: style[c][0])
+        moved["_op"] = moved["change"].map(lambda c: style[c][1])
+        moved["_dash"] = moved["change"].map(lambda c: style[c][2])
+        folium.GeoJson(
+            moved.__geo_interface__, name="换网格的楼栋 buildings that change grid",
+            style_function=lambda f: {"fillColor": f["properties"]["_fill"],
+                                      "fillOpacity": f["properties"]["_op"],
+                                      "color": "#333", "weight": 1,
+                                      "dashArray": f["properties"]["_dash"] or None},
+            tooltip=folium.GeoJsonTooltip(fields=["id"], aliases=["楼栋 building"]),
+            popup=folium.GeoJsonPopup(fields=["id", "change", "from", "to", by], aliases=[
+                "楼栋 building", "变化 change", "原网格 from grid", "新网格 to grid", by]),
+        ).add_to(m)
+    if labels:
+        _code_labels(m, shown)
+    ch = plan.metrics.get("changes", {})
+    kept = ch.get("share_households_kept")
+
+    def swatch(colour: str, border: str = "1px solid #333") -> str:
+        return (f"<span style='display:inline-block;width:14px;height:10px;border:{border};"
+                f"background:{colour};vertical-align:middle'></span>")
+
+    def line(style: str) -> str:
+        return (f"<span style='display:inline-block;width:22px;height:0;border-top:{style};"
+                "vertical-align:middle'></span>")
+
+    _box(m,
+         "<b>调整 what changed</b><br>"
+         + (f"{kept:.1%} of {by} keep their grid<br>" if kept is not None else "")
+         + f"{int(counts.get('moved', 0)):,} buildings change grid, "
+         f"{int(counts.get('new', 0)):,} new, {int(counts.get('demolished', 0)):,} demolished<br>"
+         f"{swatch(DIFF_COLOURS['changed'])} grid changed &nbsp;"
+         f"{swatch(DIFF_COLOURS['new'])} new grid &nbsp;{swatch(DIFF_COLOURS['kept'])} unchanged<br>"
+         f"{swatch(DIFF_COLOURS['area'])} area that changed grid<br>"
+         f"{line('3px dashed ' + DIFF_COLOURS['before'])} boundary before &nbsp;"
+         f"{line('2px solid #111')} boundary after<br>"
+         f"{swatch(DIFF_COLOURS['moved'])} building moved &nbsp;"
+         f"{swatch(DIFF_COLOURS['new_building'])} new &nbsp;"
+         f"{swatch('#fff', '1px dashed #333')} demolished"
+         + ("<br>overlay shifted to GCJ-02" if shift else ""))
+    folium.LayerControl(collapsed=False).add_to(m)
     return offline(m)
 
 

@@ -12,6 +12,7 @@ neither give nor take.  An unchanged plan comes back unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -25,7 +26,12 @@ from .partition import GridAssignment, UnitGraph, refine, repair
 from .partition.bisection import recursive_bisection
 from .plan import GridPlan, read_plan
 
-__all__ = ["repartition"]
+__all__ = ["handover", "repartition"]
+
+#: columns copied into the handover table when the buildings have them, so that a
+#: grid worker can find the building
+ADDRESS_COLUMNS = ("name", "address", "addr_street", "addr_housenumber", "addr:street",
+                   "addr:housenumber", "地址")
 
 
 def seed_assignment(previous: dict[str, Any], g: UnitGraph, umap: gpd.GeoDataFrame,
@@ -297,17 +303,32 @@ def repartition(
                     division_code=params.get("division_code", "000000"),
                     _previous=previous, **kwargs)
     new.metrics["changes"] = _changes(plan, new, id_col, by)
-    return new
+    return dataclasses.replace(new, previous=plan)
+
+
+def _building_changes(old: GridPlan, new: GridPlan, id_col: str, by: str) -> pd.DataFrame:
+    """Every building of either plan with its grid before (``old``) and after (``new``)."""
+    o = old.buildings[[id_col, "grid_id"]].rename(columns={"grid_id": "old"})
+    n = new.buildings[[id_col, "grid_id", by]].rename(columns={"grid_id": "new"})
+    both = o.merge(n, on=id_col, how="outer", indicator=True)
+    # a demolished building counts with what it had in the plan it left
+    gone = both["_merge"] == "left_only"
+    if gone.any() and by in old.buildings.columns:
+        before = old.buildings.set_index(id_col)[by]
+        both.loc[gone, by] = both.loc[gone, id_col].map(before).to_numpy()
+    both["change"] = np.select(
+        [gone, both["_merge"] == "right_only", both["old"] != both["new"]],
+        ["demolished", "new", "moved"], default="kept")
+    return both.drop(columns="_merge")
 
 
 def _changes(old: GridPlan, new: GridPlan, id_col: str, by: str) -> dict[str, Any]:
     """What a re-partition changed, building by building and grid by grid."""
-    o = old.buildings[[id_col, "grid_id"]].rename(columns={"grid_id": "old"})
-    n = new.buildings[[id_col, "grid_id", by]].rename(columns={"grid_id": "new"})
-    both = o.merge(n, on=id_col, how="inner")
+    every = _building_changes(old, new, id_col, by)
+    both = every[every["change"].isin(["kept", "moved"])]
     total = float(both[by].sum())
-    kept = float(both.loc[both["old"] == both["new"], by].sum())
-    moved = both[both["old"] != both["new"]]
+    kept = float(both.loc[both["change"] == "kept", by].sum())
+    moved = both[both["change"] == "moved"]
     pairs = (moved.groupby(["old", "new"]).agg(buildings=(id_col, "size"),
                                                households=(by, "sum"))
              .reset_index().rename(columns={"households": by}))
@@ -315,10 +336,10 @@ def _changes(old: GridPlan, new: GridPlan, id_col: str, by: str) -> dict[str, An
     new_ids = set(new.grids["grid_id"].tolist())
     return {
         "share_households_kept": kept / total if total else 1.0,
-        "buildings_moved": int(len(moved)),
+        "buildings_moved": len(moved),
         f"{by}_moved": float(moved[by].sum()),
-        "buildings_new": int((~n[id_col].isin(o[id_col])).sum()),
-        "buildings_demolished": int((~o[id_col].isin(n[id_col])).sum()),
+        "buildings_new": int((every["change"] == "new").sum()),
+        "buildings_demolished": int((every["change"] == "demolished").sum()),
         "grids_new": sorted(new_ids - old_ids),
         "grids_gone": sorted(old_ids - new_ids),
         "moves": pairs.to_dict("records"),
@@ -327,3 +348,76 @@ def _changes(old: GridPlan, new: GridPlan, id_col: str, by: str) -> dict[str, An
         "after": {k: new.metrics.get(k) for k in ("n_grids", "max_abs_deviation",
                                                   "n_out_of_tolerance")},
     }
+
+
+def handover(old: GridPlan, new: GridPlan) -> pd.DataFrame:
+    """The buildings that change grid, as a table to hand to the grid workers.
+
+    One row per building that moved to another grid, is new, or was demolished,
+    sorted by the grid it leaves and the grid it joins, with the grid codes, the
+    balance field (households by default) and the building's name and address
+    where the buildings have them (:data:`ADDRESS_COLUMNS`).
+
+    Parameters
+    ----------
+    old
+        The plan that was running.
+    new
+        The re-partitioned plan (``gridmap.repartition(old, ...)``; its
+        :attr:`GridPlan.handover` calls this).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns: the building id column, ``change`` (``moved``, ``new`` or
+        ``demolished``), ``from_grid``, ``from_code``, ``to_grid``, ``to_code``,
+        the balance field, then the address columns found.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely, gridmap
+    >>> from shapely import LineString
+    >>> b = gpd.GeoDataFrame({"id": range(8), "households": [100] * 8},
+    ...     geometry=[shapely.box(x * 50 + 10, 10, x * 50 + 30, 30) for x in range(8)],
+    ...     crs=32651)
+    >>> s = gpd.GeoDataFrame({"highway": ["residential"] * 11},
+    ...     geometry=[LineString([(v, -5), (v, 45)]) for v in range(0, 401, 50)]
+    ...     + [LineString([(-5, v), (405, v)]) for v in (0, 40)], crs=32651)
+    >>> plan = gridmap.delineate(b, s, target=400)
+    >>> now = plan.buildings.drop(columns=["grid_id", "unit_id"])
+    >>> now = now[now["id"] != 0]  # building 0 is demolished
+    >>> handover(plan, gridmap.repartition(plan, now))[["id", "change", "from_code"]]
+       id      change       from_code
+    0   0  demolished  000000000001001
+    """
+    params = new.params
+    by = params.get("by", "households")
+    id_col = params.get("id_column") or "id"
+    every = _building_changes(old, new, id_col, by)
+    rows = every[every["change"] != "kept"].reset_index(drop=True)
+    code_old = old.grids.set_index("grid_id")["code"]
+    code_new = new.grids.set_index("grid_id")["code"]
+    table = pd.DataFrame({
+        id_col: rows[id_col].to_numpy(),
+        "change": rows["change"].to_numpy(),
+        "from_grid": rows["old"].astype("Int64"),
+        "from_code": rows["old"].map(code_old).to_numpy(),
+        "to_grid": rows["new"].astype("Int64"),
+        "to_code": rows["new"].map(code_new).to_numpy(),
+        by: rows[by].to_numpy(),
+    })
+    # where the buildings are: from the new layer, else (demolished) the old one
+    for col in ADDRESS_COLUMNS:
+        if col in new.buildings.columns or col in old.buildings.columns:
+            where = pd.concat([
+                old.buildings.set_index(id_col)[col] if col in old.buildings else
+                pd.Series(dtype=object),
+                new.buildings.set_index(id_col)[col] if col in new.buildings else
+                pd.Series(dtype=object)])
+            where = where[~where.index.duplicated(keep="last")]
+            table[col] = table[id_col].map(where).to_numpy()
+    # ids may mix numbers and text (new buildings): sort on their text
+    order = table.assign(_f=table["from_code"].fillna(""), _t=table["to_code"].fillna(""),
+                         _i=table[id_col].astype(str))
+    order = order.sort_values(["_f", "_t", "_i"], kind="stable")
+    return order.drop(columns=["_f", "_t", "_i"]).reset_index(drop=True)
