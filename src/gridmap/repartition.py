@@ -13,6 +13,7 @@ neither give nor take.  An unchanged plan comes back unchanged.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -24,6 +25,7 @@ import shapely
 
 from .partition import GridAssignment, UnitGraph, refine, repair
 from .partition.bisection import recursive_bisection
+from .partition.flow import flow_rebalance
 from .plan import GridPlan, read_plan
 
 __all__ = ["handover", "repartition"]
@@ -88,53 +90,64 @@ def _drop_empty(a: GridAssignment) -> GridAssignment:
 
 def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[int],
               seed: int | None, notes: list[str], target: Any = 300.0) -> GridAssignment:
-    """Restore balance community by community with as few moves as possible."""
+    """Restore balance community by community with as few moves as possible.
+
+    A community is left alone while its grids are within the band.  Otherwise
+    weight flows between neighbouring grids along a minimum-cost flow
+    (:func:`~gridmap.partition.flow.flow_rebalance`); where the community's
+    grids have, on average, left the target band, or where splitting or merging
+    moves fewer households, grids are split (the heaviest, in two) or removed
+    (the lightest, shared out among its neighbours) to ``k = round(total /
+    target)`` first.  The plan that leaves fewest grids out of the band, then
+    moves fewest households, is kept; a plan no better than the one running is
+    not adopted.
+    """
     rng = np.random.default_rng(seed)
     lock_ids = {int(x) for x in lock}
     for c in sorted(set(a.community)):
         tol = float(tolerance[c]) if np.ndim(tolerance) else float(tolerance)
+        tgt = float(target[c]) if np.ndim(target) else float(target)
 
-        def ordinary() -> list[int]:
+        def ordinary(c: int = c) -> list[int]:
             return [k for k in range(a.n_grids) if a.community[k] == c and not a.flag[k]
                     and np.any(a.labels == k)]
 
         locked = {k for k in ordinary() if a.keep.get(k, (None,))[0] in lock_ids}
 
-        def weights() -> dict[int, float]:
+        def weights(c: int = c) -> dict[int, float]:
             w = np.bincount(a.labels, weights=g.weight, minlength=a.n_grids)
-            return {k: float(w[k]) for k in ordinary()}
+            return {k: float(w[k]) for k in ordinary(c)}
 
-        def out_of_band(mean: float) -> list[int]:
-            return [k for k, w in weights().items()
+        def out_of_band(mean: float, tol: float = tol, locked: set[int] = locked,
+                        c: int = c) -> list[int]:
+            return [k for k, w in weights(c).items()
                     if k not in locked and abs(w / mean - 1) > tol + 1e-9]
 
         grids = ordinary()
         if not grids:
             continue
-        mean = sum(weights().values()) / len(grids)
+        total = sum(weights().values())
+        mean = total / len(grids)
         a.mean[c] = mean
         n_out_before = len(out_of_band(mean))
-        if not n_out_before:
+        k_new = max(1, round(total / tgt))
+        # the grids have, on average, grown or shrunk out of the target band: the
+        # community needs as many grids as a delineation would give it
+        must_resize = k_new != len(grids) and abs(mean / tgt - 1) > tol + 1e-9
+        if not n_out_before and not must_resize:
             continue  # balanced: nothing moves
         saved = (a.labels.copy(), a.n_grids, dict(a.mean), len(notes))
-        def attempt(resize: bool) -> None:
-            nonlocal grids, mean
-            # as many grids as the total now needs (k = round(total / target), as in a
-            # delineation): where people came, a grid is split; where they left, one
-            # is merged; only then do boundary units move
-            tgt = float(target[c]) if np.ndim(target) else float(target)
-            w = weights()
-            k_new = max(1, round(sum(w.values()) / tgt))
-            for _ in range(abs(k_new - len(grids)) if resize else 0):
-                w = weights()
-                # split where people came and merge where they left: the grids out
-                # of band first
-                oob = set(out_of_band(sum(w.values()) / len(w)))
-                cands = [k for k in w if k not in locked and k in oob] or \
-                    [k for k in w if k not in locked]
+
+        def attempt(resize: bool, method: str, c: int = c, tol: float = tol, locked: set[int] = locked,
+                    k_new: int = k_new) -> None:
+            remove: set[int] = set()
+            for _ in range(abs(k_new - len(ordinary(c))) if resize else 0):
+                w = {k: x for k, x in weights(c).items() if k not in remove}
+                cands = [k for k in w if k not in locked]
                 if not cands:
                     break
                 if k_new > len(w):
+                    # split the heaviest in two; the lighter piece is the new grid
                     k = max(cands, key=lambda x: (w[x], -x))
                     nodes = np.flatnonzero(a.labels == k)
                     if len(nodes) < 2:
@@ -147,21 +160,32 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
                     a.labels[small] = a.new_grid(c)
                     notes.append(f"grid {a.keep.get(k, (k,))[0]} grew to {w[k]:g}: split in two")
                 else:
+                    # the lightest grid is shared out among its neighbours
                     k = min(cands, key=lambda x: (w[x], x))
-                    nbrs = [x for x in g.adjacent_labels(a.labels, np.flatnonzero(a.labels == k))
-                            if x in w and x not in locked]
-                    if not nbrs:
-                        break
-                    to = min(nbrs, key=lambda x: (w[x], x))
-                    a.labels[a.labels == k] = to
+                    remove.add(k)
                     notes.append(f"grid {a.keep.get(k, (k,))[0]} shrank to {w[k]:g}: merged "
-                                 f"into grid {a.keep.get(to, (to,))[0]}")
-            grids = ordinary()
-            mean = sum(weights().values()) / len(grids)
+                                 "into its neighbours")
+            grids = ordinary(c)
+            if method == "flow":
+                mean = sum(weights(c).values()) / max(1, len(grids) - len(remove))
+                a.labels = flow_rebalance(g, a.labels, grids=grids, mean=mean,
+                                          tolerance=tol, locked=locked, remove=remove)
+            else:
+                for k in sorted(remove):
+                    w = weights(c)
+                    nbrs = [x for x in g.adjacent_labels(a.labels, np.flatnonzero(
+                        a.labels == k)) if x in w and x not in locked and x not in remove]
+                    if nbrs:
+                        a.labels[a.labels == k] = min(nbrs, key=lambda x: (w[x], x))
+            grids = ordinary(c)
+            mean = sum(weights(c).values()) / len(grids)
             a.mean[c] = mean
-            # moves stay near the grids out of band: they and the grids within
-            # `rings` steps of them; the rest of the community holds still
-            for rings in (1, 2, 4):
+            # what is left out: local moves near the grids still out of band (they
+            # and the grids within `rings` steps); the rest of the community holds
+            # still.  After a flow they stop at the band, every move costing a
+            # household; alone they aim a little inside it.
+            region: set[int] = set()
+            for rings in (1, 2) if method == "flow" else (1, 2, 4):
                 bad = out_of_band(mean)
                 if not bad:
                     break
@@ -172,9 +196,10 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
                             a.labels, np.flatnonzero(a.labels == k)) if x in set(grids)}
                 still = (set(grids) - region) | locked
                 a.labels = refine(g, a.labels, grids=np.array(grids), mean=mean,
-                                  tolerance=tol, locked=still, compact_passes=0)
+                                  tolerance=tol, locked=still, compact_passes=0,
+                                  inner=1.0 if method == "flow" else 0.8)
             free = [k for k in region if k not in locked] if out_of_band(mean) else []
-            if len(free) > 1:
+            if method == "local" and len(free) > 1:
                 # the last resort re-splits neighbouring grids: never the locked ones
                 try:
                     a.labels = repair(g, a.labels, grids=np.array(sorted(free)),
@@ -184,33 +209,38 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
                     notes.append(f"community {c}: re-splitting grids was skipped "
                                  "(a grid is in two pieces)")
 
-        def restore() -> None:
+        def restore(saved: tuple = saved) -> None:
             labels, n_grids, means, n_notes = saved
             a.labels = labels.copy()
             del notes[n_notes:]
             del a.community[n_grids:], a.flag[n_grids:], a.kind[n_grids:]
             a.mean = dict(means)
 
-        # first moves alone (the grids as they are); then, if that leaves grids
-        # out, as many grids as the total now needs; the better plan is kept:
-        # fewer grids out, then fewer households moved
+        # moves alone (the grids as they are), then as many grids as the total
+        # needs; the better plan is kept: fewer grids out, then (where the grids
+        # left the target band) the grid count a delineation would give, then
+        # fewer households moved
         best = None
-        for resize in (False, True):
+        tries = (True, False) if must_resize else (False, True) if k_new != len(grids) \
+            else (False,)
+        for resize, method in itertools.product(tries, ("flow", "local")):
             restore()
+            attempt(resize, method)
             grids = ordinary()
-            attempt(resize)
+            mean = sum(weights().values()) / len(grids)
             moved = float(g.weight[a.labels != saved[0]].sum())
-            key = (len(out_of_band(mean)), moved)
+            key = (len(out_of_band(mean)), must_resize and not resize, moved)
             state = (a.labels.copy(), list(a.community), list(a.flag), list(a.kind),
-                     dict(a.mean), list(notes), grids, mean)
+                     dict(a.mean), list(notes), grids, mean, resize)
             if best is None or key < best[0]:
                 best = (key, state)
-            if key[0] == 0:
-                break
-        (labels, comm_, flag_, kind_, means_, notes_, grids, mean) = best[1]
+            if method == "local" and best[0][0] == 0 and not best[0][1]:
+                break  # good enough: no grid out, and as many grids as needed
+        (labels, comm_, flag_, kind_, means_, notes_, grids, mean, resized) = best[1]
         a.labels, a.community, a.flag, a.kind, a.mean = labels, comm_, flag_, kind_, means_
         notes[:] = notes_
-        if len(out_of_band(mean)) >= n_out_before:
+        n_out = len(out_of_band(mean))
+        if (n_out > n_out_before) if (must_resize and resized) else (n_out >= n_out_before):
             # moving did not bring a grid back into the band: move nothing (what
             # could not be balanced before cannot now, and households stay put)
             restore()
@@ -387,7 +417,7 @@ def handover(old: GridPlan, new: GridPlan) -> pd.DataFrame:
     >>> now = plan.buildings.drop(columns=["grid_id", "unit_id"])
     >>> now = now[now["id"] != 0]  # building 0 is demolished
     >>> handover(plan, gridmap.repartition(plan, now))[["id", "change", "from_code"]]
-       id      change       from_code
+       id      change        from_code
     0   0  demolished  000000000001001
     """
     params = new.params

@@ -63,11 +63,12 @@ class _Balance:
     (A sum of squares would rather spread a violation over many grids.)
     """
 
-    def __init__(self, w: dict[int, float], mean: float, tolerance: float) -> None:
+    def __init__(self, w: dict[int, float], mean: float, tolerance: float,
+                 inner: float = 0.8) -> None:
         self.w = w
         self.mean = mean
         self.lo, self.hi = mean * (1 - tolerance), mean * (1 + tolerance)
-        self.lo_in, self.hi_in = mean * (1 - 0.8 * tolerance), mean * (1 + 0.8 * tolerance)
+        self.lo_in, self.hi_in = mean * (1 - inner * tolerance), mean * (1 + inner * tolerance)
 
     def viol(self, x: float) -> float:
         """Distance from the inner band, relative to the mean."""
@@ -209,11 +210,13 @@ def refine(
     patience: int = 500,
     tenure: int = 12,
     compact_passes: int = 2,
+    inner: float = 0.8,
 ) -> np.ndarray:
     """Improve balance, then compactness, of the grids in ``grids`` by local moves.
 
     ``labels`` gives the grid of every unit (units of other grids are left
-    alone); returns new labels.  Balance aims at ``mean`` within ``tolerance``.
+    alone); returns new labels.  Balance aims at ``mean`` within ``inner ×
+    tolerance`` (a margin inside the band; 1 stops at the band, moving less).
     """
     labels = labels.copy()
     grids = [int(x) for x in grids]
@@ -224,7 +227,8 @@ def refine(
     for u in np.flatnonzero(np.isin(labels, grids)).tolist():
         members[int(labels[u])].add(u)
     bal = _Balance(
-        {gid: float(g.weight[list(members[gid])].sum()) for gid in grids}, mean, tolerance
+        {gid: float(g.weight[list(members[gid])].sum()) for gid in grids}, mean, tolerance,
+        inner,
     )
     n_units = sum(len(m) for m in members.values())
     if max_moves is None:
