@@ -46,7 +46,15 @@ def test_growth_in_one_community_is_rebalanced_there(running):
     new = gridmap.repartition(running, b)
     ch = new.metrics["changes"]
     assert new.metrics["n_out_of_tolerance"] == 0
-    assert set(new.grids["grid_id"]) == set(running.grids["grid_id"])  # ids kept
+    assert set(running.grids["grid_id"]) <= set(new.grids["grid_id"])  # ids kept
+    # the west's grids average 25% above the target: it gets k = round(2700 / 360)
+    # = 8 grids, as a delineation would give it, and their codes continue its own
+    west = new.grids[new.grids["community_id"] == "W"]
+    assert len(west) == 8 and len(ch["grids_new"]) == 2
+    old_west = running.grids[running.grids["community_id"] == "W"]["code"]
+    prefix = old_west.iloc[0][:-3]
+    added = new.grids[new.grids["grid_id"].isin(ch["grids_new"])]["code"]
+    assert sorted(added) == [f"{prefix}{n:03d}" for n in (len(old_west) + 1, len(old_west) + 2)]
     east_ids = set(running.grids.loc[running.grids["community_id"] == "E", "grid_id"])
     moved_from = {m["old"] for m in ch["moves"]}
     assert not moved_from & east_ids  # the other community is untouched

@@ -279,17 +279,20 @@ def assemble(
         codes = list(grids["code"])
         next_id = max(v[0] for v in keep.values()) + 1
         next_seq: dict[int, int] = {}
+        prefix: dict[int, str] = {}  # the community's codes as the plan had them
         for gid, (_, code) in keep.items():
             c = int(comm_idx[gid])
             next_seq[c] = max(next_seq.get(c, 0), int(str(code)[-3:]))
+            prefix.setdefault(c, str(code)[:-3])
         for gid in range(n):
             if gid in keep:
                 new_id[gid], codes[gid] = keep[gid]
             else:
                 c = int(comm_idx[gid])
                 next_seq[c] = next_seq.get(c, 0) + 1
-                codes[gid] = grid_code(division_code, sub_no[gid],
-                                       comm_no.get(c, c + 1), next_seq[c])
+                codes[gid] = (f"{prefix[c]}{next_seq[c]:03d}" if c in prefix else
+                              grid_code(division_code, sub_no[gid],
+                                        comm_no.get(c, c + 1), next_seq[c]))
                 new_id[gid] = next_id
                 next_id += 1
         grids["code"] = codes

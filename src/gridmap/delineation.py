@@ -606,6 +606,22 @@ def delineate(
         many = np.zeros(len(blocks.geometry), dtype=bool)
         many[spans.index[spans > 1].to_numpy(dtype=np.int64)] = True
         split |= many & (nbld > 1) & (bspecial < 0)
+        # in a community whose population changed, blocks are split between their
+        # buildings from the start: grid edges can then move building by building
+        # instead of block by block, and fewer households change grid
+        old_w = _previous.get("building_weight")
+        if old_w is not None:
+            before_w = pd.Series(ids).map(old_w).to_numpy(dtype=float)
+            now_w = counts[by].to_numpy(dtype=float)
+            changed = np.isnan(before_w) | (np.abs(now_w - np.nan_to_num(before_w)) > 1e-9)
+            bcomm_all = np.asarray(blocks.community, dtype=np.int64)
+            touched = set(bcomm_all[blocks.building_block[changed]].tolist())
+            gone = _previous.get("demolished_grids", ())
+            if len(gone):
+                gmap = _previous["grids"].set_index("grid_id")["community_id"].astype(str)
+                cpos = {str(cid): k for k, cid in enumerate(community_ids)}
+                touched |= {cpos[gmap[x]] for x in gone if x in gmap and gmap[x] in cpos}
+            split |= np.isin(bcomm_all, list(touched)) & (nbld > 1) & (bspecial < 0)
     exempt_blocks = split.copy()
     cells_cache: dict = {}
     umap, building_unit = build_units(blocks, bgeoms, split, cache=cells_cache)
@@ -622,8 +638,11 @@ def delineate(
         _previous = {**_previous, "grids_work": _previous["grids"].to_crs(work_crs)}
         assignment = seed_assignment(_previous, g, umap, building_unit, old_grid,
                                      ucomm, community_ids)
+        before = _previous.get("grid_weight")
         assignment = rebalance(assignment, g, ctol, _previous.get("lock", ()), seed, notes,
-                               target=ctarget)
+                               target=ctarget,
+                               before=None if before is None else before.to_dict(),
+                               move_budget=_previous.get("move_budget", 2.0))
     else:
         assignment = partition_graph(g, ucomm, target=ctarget, tolerance=ctol, seed=seed,
                                      fixed=bspecial[umap["block"].to_numpy()],

@@ -25,7 +25,7 @@ import shapely
 
 from .partition import GridAssignment, UnitGraph, refine, repair
 from .partition.bisection import recursive_bisection
-from .partition.flow import flow_rebalance
+from .partition.flow import flow_rebalance, grow_grid
 from .plan import GridPlan, read_plan
 
 __all__ = ["handover", "repartition"]
@@ -72,6 +72,37 @@ def seed_assignment(previous: dict[str, Any], g: UnitGraph, umap: gpd.GeoDataFra
     return out
 
 
+def _seed_unit(g: UnitGraph, labels: np.ndarray, w: dict[int, float], cands: list[int],
+               mean: float, tol: float) -> int | None:
+    """The unit to start a new grid from: on the edge of the heaviest grids.
+
+    Among the units of the heaviest grids (that can leave their grid without
+    cutting it in two), the one touching most grids above the mean, then the
+    most weight above the mean around it, then the lightest.
+    """
+    from .partition.refine import connected_without
+
+    for k in sorted(cands, key=lambda x: (-w[x], x)):
+        if w[k] <= mean:
+            return None
+        best = None
+        for u in np.flatnonzero(labels == k).tolist():
+            wu = float(g.weight[u])
+            if wu > mean * (1 + tol):
+                continue
+            near = {int(x) for x in labels[g.neighbours(u)]} & set(cands)
+            heavy = [x for x in near | {k} if w[x] > mean]
+            key = (-len(heavy), -sum(w[x] - mean for x in heavy), wu, u)
+            if best is not None and key >= best[0]:
+                continue
+            if not connected_without(g, labels, u):
+                continue
+            best = (key, u)
+        if best is not None:
+            return best[1]
+    return None
+
+
 def _drop_empty(a: GridAssignment) -> GridAssignment:
     used = np.unique(a.labels)
     if len(used) == a.n_grids:
@@ -89,7 +120,9 @@ def _drop_empty(a: GridAssignment) -> GridAssignment:
 
 
 def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[int],
-              seed: int | None, notes: list[str], target: Any = 300.0) -> GridAssignment:
+              seed: int | None, notes: list[str], target: Any = 300.0,
+              before: dict[int, float] | None = None,
+              move_budget: float | None = 2.0) -> GridAssignment:
     """Restore balance community by community with as few moves as possible.
 
     A community is left alone while its grids are within the band.  Otherwise
@@ -100,7 +133,10 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
     (the lightest, shared out among its neighbours) to ``k = round(total /
     target)`` first.  The plan that leaves fewest grids out of the band, then
     moves fewest households, is kept; a plan no better than the one running is
-    not adopted.
+    not adopted.  ``before`` (grid id → weight in the plan running) bounds the
+    disruption: a community may move at most ``move_budget`` households per
+    household its grids gained or lost (plus one grid's worth); a plan that
+    moves more is not adopted (``None``: no bound).
     """
     rng = np.random.default_rng(seed)
     lock_ids = {int(x) for x in lock}
@@ -131,6 +167,11 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
         a.mean[c] = mean
         n_out_before = len(out_of_band(mean))
         k_new = max(1, round(total / tgt))
+        w0 = weights()
+        change = sum(abs(w0[k] - before.get(a.keep.get(k, (None,))[0], w0[k]))
+                     for k in grids) if before else 0.0
+        budget = np.inf if move_budget is None or not before else \
+            move_budget * change + mean
         # the grids have, on average, grown or shrunk out of the target band: the
         # community needs as many grids as a delineation would give it
         must_resize = k_new != len(grids) and abs(mean / tgt - 1) > tol + 1e-9
@@ -146,7 +187,21 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
                 cands = [k for k in w if k not in locked]
                 if not cands:
                     break
-                if k_new > len(w):
+                if k_new > len(w) and method == "flow":
+                    # a new grid starts as one unit where heavy grids meet and the
+                    # flow fills it from all of them: each gives a little
+                    mean_k = sum(w.values()) / k_new
+                    seed = _seed_unit(g, a.labels, w, cands, mean_k, tol)
+                    if seed is None:
+                        break
+                    k = int(a.labels[seed])
+                    knew = a.new_grid(c)
+                    a.labels[seed] = knew
+                    a.labels = grow_grid(g, a.labels, knew, donors=cands, mean=mean_k,
+                                         tolerance=tol)
+                    notes.append(f"grid {a.keep.get(k, (k,))[0]} and its neighbours grew: a "
+                                 "new grid between them")
+                elif k_new > len(w):
                     # split the heaviest in two; the lighter piece is the new grid
                     k = max(cands, key=lambda x: (w[x], -x))
                     nodes = np.flatnonzero(a.labels == k)
@@ -185,7 +240,7 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
             # still.  After a flow they stop at the band, every move costing a
             # household; alone they aim a little inside it.
             region: set[int] = set()
-            for rings in (1, 2) if method == "flow" else (1, 2, 4):
+            for rings in (1, 2, 4) if method == "local" else (1, 2, 4, len(grids)):
                 bad = out_of_band(mean)
                 if not bad:
                     break
@@ -232,13 +287,27 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
             key = (len(out_of_band(mean)), must_resize and not resize, moved)
             state = (a.labels.copy(), list(a.community), list(a.flag), list(a.kind),
                      dict(a.mean), list(notes), grids, mean, resize)
+            if key[2] > budget + 1e-9:
+                continue  # it would move more households than the change warrants
             if best is None or key < best[0]:
                 best = (key, state)
-            if method == "local" and best[0][0] == 0 and not best[0][1]:
+            if method == "local" and best is not None and best[0][0] == 0 and not best[0][1]:
                 break  # good enough: no grid out, and as many grids as needed
+        if best is None:
+            restore()
+            notes.append(f"community {c}: {n_out_before} grid(s) out of tolerance; "
+                         f"bringing them back would move more than {budget:,.0f} "
+                         f"({move_budget:g} per unit of change); left as they were")
+            continue
         (labels, comm_, flag_, kind_, means_, notes_, grids, mean, resized) = best[1]
         a.labels, a.community, a.flag, a.kind, a.mean = labels, comm_, flag_, kind_, means_
         notes[:] = notes_
+        if must_resize and not resized:
+            notes.append(f"community {c}: its grids average {mean:,.0f}, "
+                         f"{mean / tgt - 1:+.0%} from the target {tgt:g}; {k_new} grids "
+                         "instead would move more households than the move budget allows "
+                         "or leave more grids out of tolerance, so the grid count was kept "
+                         "(raise move_budget, or delineate the community again)")
         n_out = len(out_of_band(mean))
         if (n_out > n_out_before) if (must_resize and resized) else (n_out >= n_out_before):
             # moving did not bring a grid back into the band: move nothing (what
@@ -258,6 +327,7 @@ def repartition(
     target: float | None = None,
     tolerance: float | None = None,
     lock: Iterable[int] = (),
+    move_budget: float | None = 2.0,
     seed: int | None = 0,
     id_column: str | None = None,
     columns: dict[str, str] | None = None,
@@ -278,6 +348,13 @@ def repartition(
         Default: the plan's.
     lock
         Grid ids that must not change.
+    move_budget
+        At most this many households (of the balance field) change grid in a
+        community per household its grids gained or lost, plus one grid's
+        worth; a rebalance that would move more is not made and the note says
+        so (default 2; ``None``: no bound).  It keeps a plan whose grids were
+        out of tolerance for want of a better cut from being reshuffled for a
+        small change.
 
     Returns
     -------
@@ -326,7 +403,16 @@ def repartition(
                                    index=old_b[id_col].to_numpy()),
         "grids": grids,
         "lock": tuple(lock),
+        "move_budget": move_budget,
+        "grid_weight": (old_b.groupby("grid_id")[by].sum() if by in old_b.columns
+                        else None),
+        "building_weight": (pd.Series(old_b[by].to_numpy(), index=old_b[id_col].to_numpy())
+                            if by in old_b.columns else None),
     }
+    # the grids that lost a building to demolition
+    now_ids = set(pd.Series(buildings[id_col]).tolist()) if id_col in buildings else set()
+    previous["demolished_grids"] = sorted(set(
+        old_b.loc[~old_b[id_col].isin(now_ids), "grid_id"].tolist()))
     new = delineate(buildings, streets, population, boundaries=bnd, by=by, target=target,
                     tolerance=tolerance, seed=seed, id_column=id_col, columns=columns,
                     street_column="class" if streets is not None else None,

@@ -23,7 +23,7 @@ import numpy as np
 from ._graph import UnitGraph
 from .refine import connected_without
 
-__all__ = ["flow_rebalance"]
+__all__ = ["flow_rebalance", "grow_grid"]
 
 
 def _grid_links(g: UnitGraph, labels: np.ndarray, active: set[int]) -> set[tuple[int, int]]:
@@ -36,40 +36,73 @@ def _grid_links(g: UnitGraph, labels: np.ndarray, active: set[int]) -> set[tuple
 
 
 def _plan_flows(w: dict[int, float], links: set[tuple[int, int]], mean: float, lo: float,
-                hi: float, remove: set[int]) -> dict[tuple[int, int], float] | None:
-    """Weight to carry across each grid boundary; None if no flow can balance."""
+                hi: float, remove: set[int]) -> dict[tuple[int, int], float]:
+    """Weight to carry across each grid boundary.
+
+    All the weight of every grid flows to a sink, either through the grid's own
+    edge (it stays) or first across grid boundaries, at a cost of one per
+    boundary.  A grid's own edge pays a reward of ``big`` per unit up to the
+    band's bottom and a penalty of ``big`` per unit above its top (a removed
+    grid keeps nothing without a double penalty), and ``big`` is more than any
+    path costs: the flow brings as much weight as it can into the band and,
+    for that, moves as little as it can.  Grids that no flow connects stay as
+    they are, so the problem always has a solution.
+    """
     scale = 1000.0 / mean if mean > 0 else 1.0  # integral amounts for the solver
-    net = nx.DiGraph()
+    big = len(w) + 2
+    net = nx.MultiDiGraph()
     total = 0
+    bottom, top = round(lo * scale), round(hi * scale)
     for k, wk in w.items():
+        supply = round(wk * scale)
+        total += supply
+        net.add_node(k, demand=-supply)
         if k in remove:
-            need, give, take = -round(wk * scale), 0, 0
-        elif wk > hi:
-            need, give, take = -round((wk - hi) * scale), round((hi - lo) * scale), 0
-        elif wk < lo:
-            need, give, take = round((lo - wk) * scale), 0, round((hi - lo) * scale)
-        else:
-            need, give, take = 0, round((wk - lo) * scale), round((hi - wk) * scale)
-        net.add_node(k, demand=need)
-        total += need
-        if give > 0:
-            net.add_edge("z", k, weight=0, capacity=give)
-        if take > 0:
-            net.add_edge(k, "z", weight=0, capacity=take)
-    net.add_node("z", demand=-total)
+            net.add_edge(k, "sink", weight=2 * big)
+            continue
+        net.add_edge(k, "sink", weight=-big, capacity=bottom)
+        net.add_edge(k, "sink", weight=0, capacity=top - bottom)
+        net.add_edge(k, "sink", weight=big)
+    net.add_node("sink", demand=total)
     for a, b in links:
         net.add_edge(a, b, weight=1)
-    try:
-        flows = nx.min_cost_flow(net)
-    except (nx.NetworkXUnfeasible, nx.NetworkXUnbounded):
-        return None
-    return {(a, b): f / scale for a, out in flows.items() if a != "z"
-            for b, f in out.items() if b != "z" and f > 0}
+    flows = nx.min_cost_flow(net)
+    return {(a, b): sum(f.values()) / scale for a, out in flows.items() if a != "sink"
+            for b, f in out.items() if b != "sink" and sum(f.values()) > 0}
+
+
+def _with_cut_off(g: UnitGraph, labels: np.ndarray, members: set[int], u: int) -> list[int]:
+    """``u`` and what of its grid would hang on ``u`` alone: all but the heaviest
+    piece the grid falls into without ``u`` (units only ``u`` joins to the rest)."""
+    rest = members - {u}
+    pieces: list[list[int]] = []
+    seen: set[int] = set()
+    for s in sorted(rest):
+        if s in seen:
+            continue
+        piece, queue = [], [s]
+        seen.add(s)
+        while queue:
+            v = queue.pop()
+            piece.append(v)
+            for x in g.neighbours(v).tolist():
+                if x in rest and x not in seen:
+                    seen.add(x)
+                    queue.append(x)
+        pieces.append(piece)
+    if len(pieces) <= 1:
+        return [u]
+    main = max(pieces, key=lambda p: (float(g.weight[p].sum()), len(p)))
+    return [u] + [v for p in pieces if p is not main for v in p]
 
 
 def _carry(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]], w: dict[int, float],
            a: int, b: int, amount: float, removing: bool) -> None:
-    """Move boundary units from grid ``a`` to ``b`` adding up to about ``amount``."""
+    """Move boundary units from grid ``a`` to ``b`` adding up to about ``amount``.
+
+    A unit whose leaving would cut its grid in two takes along the piece that
+    hangs on it (often a unit without households that joins the rest).
+    """
     left = amount
     while left > 0 and members[a]:
         best = None
@@ -87,18 +120,84 @@ def _carry(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]], w: di
             if best is not None and key >= best[0]:
                 continue
             # a grid being removed may fall apart: it is emptied anyway
-            if not removing and not connected_without(g, labels, u):
+            chunk = [u] if removing or connected_without(g, labels, u) else \
+                _with_cut_off(g, labels, members[a], u)
+            wc = float(g.weight[chunk].sum())
+            if len(chunk) == len(members[a]) and not removing:
                 continue
-            best = (key, u, wu)
+            if wc > 2 * left + 1e-9:
+                continue
+            best = ((abs(left - wc), *key[1:]), chunk, wc)
         if best is None:
             return
-        _, u, wu = best
-        labels[u] = b
-        members[a].discard(u)
-        members[b].add(u)
-        w[a] -= wu
-        w[b] += wu
-        left -= wu
+        _, chunk, wc = best
+        for u in chunk:
+            labels[u] = b
+            members[a].discard(u)
+            members[b].add(u)
+        w[a] -= wc
+        w[b] += wc
+        left -= wc
+
+
+def grow_grid(g: UnitGraph, labels: np.ndarray, k: int, *, donors: Iterable[int],
+              mean: float, tolerance: float) -> np.ndarray:
+    """Grow the new grid ``k`` by taking boundary units from its heaviest neighbours.
+
+    Each step takes, from the neighbouring donor grid furthest above
+    ``mean``, the unit on the edge of ``k`` that keeps the donor in one piece
+    (with what hangs on it) and in the band, closest to what ``k`` still
+    needs; ``k`` grows until it reaches the band.  A new grid so made of a
+    little of each heavy neighbour moves fewer households than splitting one
+    of them in two.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gridmap.partition import UnitGraph
+    >>> # a row of seven units: grids 0 and 1 of three units each, a new grid 2
+    >>> # of the middle unit between them
+    >>> g = UnitGraph.from_edges(7, np.ones(7), np.c_[np.arange(7), np.zeros(7)],
+    ...                          np.arange(6), np.arange(1, 7), np.ones(6))
+    >>> labels = np.array([0, 0, 0, 2, 1, 1, 1])
+    >>> grow_grid(g, labels, 2, donors=[0, 1], mean=7 / 3, tolerance=0.2).tolist()
+    [0, 0, 2, 2, 1, 1, 1]
+    """
+    labels = labels.copy()
+    donors = {int(x) for x in donors} - {k}
+    members = {d: set(np.flatnonzero(labels == d).tolist()) for d in donors}
+    w = {d: float(g.weight[list(m)].sum()) for d, m in members.items()}
+    wk = float(g.weight[labels == k].sum())
+    lo, hi = mean * (1 - tolerance), mean * (1 + tolerance)
+    while wk < mean * (1 - 0.5 * tolerance):
+        inside = np.flatnonzero(labels == k)
+        edge = set()
+        for u in inside.tolist():
+            nb = g.neighbours(u)
+            eids = g.eid[g.indptr[u]: g.indptr[u + 1]]
+            edge.update(int(x) for x in nb[~g.barrier[eids]] if int(labels[x]) in donors)
+        best = None
+        for u in sorted(edge):
+            d = int(labels[u])
+            chunk = [u] if connected_without(g, labels, u) else \
+                _with_cut_off(g, labels, members[d], u)
+            if len(chunk) == len(members[d]):
+                continue
+            wc = float(g.weight[chunk].sum())
+            if wk + wc > hi or w[d] - wc < lo:
+                continue
+            key = (-(w[d] - mean), abs(mean - wk - wc), u)
+            if best is None or key < best[0]:
+                best = (key, chunk, d, wc)
+        if best is None:
+            break
+        _, chunk, d, wc = best
+        for u in chunk:
+            labels[u] = k
+            members[d].discard(u)
+        w[d] -= wc
+        wk += wc
+    return labels
 
 
 def flow_rebalance(
@@ -111,6 +210,7 @@ def flow_rebalance(
     locked: Iterable[int] = (),
     remove: Iterable[int] = (),
     aim: float = 0.9,
+    rounds: int = 6,
 ) -> np.ndarray:
     """Bring ``grids`` into ``mean`` ± ``tolerance`` moving as little weight as possible.
 
@@ -131,6 +231,9 @@ def flow_rebalance(
     aim
         The flow aims at ``aim × tolerance`` so that whole units, which rarely
         add up to the exact amount, still land inside the band.
+    rounds
+        How many times the flow is planned again from where the grids stand
+        after the units that fit were moved.
 
     Returns
     -------
@@ -157,16 +260,22 @@ def flow_rebalance(
         members[int(labels[u])].add(u)
     w = {k: float(g.weight[list(m)].sum()) for k, m in members.items()}
     lo, hi = mean * (1 - aim * tolerance), mean * (1 + aim * tolerance)
-    flows = _plan_flows(w, _grid_links(g, labels, active), mean, lo, hi, remove)
-    if flows is None:
-        return labels
-    # carry weight downstream: a grid passes on after it has received
-    dag = nx.DiGraph(list(flows))
-    order = list(nx.topological_sort(dag)) if nx.is_directed_acyclic_graph(dag) else \
-        sorted(dag.nodes)
-    for a in order:
-        for b in sorted(dag.successors(a), key=lambda x: (-flows[(a, x)], x)):
-            _carry(g, labels, members, w, a, b, flows[(a, b)], a in remove)
+    # whole units rarely add up to a flow: carry what fits, then plan the flow
+    # again from where the grids now stand, until nothing more moves
+    for _round in range(rounds):
+        before = labels.copy()
+        flows = _plan_flows(w, _grid_links(g, labels, active), mean, lo, hi, remove)
+        if not flows:
+            break
+        # carry weight downstream: a grid passes on after it has received
+        dag = nx.DiGraph(list(flows))
+        order = list(nx.topological_sort(dag)) if nx.is_directed_acyclic_graph(dag) \
+            else sorted(dag.nodes)
+        for a in order:
+            for b in sorted(dag.successors(a), key=lambda x: (-flows[(a, x)], x)):
+                _carry(g, labels, members, w, a, b, flows[(a, b)], a in remove)
+        if (labels == before).all():
+            break
     # what a removed grid could not send along the flow goes to the lightest
     # neighbour it touches, unit by unit from its edge inwards
     for k in sorted(remove):
