@@ -4,7 +4,9 @@
 
 Runs the README's demo (unless PLAN_DIR holds a plan already), then opens
 coverage.html and workload.html in headless Chromium, with every host name
-unresolvable, and saves what it draws.
+unresolvable, and saves what it draws.  For the diff map, it re-partitions the
+demo plan after the "new estate" scenario of
+``benchmarks/repartition_scenarios.py`` (1,500 households on empty land).
 """
 
 from __future__ import annotations
@@ -26,11 +28,22 @@ def main(argv: list[str]) -> int:
                         "--target", "300", "--tolerance", "0.1", "--by", "households",
                         "--out", str(out), "--quiet"], check=True)
     subprocess.run(["gridmap", "map", str(out), "--quiet"], check=True)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from repartition_scenarios import scenarios
+
+    import gridmap
+
+    estate = dict(scenarios(gridmap.read_plan(out)))["new estate"]
+    later = out.with_name(out.name + "-estate")
+    later.mkdir(parents=True, exist_ok=True)
+    estate.to_file(later / "buildings.gpkg", layer="buildings")
+    subprocess.run(["gridmap", "repartition", "--plan", str(out / "plan.gpkg"), "--buildings",
+                    str(later / "buildings.gpkg"), "--out", str(later), "--quiet"], check=True)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         print("chromium is not installed (Debian: apt-get install chromium)", file=sys.stderr)
         return 1
-    for name in ("coverage", "workload"):
+    for name, folder in (("coverage", out), ("workload", out), ("diff", later)):
         shot = ROOT / "docs" / "_static" / f"{name}.png"
         with tempfile.TemporaryDirectory() as profile:
             subprocess.run(
@@ -38,7 +51,7 @@ def main(argv: list[str]) -> int:
                  "--disable-background-networking", f"--user-data-dir={profile}",
                  "--host-resolver-rules=MAP * ~NOTFOUND", "--window-size=1100,820",
                  "--virtual-time-budget=4000", f"--screenshot={shot}",
-                 (out / f"{name}.html").as_uri()],
+                 (folder / f"{name}.html").as_uri()],
                 check=True, capture_output=True, timeout=120,
             )
         print(f"wrote {shot} ({shot.stat().st_size / 1e3:.0f} kB)")

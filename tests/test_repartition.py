@@ -169,23 +169,3 @@ def test_repartition_from_the_command_line(running, tmp_path):
     assert hand["change"].tolist() == ["demolished"]
     for name in ("coverage.html", "workload.html", "diff.html"):
         assert (tmp_path / "maps" / name).stat().st_size > 10_000
-
-
-@pytest.mark.slow
-def test_bundled_plan_unchanged_and_after_a_demolished_block(bundled):
-    plan = gridmap.delineate(bundled, bundled, target=300, tolerance=0.1)
-    again = gridmap.repartition(plan)
-    assert again.metrics["changes"]["buildings_moved"] == 0
-    assert again.grids["code"].tolist() == plan.grids["code"].tolist()
-    # the block with most buildings is demolished
-    unit = plan.buildings.groupby("unit_id").size().idxmax()
-    b = current(plan)[plan.buildings["unit_id"] != unit]
-    new = gridmap.repartition(plan, b)
-    ch = new.metrics["changes"]
-    assert ch["buildings_demolished"] == int((plan.buildings["unit_id"] == unit).sum())
-    assert len(new.buildings) == len(b)
-    assert ch["share_households_kept"] >= 0.9
-    m = new.metrics
-    assert m["gap_share"] < 1e-3 and m["overlap_share"] < 1e-3 and m["contiguous"]
-    # no worse than before: the same grids out of tolerance at most
-    assert m["n_out_of_tolerance"] <= plan.metrics["n_out_of_tolerance"]

@@ -391,6 +391,8 @@ def repartition(
     if buildings is None:
         drop = [c for c in ("grid_id", "unit_id") if c in old_b.columns]
         buildings = old_b.drop(columns=drop)
+    else:
+        buildings = _without_derived_gaps(buildings, plan, by)
     grids = plan.grids
     bnd = grids.dissolve(by="community_id", as_index=False)[
         ["community_id", grids.geometry.name]]
@@ -420,6 +422,23 @@ def repartition(
                     _previous=previous, **kwargs)
     new.metrics["changes"] = _changes(plan, new, id_col, by)
     return dataclasses.replace(new, previous=plan)
+
+
+#: columns a plan adds to its buildings besides its ids: the population fields it
+#: used or estimated, and the estimate flag
+DERIVED_COLUMNS = ("households", "pop_actual", "pop_registered", "pop_floating",
+                   "pop_absent", "elderly", "estimated")
+
+
+def _without_derived_gaps(buildings: Any, plan: GridPlan, by: str) -> Any:
+    """The current buildings without the plan's own population columns that new
+    buildings leave blank (they are worked out again); the balance field stays,
+    and must be filled."""
+    if not isinstance(buildings, gpd.GeoDataFrame):
+        return buildings
+    ours = [c for c in DERIVED_COLUMNS if c != by and c in buildings.columns
+            and c in plan.buildings.columns and buildings[c].isna().any()]
+    return buildings.drop(columns=ours) if ours else buildings
 
 
 def _building_changes(old: GridPlan, new: GridPlan, id_col: str, by: str) -> pd.DataFrame:

@@ -1,0 +1,112 @@
+"""Re-partition on the bundled Bund data: four population shifts, each a test.
+
+The plan running is the bundled district in four communities (synthetic
+quadrants) at 300 households ±10%; the scenarios are those of
+``benchmarks/repartition_scenarios.py``, which also sets them beside
+delineating from scratch.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+
+import gridmap
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from repartition_scenarios import running_plan, scenarios
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def running(bundled):
+    b = gpd.read_file(bundled, layer="buildings")
+    s = gpd.read_file(bundled, layer="streets")
+    return running_plan(b, s, "id")
+
+
+@pytest.fixture(scope="module")
+def shifted(running):
+    return dict(scenarios(running))
+
+
+def test_an_unchanged_plan_comes_back_unchanged(running):
+    again = gridmap.repartition(running)
+    assert again.metrics["changes"]["buildings_moved"] == 0
+    assert again.grids["code"].tolist() == running.grids["code"].tolist()
+    assert again.handover.empty
+
+
+def check(running, now, new, *, kept=0.9):
+    """The invariants of a re-partition, and what it promises."""
+    ch = new.metrics["changes"]
+    m = new.metrics
+    # every building of the current layer in exactly one grid, none lost
+    assert len(new.buildings) == len(now)
+    assert new.buildings["id"].is_unique
+    assert set(new.buildings["id"]) == set(now["id"])
+    assert new.buildings["grid_id"].isin(new.grids["grid_id"]).all()
+    # the grids tile the area: no gap, no overlap, each one piece
+    assert m["gap_share"] < 1e-3 and m["overlap_share"] < 1e-3
+    assert m["contiguous"]
+    assert new.grids.crs == running.grids.crs
+    # ids and codes kept: every old grid is still there or listed as merged
+    old = running.grids.set_index("grid_id")["code"]
+    now_codes = new.grids.set_index("grid_id")["code"]
+    for gid, code in old.items():
+        assert gid in now_codes.index or gid in ch["grids_gone"]
+        if gid in now_codes.index:
+            assert now_codes[gid] == code
+    # back within tolerance: no more grids out than in the plan running
+    assert m["n_out_of_tolerance"] <= running.metrics["n_out_of_tolerance"]
+    assert ch["share_households_kept"] >= kept
+    # the handover table lists exactly the buildings that changed grid
+    hand = new.handover
+    assert (hand["change"] == "moved").sum() == ch["buildings_moved"]
+    assert (hand["change"] == "new").sum() == ch["buildings_new"]
+    assert (hand["change"] == "demolished").sum() == ch["buildings_demolished"]
+    return ch
+
+
+def test_households_up_a_quarter_in_one_community(running, shifted):
+    now = shifted["+25% NW"]
+    new = gridmap.repartition(running, now)
+    ch = check(running, now, new)
+    # nothing outside the north-west community moves
+    comm = running.grids.set_index("grid_id")["community_id"]
+    assert {comm[m["old"]] for m in ch["moves"]} <= {"NW"}
+
+
+def test_a_new_estate_on_empty_land(running, shifted):
+    now = shifted["new estate"]
+    new = gridmap.repartition(running, now)
+    ch = check(running, now, new)
+    assert ch["buildings_new"] == 10
+    estate = new.buildings[new.buildings["id"].astype(str).str.startswith("estate-")]
+    assert estate["households"].sum() == pytest.approx(1500)
+    # 1,500 households are five grids' worth: the estate is split into new grids
+    assert len(ch["grids_new"]) >= 4
+    assert set(estate["grid_id"]) & set(ch["grids_new"])
+
+
+def test_a_demolished_block(running, shifted):
+    now = shifted["demolished block"]
+    new = gridmap.repartition(running, now)
+    ch = check(running, now, new)
+    assert ch["buildings_demolished"] == len(running.buildings) - len(now)
+
+
+def test_floating_population_halved_in_one_area(running, shifted):
+    now = shifted["floating halved"]
+    new = gridmap.repartition(running, now)
+    ch = check(running, now, new)
+    lost = running.buildings["households"].sum() - now["households"].sum()
+    assert lost > 0
+    assert np.isclose(new.buildings["households"].sum(), now["households"].sum())
+    comm = running.grids.set_index("grid_id")["community_id"]
+    assert {comm[m["old"]] for m in ch["moves"]} <= {"SW"}
