@@ -68,7 +68,9 @@ def running_plan(buildings: gpd.GeoDataFrame, streets: gpd.GeoDataFrame,
 
 def scenarios(plan: gridmap.GridPlan) -> Iterator[tuple[str, gpd.GeoDataFrame]]:
     """(name, current buildings) of each scenario, from the plan running."""
-    base = plan.buildings.drop(columns=["grid_id", "unit_id"])
+    # the buildings as a planner has them: the plan's ids and estimate flag dropped
+    base = plan.buildings.drop(columns=["grid_id", "unit_id", "pop_actual", "estimated"],
+                               errors="ignore")
     comm = plan.buildings["grid_id"].map(plan.grids.set_index("grid_id")["community_id"])
     hh = base["households"].to_numpy(dtype=float)
 

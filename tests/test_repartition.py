@@ -82,6 +82,26 @@ def test_demolished_and_new_buildings(running):
     assert got == old_grid
 
 
+def test_new_buildings_may_leave_the_plans_derived_columns_blank():
+    # with no population given, the plan estimates households and pop_actual and
+    # writes them on its buildings; a new building with its households but no
+    # pop_actual is still read
+    b0, s = grid_city(4, 4, per_block=3, households=40)
+    plan = gridmap.delineate(b0.drop(columns="households"), s, target=300)
+    assert {"households", "pop_actual", "estimated"} <= set(plan.buildings.columns)
+    b = current(plan)
+    nb = gpd.GeoDataFrame({"id": ["new-1"], "households": [40]},
+                          geometry=[shapely.box(330, 330, 350, 350)], crs=b.crs)
+    b = gpd.GeoDataFrame(pd.concat([b, nb], ignore_index=True), crs=b.crs)
+    assert b["pop_actual"].isna().sum() == 1
+    new = gridmap.repartition(plan, b)
+    assert new.metrics["changes"]["buildings_new"] == 1
+    # the balance field itself must be filled: the error says where
+    b.loc[0, "households"] = None
+    with pytest.raises(gridmap.GridmapError, match="households"):
+        gridmap.repartition(plan, b)
+
+
 def test_handover_lists_every_building_that_changes_grid(running):
     b = current(running)
     c = b.geometry.centroid
