@@ -125,6 +125,14 @@ def kept_from_scratch(old: gridmap.GridPlan, new: gridmap.GridPlan) -> tuple[flo
     return kept / total, total - kept
 
 
+def markdown(table: pd.DataFrame) -> str:
+    """The table in Markdown (without pandas' optional tabulate)."""
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |",
+             "|" + "|".join("---" for _ in table.columns) + "|"]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(ROOT / "data" / "shanghai_bund.gpkg"))
@@ -169,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
     if args.out:
-        Path(args.out).write_text(table.to_markdown(index=False) + "\n", encoding="utf-8")
+        Path(args.out).write_text(markdown(table), encoding="utf-8")
     return 0
 
 
