@@ -102,6 +102,24 @@ def test_new_buildings_may_leave_the_plans_derived_columns_blank():
         gridmap.repartition(plan, b)
 
 
+def test_number_ids_read_back_as_text_still_match(tmp_path):
+    # the plan's ids are numbers; a new building "new-1" makes the layer's ids
+    # text when it is written and read back: the other buildings still match
+    b0, s = grid_city(4, 4, per_block=3, households=40)
+    b0["id"] = range(len(b0))
+    plan = gridmap.delineate(b0, s, target=300)
+    b = current(plan)
+    nb = gpd.GeoDataFrame({"id": ["new-1"], "households": [40]},
+                          geometry=[shapely.box(330, 330, 350, 350)], crs=b.crs)
+    gpd.GeoDataFrame(pd.concat([b, nb], ignore_index=True), crs=b.crs).to_file(
+        tmp_path / "now.gpkg", layer="buildings")
+    new = gridmap.repartition(plan, tmp_path / "now.gpkg")
+    ch = new.metrics["changes"]
+    assert ch["buildings_new"] == 1 and ch["buildings_demolished"] == 0
+    assert new.handover["change"].value_counts().get("new") == 1
+    assert ch["share_households_kept"] > 0.9
+
+
 def test_handover_lists_every_building_that_changes_grid(running):
     b = current(running)
     c = b.geometry.centroid
@@ -182,10 +200,15 @@ def test_repartition_from_the_command_line(running, tmp_path):
     # with maps: the diff map beside the coverage and workload maps
     b = current(running)
     b = b[b["id"] != b["id"].iloc[0]]
+    # a new building with a text id: the layer's ids are all read back as text
+    nb = gpd.GeoDataFrame({"id": ["new-1"], "households": [40]},
+                          geometry=[shapely.box(430, 430, 450, 450)], crs=b.crs)
+    b = gpd.GeoDataFrame(pd.concat([b, nb], ignore_index=True), crs=b.crs)
     b.to_file(tmp_path / "now.gpkg", layer="buildings")
     assert main(["repartition", "--plan", str(tmp_path / "now"), "--buildings",
                  str(tmp_path / "now.gpkg"), "--out", str(tmp_path / "maps"), "--quiet"]) == 0
     hand = pd.read_csv(tmp_path / "maps" / "handover.csv", encoding="utf-8-sig")
-    assert hand["change"].tolist() == ["demolished"]
+    assert sorted(hand["change"]) == ["demolished", "new"]
+    assert str(running.buildings["id"].iloc[0]) in hand["id"].astype(str).tolist()
     for name in ("coverage.html", "workload.html", "diff.html"):
         assert (tmp_path / "maps" / name).stat().st_size > 10_000

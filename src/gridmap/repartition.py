@@ -392,7 +392,12 @@ def repartition(
         drop = [c for c in ("grid_id", "unit_id") if c in old_b.columns]
         buildings = old_b.drop(columns=drop)
     else:
-        buildings = _without_derived_gaps(buildings, plan, by)
+        from .io import read_layer
+
+        buildings = _without_derived_gaps(read_layer(buildings, role="buildings"), plan, by)
+        if id_col in buildings.columns and id_col in old_b.columns:
+            plan = _ids_like(plan, buildings[id_col], id_col)
+            old_b = plan.buildings
     grids = plan.grids
     bnd = grids.dissolve(by="community_id", as_index=False)[
         ["community_id", grids.geometry.name]]
@@ -428,6 +433,26 @@ def repartition(
 #: used or estimated, and the estimate flag
 DERIVED_COLUMNS = ("households", "pop_actual", "pop_registered", "pop_floating",
                    "pop_absent", "elderly", "estimated")
+
+
+def _ids_like(plan: GridPlan, ids: pd.Series, id_col: str) -> GridPlan:
+    """The plan with its building ids of the current layer's type: as text when
+    the current ids are text and the plan's numbers (a layer where new buildings
+    got ids like ``"estate-1"`` is read back with every id as text), as numbers
+    in the opposite case when every old id is a number."""
+    old = plan.buildings[id_col]
+    numeric = pd.api.types.is_numeric_dtype
+    if numeric(old) == numeric(ids):
+        return plan
+    b = plan.buildings.copy()
+    if numeric(old):
+        b[id_col] = old.astype(str)
+    else:
+        as_numbers = pd.to_numeric(old, errors="coerce")
+        if as_numbers.isna().any():
+            return plan  # text ids before, numbers now: no building matches
+        b[id_col] = as_numbers.astype(ids.dtype)
+    return dataclasses.replace(plan, buildings=b)
 
 
 def _without_derived_gaps(buildings: Any, plan: GridPlan, by: str) -> Any:
