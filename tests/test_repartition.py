@@ -117,7 +117,6 @@ def test_number_ids_read_back_as_text_still_match(tmp_path):
     ch = new.metrics["changes"]
     assert ch["buildings_new"] == 1 and ch["buildings_demolished"] == 0
     assert new.handover["change"].value_counts().get("new") == 1
-    assert ch["share_households_kept"] > 0.9
 
 
 def test_handover_lists_every_building_that_changes_grid(running):
