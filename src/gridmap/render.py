@@ -671,7 +671,8 @@ def diff_map(
                       shapely.difference(new_geoms, np.where(pd.isna(old_same), None, old_same),
                                          grid_size=0.01))
     gained = shapely.buffer(shapely.buffer(gained, -0.5), 0.5)  # seams are not areas
-    keep = ~shapely.is_empty(gained) & (shapely.area(gained) > 1.0)
+    # a new grid is all new: its green says so without red over it
+    keep = ~is_new & ~shapely.is_empty(gained) & (shapely.area(gained) > 1.0)
     if keep.any():
         area = gpd.GeoDataFrame({"code": grids["code"].astype(str).to_numpy()[keep]},
                                 geometry=gained[keep], crs=metric_new.crs)

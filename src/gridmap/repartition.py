@@ -553,6 +553,7 @@ def handover(old: GridPlan, new: GridPlan) -> pd.DataFrame:
     params = new.params
     by = params.get("by", "households")
     id_col = params.get("id_column") or "id"
+    old = _ids_like(old, new.buildings[id_col], id_col)
     every = _building_changes(old, new, id_col, by)
     rows = every[every["change"] != "kept"].reset_index(drop=True)
     code_old = old.grids.set_index("grid_id")["code"]
