@@ -50,6 +50,30 @@ def dissolve_units(
     return out
 
 
+def _islands(g, ucomm: np.ndarray, labels: np.ndarray, new_id: np.ndarray,
+             kinds: list[str], community_ids: list[Any]) -> list[dict[str, Any]]:
+    """Every part of a community that nothing connects to the rest, and its fate."""
+    from .partition import find_islands
+
+    community_unit = np.array([k == "community" for k in kinds], dtype=bool)[labels]
+    report = []
+    for c in np.unique(ucomm).tolist():
+        nodes = np.flatnonzero((ucomm == c) & community_unit)
+        for part in find_islands(g, nodes):
+            gids = np.unique(new_id[labels[part]])
+            in_part = np.zeros(len(labels), dtype=bool)
+            in_part[part] = True
+            joined = bool((np.isin(new_id[labels], gids) & ~in_part).any())
+            report.append({
+                "community_id": community_ids[c] if c < len(community_ids) else c,
+                "n_units": len(part),
+                "weight": float(g.weight[part].sum()),
+                "grid_ids": [int(x) for x in gids],
+                "action": "joined the nearest grid" if joined else "own grid(s)",
+            })
+    return report
+
+
 def _one_piece(
     ugeoms: np.ndarray, labels: np.ndarray, n: int, *, dust: float = 1e-3
 ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -381,6 +405,8 @@ def assemble(
         units_out.insert(0, id_col or "unit_src_id", ids)
     units_out = _to_output(units_out, input_crs)
 
+    island_report = _islands(g, umap["community"].to_numpy(), labels, new_id,
+                             kinds, community_ids)
     timings = timer.done()
     overall = {
         **overall,
@@ -393,6 +419,7 @@ def assemble(
         "params": params,
         "population": pop_report,
         "workload": load_report,
+        "islands": island_report,
         "notes": notes + assignment.notes,
         "timings": timings,
     }

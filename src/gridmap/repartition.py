@@ -242,6 +242,10 @@ def repartition(
         Default: the plan's.
     lock
         Grid ids that must not change.
+    **kwargs
+        Further options of :func:`gridmap.delineate`, e.g. ``strict=True`` to
+        refuse rather than repair bad input, ``islands=`` for parts cut off from
+        the rest.
 
     Returns
     -------
