@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import warnings
@@ -412,6 +413,18 @@ def delineate(
                 f"columns={{'{absent[0]}': 'your_column'}} or choose by=."
             )
     problems.raise_if_any()
+    # the same plan whatever the row order of the input: the buildings (by id,
+    # else by geometry) and the streets (by geometry) are worked on in one
+    # canonical order, and the buildings given back in the input's order
+    restore = None
+    if bld is not None:
+        order = _canonical_order(bld, ids if id_col is not None else None)
+        if not np.array_equal(order, np.arange(len(order))):
+            bld, bld_in, ids = bld.iloc[order], bld_in.iloc[order], np.asarray(ids)[order]
+            main = bld
+            restore = np.argsort(order)
+    if st is not None:
+        st = st.iloc[_canonical_order(st, None)]
 
     input_crs = main.crs
     work_crs = gio.metric_crs(main, crs)
@@ -736,6 +749,8 @@ def delineate(
     if not plan.metrics["conservation"]["conserved"]:  # a defect, never bad input
         msg = f"the plan lost or made up something: {plan.metrics['conservation']}"
         raise GridmapError(msg)
+    if restore is not None:
+        plan = dataclasses.replace(plan, buildings=plan.buildings.iloc[restore])
     if plan.metrics["islands"]:
         isl = plan.metrics["islands"]
         msg = (f"{len(isl)} island(s), parts of a community nothing connects to the "
@@ -747,6 +762,23 @@ def delineate(
         plan.metrics["notes"].append(msg)
         warnings.warn(msg, GridmapWarning, stacklevel=2)
     return plan
+
+
+def _canonical_order(gdf: gpd.GeoDataFrame, ids: np.ndarray | None) -> np.ndarray:
+    """Positions of ``gdf``'s rows in an order that does not depend on the input's.
+
+    By id when there are ids (unique), else by the normalised geometry (its WKB),
+    ties kept in input order (identical rows give identical plans either way).
+    """
+    if ids is not None:
+        key = pd.Series(ids)
+        if key.dtype == object:
+            key = key.map(lambda v: (type(v).__name__, str(v)))
+            return np.array(sorted(range(len(key)), key=key.__getitem__), dtype=np.int64)
+        return np.argsort(key.to_numpy(), kind="stable")
+    wkb = shapely.to_wkb(shapely.normalize(np.asarray(gdf.geometry.values)))
+    wkb = [b if b is not None else b"" for b in wkb]
+    return np.array(sorted(range(len(wkb)), key=wkb.__getitem__), dtype=np.int64)
 
 
 def _conservation(plan: GridPlan, counts: pd.DataFrame, fields: tuple[str, ...],
@@ -816,7 +848,6 @@ def _conservation(plan: GridPlan, counts: pd.DataFrame, fields: tuple[str, ...],
 def _delineate_communities(blocks: Blocks, bgeoms: np.ndarray, graph_of, target: float,
                            tolerance: float, seed: int | None):
     """Group whole street blocks into contiguous communities of about ``target``."""
-    import dataclasses
 
     whole = np.zeros(len(blocks.geometry), dtype=bool)
     umap0, bu0 = build_units(blocks, bgeoms, whole)
