@@ -51,14 +51,14 @@ def dissolve_units(
 
 
 def _islands(g, ucomm: np.ndarray, labels: np.ndarray, new_id: np.ndarray,
-             kinds: list[str], community_ids: list[Any]) -> list[dict[str, Any]]:
+             community_ids: list[Any]) -> list[dict[str, Any]]:
     """Every part of a community that nothing connects to the rest, and its fate."""
     from .partition import find_islands
 
-    community_unit = np.array([k == "community" for k in kinds], dtype=bool)[labels]
     report = []
     for c in np.unique(ucomm).tolist():
-        nodes = np.flatnonzero((ucomm == c) & community_unit)
+        # road and unit grids connect the parts of a community like any grid
+        nodes = np.flatnonzero(ucomm == c)
         for part in find_islands(g, nodes):
             gids = np.unique(new_id[labels[part]])
             in_part = np.zeros(len(labels), dtype=bool)
@@ -406,7 +406,7 @@ def assemble(
     units_out = _to_output(units_out, input_crs)
 
     island_report = _islands(g, umap["community"].to_numpy(), labels, new_id,
-                             kinds, community_ids)
+                             community_ids)
     timings = timer.done()
     overall = {
         **overall,

@@ -23,7 +23,7 @@ __all__ = ["Inputs", "Problems", "check_layer", "check_params", "validate_inputs
 
 _GEOM_FAMILY = {
     "polygon": ("Polygon", "MultiPolygon"),
-    "line": ("LineString", "MultiLineString"),
+    "line": ("LineString", "MultiLineString", "LinearRing"),
     "point": ("Point", "MultiPoint"),
 }
 
@@ -292,6 +292,15 @@ def validate_inputs(
             layers[role] = usable[role] = _check_polygons(gdf, role, problems, notes,
                                                           strict=strict, ids=ids)
 
+    st_ = usable.get("streets")
+    if st_ is not None:
+        rings = (st_.geometry.geom_type == "LinearRing").to_numpy()
+        if rings.any():  # a closed line is a street too: as a LineString
+            st_ = st_.copy()
+            col = st_.geometry.name
+            st_.loc[rings, col] = [shapely.LineString(g.coords)
+                                   for g in st_.geometry[rings]]
+            layers["streets"] = usable["streets"] = st_
     # column names: a source name in `columns` that no layer has is a typo
     everything = {c for g in usable.values() for c in _columns(g)}
     for canonical, source in (columns or {}).items():
@@ -362,11 +371,12 @@ def validate_inputs(
                 "choose another by=."
             )
         absent_groups = [c for c in groups if c not in source.columns]
-        for c in absent_groups:
+        if absent_groups:
+            where_ = "population layer" if source_role == "population" else source_role
             problems.add(
-                f"group column {c!r} is not in `{source_role}`.{closest(c, cols)} Its "
-                f"columns are {cols}. Map a source column with columns={{{c!r}: "
-                "'SOURCE'}} or leave the group out."
+                f"group column(s) {absent_groups} are not in the {where_}; its columns "
+                f"are {cols}.{closest(absent_groups[0], cols)} Map a source column with "
+                "columns={'name': 'SOURCE'} or leave the group out."
             )
         present = tuple(f for f in wanted if f in source.columns)
         before = len(problems.items)

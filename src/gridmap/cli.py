@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
-from ._errors import GridmapError
+from ._errors import GridmapError, GridmapWarning
 
 __all__ = ["build_parser", "main"]
 
@@ -452,7 +453,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
     try:
-        return _run(parser, args)
+        with warnings.catch_warnings():
+            # what was repaired is printed with the plan's notes (and kept in
+            # metrics.json), once, without Python's warning prefix
+            warnings.simplefilter("ignore", GridmapWarning)
+            return _run(parser, args)
     finally:
         if handler is not None:
             logger.removeHandler(handler)

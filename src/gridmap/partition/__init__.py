@@ -175,7 +175,9 @@ def partition_graph(
         rest = nodes[~oversize]
         if not len(rest):
             continue
-        found = find_islands(g, rest)
+        # cut off from the rest of the community, road and unit grids included
+        # (a part beyond a road grid is not an island)
+        found = find_islands(g, np.flatnonzero(community == c))
         for part in found:
             out.islands.append({"community": int(c), "units": part,
                                 "weight": float(g.weight[part].sum())})
