@@ -113,8 +113,8 @@ N_CITIES = int(__import__("os").environ.get("GRIDMAP_N_CITIES", "200"))
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(
     seed=st.integers(0, 10_000),
-    nx=st.integers(2, 5),
-    ny=st.integers(2, 5),
+    nx=st.integers(2, 4),
+    ny=st.integers(2, 4),
     density=st.floats(0.4, 1.0),
     tower=st.booleans(),
     geographic=st.booleans(),

@@ -7,6 +7,7 @@ inputs) or the warning and the plan's notes (repaired inputs).
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -166,6 +167,26 @@ def test_repairable_input_is_repaired_and_said_or_refused_in_strict(
         gridmap.delineate(b, s, strict=True, **kw)
     for w in refused:
         assert w in str(exc.value)
+
+
+def _guide_rows() -> dict[str, str]:
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "guide.md").read_text(
+        encoding="utf-8")
+    section = guide.split("## 1a.")[1].split("\n## ")[0]
+    return {line.split("|")[1].strip(): line for line in section.splitlines()
+            if line.startswith("| ") and line.count("|") >= 4
+            and not line.startswith("| bad input |")}
+
+
+def test_the_guide_shows_every_case_with_its_message():
+    rows = _guide_rows()
+    for case, _, words in REFUSED:
+        assert all(w.replace("{", "") in rows[case] for w in words[:1]), case
+        assert "refused" in rows[case]
+    for case, warned, _, refused in REPAIRED:
+        assert warned[0] in rows[case] and "warned" in rows[case], case
+        assert refused[0] in rows[f"{case}, strict"], case
+    assert len(rows) == len(REFUSED) + 2 * len(REPAIRED)
 
 
 def test_every_problem_is_reported_at_once(tmp_path):

@@ -414,7 +414,7 @@ def validate_inputs(
                     f"(e.g. {role}.to_crs({main_role}.crs), ogr2ogr -t_srs) or leave "
                     "strict mode.", crs=True)
             else:
-                notes.append(f"{text}; it was reprojected to {main_role}'s CRS.")
+                notes.append(f"{text}; it was reprojected to the CRS of `{main_role}`.")
 
     # where the layers lie against each other (only when their CRSs are known)
     outside: list[int] = []
@@ -461,7 +461,7 @@ def _check_streets_enclose(bld: gpd.GeoDataFrame, st_: gpd.GeoDataFrame, pts: np
     extent = shapely.box(x0 - span, y0 - span, x1 + span, y1 + span)
     if not shapely.intersects(extent, lines).any():
         problems.add(
-            f"`streets` do not reach the buildings: none of its {len(st_)} rows comes "
+            f"`streets` do not reach the buildings: none of its {len(st_)} row(s) comes "
             "near the buildings' extent. Check that both layers cover the same place "
             "and that their CRSs are right (a layer with a wrong .prj lands elsewhere).")
         return
@@ -473,8 +473,9 @@ def _check_streets_enclose(bld: gpd.GeoDataFrame, st_: gpd.GeoDataFrame, pts: np
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
     if len(faces) and shapely.STRtree(faces).query(pts, predicate="within")[1].size:
         return
-    text = (f"`streets` enclose no block: its {len(st_)} rows close no block around any "
-            "of the buildings (lines that do not meet, or only a few roads)")
+    rows = f"{len(st_)} row{'s' if len(st_) != 1 else ''}"
+    text = (f"`streets` enclose no block: no building lies in a block closed by its "
+            f"{rows} (lines that do not meet, or only a few roads)")
     if strict:
         problems.add(f"{text}. Give the street centre-lines of the whole area, meeting "
                      "at the intersections, or leave strict mode to have the blocks "
