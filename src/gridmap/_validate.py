@@ -455,9 +455,11 @@ def _check_streets_enclose(bld: gpd.GeoDataFrame, st_: gpd.GeoDataFrame, pts: np
     lines = lines[~(shapely.is_missing(lines) | shapely.is_empty(lines))]
     if not len(lines):
         return
-    x0, y0, x1, y1 = shapely.total_bounds(pts)
-    span = max(x1 - x0, y1 - y0, 1e-9)
-    # the buildings' extent widened by its own size: streets beyond it cannot be theirs
+    x0, y0, x1, y1 = bld.total_bounds
+    sx0, sy0, sx1, sy1 = shapely.total_bounds(lines)
+    span = max(x1 - x0, y1 - y0, sx1 - sx0, sy1 - sy0)
+    # the buildings' extent widened by the larger layer's size: streets beyond it
+    # cannot be theirs
     extent = shapely.box(x0 - span, y0 - span, x1 + span, y1 + span)
     if not shapely.intersects(extent, lines).any():
         problems.add(
