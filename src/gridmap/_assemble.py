@@ -99,7 +99,9 @@ def _one_piece(
             main = int(np.argmax(shapely.area(parts)))
             members = np.flatnonzero(labels == gid)
             anchor = shapely.point_on_surface(ugeoms[members])
-            others = np.array([h for h in range(n) if h != gid])
+            others = np.array([h for h in range(n) if h != gid], dtype=np.int64)
+            if not len(others):  # the only grid (an island joined to it): nowhere to go
+                continue
             for k, part in enumerate(parts):
                 if k == main:
                     continue
