@@ -6,6 +6,9 @@ population scattered in the blocks (some blocks empty, some towers bigger than
 a grid), in a projected or a geographic CRS; some with an exclave island
 (the community a MultiPolygon) under either island policy, some with a compound.
 Every city is delineated twice, the second time with its rows shuffled.
+
+200 cities (``GRIDMAP_N_CITIES`` to change it) took 128 s wall, 86 s CPU, measured
+once on 2 cores shared with other jobs (load average about 6): no violation.
 """
 
 from __future__ import annotations
