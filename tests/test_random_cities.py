@@ -3,13 +3,21 @@
 Each city is a street grid with jittered, partly missing streets (irregular
 blocks, blocks merged where a street is missing), buildings of random size and
 population scattered in the blocks (some blocks empty, some towers bigger than
-a grid), in a projected or a geographic CRS.
+a grid), in a projected or a geographic CRS; some with an exclave island
+(the community a MultiPolygon) under either island policy, some with a compound.
+Every city is delineated twice, the second time with its rows shuffled.
+
+200 cities (``GRIDMAP_N_CITIES`` to change it) took 128 s wall, 86 s CPU, measured
+once on 2 cores shared with other jobs (load average about 6): no violation.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -62,39 +70,120 @@ def random_city(seed: int, nx: int, ny: int, density: float, tower: bool):
     return buildings, streets
 
 
-@settings(max_examples=100, deadline=None, derandomize=True,
+def random_layers(seed: int, nx: int, ny: int, density: float, tower: bool, *,
+                  island: bool, compound: bool):
+    """A random city plus, as asked, an exclave island and a compound.
+
+    The island is a small walled piece of the same community 300 m east of the
+    city (community boundary a MultiPolygon), with a few buildings: nothing
+    connects it to the rest.  The compound covers the buildings of one block.
+    """
+    buildings, streets = random_city(seed, nx, ny, density, tower)
+    rng = np.random.default_rng(seed + 1)
+    boundaries = compounds = None
+    x0, y0, x1, y1 = streets.total_bounds
+    if island:
+        ix = x1 + 300
+        ring = shapely.box(ix, y0, ix + 120, y0 + 120)
+        rows = [{"geometry": shapely.box(ix + 20 + 40 * k, y0 + 30, ix + 40 + 40 * k, y0 + 60),
+                 "households": int(rng.integers(1, 60))} for k in range(rng.integers(1, 3))]
+        extra = gpd.GeoDataFrame(rows, crs=buildings.crs)
+        extra["id"] = [f"i{k}" for k in range(len(extra))]
+        buildings = pd.concat([buildings, extra], ignore_index=True)
+        streets = pd.concat([streets, gpd.GeoDataFrame(
+            {"highway": ["residential"]}, geometry=[ring.exterior], crs=streets.crs)],
+            ignore_index=True)
+        boundaries = gpd.GeoDataFrame(
+            {"community_id": ["C1"]},
+            geometry=[shapely.MultiPolygon([shapely.box(x0, y0, x1, y1), ring])],
+            crs=buildings.crs)
+    if compound and len(buildings) > 1:
+        # the buildings of the block of the first building, fenced together
+        cx, cy = buildings.geometry.iloc[0].centroid.coords[0]
+        same = [i for i, g in enumerate(buildings.geometry)
+                if abs(g.centroid.x - cx) < 40 and abs(g.centroid.y - cy) < 40]
+        hull = shapely.union_all(buildings.geometry.iloc[same].values).envelope.buffer(2)
+        compounds = gpd.GeoDataFrame({"compound_id": ["K1"]}, geometry=[hull],
+                                     crs=buildings.crs)
+    return buildings, streets, boundaries, compounds
+
+
+#: how many random cities the suite draws (each delineated twice: as drawn, shuffled)
+N_CITIES = int(__import__("os").environ.get("GRIDMAP_N_CITIES", "200"))
+
+
+@settings(max_examples=N_CITIES, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(
     seed=st.integers(0, 10_000),
-    nx=st.integers(2, 6),
-    ny=st.integers(2, 6),
+    nx=st.integers(2, 4),
+    ny=st.integers(2, 4),
     density=st.floats(0.4, 1.0),
     tower=st.booleans(),
     geographic=st.booleans(),
+    island=st.booleans(),
+    compound=st.booleans(),
+    islands=st.sampled_from(["own", "nearest"]),
 )
-def test_random_city_invariants(seed, nx, ny, density, tower, geographic):
-    buildings, streets = random_city(seed, nx, ny, density, tower)
+def test_random_city_invariants(seed, nx, ny, density, tower, geographic, island,
+                                compound, islands):
+    buildings, streets, boundaries, compounds = random_layers(
+        seed, nx, ny, density, tower, island=island, compound=compound)
     total = buildings["households"].sum()
     if total < 150:
         return
     target = max(100.0, total / 6)
+    layers = [buildings, streets, boundaries, compounds]
     if geographic:
-        buildings, streets = buildings.to_crs(4326), streets.to_crs(4326)
-    plan = gridmap.delineate(buildings, streets, target=target, tolerance=0.2, seed=seed)
+        layers = [g.to_crs(4326) if g is not None else None for g in layers]
+    buildings, streets, boundaries, compounds = layers
+    kw = {"boundaries": boundaries, "compounds": compounds, "target": target,
+          "tolerance": 0.2, "seed": seed, "islands": islands}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gridmap.GridmapWarning)
+        plan = gridmap.delineate(buildings, streets, **kw)
     m = plan.metrics
     # every building in exactly one grid, ids, order and CRS kept
     assert len(plan.buildings) == len(buildings)
     assert plan.buildings["id"].tolist() == buildings["id"].tolist()
+    assert plan.buildings.index.equals(buildings.index)
     assert plan.buildings["grid_id"].isin(plan.grids["grid_id"]).all()
-    assert plan.grids.crs == buildings.crs
-    # population conserved exactly
+    assert plan.grids["grid_id"].is_unique
+    assert plan.grids.crs == buildings.crs and plan.buildings.crs == buildings.crs
+    pts = gpd.GeoDataFrame(geometry=plan.buildings.geometry.representative_point(),
+                           crs=buildings.crs)
+    hit = gpd.sjoin(pts, plan.grids[["grid_id", "geometry"]], predicate="within")
+    assert hit.index.is_unique and len(hit) == len(pts)  # in one grid, and only one
+    assert (hit["grid_id"] == plan.buildings.loc[hit.index, "grid_id"]).all()
+    # population conserved exactly: overall, per grid, per building
     assert plan.grids["households"].sum() == total
-    # no gap, no overlap, every grid one piece
+    per_grid = plan.buildings.groupby("grid_id")["households"].sum()
+    assert (plan.grids.set_index("grid_id")["households"].loc[per_grid.index]
+            == per_grid).all()
+    assert m["conservation"]["conserved"]
+    # no gap, no overlap, every grid one piece (an island joined to the nearest
+    # grid is the one exception, by the user's choice, and is listed)
     assert m["gap_share"] < 1e-3 and m["overlap_share"] < 1e-3
-    assert m["contiguous"], m["n_noncontiguous"]
-    # out-of-tolerance grids all come with a reason
+    joined = {g for r in m["islands"] if r["action"] != "own grid(s)" for g in r["grid_ids"]}
+    pieces = plan.grids.set_index("grid_id").geometry.apply(shapely.get_num_geometries)
+    assert (pieces.drop(list(joined)) == 1).all(), pieces[pieces > 1]
+    if island:
+        assert m["islands"] and all(r["community_id"] == "C1" for r in m["islands"])
+        assert not joined or islands == "nearest"
+    if not joined:
+        assert m["contiguous"], m["n_noncontiguous"]
+    # balance: every grid out of tolerance comes with a reason
     bad = plan.grids[~plan.grids["within_tolerance"]]
     assert (bad["reason"] != "").all()
-    # the same seed gives the same plan
-    again = gridmap.delineate(buildings, streets, target=target, tolerance=0.2, seed=seed)
-    assert again.buildings["grid_id"].tolist() == plan.buildings["grid_id"].tolist()
+    # the same seed gives the same plan, whatever the row order
+    rng = np.random.default_rng(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gridmap.GridmapWarning)
+        again = gridmap.delineate(buildings.iloc[rng.permutation(len(buildings))],
+                                  streets.iloc[rng.permutation(len(streets))], **kw)
+    a = plan.buildings.set_index("id")["grid_id"]
+    b = again.buildings.set_index("id")["grid_id"].loc[a.index]
+    assert (a == b).all()
+    shapes = plan.grids.set_index("grid_id").geometry.normalize().to_wkb()
+    shapes_again = again.grids.set_index("grid_id").geometry.normalize().to_wkb()
+    assert shapes.loc[a.to_numpy()].tolist() == shapes_again.loc[b.to_numpy()].tolist()

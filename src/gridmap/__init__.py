@@ -13,6 +13,7 @@ from ._errors import (
     CRSMismatchError,
     DisconnectedUnitsError,
     GridmapError,
+    GridmapWarning,
     InfeasiblePartitionError,
     LayerValidationError,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "DisconnectedUnitsError",
     "GridPlan",
     "GridmapError",
+    "GridmapWarning",
     "InfeasiblePartitionError",
     "LayerValidationError",
     "__version__",

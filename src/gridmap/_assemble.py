@@ -50,6 +50,30 @@ def dissolve_units(
     return out
 
 
+def _islands(g, ucomm: np.ndarray, labels: np.ndarray, new_id: np.ndarray,
+             community_ids: list[Any]) -> list[dict[str, Any]]:
+    """Every part of a community that nothing connects to the rest, and its fate."""
+    from .partition import find_islands
+
+    report = []
+    for c in np.unique(ucomm).tolist():
+        # road and unit grids connect the parts of a community like any grid
+        nodes = np.flatnonzero(ucomm == c)
+        for part in find_islands(g, nodes):
+            gids = np.unique(new_id[labels[part]])
+            in_part = np.zeros(len(labels), dtype=bool)
+            in_part[part] = True
+            joined = bool((np.isin(new_id[labels], gids) & ~in_part).any())
+            report.append({
+                "community_id": community_ids[c] if c < len(community_ids) else c,
+                "n_units": len(part),
+                "weight": float(g.weight[part].sum()),
+                "grid_ids": [int(x) for x in gids],
+                "action": "joined the nearest grid" if joined else "own grid(s)",
+            })
+    return report
+
+
 def _one_piece(
     ugeoms: np.ndarray, labels: np.ndarray, n: int, *, dust: float = 1e-3
 ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -75,7 +99,9 @@ def _one_piece(
             main = int(np.argmax(shapely.area(parts)))
             members = np.flatnonzero(labels == gid)
             anchor = shapely.point_on_surface(ugeoms[members])
-            others = np.array([h for h in range(n) if h != gid])
+            others = np.array([h for h in range(n) if h != gid], dtype=np.int64)
+            if not len(others):  # the only grid (an island joined to it): nowhere to go
+                continue
             for k, part in enumerate(parts):
                 if k == main:
                     continue
@@ -384,6 +410,8 @@ def assemble(
         units_out.insert(0, id_col or "unit_src_id", ids)
     units_out = _to_output(units_out, input_crs)
 
+    island_report = _islands(g, umap["community"].to_numpy(), labels, new_id,
+                             community_ids)
     timings = timer.done()
     overall = {
         **overall,
@@ -396,6 +424,7 @@ def assemble(
         "params": params,
         "population": pop_report,
         "workload": load_report,
+        "islands": island_report,
         "notes": notes + assignment.notes,
         "timings": timings,
     }

@@ -10,6 +10,7 @@ __all__ = [
     "CRSMismatchError",
     "DisconnectedUnitsError",
     "GridmapError",
+    "GridmapWarning",
     "InfeasiblePartitionError",
     "LayerValidationError",
 ]
@@ -17,6 +18,10 @@ __all__ = [
 
 class GridmapError(Exception):
     """Base class of every gridmap error."""
+
+
+class GridmapWarning(UserWarning):
+    """Input that gridmap repaired or worked around (and says so in the plan's notes)."""
 
 
 class LayerValidationError(GridmapError, ValueError):

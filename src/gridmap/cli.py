@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
-from ._errors import GridmapError
+from ._errors import GridmapError, GridmapWarning
 
 __all__ = ["build_parser", "main"]
 
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="grids that must not change")
     rp.add_argument("--id-column", help="building id column (default: the plan's)")
     rp.add_argument("--seed", type=int, default=0)
+    _check_options(rp)
     rp.add_argument("--out", required=True, help="output folder")
     _output_options(rp, no_map=True)
     cp = sub.add_parser(
@@ -208,9 +210,21 @@ def _plan_options(d: argparse.ArgumentParser, *, by: bool = True) -> None:
                    "(e.g. 2000 households) first, then the grids inside each")
     d.add_argument("--community-tolerance", type=float, default=0.2,
                    help="tolerance of the communities delineated first (default 0.2)")
+    _check_options(d)
     d.add_argument("--group", action="append", default=[], metavar="COLUMN",
                    help="a further count column to carry to every grid (key persons, "
                    "people needing care...; repeatable)")
+
+
+def _check_options(p: argparse.ArgumentParser) -> None:
+    """--strict and --islands: how bad or awkward input is handled."""
+    p.add_argument("--strict", action="store_true",
+                   help="refuse, instead of repairing and reporting, invalid polygons, "
+                   "layers in different CRSs, buildings outside every boundary and "
+                   "streets that enclose no block")
+    p.add_argument("--islands", choices=("own", "nearest", "error"), default="own",
+                   help="a part of a community cut off from the rest: own grid(s) "
+                   "(default), join the nearest grid, or stop with an error")
 
 
 def _output_options(p: argparse.ArgumentParser, *, no_map: bool = False) -> None:
@@ -343,6 +357,8 @@ def _plan_kwargs(args: argparse.Namespace) -> dict:
         road_max_load=args.road_max_load,
         community_target=args.community_target,
         community_tolerance=args.community_tolerance,
+        strict=args.strict,
+        islands=args.islands,
         progress=not args.quiet,
     )
 
@@ -373,7 +389,8 @@ def _repartition(args: argparse.Namespace) -> int:
 
     plan = repartition(args.plan, args.buildings, args.population, by=args.by,
                        target=args.target, tolerance=args.tolerance, lock=args.lock,
-                       seed=args.seed, id_column=args.id_column, progress=not args.quiet)
+                       seed=args.seed, id_column=args.id_column, progress=not args.quiet,
+                       strict=args.strict, islands=args.islands)
     out = plan.to_file(args.out)
     ch = plan.metrics["changes"]
     by = plan.params.get("by", "households")
@@ -449,7 +466,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
     try:
-        return _run(parser, args)
+        with warnings.catch_warnings():
+            # what was repaired is printed with the plan's notes (and kept in
+            # metrics.json), once, without Python's warning prefix
+            warnings.simplefilter("ignore", GridmapWarning)
+            return _run(parser, args)
     finally:
         if handler is not None:
             logger.removeHandler(handler)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -13,8 +15,13 @@ import pandas as pd
 import shapely
 
 from . import io as gio
-from ._errors import GridmapError, InfeasiblePartitionError, LayerValidationError
-from ._validate import Problems, check_layer, check_params, repair_polygons
+from ._errors import (
+    GridmapError,
+    GridmapWarning,
+    InfeasiblePartitionError,
+    LayerValidationError,
+)
+from ._validate import Problems, repair_polygons, validate_inputs
 from .adjacency import DEFAULT_BARRIERS, build_adjacency, street_rank
 from .partition import GridAssignment, UnitGraph, partition_graph, refine, repair
 from .plan import GridPlan
@@ -28,13 +35,15 @@ from .special import (
 from .units import NON_BLOCKING_CLASSES, Blocks, build_units, make_blocks, study_area
 from .workload import DEFAULT_CAPACITY, grid_workload
 
-__all__ = ["STREET_CLASS_COLUMNS", "delineate"]
+__all__ = ["ISLAND_POLICIES", "STREET_CLASS_COLUMNS", "delineate"]
 
 log = logging.getLogger("gridmap")
 
 #: columns that may hold a street's class, tried in this order
 STREET_CLASS_COLUMNS = ("street_class", "highway", "kind_detail", "fclass", "class", "type")
 _COUNT_FIELDS = ("households", "pop_actual")
+#: what to do with a part of a community cut off from the rest (an island)
+ISLAND_POLICIES = ("own", "nearest", "error")
 #: further counts carried to the grids when the input has them (population
 #: categories and what drives workload)
 _EXTRA_FIELDS = ("pop_registered", "pop_floating", "pop_absent", "elderly", "shops", "cases")
@@ -233,6 +242,8 @@ def delineate(
     road_max_load: float | None = None,
     community_target: float | None = None,
     community_tolerance: float = 0.2,
+    strict: bool = False,
+    islands: str = "own",
     progress: bool = False,
     _previous: dict[str, Any] | None = None,
 ) -> GridPlan:
@@ -309,6 +320,20 @@ def delineate(
         ``road_max_length`` metres (and, with ``road_max_load``, at most that
         much of ``by`` in its buildings); each stretch is a grid,
         ``kind="road"``, with the buildings in it.
+    strict
+        Refuse, instead of repairing and reporting, invalid polygons, layers in
+        different CRSs, buildings outside every community boundary and streets
+        that enclose no block.  Every other bad input is refused either way, all
+        problems in one :class:`~gridmap.LayerValidationError`.
+    islands
+        What to do with an island, a part of a community that nothing connects to
+        the rest (an exclave, a unit across water): ``"own"`` (default) makes it
+        grids of its own (one flagged ``island`` when it is too light for a
+        grid), so that every grid stays in one piece; ``"nearest"`` joins an
+        island too light for a grid to the nearest grid of its community (that
+        grid is then in two pieces); ``"error"`` refuses the input with a
+        :class:`~gridmap.DisconnectedUnitsError`.  Either way every island is
+        listed in ``metrics["islands"]``.
     community_target, community_tolerance
         With no community boundaries: delineate communities first, street
         blocks grouped into contiguous communities of about ``community_target``
@@ -335,17 +360,15 @@ def delineate(
     """
     timer = _Timer(progress)
     timer.stage("read")
-    notes: list[str] = []
-    bld = gio.read_layer(buildings, role="buildings")
-    st = gio.read_layer(streets, role="streets")
-    pop = gio.read_layer(population, role="population")
-    bnd = gio.read_layer(boundaries, role="boundaries")
-    cmp_ = gio.read_layer(compounds, role="compounds")
-    sit = gio.read_layer(sites, role="sites")
-    unt = gio.read_layer(units, role="units")
-
+    if not isinstance(strict, bool):
+        msg = f"strict must be True or False, got {strict!r}."
+        raise LayerValidationError(msg)
+    if islands not in ISLAND_POLICIES:
+        msg = (f"islands must be one of {list(ISLAND_POLICIES)}, got {islands!r}: "
+               "'own' gives a cut-off part its own grid, 'nearest' joins it to the "
+               "nearest grid, 'error' refuses it.")
+        raise LayerValidationError(msg)
     problems = Problems()
-    check_params(problems, target=target, tolerance=tolerance, by=by)
     group_cols = tuple(groups)
     # balancing on workload: every building's (or unit's) workload from its counts
     on_workload = by == "workload"
@@ -353,15 +376,19 @@ def delineate(
         grid_workload(pd.DataFrame(), weights=workload, capacity=worker_capacity)
     except GridmapError as exc:
         problems.add(str(exc))
-    if bld is None and unt is None:
-        problems.add("give `buildings` (footprints) or `units` (polygons to partition).")
-    check_layer(bld, "buildings", problems, geometry="polygon", required=False)
-    check_layer(st, "streets", problems, geometry="line", required=False)
-    check_layer(bnd, "boundaries", problems, geometry="polygon", required=False)
-    check_layer(cmp_, "compounds", problems, geometry="polygon", required=False)
-    check_layer(unt, "units", problems, geometry="polygon", required=False)
-    if pop is not None:
-        check_layer(pop, "population", problems, geometry=("point", "polygon"))
+    # every layer read and every input checked in one pass; all problems at once
+    checked = validate_inputs(
+        {"buildings": buildings, "streets": streets, "population": population,
+         "boundaries": boundaries, "compounds": compounds, "sites": sites,
+         "units": units},
+        columns=columns, id_column=id_column, by=by, target=target,
+        tolerance=tolerance, groups=group_cols, street_column=street_column,
+        strict=strict, extra_fields=_EXTRA_FIELDS, problems=problems,
+    )
+    notes: list[str] = list(checked.notes)
+    bld, st, pop, bnd, cmp_, sit, unt = (
+        checked.layers[r] for r in ("buildings", "streets", "population", "boundaries",
+                                    "compounds", "sites", "units"))
     problems.raise_if_any()
     # canonical names; the original columns are kept for the output
     bld_in = bld
@@ -386,14 +413,24 @@ def delineate(
                 f"columns={{'{absent[0]}': 'your_column'}} or choose by=."
             )
     problems.raise_if_any()
+    # the same plan whatever the row order of the input: the buildings (by id,
+    # else by geometry) and the streets (by geometry) are worked on in one
+    # canonical order, and the buildings given back in the input's order
+    restore = None
+    if bld is not None:
+        order = _canonical_order(bld, ids if id_col is not None else None)
+        if not np.array_equal(order, np.arange(len(order))):
+            bld, bld_in, ids = bld.iloc[order], bld_in.iloc[order], np.asarray(ids)[order]
+            main = bld
+            restore = np.argsort(order)
+    if st is not None:
+        st = st.iloc[_canonical_order(st, None)]
 
     input_crs = main.crs
     work_crs = gio.metric_crs(main, crs)
     layers = {}
     for role, gdf in (("streets", st), ("population", pop), ("boundaries", bnd),
                       ("compounds", cmp_), ("units", unt), ("sites", sit)):
-        if gdf is not None and gdf.crs is not None and not gdf.crs.equals(input_crs):
-            notes.append(f"`{role}` was in {gdf.crs.to_string()}; reprojected.")
         layers[role] = _to(gdf, work_crs)
     st, pop, bnd, cmp_, unt, sit = (layers[r] for r in ("streets", "population",
                                                          "boundaries", "compounds", "units",
@@ -455,6 +492,7 @@ def delineate(
                 f"a column {by!r}."
             )
         pop_report = {"method": pres.method, **pres.report}
+        unplaced_pop = pres.unplaced
         estimated = bool(counts["estimated"].any()) if "estimated" in counts else False
     else:
         um = unt.reset_index(drop=True)
@@ -474,6 +512,7 @@ def delineate(
         counts = counts.fillna(0.0)
         counts["estimated"] = False
         pop_report = {"method": "units"}
+        unplaced_pop = None
         estimated = False
     total = float(counts[by].sum())
     if total <= 0:
@@ -547,7 +586,7 @@ def delineate(
             comm, _ = assign_by_overlap(shapely.point_on_surface(ugeoms), communities)
         blocks = Blocks(ugeoms, order, comm, np.full(len(ugeoms), -1))
         bgeoms = shapely.point_on_surface(ugeoms)
-    if len(blocks.outside):
+    if len(blocks.outside) and bnd is None:  # outside the boundaries: said already
         notes.append(
             f"{len(blocks.outside)} building(s) lie outside the area "
             f"({area_source}); each was put in the nearest block."
@@ -646,7 +685,8 @@ def delineate(
     else:
         assignment = partition_graph(g, ucomm, target=ctarget, tolerance=ctol, seed=seed,
                                      fixed=bspecial[umap["block"].to_numpy()],
-                                     fixed_kind=carve_kind)
+                                     fixed_kind=carve_kind, islands=islands,
+                                     community_names=community_ids)
     # where balance is out of reach with whole blocks, split the blocks of the
     # offending grids and their neighbours between buildings and move again
     for _round in range(3 if _previous is None else 0):
@@ -723,13 +763,110 @@ def delineate(
         worker_capacity=worker_capacity,
         street_classes=classes,
     )
+    plan.metrics["conservation"] = _conservation(plan, counts, fields, pop_report,
+                                                 unplaced_pop, n_in=len(main))
+    if not plan.metrics["conservation"]["conserved"]:  # a defect, never bad input
+        msg = f"the plan lost or made up something: {plan.metrics['conservation']}"
+        raise GridmapError(msg)
+    if restore is not None:
+        plan = dataclasses.replace(plan, buildings=plan.buildings.iloc[restore])
+    if plan.metrics["islands"]:
+        isl = plan.metrics["islands"]
+        msg = (f"{len(isl)} island(s), parts of a community nothing connects to the "
+               f"rest (islands={islands!r}): "
+               + "; ".join(f"community {r['community_id']!r}: {r['n_units']} unit(s), "
+                           f"{r['weight']:g} {by}, {r['action']} {r['grid_ids']}"
+                           for r in isl[:5])
+               + (" …" if len(isl) > 5 else ""))
+        plan.metrics["notes"].append(msg)
+        warnings.warn(msg, GridmapWarning, stacklevel=2)
     return plan
+
+
+def _canonical_order(gdf: gpd.GeoDataFrame, ids: np.ndarray | None) -> np.ndarray:
+    """Positions of ``gdf``'s rows in an order that does not depend on the input's.
+
+    By id when there are ids (unique), else by the normalised geometry (its WKB),
+    ties kept in input order (identical rows give identical plans either way).
+    """
+    if ids is not None:
+        key = pd.Series(ids)
+        if key.dtype == object:
+            key = key.map(lambda v: (type(v).__name__, str(v)))
+            return np.array(sorted(range(len(key)), key=key.__getitem__), dtype=np.int64)
+        return np.argsort(key.to_numpy(), kind="stable")
+    wkb = shapely.to_wkb(shapely.normalize(np.asarray(gdf.geometry.values)))
+    wkb = [b if b is not None else b"" for b in wkb]
+    return np.array(sorted(range(len(wkb)), key=wkb.__getitem__), dtype=np.int64)
+
+
+def _conservation(plan: GridPlan, counts: pd.DataFrame, fields: tuple[str, ...],
+                  pop_report: dict[str, Any], unplaced: pd.DataFrame | None, *,
+                  n_in: int) -> dict[str, Any]:
+    """Nothing lost: buildings, and every count per building, community and overall.
+
+    Counts are whole numbers held in floats, so their sums are exact and are
+    compared exactly; a weighted field (``workload``) to a millionth.
+    """
+    has_buildings = len(plan.buildings) > 0
+    out_rows = plan.buildings if has_buildings else plan.units
+    n_out = len(out_rows)
+    grid_of = out_rows["grid_id"]
+    no_grid = grid_of.isna() | ~grid_of.isin(plan.grids["grid_id"])
+    totals: dict[str, Any] = {}
+    ok = n_out == n_in and not no_grid.any()
+    comm = plan.grids.set_index("grid_id")["community_id"]
+    for f in fields:
+        exact = f != "workload"
+        same = ((lambda a, b: a == b) if exact
+                else (lambda a, b: abs(a - b) <= 1e-6 * max(1.0, abs(a))))
+        given = counts[f].to_numpy(dtype=float)
+        # the output rows show the counts used when they came from the rows
+        # themselves (with a population layer, an input column of the same name
+        # is kept as it was)
+        from_rows = pop_report.get("method") in ("buildings", "units") and f in out_rows
+        on_rows = out_rows[f].to_numpy(dtype=float) if from_rows else given
+        per_row = bool(np.array_equal(on_rows, given)) if exact else bool(
+            np.allclose(on_rows, given, rtol=1e-9, atol=1e-9))
+        by_grid = pd.Series(given, index=out_rows.index).groupby(grid_of.to_numpy()).sum()
+        by_comm = by_grid.groupby(comm.reindex(by_grid.index).to_numpy()).sum()
+        grid_comm = plan.grids.groupby("community_id")[f].sum()
+        per_comm = all(same(float(by_comm.get(c, 0.0)), float(v))
+                       for c, v in grid_comm.items())
+        tin = pop_report.get("totals_in", {}).get(f)
+        tun = pop_report.get("totals_unplaced", {}).get(f, 0)
+        t = {
+            "input": float(tin) if tin is not None else float(given.sum()),
+            "on_buildings": float(given.sum()),
+            "in_grids": float(plan.grids[f].sum()),
+            "unplaced": float(tun),
+            "per_building": per_row,
+            "per_community": per_comm,
+        }
+        t["conserved"] = bool(per_row and per_comm
+                              and same(t["on_buildings"], t["in_grids"])
+                              and same(t["input"], t["on_buildings"] + t["unplaced"]))
+        ok &= t["conserved"]
+        totals[f] = t
+    rows = []
+    if unplaced is not None and len(unplaced):
+        keep = [c for c in ("reason", *fields) if c in unplaced.columns]
+        for label, r in unplaced.iterrows():
+            rows.append({"population_row": label.item() if isinstance(label, np.generic)
+                         else label, **{c: r[c] for c in keep}})
+    return {
+        "buildings_in": int(n_in),
+        "buildings_out": int(n_out),
+        "buildings_without_grid": [str(x) for x in out_rows.index[no_grid.to_numpy()]],
+        "totals": totals,
+        "population_unplaced": rows,
+        "conserved": bool(ok),
+    }
 
 
 def _delineate_communities(blocks: Blocks, bgeoms: np.ndarray, graph_of, target: float,
                            tolerance: float, seed: int | None):
     """Group whole street blocks into contiguous communities of about ``target``."""
-    import dataclasses
 
     whole = np.zeros(len(blocks.geometry), dtype=bool)
     umap0, bu0 = build_units(blocks, bgeoms, whole)

@@ -1058,7 +1058,7 @@ def _check_geometries(
 
 
 def _counts(
-    frame: pd.DataFrame, fields: tuple[str, ...], name: str
+    frame: pd.DataFrame, fields: tuple[str, ...], name: str, *, whole: bool = True
 ) -> tuple[np.ndarray, list[str]]:
     """Count columns as a float array, and every problem with them."""
     problems: list[str] = []
@@ -1096,7 +1096,7 @@ def _counts(
                 )
         finite = np.isfinite(values)
         fractional = finite & (values != np.floor(np.where(finite, values, 0)))
-        if fractional.any():
+        if whole and fractional.any():
             problems.append(
                 f"{name}[{f!r}] has fractional counts in "
                 f"{_rows(np.flatnonzero(fractional), raw)}; counts must be whole "

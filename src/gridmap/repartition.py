@@ -355,6 +355,10 @@ def repartition(
         so (default 2; ``None``: no bound).  It keeps a plan whose grids were
         out of tolerance for want of a better cut from being reshuffled for a
         small change.
+    **kwargs
+        Further options of :func:`gridmap.delineate`, e.g. ``strict=True`` to
+        refuse rather than repair bad input, ``islands=`` for parts cut off from
+        the rest.
 
     Returns
     -------

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._errors import DisconnectedUnitsError
 from ._graph import UnitGraph
 from .bisection import recursive_bisection
 from .recombine import recombine
@@ -22,6 +23,7 @@ __all__ = [
     "GridAssignment",
     "UnitGraph",
     "connected_without",
+    "find_islands",
     "partition_graph",
     "recombine",
     "refine",
@@ -52,6 +54,8 @@ class GridAssignment:
     kind: list[str] = field(default_factory=list)
     special: dict[int, int] = field(default_factory=dict)
     keep: dict[int, tuple[int, str]] = field(default_factory=dict)
+    #: parts of a community cut off from the rest: ``{"community", "units", "weight"}``
+    islands: list[dict] = field(default_factory=list)
 
     @property
     def n_grids(self) -> int:
@@ -113,6 +117,8 @@ def partition_graph(
     n_starts: int = 4,
     fixed: np.ndarray | None = None,
     fixed_kind: np.ndarray | None = None,
+    islands: str = "own",
+    community_names: list | None = None,
 ) -> GridAssignment:
     """Partition every community's units into balanced, contiguous grids.
 
@@ -132,6 +138,14 @@ def partition_graph(
         For every unit, the carved polygon (road or unit grid) it belongs to, or
         -1; and the kind of every carved polygon.  Each carved polygon is one
         grid, made first and left out of the balance.
+    islands
+        Policy for a part of a community that nothing connects to the rest:
+        ``"own"`` gives it its own grid(s), ``"nearest"`` joins a part too light
+        for a grid to the nearest grid of its community, ``"error"`` raises
+        :class:`~gridmap.DisconnectedUnitsError`.  Every island is recorded in
+        ``GridAssignment.islands``.
+    community_names
+        Names of the communities for messages (default: their numbers).
     """
     rng = np.random.default_rng(seed)
     labels = np.full(g.n, -1, dtype=np.int64)
@@ -161,6 +175,26 @@ def partition_graph(
         rest = nodes[~oversize]
         if not len(rest):
             continue
+        # cut off from the rest of the community, road and unit grids included
+        # (a part beyond a road grid is not an island)
+        found = find_islands(g, np.flatnonzero(community == c))
+        for part in found:
+            out.islands.append({"community": int(c), "units": part,
+                                "weight": float(g.weight[part].sum())})
+        if found and islands == "error":
+            name = community_names[c] if community_names and c < len(community_names) \
+                else c
+            xy = [g.xy[p].mean(axis=0).round(1).tolist() for p in found[:3]]
+            msg = (
+                f"community {name!r} is in {len(found) + 1} parts that nothing connects "
+                f"(islands={islands!r}): {len(found)} island(s) of "
+                f"{', '.join(str(len(p)) for p in found[:5])} unit(s) and weight "
+                f"{', '.join(f'{float(g.weight[p].sum()):g}' for p in found[:5])}, "
+                f"around {xy} (working CRS). Use islands='own' to give each its own "
+                "grid, islands='nearest' to join it to the nearest grid, or fix the "
+                "community boundary."
+            )
+            raise DisconnectedUnitsError(msg)
         ordinary: list[int] = []
         total_w, total_k = 0.0, 0
         pending_small: list[np.ndarray] = []
@@ -192,6 +226,14 @@ def partition_graph(
                 # an empty leftover between a road or unit grid and the area's
                 # edge (a strip of pavement, a corner) goes with that grid
                 labels[part] = min(carved, key=lambda x: (out.kind[x] != "road", x))
+            elif islands == "nearest" and (
+                    near := _nearest_grid(g, labels, part, out, c)) is not None:
+                labels[part] = near
+                out.notes.append(
+                    f"community {c}: a part of {len(part)} units and weight "
+                    f"{float(g.weight[part].sum()):g} is cut off from the rest; it "
+                    "joined the nearest grid (islands='nearest')"
+                )
             else:
                 gid = out.new_grid(c, "island")
                 labels[part] = gid
@@ -208,6 +250,43 @@ def partition_graph(
             )
     out.labels = labels
     return out
+
+
+def find_islands(g: UnitGraph, nodes: np.ndarray) -> list[np.ndarray]:
+    """The parts of ``nodes`` cut off from their main part (heaviest, then largest).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = UnitGraph.from_edges(3, np.array([5.0, 5.0, 1.0]), np.zeros((3, 2)),
+    ...                          np.array([0]), np.array([1]), np.array([1.0]),
+    ...                          np.array([False]))
+    >>> [p.tolist() for p in find_islands(g, np.arange(3))]
+    [[2]]
+    """
+    if len(nodes) < 2:
+        return []
+    comp = g.components(nodes)
+    keys = np.unique(comp)
+    if len(keys) < 2:
+        return []
+    parts = [np.sort(nodes[comp == k]) for k in keys]
+    # the main part: the heaviest, then the largest, then the one with the lowest unit
+    main = max(range(len(parts)), key=lambda i: (float(g.weight[parts[i]].sum()),
+                                                  len(parts[i]), -int(parts[i][0])))
+    return [p for i, p in enumerate(parts) if i != main]
+
+
+def _nearest_grid(g: UnitGraph, labels: np.ndarray, part: np.ndarray,
+                  out: GridAssignment, c: int) -> int | None:
+    """The ordinary grid of community ``c`` whose nearest unit is nearest ``part``."""
+    ok = np.array([out.kind[x] == "community" and out.community[x] == c
+                   and out.flag[x] == "" for x in range(out.n_grids)], dtype=bool)
+    cand = np.flatnonzero((labels >= 0) & ok[np.maximum(labels, 0)])
+    if not len(cand):
+        return None
+    d = np.linalg.norm(g.xy[cand][:, None, :] - g.xy[part][None, :, :], axis=2).min(axis=1)
+    return int(labels[cand[int(np.argmin(d))]])
 
 
 def _best_of(

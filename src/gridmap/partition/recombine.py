@@ -62,6 +62,10 @@ def recombine(
             groups += [[gid, a, b] for n1, a in enumerate(nbrs[:4]) for b in nbrs[n1 + 1:4]]
             for group in groups:
                 nodes = np.flatnonzero(np.isin(labels, group))
+                if len(np.unique(g.components(nodes))) > 1:
+                    # a grid joined by an island across water (islands="nearest")
+                    # cannot be cut along a spanning tree: leave the group alone
+                    continue
                 before = sorted((_dev(w[x], mean) for x in group), reverse=True)
                 n_bad_before = sum(d > tol for d in before)
                 best = None
