@@ -60,7 +60,6 @@ to finish in a fresh process, against GerryChain's call alone.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 import math
 import multiprocessing as mp
 import queue
@@ -70,6 +69,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,7 +177,9 @@ def wuhan_units(n_buildings: int, cache: Path = CACHE) -> Path:
     plan = gridmap.delineate(b, s, target=300, tolerance=0.05, split_above=0)
     u = plan.units[["unit_id", "households", "geometry"]]
     cache.mkdir(parents=True, exist_ok=True)
-    u.to_file(out, layer="units", engine="pyogrio")
+    tmp = out.with_suffix(".part.gpkg")
+    u.to_file(tmp, layer="units", engine="pyogrio")
+    tmp.replace(out)  # whole or not at all
     print(f"  {len(u):,} units in {time.perf_counter() - t:.0f} s", flush=True)
     return out
 
