@@ -547,8 +547,13 @@ def run_case(case: Case, *, cap: float, seed: int, timed_out: dict[str, int],
 def targets(case: Case, results: dict[str, dict[str, Any]]) -> list[str]:
     """The issue's targets on one case, as lines of text."""
     gm, gc, cmd = (results.get(m, {}) for m in ("gridmap", "gerrychain", "command"))
+    st = ""
+    if cmd.get("status") == "ok":
+        st = (f"{case.name}: the command's {cmd['seconds']:.2f} s by stage (s): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in cmd.get("stages", {}).items()
+                          if v is not None))
     if gm.get("status") != "ok" or gc.get("status") != "ok":
-        return [f"{case.name}: no GerryChain figure to compare with"]
+        return [f"{case.name}: no GerryChain figure to compare with"] + ([st] if st else [])
     r = gc["seconds"] / gm["seconds"]
     rc = gc["cpu"] / gm["cpu"]
     pp_gm, pp_gc = gm["fig"]["pp"], gc["fig"]["pp"]
@@ -562,9 +567,7 @@ def targets(case: Case, results: dict[str, dict[str, Any]]) -> list[str]:
         out.append(f"{case.name}: whole delineate command {rw:,.1f}× faster than the "
                    f"recursive_tree_part call alone ({rc:,.1f}× in CPU time; target ≥ 10×: "
                    f"{'met' if rw >= 10 else 'missed'})")
-        st = ", ".join(f"{k} {v:.2f}" for k, v in cmd.get("stages", {}).items()
-                       if v is not None)
-        out.append(f"{case.name}: the command's {cmd['seconds']:.2f} s by stage (s): {st}")
+        out.append(st)
     return out
 
 
