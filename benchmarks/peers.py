@@ -21,7 +21,7 @@ The cases (``--quick``: (b) a 40 × 40 lattice into 48 grids, (c) the units of
 (a) ``providence``: 3,014 real 2010 census blocks of Providence, RI
     (../shared/data/providence-blocks) into 15 grids by ``TOTPOP`` at ±5 %, the
     same call as ``benchmarks/realdata.py``.
-(b) ``lattice``: a regular 100 × 100 lattice of 10 m squares with seeded
+(b) ``lattice10000``: a regular 100 × 100 lattice of 10 m squares with seeded
     weights (integers 10-50) into 300 grids at ±5 %.
 (c) ``wuhan10k``: the about 10,000 units gridmap makes from the 10,000
     buildings nearest the centre of the synthetic Wuhan district
@@ -29,15 +29,17 @@ The cases (``--quick``: (b) a 40 × 40 lattice into 48 grids, (c) the units of
     buildings), every block split into one cell per building
     (``split_above=0``), weighted by estimated households, into 300 grids at
     ±5 %.  The units are made once and kept in ``--cache``.
-(d) ``wuhan100k``: the same for all 100,000 buildings, into grids of about 300
-    households at ±5 %; gridmap and GerryChain only.
+(d) ``wuhan100k``: the same for all 100,000 buildings (``/tmp/wuhan100k``), into
+    grids of about 300 households at ±5 %; gridmap and GerryChain only.  Making
+    its units once took 27 minutes on the 2-core benchmark machine under load.
 
 Every method is given the same graph: gridmap's unit adjacency
 (:func:`gridmap.adjacency.build_adjacency`, units sharing an edge longer than
 1 cm), as gridmap's ``UnitGraph`` for gridmap, a GerryChain ``Graph`` for
 GerryChain and a libpysal ``W`` for spopt.  Building these is not timed; the
 time is that of the partition call alone (``partition_graph``,
-``recursive_tree_part``, ``solve()``).  The same number of grids ``k`` is asked
+``recursive_tree_part``, ``solve()``): wall clock, and CPU (process) time, the
+fairer figure on a machine shared with other work.  The same number of grids ``k`` is asked
 of every method (max-p chooses its own: its floor is the lower end of the
 band, ``(1 - tolerance) × total / k``).  spopt's methods minimise the spread
 of an attribute within regions; they are given the units' centroid
@@ -55,7 +57,8 @@ Figures, computed the same way for every method from its labels:
 
 With case (c) the whole ``gridmap delineate --units`` command (reading the
 file, units, adjacency, partition, metrics, maps, writing) is timed too, start
-to finish in a fresh process, against GerryChain's call alone.
+to finish in a fresh process (CPU time from ``getrusage`` of the child), against
+GerryChain's call alone, with the seconds of each stage from ``metrics.json``.
 """
 
 from __future__ import annotations
