@@ -111,12 +111,14 @@ def test_number_ids_read_back_as_text_still_match(tmp_path):
     b = current(plan)
     nb = gpd.GeoDataFrame({"id": ["new-1"], "households": [40]},
                           geometry=[shapely.box(330, 330, 350, 350)], crs=b.crs)
-    gpd.GeoDataFrame(pd.concat([b, nb], ignore_index=True), crs=b.crs).to_file(
-        tmp_path / "now.gpkg", layer="buildings")
-    new = gridmap.repartition(plan, tmp_path / "now.gpkg")
-    ch = new.metrics["changes"]
-    assert ch["buildings_new"] == 1 and ch["buildings_demolished"] == 0
-    assert new.handover["change"].value_counts().get("new") == 1
+    now = gpd.GeoDataFrame(pd.concat([b, nb], ignore_index=True), crs=b.crs)
+    now.to_file(tmp_path / "now.gpkg", layer="buildings")
+    # read back from file (all text) or in memory (numbers and text mixed)
+    for layer in (tmp_path / "now.gpkg", now):
+        new = gridmap.repartition(plan, layer)
+        ch = new.metrics["changes"]
+        assert ch["buildings_new"] == 1 and ch["buildings_demolished"] == 0
+        assert new.handover["change"].value_counts().get("new") == 1
 
 
 def test_handover_lists_every_building_that_changes_grid(running):

@@ -450,6 +450,8 @@ def _ids_like(plan: GridPlan, ids: pd.Series, id_col: str) -> GridPlan:
         return plan
     b = plan.buildings.copy()
     if numeric(old):
+        if not all(isinstance(x, str) for x in ids):
+            return plan  # numbers and text mixed: the numbers match as they are
         b[id_col] = old.astype(str)
     else:
         as_numbers = pd.to_numeric(old, errors="coerce")
