@@ -177,6 +177,8 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
         must_resize = k_new != len(grids) and abs(mean / tgt - 1) > tol + 1e-9
         if not n_out_before and not must_resize:
             continue  # balanced: nothing moves
+        if before and change < 1e-9:
+            continue  # nobody moved in or out: what was out of tolerance stays as it was
         saved = (a.labels.copy(), a.n_grids, dict(a.mean), len(notes))
 
         def attempt(resize: bool, method: str, c: int = c, tol: float = tol, locked: set[int] = locked,
