@@ -305,6 +305,7 @@ def assemble(
     grids = grids[lead + [c for c in grids.columns if c not in lead]]
 
     # metrics on the working CRS
+    timer.stage("metrics")
     exempt = gpd.GeoSeries(blocks.geometry[exempt_blocks], crs=work_crs)
     grids["single_unit"] = grids["flag"] == "oversize"
     bgrid_ids = new_id[building_grid]
@@ -347,6 +348,7 @@ def assemble(
         }
         for r in grids[grids["reason"] != ""].itertuples()
     ]
+    timer.stage("plan")  # the outputs belong to the assembly again
     grids_out = _to_output(grids, input_crs)
 
     # every input building with its original columns and its grid
@@ -381,7 +383,9 @@ def assemble(
         units_out.insert(0, id_col or "unit_src_id", ids)
     units_out = _to_output(units_out, input_crs)
 
-    timings = timer.done()
+    # the timer's own dict: the stages closed after this (the rest of the
+    # assembly, maps, write) appear in it too
+    timings = timer.timings
     overall = {
         **overall,
         "n_units": len(umap),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -14,6 +13,7 @@ import shapely
 
 from . import io as gio
 from ._errors import GridmapError, InfeasiblePartitionError, LayerValidationError
+from ._progress import STAGES, StageTimer
 from ._validate import Problems, check_layer, check_params, repair_polygons
 from .adjacency import DEFAULT_BARRIERS, build_adjacency, street_rank
 from .partition import GridAssignment, UnitGraph, partition_graph, refine, repair
@@ -38,67 +38,6 @@ _COUNT_FIELDS = ("households", "pop_actual")
 #: further counts carried to the grids when the input has them (population
 #: categories and what drives workload)
 _EXTRA_FIELDS = ("pop_registered", "pop_floating", "pop_absent", "elderly", "shops", "cases")
-
-
-def _peak_rss_mb() -> float | None:
-    """Peak resident memory of this process (MB) since the last reset."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    except (ImportError, OSError):
-        return None
-
-
-def _reset_peak_rss() -> None:
-    # Linux lets a process reset its high-water mark, so each stage gets its own peak
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
-class _Timer:
-    """Seconds and peak memory of each stage, for ``metrics['timings']``.
-
-    Memory is the process's peak resident size during the stage (where the
-    system cannot reset the peak, the peak so far).
-    """
-
-    def __init__(self, progress: bool) -> None:
-        self.timings: dict[str, dict[str, float | None]] = {}
-        self.progress = progress
-        self._t = time.perf_counter()
-        self._stage: str | None = None
-
-    def stage(self, name: str) -> None:
-        self._close()
-        self._stage = name
-        if self.progress:
-            log.info("gridmap: %s …", name)
-        _reset_peak_rss()
-        self._t = time.perf_counter()
-
-    def _close(self) -> None:
-        if self._stage is not None:
-            peak = _peak_rss_mb()
-            self.timings[self._stage] = {
-                "seconds": round(time.perf_counter() - self._t, 3),
-                "peak_mb": round(peak, 1) if peak is not None else None,
-            }
-
-    def done(self) -> dict[str, dict[str, float | None]]:
-        self._close()
-        self._stage = None
-        return self.timings
 
 
 def _street_class_column(streets: gpd.GeoDataFrame, given: str | None) -> str | None:
@@ -233,8 +172,9 @@ def delineate(
     road_max_load: float | None = None,
     community_target: float | None = None,
     community_tolerance: float = 0.2,
-    progress: bool = False,
+    progress: bool | None = None,
     _previous: dict[str, Any] | None = None,
+    _timer: StageTimer | None = None,
 ) -> GridPlan:
     """Delineate balanced, contiguous, street-bounded community grids.
 
@@ -314,6 +254,11 @@ def delineate(
         blocks grouped into contiguous communities of about ``community_target``
         on ``by`` (e.g. 2,000 households, ±``community_tolerance``), then the
         grids inside each, coded sub-district → community → grid.
+    progress
+        A tqdm bar per stage on stderr (a widget in a notebook): ``True``,
+        ``False``, or ``None`` (default) for on when stderr is a terminal or in
+        a notebook.  Either way the seconds and peak memory of every stage are
+        in ``plan.timings`` (``metrics["timings"]``).
 
     Returns
     -------
@@ -333,7 +278,8 @@ def delineate(
     >>> len(plan.grids), plan.grids["households"].tolist()
     (4, [400.0, 400.0, 400.0, 400.0])
     """
-    timer = _Timer(progress)
+    own_timer = _timer is None
+    timer = StageTimer(progress, stages=STAGES[:-2]) if own_timer else _timer
     timer.stage("read")
     notes: list[str] = []
     bld = gio.read_layer(buildings, role="buildings")
@@ -704,6 +650,8 @@ def delineate(
         worker_capacity=worker_capacity,
         street_classes=classes,
     )
+    # the plan's timings are the timer's: what closes now is in them too
+    timer.done(close_bar=own_timer)
     return plan
 
 
