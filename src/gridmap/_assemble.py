@@ -64,8 +64,11 @@ def _one_piece(
     geoms = dissolve_units(ugeoms, labels, n)
     moved = 0
     for _ in range(3):
-        multi = [gid for gid in range(n) if shapely.get_num_geometries(geoms[gid]) > 1]
+        multi = np.flatnonzero(shapely.get_num_geometries(geoms) > 1).tolist()
         changed: set[int] = set()
+        # the grids near a part: measuring the edge it shares with every grid
+        # would be quadratic in the number of grids
+        tree = shapely.STRtree(geoms) if multi else None
         for gid in multi:
             parts = shapely.get_parts(geoms[gid])
             parts = parts[shapely.area(parts) > dust]
@@ -75,17 +78,19 @@ def _one_piece(
             main = int(np.argmax(shapely.area(parts)))
             members = np.flatnonzero(labels == gid)
             anchor = shapely.point_on_surface(ugeoms[members])
-            others = np.array([h for h in range(n) if h != gid])
             for k, part in enumerate(parts):
                 if k == main:
                     continue
                 inside = members[shapely.within(anchor, part.buffer(dust))]
                 if not len(inside):
                     continue
+                rim = part.boundary.buffer(dust)
+                others = np.sort(tree.query(rim))
+                others = others[others != gid]
+                if not len(others):
+                    continue
                 edge = shapely.length(
-                    shapely.intersection(
-                        shapely.boundary(geoms[others]), part.boundary.buffer(dust)
-                    )
+                    shapely.intersection(shapely.boundary(geoms[others]), rim)
                 )
                 if edge.max() <= 0:
                     continue

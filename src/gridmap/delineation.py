@@ -613,16 +613,19 @@ def delineate(
                 newlab[u] = nb[0] if nb else 0
         assignment.labels = newlab
         ucomm = umap["community"].to_numpy()
+        gcomm = np.asarray(assignment.community)
+        gflag = np.array([bool(f) for f in assignment.flag], dtype=bool)
         for c, mean in assignment.mean.items():
-            ordinary = [gid for gid in range(assignment.n_grids)
-                        if assignment.community[gid] == c and not assignment.flag[gid]]
+            ordinary = np.flatnonzero((gcomm == c) & ~gflag)
             if len(ordinary) > 1:
-                grids_c = np.array(ordinary)
-                labels_c = refine(g, assignment.labels, grids=grids_c, mean=mean,
+                # on the community's own graph: its grids never leave it
+                cn = np.flatnonzero(ucomm == c)
+                sub = g.subgraph(cn)
+                labels_c = refine(sub, assignment.labels[cn], grids=ordinary, mean=mean,
                                   tolerance=float(ctol[c]))
-                assignment.labels = repair(g, labels_c, grids=grids_c, mean=mean,
-                                           tolerance=float(ctol[c]),
-                                           rng=np.random.default_rng(seed))
+                assignment.labels[cn] = repair(sub, labels_c, grids=ordinary, mean=mean,
+                                               tolerance=float(ctol[c]),
+                                               rng=np.random.default_rng(seed))
 
     timer.stage("plan")
     plan = _assemble(
