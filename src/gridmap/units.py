@@ -426,7 +426,7 @@ def tessellate(
     groups: np.ndarray,
     *,
     shrink: float = 0.4,
-    segment: float = 2.0,
+    segment: float = 6.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split a block into one cell per building group along lines between them.
 
@@ -571,7 +571,7 @@ def build_units(
     # snap every unit to a millimetre grid: hair-thin slivers that the tessellation
     # leaves along a street collapse, and shared edges get shared vertices
     raw = np.asarray(unit_geom, dtype=object)
-    geoms = _snap(raw, 1e-3)
+    geoms = _polygonal(shapely.set_precision(raw, 1e-3))
     # a unit thinner than the grid collapses: a sliver between two nearly parallel
     # street lines joins the neighbour it shares most edge with (dropping it would
     # leave a hairline gap that splits a grid); one holding a building is kept as
@@ -608,24 +608,6 @@ def build_units(
         geometry=geoms,
     )
     return units, building_unit
-
-
-def _snap(geoms: np.ndarray, grid: float) -> np.ndarray:
-    """:func:`shapely.set_precision` on a ``grid``, polygons kept (largest part).
-
-    Street blocks come from linework noded on that grid already and pass
-    unchanged; snapping them again would cost as much as snapping the cells.
-    """
-    out = geoms.copy()
-    coords, which = shapely.get_coordinates(geoms, return_index=True)
-    scaled = coords / grid
-    off = np.abs(scaled - np.round(scaled)) > 1e-6
-    todo = np.zeros(len(geoms), dtype=bool)
-    todo[which[off.any(axis=1)]] = True
-    todo |= ~shapely.is_valid(geoms) | (shapely.get_type_id(geoms) != 3)
-    if todo.any():
-        out[todo] = _polygonal(shapely.set_precision(geoms[todo], grid))
-    return out
 
 
 def _polygonal(geoms: np.ndarray) -> np.ndarray:
