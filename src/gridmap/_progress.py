@@ -124,7 +124,7 @@ class StageTimer:
             self._bar = tqdm(total=len(stages), desc="gridmap", unit="stage",
                              file=sys.stderr, dynamic_ncols=True,
                              bar_format="{desc}: {n_fmt}/{total_fmt} stages "
-                             "|{bar}| {elapsed} {postfix}")
+                             "|{bar}| {elapsed}{postfix}")
 
     def stage(self, name: str) -> None:
         """Close the stage running (if any) and start ``name``."""
