@@ -554,7 +554,8 @@ def delineate(
         split |= many & (nbld > 1) & (bspecial < 0)
     exempt_blocks = split.copy()
     cells_cache: dict = {}
-    umap, building_unit = build_units(blocks, bgeoms, split, cache=cells_cache)
+    umap, building_unit = build_units(blocks, bgeoms, split, cache=cells_cache,
+                                      progress=timer.progress)
 
     timer.stage("adjacency")
     adj, g = graph_of(umap, building_unit)
@@ -573,7 +574,7 @@ def delineate(
     else:
         assignment = partition_graph(g, ucomm, target=ctarget, tolerance=ctol, seed=seed,
                                      fixed=bspecial[umap["block"].to_numpy()],
-                                     fixed_kind=carve_kind)
+                                     fixed_kind=carve_kind, progress=timer.progress)
     # where balance is out of reach with whole blocks, split the blocks of the
     # offending grids and their neighbours between buildings and move again
     for _round in range(3 if _previous is None else 0):

@@ -532,11 +532,13 @@ def build_units(
     split: np.ndarray,
     *,
     cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
+    progress: bool = False,
 ) -> tuple[gpd.GeoDataFrame, np.ndarray]:
     """Units of the partition: whole blocks, and cells of the blocks in ``split``.
 
     ``cache`` keeps each block's tessellation between calls, so that splitting more
-    blocks does not tessellate again the blocks split before.
+    blocks does not tessellate again the blocks split before.  ``progress`` draws
+    a bar of the blocks on stderr.
 
     Returns the units (columns ``block``, ``community``, ``split``, geometry) and
     the unit index of every building.
@@ -548,7 +550,9 @@ def build_units(
     building_unit = np.full(len(buildings), -1, dtype=np.int64)
     order = np.argsort(blocks.building_block, kind="stable")
     bounds = np.searchsorted(blocks.building_block[order], np.arange(nb + 1))
-    for b in range(nb):
+    from ._progress import bar
+
+    for b in bar(range(nb), desc="units: blocks", enabled=progress):
         members = order[bounds[b] : bounds[b + 1]]
         if not split[b] or len(members) < 2:
             building_unit[members] = len(unit_geom)

@@ -113,6 +113,7 @@ def partition_graph(
     n_starts: int = 4,
     fixed: np.ndarray | None = None,
     fixed_kind: np.ndarray | None = None,
+    progress: bool = False,
 ) -> GridAssignment:
     """Partition every community's units into balanced, contiguous grids.
 
@@ -132,6 +133,8 @@ def partition_graph(
         For every unit, the carved polygon (road or unit grid) it belongs to, or
         -1; and the kind of every carved polygon.  Each carved polygon is one
         grid, made first and left out of the balance.
+    progress
+        A bar of the communities on stderr.
     """
     rng = np.random.default_rng(seed)
     labels = np.full(g.n, -1, dtype=np.int64)
@@ -152,7 +155,10 @@ def partition_graph(
     order = np.argsort(community, kind="stable")
     cvals, cstart = np.unique(community[order], return_index=True)
     cbounds = np.r_[cstart, len(order)]
-    for ci, c in enumerate(cvals.tolist()):
+    from .._progress import bar
+
+    for ci, c in bar(list(enumerate(cvals.tolist())), desc="partition: communities",
+                     enabled=progress):
         # a target and tolerance per community (差异性), or one for all
         target = float(targets[c]) if np.ndim(targets) else float(targets)
         tolerance = float(tolerances[c]) if np.ndim(tolerances) else float(tolerances)
