@@ -19,6 +19,7 @@ def _check(timings, stages):
     for name in stages:
         t = timings[name]
         assert t["seconds"] >= 0, name
+        assert t["cpu_seconds"] >= 0, name
         assert t["peak_mb"] is None or t["peak_mb"] > 0, name
 
 

@@ -95,12 +95,13 @@ def bar(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
 
 
 class StageTimer:
-    """Seconds and peak memory of each stage, for ``metrics["timings"]``, and the
-    stage bar.
+    """Seconds (wall clock and CPU) and peak memory of each stage, for
+    ``metrics["timings"]``, and the stage bar.
 
     ``stage(name)`` closes the stage running and opens ``name``; a stage opened
     again adds to its seconds and keeps the larger peak.  ``done()`` closes the
-    last stage and returns the timings, ``{stage: {"seconds", "peak_mb"}}``.
+    last stage and returns the timings, ``{stage: {"seconds", "cpu_seconds",
+    "peak_mb"}}``; CPU seconds tell a slow stage from a busy machine.
 
     Examples
     --------
@@ -115,6 +116,7 @@ class StageTimer:
         self.timings: dict[str, dict[str, float | None]] = {}
         self.progress = want_progress(progress)
         self._t = time.perf_counter()
+        self._cpu = time.process_time()
         self._stage: str | None = None
         self._closed: set[str] = set()
         self._bar: Any = None
@@ -134,6 +136,7 @@ class StageTimer:
             self._bar.set_postfix_str(name)
         _reset_peak_rss()
         self._t = time.perf_counter()
+        self._cpu = time.process_time()
 
     def bar(self, iterable: Iterable[T], *, total: int | None = None,
             desc: str | None = None) -> Iterable[T]:
@@ -146,15 +149,18 @@ class StageTimer:
             return
         peak = peak_rss_mb()
         sec = time.perf_counter() - self._t
+        cpu = time.process_time() - self._cpu
         # a stage this timer closed before adds up; one recorded elsewhere (the
         # write of to_file) is replaced by this measure of the same work
         old = self.timings.get(self._stage) if self._stage in self._closed else None
         if old is not None:
             sec += float(old["seconds"] or 0.0)
+            cpu += float(old.get("cpu_seconds") or 0.0)
             if peak is not None and old["peak_mb"] is not None:
                 peak = max(peak, float(old["peak_mb"]))
         self.timings[self._stage] = {
             "seconds": round(sec, 3),
+            "cpu_seconds": round(cpu, 3),
             "peak_mb": round(peak, 1) if peak is not None else None,
         }
         if self._bar is not None and self._stage not in self._closed:
