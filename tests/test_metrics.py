@@ -452,3 +452,15 @@ def test_fast_for_a_district():
     assert overall["internal_boundary_m"] == pytest.approx(2 * 55 * xs[-1])
     assert overall["street_share"] == pytest.approx(1.0)
     assert elapsed < 20
+
+
+def test_exempt_edge_shared_by_two_exempt_polygons_counts_once():
+    grids = gpd.GeoDataFrame(
+        {"grid_id": [1, 2], "community_id": [1, 1], "kind": ["community"] * 2,
+         "households": [300, 300]},
+        geometry=[box(0, 0, 500, 500), box(500, 0, 1000, 500)], crs=CRS)
+    exempt = gpd.GeoSeries([box(0, 0, 500, 500), box(500, 0, 1000, 500)], crs=CRS)
+    streets = gpd.GeoSeries([LineString([(0, 600), (1000, 600)])], crs=CRS)
+    _, overall = evaluate(grids, area=box(0, 0, 1000, 500), streets=streets, exempt=exempt)
+    assert overall["internal_boundary_m"] == pytest.approx(500)
+    assert overall["exempt_m"] == pytest.approx(500)

@@ -88,8 +88,11 @@ def _one_piece(
     geoms = dissolve_units(ugeoms, labels, n)
     moved = 0
     for _ in range(3):
-        multi = [gid for gid in range(n) if shapely.get_num_geometries(geoms[gid]) > 1]
+        multi = np.flatnonzero(shapely.get_num_geometries(geoms) > 1).tolist()
         changed: set[int] = set()
+        # the grids near a part: measuring the edge it shares with every grid
+        # would be quadratic in the number of grids
+        tree = shapely.STRtree(geoms) if multi else None
         for gid in multi:
             parts = shapely.get_parts(geoms[gid])
             parts = parts[shapely.area(parts) > dust]
@@ -99,19 +102,19 @@ def _one_piece(
             main = int(np.argmax(shapely.area(parts)))
             members = np.flatnonzero(labels == gid)
             anchor = shapely.point_on_surface(ugeoms[members])
-            others = np.array([h for h in range(n) if h != gid], dtype=np.int64)
-            if not len(others):  # the only grid (an island joined to it): nowhere to go
-                continue
             for k, part in enumerate(parts):
                 if k == main:
                     continue
                 inside = members[shapely.within(anchor, part.buffer(dust))]
                 if not len(inside):
                     continue
+                rim = part.boundary.buffer(dust)
+                others = np.sort(tree.query(rim))
+                others = others[others != gid]
+                if not len(others):
+                    continue
                 edge = shapely.length(
-                    shapely.intersection(
-                        shapely.boundary(geoms[others]), part.boundary.buffer(dust)
-                    )
+                    shapely.intersection(shapely.boundary(geoms[others]), rim)
                 )
                 if edge.max() <= 0:
                     continue
@@ -334,6 +337,7 @@ def assemble(
     grids = grids[lead + [c for c in grids.columns if c not in lead]]
 
     # metrics on the working CRS
+    timer.stage("metrics")
     exempt = gpd.GeoSeries(blocks.geometry[exempt_blocks], crs=work_crs)
     grids["single_unit"] = grids["flag"] == "oversize"
     bgrid_ids = new_id[building_grid]
@@ -376,6 +380,7 @@ def assemble(
         }
         for r in grids[grids["reason"] != ""].itertuples()
     ]
+    timer.stage("plan")  # the outputs belong to the assembly again
     grids_out = _to_output(grids, input_crs)
 
     # every input building with its original columns and its grid
@@ -412,7 +417,9 @@ def assemble(
 
     island_report = _islands(g, umap["community"].to_numpy(), labels, new_id,
                              community_ids)
-    timings = timer.done()
+    # the timer's own dict: the stages closed after this (the rest of the
+    # assembly, maps, write) appear in it too
+    timings = timer.timings
     overall = {
         **overall,
         "n_units": len(umap),

@@ -110,6 +110,149 @@ class Adjacency:
         return g
 
 
+def _segments(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The straight segments of every polygon's rings: ``(x1, y1, x2, y2)``, owner,
+    length; each segment's end points in a fixed (lexicographic) order."""
+    parts, part_of = shapely.get_parts(geoms, return_index=True)
+    rings, ring_of = shapely.get_rings(parts, return_index=True)
+    owner = part_of[ring_of]
+    coords, ring = shapely.get_coordinates(rings, return_index=True)
+    same = ring[1:] == ring[:-1]
+    p, q = coords[:-1][same], coords[1:][same]
+    own = owner[ring[:-1][same]]
+    swap = (q[:, 0] < p[:, 0]) | ((q[:, 0] == p[:, 0]) & (q[:, 1] < p[:, 1]))
+    p, q = np.where(swap[:, None], q, p), np.where(swap[:, None], p, q)
+    seg = np.column_stack([p, q])
+    ln = np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])
+    keep = ln > 0
+    return seg[keep], own[keep], ln[keep]
+
+
+def _interval(a: np.ndarray, b: np.ndarray, lo: float | np.ndarray,
+              hi: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where in [0, 1] the linear ``a + (b - a) t`` lies within [lo, hi]."""
+    slope = b - a
+    flat = np.abs(slope) < 1e-15
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1 = (lo - a) / slope
+        t2 = (hi - a) / slope
+    t_lo = np.where(flat, np.where((a >= lo) & (a <= hi), 0.0, 1.0), np.minimum(t1, t2))
+    t_hi = np.where(flat, np.where((a >= lo) & (a <= hi), 1.0, 0.0), np.maximum(t1, t2))
+    return np.clip(t_lo, 0.0, 1.0), np.clip(t_hi, 0.0, 1.0)
+
+
+def _within(s1: np.ndarray, s2: np.ndarray, hair: float):
+    """The stretch of every segment ``s1`` within ``hair`` of segment ``s2``.
+
+    Returns ``(lo, hi, on_line)``: the stretch from ``lo`` to ``hi`` metres along
+    ``s1``, and whether ``s1`` lies on the line of ``s2`` (to rounding).
+    """
+    q0 = s2[:, :2]
+    d2 = s2[:, 2:] - q0
+    l2 = np.hypot(d2[:, 0], d2[:, 1])
+    u2 = d2 / l2[:, None]
+    r0, r1 = s1[:, :2] - q0, s1[:, 2:] - q0
+    # signed distance across s2, and position along it, of s1's two ends
+    c0 = u2[:, 0] * r0[:, 1] - u2[:, 1] * r0[:, 0]
+    c1 = u2[:, 0] * r1[:, 1] - u2[:, 1] * r1[:, 0]
+    p0 = (u2 * r0).sum(1)
+    p1 = (u2 * r1).sum(1)
+    a_lo, a_hi = _interval(c0, c1, -hair, hair)
+    b_lo, b_hi = _interval(p0, p1, 0.0, l2)
+    t_lo, t_hi = np.maximum(a_lo, b_lo), np.minimum(a_hi, b_hi)
+    l1 = np.hypot(s1[:, 2] - s1[:, 0], s1[:, 3] - s1[:, 1])
+    scale = np.maximum(np.maximum(l1, l2), 1.0)
+    on_line = np.maximum(np.abs(c0), np.abs(c1)) <= 1e-12 * scale * scale
+    return t_lo * l1, np.maximum(t_hi, t_lo) * l1, on_line
+
+
+def _shared_edges(geoms: np.ndarray, min_shared: float, hair: float = 1e-3):
+    """Pairs of polygons sharing an edge longer than ``min_shared``, the length and
+    the shared pieces.
+
+    Segments that two polygons have in common (same end points) are found by
+    sorting, with no geometric overlay: units that tile an area share most of
+    their edges that way.  Where vertices differ (a block beside the cells of its
+    split neighbour) segments running together within ``hair`` of each other
+    are matched by an STRtree and measured along their common stretch.  As with
+    an exact intersection, a pair whose exactly shared edges are no longer than
+    ``min_shared`` is kept only if the edges running together within ``hair``
+    are longer than a metre (a corner where two edges nearly meet is not a
+    shared street).
+
+    Returns ``a, b`` (``a < b``, sorted), ``length``, the shared pieces
+    (segments) and the pair of every piece.
+    """
+    n = len(geoms)
+    empty_i = np.array([], dtype=np.int64)
+    if n < 2:
+        return empty_i, empty_i, np.array([]), np.array([], dtype=object), empty_i
+    seg, own, ln = _segments(geoms)
+    order = np.lexsort((own, seg[:, 3], seg[:, 2], seg[:, 1], seg[:, 0]))
+    seg, own, ln = seg[order], own[order], ln[order]
+    same_next = np.all(seg[1:] == seg[:-1], axis=1)
+    # runs of equal segments: every two owners in a run share it
+    start = np.flatnonzero(np.r_[True, ~same_next])
+    size = np.diff(np.r_[start, len(seg)])
+    pa, pb, plen, pseg = [], [], [], []
+    for k in range(1, int(size.max(initial=1))):
+        # the k-th member of each run with the ones before it
+        runs = start[size > k]
+        for j in range(k):
+            x, y = own[runs + j], own[runs + k]
+            ok = x != y
+            pa.append(np.minimum(x, y)[ok])
+            pb.append(np.maximum(x, y)[ok])
+            plen.append(ln[runs + k][ok])
+            pseg.append(seg[runs + k][ok])
+    flags = [np.ones(len(x), dtype=bool) for x in pa]
+    # segments with no exact twin: look for one running along them within a hair
+    alone = size == 1
+    lone = start[alone]
+    if len(lone):
+        lines = shapely.linestrings(seg[lone].reshape(-1, 2, 2))
+        tree = shapely.STRtree(lines)
+        i, j = tree.query(lines, predicate="dwithin", distance=hair)
+        keep = (i < j) & (own[lone][i] != own[lone][j])
+        i, j = i[keep], j[keep]
+        s1, s2 = seg[lone][i], seg[lone][j]
+        lo, hi, on_line = _within(s1, s2, hair)
+        along = hi > lo
+        i, j, lo, hi = i[along], j[along], lo[along], hi[along]
+        near_exact = on_line[along]
+        s1 = s1[along]
+        d = s1[:, 2:] - s1[:, :2]
+        l1 = np.hypot(d[:, 0], d[:, 1])
+        uu = d / l1[:, None]
+        base = s1[:, :2]
+        x, y = own[lone][i], own[lone][j]
+        piece = np.column_stack([base + uu * lo[:, None], base + uu * hi[:, None]])
+        pa.append(np.minimum(x, y))
+        pb.append(np.maximum(x, y))
+        plen.append(hi - lo)
+        pseg.append(piece)
+        flags.append(near_exact)
+    if not pa:
+        return empty_i, empty_i, np.array([]), np.array([], dtype=object), empty_i
+    pa_, pb_ = np.concatenate(pa), np.concatenate(pb)
+    plen_, pseg_ = np.concatenate(plen), np.concatenate(pseg)
+    is_exact = np.concatenate(flags)
+    key = pa_ * n + pb_
+    uniq, inv = np.unique(key, return_inverse=True)
+    exact = np.bincount(inv, weights=np.where(is_exact, plen_, 0.0), minlength=len(uniq))
+    total = np.bincount(inv, weights=plen_, minlength=len(uniq))
+    ok = (exact > min_shared) | (total > max(min_shared, 1.0))
+    length = np.where(exact > min_shared, exact, total)
+    # pieces of the pairs kept, grouped by pair (for the street along each edge)
+    new_index = np.cumsum(ok) - 1
+    use = ok[inv] & (is_exact | (exact[inv] <= min_shared))
+    pieces = shapely.linestrings(pseg_[use].reshape(-1, 2, 2))
+    piece_pair = new_index[inv[use]]
+    by_pair = np.argsort(piece_pair, kind="stable")
+    a, b = uniq[ok] // n, uniq[ok] % n
+    return a, b, length[ok], pieces[by_pair], piece_pair[by_pair]
+
+
 def build_adjacency(
     geoms: np.ndarray,
     *,
@@ -156,38 +299,16 @@ def build_adjacency(
         costs.update(cut_cost)
     geoms = np.asarray(geoms, dtype=object)
     n = len(geoms)
-    tree = shapely.STRtree(geoms)
-    a, b = tree.query(geoms, predicate="intersects")
-    keep = a < b
-    a, b = a[keep], b[keep]
-    bnd = shapely.boundary(geoms)
-    shared = shapely.intersection(bnd[a], bnd[b])
-    length = shapely.length(shared)
-    # where two edges run together but their vertices differ by floating point
-    # (a block beside the cells of a split block), the exact intersection is only
-    # points: measure the one boundary within a hair of the other instead
-    thin = length <= min_shared
-    if thin.any():
-        near = shapely.intersection(bnd[a[thin]], shapely.buffer(bnd[b[thin]], 1e-3))
-        near_len = shapely.length(near)
-        # a real shared edge runs for metres; a few centimetres within a hair is
-        # a corner where two edges nearly meet, not a shared street
-        fix = near_len > max(min_shared, 1.0)
-        idx = np.flatnonzero(thin)[fix]
-        shared[idx] = shapely.line_merge(shapely.intersection(bnd[a[idx]], shapely.buffer(
-            bnd[b[idx]], 1e-3, cap_style="flat")))
-        length[idx] = near_len[fix]
-    keep = length > min_shared
-    a, b, shared, length = a[keep], b[keep], shared[keep], length[keep]
-
+    a, b, length, pieces, piece_pair = _shared_edges(geoms, min_shared)
     kind = np.full(len(a), "street", dtype=object)
     if block is not None:
         inside = np.asarray(block)[a] == np.asarray(block)[b]
     else:
         inside = np.zeros(len(a), dtype=bool)
     if streets is not None and len(streets) and len(a):
+        shared = shapely.multilinestrings(pieces, indices=piece_pair)
         mid = shapely.line_interpolate_point(
-            shapely.line_merge(shapely.force_2d(shared)), 0.5, normalized=True
+            shapely.line_merge(shared), 0.5, normalized=True
         )
         # line_merge of a collection may fail to give a line: use any point of it
         bad = shapely.is_empty(mid) | shapely.is_missing(mid)

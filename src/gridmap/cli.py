@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--reference", default="pop_actual",
                     help="field the real load is measured on (default pop_actual)")
     cp.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _progress_option(cp)
     cp.set_defaults(target=900.0)
     return p
 
@@ -234,6 +235,17 @@ def _output_options(p: argparse.ArgumentParser, *, no_map: bool = False) -> None
                        help="do not write coverage.html and workload.html")
     _map_options(p)
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _progress_option(p)
+
+
+def _progress_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars on stderr (--quiet turns them off too)")
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    """Bars unless --quiet or --no-progress."""
+    return not (getattr(args, "quiet", False) or getattr(args, "no_progress", False))
 
 
 def _map_options(p: argparse.ArgumentParser) -> None:
@@ -359,19 +371,32 @@ def _plan_kwargs(args: argparse.Namespace) -> dict:
         community_tolerance=args.community_tolerance,
         strict=args.strict,
         islands=args.islands,
-        progress=not args.quiet,
+        progress=_progress(args),
     )
 
 
 def _delineate(args: argparse.Namespace) -> int:
+    from ._progress import STAGES, StageTimer
     from .delineation import delineate
 
-    plan = delineate(args.buildings, args.streets, args.population, by=args.by,
-                     **_plan_kwargs(args))
-    out = plan.to_file(args.out)
-    written = [out / "plan.gpkg", out / "metrics.json"]
-    if not args.no_map:
-        written += _write_maps(plan, out, args)
+    kw = _plan_kwargs(args)
+    # one stage bar for the whole command, maps and write included
+    timer = StageTimer(kw.pop("progress"),
+                       stages=STAGES if not args.no_map else STAGES[:-2] + ("write",))
+    try:
+        plan = delineate(args.buildings, args.streets, args.population, by=args.by,
+                         _timer=timer, **kw)
+        timer.stage("write")
+        out = plan.to_file(args.out)
+        written = [out / "plan.gpkg", out / "metrics.json"]
+        if not args.no_map:
+            timer.stage("maps")
+            written += _write_maps(plan, out, args)
+            # metrics.json again, now with the time the maps took
+            timer.done()
+            plan._write_metrics(out)
+    finally:
+        timer.close()
     if not args.quiet:
         print(plan)
         for note in plan.metrics.get("notes", []):
@@ -389,7 +414,7 @@ def _repartition(args: argparse.Namespace) -> int:
 
     plan = repartition(args.plan, args.buildings, args.population, by=args.by,
                        target=args.target, tolerance=args.tolerance, lock=args.lock,
-                       seed=args.seed, id_column=args.id_column, progress=not args.quiet,
+                       seed=args.seed, id_column=args.id_column, progress=_progress(args),
                        strict=args.strict, islands=args.islands)
     out = plan.to_file(args.out)
     ch = plan.metrics["changes"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -21,6 +20,7 @@ from ._errors import (
     InfeasiblePartitionError,
     LayerValidationError,
 )
+from ._progress import STAGES, StageTimer
 from ._validate import Problems, repair_polygons, validate_inputs
 from .adjacency import DEFAULT_BARRIERS, build_adjacency, street_rank
 from .partition import GridAssignment, UnitGraph, partition_graph, refine, repair
@@ -47,67 +47,6 @@ ISLAND_POLICIES = ("own", "nearest", "error")
 #: further counts carried to the grids when the input has them (population
 #: categories and what drives workload)
 _EXTRA_FIELDS = ("pop_registered", "pop_floating", "pop_absent", "elderly", "shops", "cases")
-
-
-def _peak_rss_mb() -> float | None:
-    """Peak resident memory of this process (MB) since the last reset."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    except (ImportError, OSError):
-        return None
-
-
-def _reset_peak_rss() -> None:
-    # Linux lets a process reset its high-water mark, so each stage gets its own peak
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
-class _Timer:
-    """Seconds and peak memory of each stage, for ``metrics['timings']``.
-
-    Memory is the process's peak resident size during the stage (where the
-    system cannot reset the peak, the peak so far).
-    """
-
-    def __init__(self, progress: bool) -> None:
-        self.timings: dict[str, dict[str, float | None]] = {}
-        self.progress = progress
-        self._t = time.perf_counter()
-        self._stage: str | None = None
-
-    def stage(self, name: str) -> None:
-        self._close()
-        self._stage = name
-        if self.progress:
-            log.info("gridmap: %s …", name)
-        _reset_peak_rss()
-        self._t = time.perf_counter()
-
-    def _close(self) -> None:
-        if self._stage is not None:
-            peak = _peak_rss_mb()
-            self.timings[self._stage] = {
-                "seconds": round(time.perf_counter() - self._t, 3),
-                "peak_mb": round(peak, 1) if peak is not None else None,
-            }
-
-    def done(self) -> dict[str, dict[str, float | None]]:
-        self._close()
-        self._stage = None
-        return self.timings
 
 
 def _street_class_column(streets: gpd.GeoDataFrame, given: str | None) -> str | None:
@@ -244,8 +183,9 @@ def delineate(
     community_tolerance: float = 0.2,
     strict: bool = False,
     islands: str = "own",
-    progress: bool = False,
+    progress: bool | None = None,
     _previous: dict[str, Any] | None = None,
+    _timer: StageTimer | None = None,
 ) -> GridPlan:
     """Delineate balanced, contiguous, street-bounded community grids.
 
@@ -339,6 +279,11 @@ def delineate(
         blocks grouped into contiguous communities of about ``community_target``
         on ``by`` (e.g. 2,000 households, ±``community_tolerance``), then the
         grids inside each, coded sub-district → community → grid.
+    progress
+        A tqdm bar per stage on stderr (a widget in a notebook): ``True``,
+        ``False``, or ``None`` (default) for on when stderr is a terminal or in
+        a notebook.  Either way the seconds and peak memory of every stage are
+        in ``plan.timings`` (``metrics["timings"]``).
 
     Returns
     -------
@@ -358,7 +303,8 @@ def delineate(
     >>> len(plan.grids), plan.grids["households"].tolist()
     (4, [400.0, 400.0, 400.0, 400.0])
     """
-    timer = _Timer(progress)
+    own_timer = _timer is None
+    timer = StageTimer(progress, stages=STAGES[:-2]) if own_timer else _timer
     timer.stage("read")
     if not isinstance(strict, bool):
         msg = f"strict must be True or False, got {strict!r}."
@@ -663,7 +609,8 @@ def delineate(
             split |= np.isin(bcomm_all, list(touched)) & (nbld > 1) & (bspecial < 0)
     exempt_blocks = split.copy()
     cells_cache: dict = {}
-    umap, building_unit = build_units(blocks, bgeoms, split, cache=cells_cache)
+    umap, building_unit = build_units(blocks, bgeoms, split, cache=cells_cache,
+                                      progress=timer.progress)
 
     timer.stage("adjacency")
     adj, g = graph_of(umap, building_unit)
@@ -686,7 +633,8 @@ def delineate(
         assignment = partition_graph(g, ucomm, target=ctarget, tolerance=ctol, seed=seed,
                                      fixed=bspecial[umap["block"].to_numpy()],
                                      fixed_kind=carve_kind, islands=islands,
-                                     community_names=community_ids)
+                                     community_names=community_ids,
+                                     progress=timer.progress)
     # where balance is out of reach with whole blocks, split the blocks of the
     # offending grids and their neighbours between buildings and move again
     for _round in range(3 if _previous is None else 0):
@@ -726,16 +674,19 @@ def delineate(
                 newlab[u] = nb[0] if nb else 0
         assignment.labels = newlab
         ucomm = umap["community"].to_numpy()
+        gcomm = np.asarray(assignment.community)
+        gflag = np.array([bool(f) for f in assignment.flag], dtype=bool)
         for c, mean in assignment.mean.items():
-            ordinary = [gid for gid in range(assignment.n_grids)
-                        if assignment.community[gid] == c and not assignment.flag[gid]]
+            ordinary = np.flatnonzero((gcomm == c) & ~gflag)
             if len(ordinary) > 1:
-                grids_c = np.array(ordinary)
-                labels_c = refine(g, assignment.labels, grids=grids_c, mean=mean,
+                # on the community's own graph: its grids never leave it
+                cn = np.flatnonzero(ucomm == c)
+                sub = g.subgraph(cn)
+                labels_c = refine(sub, assignment.labels[cn], grids=ordinary, mean=mean,
                                   tolerance=float(ctol[c]))
-                assignment.labels = repair(g, labels_c, grids=grids_c, mean=mean,
-                                           tolerance=float(ctol[c]),
-                                           rng=np.random.default_rng(seed))
+                assignment.labels[cn] = repair(sub, labels_c, grids=ordinary, mean=mean,
+                                               tolerance=float(ctol[c]),
+                                               rng=np.random.default_rng(seed))
 
     timer.stage("plan")
     plan = _assemble(
@@ -780,6 +731,8 @@ def delineate(
                + (" …" if len(isl) > 5 else ""))
         plan.metrics["notes"].append(msg)
         warnings.warn(msg, GridmapWarning, stacklevel=2)
+    # the plan's timings are the timer's: what closes now is in them too
+    timer.done(close_bar=own_timer)
     return plan
 
 

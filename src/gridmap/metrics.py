@@ -429,11 +429,25 @@ def _boundaries(
 
     exempt_m = 0.0
     if len(exempt_geoms):
-        block = shapely.union_all(exempt_geoms)
-        shapely.prepare(block)
+        # each segment against the exempt polygons near it: cutting every segment
+        # with the union of all of them costs the size of that union each time
         off = internal[~on_street]
-        hit = off[shapely.intersects(off, block)]
-        exempt_m = float(shapely.length(shapely.intersection(hit, block)).sum())
+        tree = shapely.STRtree(exempt_geoms)
+        si, bi = tree.query(off, predicate="intersects")
+        pieces = shapely.intersection(off[si], exempt_geoms[bi])
+        plen = shapely.length(pieces)
+        pos = plen > 0
+        si, pieces, plen = si[pos], pieces[pos], plen[pos]
+        n_hit = np.bincount(si, minlength=len(off))
+        alone = n_hit[si] == 1
+        exempt_m = float(plen[alone].sum())
+        # a segment in two polygons (along the edge they share): its pieces once
+        rest = np.flatnonzero(~alone)
+        if len(rest):
+            order = rest[np.argsort(si[rest], kind="stable")]
+            cut = np.flatnonzero(np.diff(si[order])) + 1
+            for group in np.split(order, cut):
+                exempt_m += float(shapely.length(shapely.union_all(pieces[group])))
 
     figures: dict[str, Any] = {
         "internal_boundary_m": internal_m,

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,19 @@ class GridPlan:
         return self.metrics.get("params", {})
 
     @property
+    def timings(self) -> dict[str, dict[str, float | None]]:
+        """Seconds and peak memory (MB) of every stage of the run.
+
+        ``{stage: {"seconds": s, "cpu_seconds": s, "peak_mb": mb}}`` for read,
+        population, units,
+        adjacency, partition, plan (dissolving and coding the grids), metrics
+        and, once written by :meth:`to_file` or the command line, write and maps;
+        the same as ``metrics["timings"]``.  Peak memory is the process's peak
+        resident size during the stage (see :mod:`gridmap._progress`).
+        """
+        return self.metrics.setdefault("timings", {})
+
+    @property
     def violations(self) -> pd.DataFrame:
         """Grids outside the balance tolerance, with the reason."""
         g = self.grids
@@ -152,6 +166,10 @@ class GridPlan:
 
         return static_map(self, path, **kwargs)
 
+    def _write_metrics(self, folder: str | os.PathLike) -> Path:
+        """(Re)write ``metrics.json`` in ``folder``, e.g. after the maps are timed."""
+        return _write_metrics_file(self.metrics, Path(folder))
+
     def to_file(self, out_dir: str | os.PathLike, *, units: bool = True) -> Path:
         """Write ``plan.gpkg`` and ``metrics.json``.
 
@@ -163,6 +181,10 @@ class GridPlan:
 
         Returns the folder written.
         """
+        from ._progress import _reset_peak_rss, peak_rss_mb
+
+        t0, c0 = time.perf_counter(), time.process_time()
+        _reset_peak_rss()
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".gridmap-", dir=out))
@@ -174,15 +196,28 @@ class GridPlan:
                 self.units.to_file(gpkg, layer="units", driver="GPKG", engine="pyogrio")
             if self.streets is not None and len(self.streets):
                 self.streets.to_file(gpkg, layer="streets", driver="GPKG", engine="pyogrio")
-            (tmp / METRICS_FILE).write_text(
-                json.dumps(_jsonable(self.metrics), ensure_ascii=False, indent=2),
-                encoding="utf-8",
-            )
+            peak = peak_rss_mb()
+            self.timings["write"] = {
+                "seconds": round(time.perf_counter() - t0, 3),
+                "cpu_seconds": round(time.process_time() - c0, 3),
+                "peak_mb": round(peak, 1) if peak is not None else None,
+            }
+            self._write_metrics(tmp)
             for name in (PLAN_FILE, METRICS_FILE):
                 os.replace(tmp / name, out / name)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return out
+
+
+def _write_metrics_file(metrics: dict[str, Any], folder: Path) -> Path:
+    """Write ``metrics.json`` into ``folder`` atomically."""
+    path = Path(folder) / METRICS_FILE
+    tmp = path.with_name(f".{METRICS_FILE}.tmp")
+    tmp.write_text(json.dumps(_jsonable(metrics), ensure_ascii=False, indent=2),
+                   encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def read_plan(path: str | os.PathLike) -> GridPlan:

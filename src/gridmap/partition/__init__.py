@@ -119,6 +119,7 @@ def partition_graph(
     fixed_kind: np.ndarray | None = None,
     islands: str = "own",
     community_names: list | None = None,
+    progress: bool = False,
 ) -> GridAssignment:
     """Partition every community's units into balanced, contiguous grids.
 
@@ -146,6 +147,8 @@ def partition_graph(
         ``GridAssignment.islands``.
     community_names
         Names of the communities for messages (default: their numbers).
+    progress
+        A bar of the communities on stderr.
     """
     rng = np.random.default_rng(seed)
     labels = np.full(g.n, -1, dtype=np.int64)
@@ -163,15 +166,25 @@ def partition_graph(
             out.special[gid] = int(sp)
             labels[members] = gid
             free[members] = False
-    for c in np.unique(community).tolist():
+    order = np.argsort(community, kind="stable")
+    cvals, cstart = np.unique(community[order], return_index=True)
+    cbounds = np.r_[cstart, len(order)]
+    from .._progress import bar
+
+    for ci, c in bar(list(enumerate(cvals.tolist())), desc="partition: communities",
+                     enabled=progress):
         # a target and tolerance per community (差异性), or one for all
         target = float(targets[c]) if np.ndim(targets) else float(targets)
         tolerance = float(tolerances[c]) if np.ndim(tolerances) else float(tolerances)
-        nodes = np.flatnonzero((community == c) & free)
-        w = g.weight[nodes]
+        # the community's own graph: no grid leaves it, and arrays the size of
+        # the whole district in the inner loops would make the run quadratic
+        cn = np.sort(order[cbounds[ci]:cbounds[ci + 1]])
+        sub = g.subgraph(cn)
+        nodes = np.flatnonzero(free[cn])  # local
+        w = sub.weight[nodes]
         oversize = w > target * (1 + tolerance)
         for u in nodes[oversize].tolist():
-            labels[u] = out.new_grid(c, "oversize")
+            labels[cn[u]] = out.new_grid(c, "oversize")
         rest = nodes[~oversize]
         if not len(rest):
             continue
@@ -198,21 +211,21 @@ def partition_graph(
         ordinary: list[int] = []
         total_w, total_k = 0.0, 0
         pending_small: list[np.ndarray] = []
-        for part in _parts(g, rest, target, tolerance):
-            wsum = float(g.weight[part].sum())
+        for part in _parts(sub, rest, target, tolerance):
+            wsum = float(sub.weight[part].sum())
             k = round(wsum / target)
             if k == 0:
-                pending_small.append(part)
+                pending_small.append(cn[part])
                 continue
             k = min(k, len(part))
-            pieces = _best_of(g, part, k, wsum / k, tolerance, rng, n_trees, n_starts)
+            pieces = _best_of(sub, part, k, wsum / k, tolerance, rng, n_trees, n_starts)
             for p in pieces:
                 gid = out.new_grid(c)
-                labels[p] = gid
+                labels[cn[p]] = gid
                 ordinary.append(gid)
             total_w += wsum
             total_k += len(pieces)
-        for part in pending_small:
+        for part in pending_small:  # global positions: they may touch carved grids
             # too light for a grid: join an adjacent grid, else stand alone
             # a community grid of this community: an ordinary one first (an
             # oversize grid should stay one unit); never a road or unit grid
@@ -245,8 +258,8 @@ def partition_graph(
         mean = total_w / total_k if total_k else target
         out.mean[c] = mean
         if len(ordinary) > 1:
-            labels[:] = refine(
-                g, labels, grids=np.array(ordinary), mean=mean, tolerance=tolerance
+            labels[cn] = refine(
+                sub, labels[cn], grids=np.array(ordinary), mean=mean, tolerance=tolerance
             )
     out.labels = labels
     return out

@@ -67,6 +67,21 @@ class UnitGraph:
             eid,
         )
 
+    def subgraph(self, nodes: np.ndarray) -> UnitGraph:
+        """The graph ``nodes`` (sorted, distinct) induce, nodes renumbered 0..len-1.
+
+        Node and edge order are kept, so that whatever runs on the subgraph makes
+        the same choices, in the same order, as on the whole graph; working on
+        one community's subgraph keeps every array the size of the community.
+        """
+        nodes = np.asarray(nodes, dtype=np.int64)
+        loc = np.full(self.n, -1, dtype=np.int64)
+        loc[nodes] = np.arange(len(nodes))
+        em = (loc[self.i] >= 0) & (loc[self.j] >= 0)
+        return UnitGraph.from_edges(len(nodes), self.weight[nodes], self.xy[nodes],
+                                    loc[self.i[em]], loc[self.j[em]], self.cut[em],
+                                    self.barrier[em])
+
     def matrix(self, values: np.ndarray | None = None, edges: np.ndarray | None = None):
         """Symmetric sparse matrix of the edges (``edges`` mask) with ``values``."""
         sel = np.ones(len(self.i), dtype=bool) if edges is None else edges

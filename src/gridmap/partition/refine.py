@@ -251,6 +251,9 @@ def refine(
                 # tabu unless it leads to a state better than any seen (aspiration)
                 if tabu.get((v, dst), -1) >= it and f_now + dv >= f_best - 1e-9:
                     continue
+                # the cut is only a tie-breaker: worked out only where it can decide
+                if best is not None and (dv, dvar) > best[0][:2]:
+                    continue
                 key = (dv, dvar, _cut_delta(g, labels, v, src, dst), v, dst)
                 if best is not None and key >= best[0]:
                     continue
