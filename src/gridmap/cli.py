@@ -212,6 +212,7 @@ def _plan_options(d: argparse.ArgumentParser, *, by: bool = True) -> None:
     d.add_argument("--community-tolerance", type=float, default=0.2,
                    help="tolerance of the communities delineated first (default 0.2)")
     _check_options(d)
+    _dask_option(d)
     d.add_argument("--group", action="append", default=[], metavar="COLUMN",
                    help="a further count column to carry to every grid (key persons, "
                    "people needing care...; repeatable)")
@@ -236,6 +237,13 @@ def _output_options(p: argparse.ArgumentParser, *, no_map: bool = False) -> None
     _map_options(p)
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     _progress_option(p)
+
+
+def _dask_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dask", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="partition the communities in parallel on Dask: alone, a "
+                   "cluster on this machine; with an address (tcp://host:8786), that "
+                   "scheduler's cluster. Same plan. Needs pip install 'gridmap[dask]'")
 
 
 def _progress_option(p: argparse.ArgumentParser) -> None:
@@ -372,6 +380,7 @@ def _plan_kwargs(args: argparse.Namespace) -> dict:
         strict=args.strict,
         islands=args.islands,
         progress=_progress(args),
+        scheduler=args.dask,
     )
 
 

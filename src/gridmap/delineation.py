@@ -184,6 +184,7 @@ def delineate(
     strict: bool = False,
     islands: str = "own",
     progress: bool | None = None,
+    scheduler: str | None = None,
     _previous: dict[str, Any] | None = None,
     _timer: StageTimer | None = None,
 ) -> GridPlan:
@@ -284,6 +285,12 @@ def delineate(
         ``False``, or ``None`` (default) for on when stderr is a terminal or in
         a notebook.  Either way the seconds and peak memory of every stage are
         in ``plan.timings`` (``metrics["timings"]``).
+    scheduler
+        Partition the communities in parallel on Dask: ``"local"`` for a
+        cluster on this machine (a worker per core), or the address of a
+        running Dask scheduler (``"tcp://10.0.0.5:8786"``).  Default None: one
+        after the other.  The plan is the same either way.  Needs
+        ``pip install "gridmap[dask]"``.
 
     Returns
     -------
@@ -634,7 +641,7 @@ def delineate(
                                      fixed=bspecial[umap["block"].to_numpy()],
                                      fixed_kind=carve_kind, islands=islands,
                                      community_names=community_ids,
-                                     progress=timer.progress)
+                                     progress=timer.progress, scheduler=scheduler)
     # where balance is out of reach with whole blocks, split the blocks of the
     # offending grids and their neighbours between buildings and move again
     for _round in range(3 if _previous is None else 0):

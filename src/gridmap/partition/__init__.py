@@ -10,6 +10,7 @@ local moves then restore balance and shorten the boundaries.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -120,6 +121,7 @@ def partition_graph(
     islands: str = "own",
     community_names: list | None = None,
     progress: bool = False,
+    scheduler: str | None = None,
 ) -> GridAssignment:
     """Partition every community's units into balanced, contiguous grids.
 
@@ -149,8 +151,11 @@ def partition_graph(
         Names of the communities for messages (default: their numbers).
     progress
         A bar of the communities on stderr.
+    scheduler
+        Where the communities are partitioned: None here, one after the other;
+        ``"local"`` a Dask cluster on this machine; or a Dask scheduler's address
+        (see :func:`gridmap.parallel.community_map`).  The plan is the same.
     """
-    rng = np.random.default_rng(seed)
     labels = np.full(g.n, -1, dtype=np.int64)
     out = GridAssignment(labels)
     targets, tolerances = target, tolerance
@@ -170,19 +175,20 @@ def partition_graph(
     cvals, cstart = np.unique(community[order], return_index=True)
     cbounds = np.r_[cstart, len(order)]
     from .._progress import bar
+    from ..parallel import community_map
 
-    for ci, c in bar(list(enumerate(cvals.tolist())), desc="partition: communities",
-                     enabled=progress):
+    # what each community is: its units (global positions), its own graph (no
+    # grid leaves it, and arrays the size of the whole district in the inner
+    # loops would make the run quadratic), its target and tolerance
+    todo = []
+    for ci, c in enumerate(cvals.tolist()):
         # a target and tolerance per community (差异性), or one for all
         target = float(targets[c]) if np.ndim(targets) else float(targets)
         tolerance = float(tolerances[c]) if np.ndim(tolerances) else float(tolerances)
-        # the community's own graph: no grid leaves it, and arrays the size of
-        # the whole district in the inner loops would make the run quadratic
         cn = np.sort(order[cbounds[ci]:cbounds[ci + 1]])
         sub = g.subgraph(cn)
         nodes = np.flatnonzero(free[cn])  # local
-        w = sub.weight[nodes]
-        oversize = w > target * (1 + tolerance)
+        oversize = sub.weight[nodes] > target * (1 + tolerance)
         for u in nodes[oversize].tolist():
             labels[cn[u]] = out.new_grid(c, "oversize")
         rest = nodes[~oversize]
@@ -208,24 +214,29 @@ def partition_graph(
                 "community boundary."
             )
             raise DisconnectedUnitsError(msg)
+        todo.append((c, cn, sub, rest, target, tolerance))
+
+    # the communities are cut independently, each with its own random stream,
+    # so that they may run anywhere, in any order, and give the same plan
+    def seed_of(c: int) -> Any:
+        return None if seed is None else [int(seed), int(c)]
+
+    tasks = [(sub, rest, target, tolerance, seed_of(c), n_trees, n_starts)
+             for (c, cn, sub, rest, target, tolerance) in todo]
+    if scheduler is None:
+        cuts = [_cut_community(*t) for t in bar(tasks, desc="partition: communities",
+                                                 enabled=progress)]
+    else:
+        cuts = community_map(_cut_community, tasks, scheduler=scheduler)
+    to_refine = []
+    for (c, cn, sub, rest, target, tolerance), (pieces, pending, total_w) in zip(
+            todo, cuts, strict=True):
         ordinary: list[int] = []
-        total_w, total_k = 0.0, 0
-        pending_small: list[np.ndarray] = []
-        for part in _parts(sub, rest, target, tolerance):
-            wsum = float(sub.weight[part].sum())
-            k = round(wsum / target)
-            if k == 0:
-                pending_small.append(cn[part])
-                continue
-            k = min(k, len(part))
-            pieces = _best_of(sub, part, k, wsum / k, tolerance, rng, n_trees, n_starts)
-            for p in pieces:
-                gid = out.new_grid(c)
-                labels[cn[p]] = gid
-                ordinary.append(gid)
-            total_w += wsum
-            total_k += len(pieces)
-        for part in pending_small:  # global positions: they may touch carved grids
+        for p in pieces:
+            gid = out.new_grid(c)
+            labels[cn[p]] = gid
+            ordinary.append(gid)
+        for part in (cn[p] for p in pending):  # global positions: they may touch carved grids
             # too light for a grid: join an adjacent grid, else stand alone
             # a community grid of this community: an ordinary one first (an
             # oversize grid should stay one unit); never a road or unit grid
@@ -255,14 +266,46 @@ def partition_graph(
                     f"{float(g.weight[part].sum()):g} is cut off from the rest; "
                     "it is a grid of its own"
                 )
-        mean = total_w / total_k if total_k else target
+        mean = total_w / len(pieces) if pieces else target
         out.mean[c] = mean
         if len(ordinary) > 1:
-            labels[cn] = refine(
-                sub, labels[cn], grids=np.array(ordinary), mean=mean, tolerance=tolerance
-            )
+            to_refine.append((cn, (sub, labels[cn]), {
+                "grids": np.array(ordinary), "mean": mean, "tolerance": tolerance}))
+    # the balance moves, community by community (they touch only their own units)
+    tasks = [(sub, lab, kw["grids"], kw["mean"], kw["tolerance"])
+             for _, (sub, lab), kw in to_refine]
+    refined = (community_map(_refine_community, tasks, scheduler=scheduler)
+               if scheduler is not None else [_refine_community(*t) for t in tasks])
+    for (cn, _, _), lab in zip(to_refine, refined, strict=True):
+        labels[cn] = lab
     out.labels = labels
     return out
+
+
+def _cut_community(sub: UnitGraph, rest: np.ndarray, target: float, tolerance: float,
+                   seed: Any, n_trees: int, n_starts: int,
+                   ) -> tuple[list[np.ndarray], list[np.ndarray], float]:
+    """One community cut into grids: the pieces, the parts too light for a grid
+    (local positions) and the weight of the pieces."""
+    rng = np.random.default_rng(seed)
+    pieces: list[np.ndarray] = []
+    pending: list[np.ndarray] = []
+    total_w = 0.0
+    for part in _parts(sub, rest, target, tolerance):
+        wsum = float(sub.weight[part].sum())
+        k = round(wsum / target)
+        if k == 0:
+            pending.append(part)
+            continue
+        k = min(k, len(part))
+        pieces.extend(_best_of(sub, part, k, wsum / k, tolerance, rng, n_trees, n_starts))
+        total_w += wsum
+    return pieces, pending, total_w
+
+
+def _refine_community(sub: UnitGraph, labels: np.ndarray, grids: np.ndarray, mean: float,
+                      tolerance: float) -> np.ndarray:
+    return refine(sub, labels, grids=grids, mean=mean, tolerance=tolerance)
 
 
 def find_islands(g: UnitGraph, nodes: np.ndarray) -> list[np.ndarray]:
