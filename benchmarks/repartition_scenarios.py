@@ -12,8 +12,8 @@ from scratch with the same settings:
 
 - ``+25% NW``: households +25% in the north-west community, in proportion to
   each building's households;
-- ``new estate``: ten towers of 150 households (1,500) on the largest street
-  block that had no households;
+- ``new estate``: ten towers of 150 households (1,500) on the largest unit
+  without households in the community with most grids;
 - ``demolished block``: every building of the unit with most buildings removed;
 - ``floating halved``: in the west part of the south-west community, 40% of the
   households are taken to be floating and half of them leave (a fifth fewer).
@@ -80,7 +80,11 @@ def scenarios(plan: gridmap.GridPlan) -> Iterator[tuple[str, gpd.GeoDataFrame]]:
     yield "+25% NW", b
 
     units = to_metric(plan.units)
-    empty = units[units["households"] == 0]
+    # empty land in the community with most grids (the residential west bank; the
+    # east bank is mostly towers each a grid of its own)
+    most_grids = plan.grids.groupby("community_id").size().idxmax()
+    ucomm = units["grid_id"].map(plan.grids.set_index("grid_id")["community_id"])
+    empty = units[(units["households"] == 0) & (ucomm == most_grids).to_numpy()]
     land = empty.geometry.iloc[int(np.argmax(empty.area.to_numpy()))].buffer(-15)
     x0, y0, x1, y1 = land.bounds
     spots = [shapely.Point(x, y) for y in np.arange(y0, y1, 35) for x in np.arange(x0, x1, 35)]

@@ -598,6 +598,11 @@ def delineate(
         many = np.zeros(len(blocks.geometry), dtype=bool)
         many[spans.index[spans > 1].to_numpy(dtype=np.int64)] = True
         split |= many & (nbld > 1) & (bspecial < 0)
+        again = _previous.get("split_buildings")
+        if again:
+            was = pd.Series(ids).isin(again).to_numpy()
+            split[np.unique(blocks.building_block[was])] |= True
+            split &= (nbld > 1) & (bspecial < 0)
         # in a community whose population changed, blocks are split between their
         # buildings from the start: grid edges can then move building by building
         # instead of block by block, and fewer households change grid

@@ -162,11 +162,27 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
         grids = ordinary()
         if not grids:
             continue
+        # a grid that was out of tolerance in the plan running and has the same
+        # households now is held as it is: it was out for want of a better cut,
+        # and reshuffling its neighbours for it is not what the change asks
+        old_w: dict[int, float | None] = {}
+        if before:
+            old_w = {k: before.get(a.keep.get(k, (None,))[0]) for k in grids}
+            known = [x for x in old_w.values() if x is not None]
+            old_mean = sum(known) / len(known) if known else 0.0
+            now_w = weights()
+            locked |= {k for k, x in old_w.items() if x is not None and old_mean > 0
+                       and abs(x / old_mean - 1) > tol + 1e-9 and abs(now_w[k] - x) < 1e-9}
         total = sum(weights().values())
         mean = total / len(grids)
         a.mean[c] = mean
         n_out_before = len(out_of_band(mean))
         k_new = max(1, round(total / tgt))
+        old_total = sum(old_w.values()) if before and None not in old_w.values() else 0.0
+        if old_total > 0:
+            # as many grids as the plan had, scaled by the change: a plan whose
+            # communities hold parts rounded up one by one keeps that structure
+            k_new = max(1, round(len(grids) * total / old_total))
         w0 = weights()
         change = sum(abs(w0[k] - before.get(a.keep.get(k, (None,))[0], w0[k]))
                      for k in grids) if before else 0.0
@@ -174,7 +190,8 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
             move_budget * change + mean
         # the grids have, on average, grown or shrunk out of the target band: the
         # community needs as many grids as a delineation would give it
-        must_resize = k_new != len(grids) and abs(mean / tgt - 1) > tol + 1e-9
+        ref = old_total / len(grids) if old_total > 0 else tgt
+        must_resize = k_new != len(grids) and abs(mean / ref - 1) > tol + 1e-9
         if not n_out_before and not must_resize:
             continue  # balanced: nothing moves
         if before and change < 1e-9:
@@ -189,7 +206,7 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
                 cands = [k for k in w if k not in locked]
                 if not cands:
                     break
-                if k_new > len(w) and method == "flow":
+                if k_new > len(w) and method != "local":
                     # a new grid starts as one unit where heavy grids meet and the
                     # flow fills it from all of them: each gives a little
                     mean_k = sum(w.values()) / k_new
@@ -223,7 +240,7 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
                     notes.append(f"grid {a.keep.get(k, (k,))[0]} shrank to {w[k]:g}: merged "
                                  "into its neighbours")
             grids = ordinary(c)
-            if method == "flow":
+            if method != "local":
                 mean = sum(weights(c).values()) / max(1, len(grids) - len(remove))
                 a.labels = flow_rebalance(g, a.labels, grids=grids, mean=mean,
                                           tolerance=tol, locked=locked, remove=remove)
@@ -242,7 +259,7 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
             # still.  After a flow they stop at the band, every move costing a
             # household; alone they aim a little inside it.
             region: set[int] = set()
-            for rings in (1, 2, 4) if method == "local" else (1, 2, 4, len(grids)):
+            for rings in (1, 2, 4, len(grids)) if method == "flow" else (1, 2, 4):
                 bad = out_of_band(mean)
                 if not bad:
                     break
@@ -280,7 +297,10 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
         best = None
         tries = (True, False) if must_resize else (False, True) if k_new != len(grids) \
             else (False,)
-        for resize, method in itertools.product(tries, ("flow", "local")):
+        # "flow": the flow, then moves that stop at the band; "flow+local": the
+        # flow, then the local search aiming inside the band; "local": the local
+        # search alone, with re-splitting as a last resort
+        for resize, method in itertools.product(tries, ("flow", "flow+local", "local")):
             restore()
             attempt(resize, method)
             grids = ordinary()
@@ -422,12 +442,27 @@ def repartition(
         "building_weight": (pd.Series(old_b[by].to_numpy(), index=old_b[id_col].to_numpy())
                             if by in old_b.columns else None),
     }
+    # the blocks the plan split between buildings are split again, so that its
+    # units, and so its grids, come back as they were
+    if "unit_id" in old_b.columns and "split" in plan.units.columns:
+        was_split = plan.units.loc[plan.units["split"].astype(bool), "unit_id"]
+        previous["split_buildings"] = set(
+            old_b.loc[old_b["unit_id"].isin(was_split), id_col].tolist())
     # the grids that lost a building to demolition
     now_ids = set(pd.Series(buildings[id_col]).tolist()) if id_col in buildings else set()
     previous["demolished_grids"] = sorted(set(
         old_b.loc[~old_b[id_col].isin(now_ids), "grid_id"].tolist()))
+    # the plan's own units: the grids it runs are unions of them, so a community
+    # nobody touched comes back exactly as it was (street blocks derived again
+    # from the grids' outline can differ by slivers); units that now hold more
+    # than a grid, or lie in a community that changed, are split between their
+    # buildings as blocks are
+    units = kwargs.pop("units", None)
+    if units is None and len(plan.units):
+        units = plan.units[[plan.units.geometry.name]]
     new = delineate(buildings, streets, population, boundaries=bnd, by=by, target=target,
                     tolerance=tolerance, seed=seed, id_column=id_col, columns=columns,
+                    units=units,
                     street_column="class" if streets is not None else None,
                     division_code=params.get("division_code", "000000"),
                     _previous=previous, **kwargs)
