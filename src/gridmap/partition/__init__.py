@@ -219,7 +219,9 @@ def partition_graph(
     # the communities are cut independently, each with its own random stream,
     # so that they may run anywhere, in any order, and give the same plan
     def seed_of(c: int) -> Any:
-        return None if seed is None else [int(seed), int(c)]
+        # the first community draws from the seed itself: a plan of one community
+        # is the same as when all communities shared one stream
+        return None if seed is None else int(seed) if c == 0 else [int(seed), int(c)]
 
     tasks = [(sub, rest, target, tolerance, seed_of(c), n_trees, n_starts)
              for (c, cn, sub, rest, target, tolerance) in todo]
