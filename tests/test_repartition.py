@@ -27,6 +27,17 @@ def current(plan):
     return plan.buildings.drop(columns=["grid_id", "unit_id"]).copy()
 
 
+def grown(plan):
+    """The plan's buildings after a quarter more households in the west, all in
+    its two southern block rows."""
+    b = current(plan)
+    c = b.geometry.centroid
+    west = c.x < 300
+    hot = west & (c.y < 200)
+    b.loc[hot, "households"] += 0.25 * b.loc[west, "households"].sum() / hot.sum()
+    return b
+
+
 def test_an_unchanged_plan_comes_back_unchanged(running):
     again = gridmap.repartition(running)
     ch = again.metrics["changes"]
@@ -37,12 +48,7 @@ def test_an_unchanged_plan_comes_back_unchanged(running):
 
 
 def test_growth_in_one_community_is_rebalanced_there(running):
-    b = current(running)
-    c = b.geometry.centroid
-    west = c.x < 300
-    hot = west & (c.y < 200)
-    # a quarter more households in the west, all in its two southern block rows
-    b.loc[hot, "households"] += 0.25 * b.loc[west, "households"].sum() / hot.sum()
+    b = grown(running)
     new = gridmap.repartition(running, b)
     ch = new.metrics["changes"]
     assert new.metrics["n_out_of_tolerance"] == 0
@@ -122,11 +128,7 @@ def test_number_ids_read_back_as_text_still_match(tmp_path):
 
 
 def test_handover_lists_every_building_that_changes_grid(running):
-    b = current(running)
-    c = b.geometry.centroid
-    west = c.x < 300
-    hot = west & (c.y < 200)
-    b.loc[hot, "households"] += 0.25 * b.loc[west, "households"].sum() / hot.sum()
+    b = grown(running)
     gone = b["id"].iloc[-3:].tolist()
     b = b[~b["id"].isin(gone)]
     new_building = gpd.GeoDataFrame({"id": ["new-1"], "households": [40]},
@@ -156,11 +158,7 @@ def test_handover_lists_every_building_that_changes_grid(running):
 
 
 def test_diff_map_shows_both_boundaries_and_what_moved(running):
-    b = current(running)
-    c = b.geometry.centroid
-    west = c.x < 300
-    hot = west & (c.y < 200)
-    b.loc[hot, "households"] += 0.25 * b.loc[west, "households"].sum() / hot.sum()
+    b = grown(running)
     new = gridmap.repartition(running, b)
     page = new.diff_map().get_root().render()
     for layer in ("grids after", "boundaries before", "buildings that change grid",
@@ -174,11 +172,7 @@ def test_diff_map_shows_both_boundaries_and_what_moved(running):
 
 
 def test_locked_grids_do_not_change(running):
-    b = current(running)
-    c = b.geometry.centroid
-    west = c.x < 300
-    hot = west & (c.y < 200)
-    b.loc[hot, "households"] += 0.25 * b.loc[west, "households"].sum() / hot.sum()
+    b = grown(running)
     lock = running.grids.loc[running.grids["community_id"] == "W", "grid_id"].iloc[:2].tolist()
     new = gridmap.repartition(running, b, lock=lock)
     old_b = running.buildings.set_index("id")["grid_id"]
