@@ -145,8 +145,10 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
         tgt = float(target[c]) if np.ndim(target) else float(target)
 
         def ordinary(c: int = c) -> list[int]:
+            # one count of every grid's units, not a scan of all units per grid
+            present = np.bincount(a.labels, minlength=a.n_grids) > 0
             return [k for k in range(a.n_grids) if a.community[k] == c and not a.flag[k]
-                    and np.any(a.labels == k)]
+                    and present[k]]
 
         locked = {k for k in ordinary() if a.keep.get(k, (None,))[0] in lock_ids}
 
