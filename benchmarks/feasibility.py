@@ -9,7 +9,9 @@ every one is contiguous and within the band?  The region grows one grid at a
 time (always by the neighbour that brings its average closest to the mean) up
 to ``--max-grids`` grids and ``--max-units`` units; a unit may move to a grid
 up to three units away.  Each question is a small mixed-integer programme
-solved by HiGHS (:func:`scipy.optimize.milp`):
+solved by HiGHS (:func:`scipy.optimize.milp`), the model of
+:func:`gridmap.partition.exact.recut` (``delineate`` runs it too, on regions of
+up to 40 units; here the regions may be larger):
 
 * ``x[i,j]`` = 1 when unit ``i`` is in grid ``j``; every unit in one grid;
 * each grid's weight within ``mean·(1±tolerance)``, the mean being the
@@ -19,8 +21,8 @@ solved by HiGHS (:func:`scipy.optimize.milp`):
 
 "infeasible" is a proof that no plan of those grids is balanced: the grid is
 out of tolerance because of its units, not because the search missed a plan.
-"found" means gridmap's search missed one (a defect worth reporting).  The
-checks are independent of gridmap's partitioner; only the plan's files are read.
+"found" means gridmap's search missed one (a defect worth reporting).  Only the
+plan's files are read; the regions are grown here, independently of the plan.
 """
 
 from __future__ import annotations
@@ -30,145 +32,10 @@ import sys
 import time
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_matrix
 
 from gridmap import read_plan
 from gridmap.partition import UnitGraph
-
-
-def _solve(
-    g: UnitGraph,
-    nodes: np.ndarray,
-    current: np.ndarray,
-    m: int,
-    lo: float,
-    hi: float,
-    node_limit: int,
-    reach: int = 3,
-) -> np.ndarray | None | str:
-    """Assign ``nodes`` to grids 0..m-1 within [lo, hi], contiguous; or None.
-
-    A unit may stay in its grid or move to a grid within ``reach`` units of it:
-    boundaries shift, grids do not jump, and the programme stays small.
-    """
-    n = len(nodes)
-    loc = np.full(g.n, -1, dtype=np.int64)
-    loc[nodes] = np.arange(n)
-    em = (loc[g.i] >= 0) & (loc[g.j] >= 0)
-    ea, eb = loc[g.i[em]], loc[g.j[em]]
-    cut = g.cut[em]
-    ne = len(ea)
-    w = g.weight[nodes]
-    big = float(n)
-
-    allowed = [{int(current[i])} for i in range(n)]
-    for _ in range(reach):
-        grown = [set(s) for s in allowed]
-        for a, b in zip(ea.tolist(), eb.tolist(), strict=True):
-            grown[a] |= allowed[b]
-            grown[b] |= allowed[a]
-        allowed = grown
-    pairs = [(i, j) for i in range(n) for j in sorted(allowed[i])]
-    xi = {p: k for k, p in enumerate(pairs)}
-    nxv = len(pairs)
-    # variables: x (pairs) | r (pairs) | f (arc, grid) | y (edges)
-    arcs = []
-    for e in range(ne):
-        a, b = int(ea[e]), int(eb[e])
-        for j in sorted(allowed[a] & allowed[b]):
-            arcs.append((a, b, j))
-            arcs.append((b, a, j))
-    of = 2 * nxv
-    oy = of + len(arcs)
-    nv = oy + ne
-
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
-    lb: list[float] = []
-    ub: list[float] = []
-
-    def add(cs, vs, lo_, hi_):
-        r = len(lb)
-        rows.extend([r] * len(cs))
-        cols.extend(cs)
-        vals.extend(vs)
-        lb.append(lo_)
-        ub.append(hi_)
-
-    by_grid: list[list[int]] = [[] for _ in range(m)]
-    for (i, j), k in xi.items():
-        by_grid[j].append(k)
-    for i in range(n):
-        cs = [xi[(i, j)] for j in sorted(allowed[i])]
-        add(cs, [1.0] * len(cs), 1, 1)
-    for j in range(m):
-        ks = by_grid[j]
-        add(ks, [float(w[pairs[k][0]]) for k in ks], lo, hi)
-        add([nxv + k for k in ks], [1.0] * len(ks), 1, 1)
-    for k in range(nxv):
-        add([nxv + k, k], [1.0, -1.0], -np.inf, 0)
-    # flow: inflow - outflow - x + big*r >= 0 at every (unit, grid)
-    inflow: dict[tuple[int, int], list[int]] = {p: [] for p in pairs}
-    outflow: dict[tuple[int, int], list[int]] = {p: [] for p in pairs}
-    for q, (a, b, j) in enumerate(arcs):
-        outflow[(a, j)].append(of + q)
-        inflow[(b, j)].append(of + q)
-        add([of + q, xi[(a, j)]], [1.0, -big], -np.inf, 0)
-        add([of + q, xi[(b, j)]], [1.0, -big], -np.inf, 0)
-    for p, k in xi.items():
-        cs = inflow[p] + outflow[p] + [k, nxv + k]
-        vs = [1.0] * len(inflow[p]) + [-1.0] * len(outflow[p]) + [-1.0, big]
-        add(cs, vs, 0, np.inf)
-    # y[e] >= x[a,j] - x[b,j] for every grid either end may take
-    for e in range(ne):
-        a, b = int(ea[e]), int(eb[e])
-        for j in sorted(allowed[a] | allowed[b]):
-            cs, vs = [oy + e], [1.0]
-            if (a, j) in xi:
-                cs.append(xi[(a, j)])
-                vs.append(-1.0)
-            if (b, j) in xi:
-                cs.append(xi[(b, j)])
-                vs.append(1.0)
-            add(cs, vs, 0, np.inf)
-            add(cs, [vs[0]] + [-v for v in vs[1:]], 0, np.inf)
-
-    a_mat = coo_matrix((vals, (rows, cols)), shape=(len(lb), nv)).tocsr()
-    c = np.zeros(nv)
-    scale = float(cut.mean()) if ne and cut.mean() > 0 else 1.0
-    c[oy:] = cut / scale
-    # a small price on leaving the current grid keeps the repair local
-    for i in range(n):
-        c[xi[(i, int(current[i]))]] -= 0.5
-    integrality = np.zeros(nv)
-    integrality[: 2 * nxv] = 1
-    upper = np.ones(nv)
-    upper[of:oy] = big
-    res = milp(
-        c,
-        constraints=LinearConstraint(a_mat, lb, ub),
-        integrality=integrality,
-        bounds=Bounds(np.zeros(nv), upper),
-        options={"node_limit": node_limit, "disp": False},
-    )
-    if res.status == 2:
-        return None
-    if res.status != 0:
-        # stopped at the limit: an incumbent found so far is not optimal, but
-        # it is still a deterministic answer; use it if there is one
-        return "limit" if res.x is None else _argmax(res.x, xi, n)
-    return _argmax(res.x, xi, n)
-
-
-def _argmax(x: np.ndarray, xi: dict[tuple[int, int], int], n: int) -> np.ndarray:
-    sol = np.empty(n, dtype=np.int64)
-    best = np.full(n, -1.0)
-    for (i, j), k in xi.items():
-        if x[k] > best[i]:
-            best[i], sol[i] = x[k], j
-    return sol
+from gridmap.partition.exact import recut
 
 
 def _contiguous(g: UnitGraph, labels: np.ndarray, grids: list[int]) -> bool:
@@ -224,7 +91,7 @@ def check(plan_path: str, *, by: str = "households", tolerance: float = 0.1,
                 pos = {x: k for k, x in enumerate(order)}
                 current = np.array([pos[int(labels[u])] for u in nodes])
                 t0 = time.perf_counter()
-                sol = _solve(g, nodes, current, m, lo, hi, node_limit)
+                sol = recut(g, nodes, current, m, lo, hi, node_limit=node_limit)
                 dt = time.perf_counter() - t0
                 if isinstance(sol, str):
                     verdict = f"undecided ({dt:.1f} s)"

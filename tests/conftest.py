@@ -54,3 +54,12 @@ def bundled():
     if not path.exists():
         pytest.skip("bundled data missing")
     return path
+
+
+@pytest.fixture(scope="session")
+def bundled_plan(bundled):
+    """The bundled data's plan at the demo's settings, made once for the tests
+    that only read it (a delineation of the Bund takes about a minute)."""
+    import gridmap
+
+    return gridmap.delineate(str(bundled), str(bundled), target=300, tolerance=0.1)

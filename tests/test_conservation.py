@@ -83,10 +83,9 @@ def test_repaired_and_reprojected_input_loses_nothing():
 
 
 @pytest.mark.slow
-def test_bundled_data_conserves_buildings_and_population(bundled):
+def test_bundled_data_conserves_buildings_and_population(bundled, bundled_plan):
     b = gpd.read_file(bundled, layer="buildings")
-    s = gpd.read_file(bundled, layer="streets")
-    plan = gridmap.delineate(b, s, target=300, tolerance=0.1)
+    plan = bundled_plan
     c = _assert_conserved(plan, len(b), ("households", "pop_actual"))
     assert c["buildings_in"] == 1321
     assert plan.buildings["grid_id"].notna().all()

@@ -141,8 +141,8 @@ def test_real_osm_extract(name):
 
 
 @pytest.mark.slow
-def test_bundled_real_data_invariants(bundled):
-    plan = gridmap.delineate(str(bundled), str(bundled), target=300, tolerance=0.1)
+def test_bundled_real_data_invariants(bundled_plan):
+    plan = bundled_plan
     m = plan.metrics
     assert len(plan.buildings) == 1321 and plan.buildings["grid_id"].notna().all()
     assert m["gap_share"] < 0.001 and m["overlap_share"] < 0.001
@@ -152,6 +152,10 @@ def test_bundled_real_data_invariants(bundled):
     bad = plan.grids[~plan.grids["within_tolerance"]]
     assert (bad["reason"] != "").all()
     assert len(m["violations"]) == len(bad)
+    # the Bund's few grids out of the band are there because of their units: the
+    # exact re-cut proved, for each, that no plan of it and its neighbours fits
+    assert 0 < len(bad) <= 8
+    assert bad["reason"].str.contains("exact check: no plan of this grid").all()
 
 
 @pytest.mark.slow

@@ -141,10 +141,12 @@ def _to_output(gdf: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
 
 
 def _reasons(grids: gpd.GeoDataFrame, labels: np.ndarray, order: np.ndarray,
-             new_id: np.ndarray, g, by: str, tolerance: np.ndarray) -> list[str]:
+             new_id: np.ndarray, g, by: str, tolerance: np.ndarray,
+             checks: dict[int, dict] | None = None) -> list[str]:
     """Why each grid out of tolerance is so: its units and its neighbours.
 
-    ``tolerance`` is that of every grid (row).
+    ``tolerance`` is that of every grid (row); ``checks`` what the exact re-cut
+    found for a grid (by its number in the assignment).
     """
     out = [""] * len(grids)
     dev = dict(zip(grids["grid_id"], grids["deviation"], strict=True))
@@ -174,6 +176,15 @@ def _reasons(grids: gpd.GeoDataFrame, labels: np.ndarray, order: np.ndarray,
                 f"here are too coarse to trade within ±{tol:.0%}"
             )
         out[row] = f"{text}; neighbouring grids {around or 'none'}"
+        check = (checks or {}).get(old)
+        if check and check["verdict"] == "infeasible":
+            out[row] += (
+                f"; exact check: no plan of this grid and its {check['grids'] - 1} "
+                f"neighbouring grid(s) ({check['units']} units) has every grid within "
+                "the band"
+            )
+        elif check and check["verdict"] == "limit":
+            out[row] += "; exact check: undecided (solver limit)"
     return out
 
 
@@ -369,7 +380,8 @@ def assemble(
     load_report["total_workers"] = int(load["workers"].sum())
     grids["reason"] = _reasons(grids, labels, order, new_id, g, by,
                                grids["tolerance"].to_numpy() if "tolerance" in grids
-                               else np.full(len(grids), float(tolerance)))
+                               else np.full(len(grids), float(tolerance)),
+                               checks=assignment.checks)
     violations = [
         {
             "grid_id": int(r.grid_id),

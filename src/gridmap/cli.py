@@ -150,6 +150,9 @@ def _plan_options(d: argparse.ArgumentParser, *, by: bool = True) -> None:
                        "numeric column")
     d.add_argument("--out", required=True, help="output folder")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    d.add_argument("--no-exact", action="store_true",
+                   help="skip the exact re-cut of the grids left out of the band "
+                   "(a little faster, less balanced)")
     d.add_argument("--crs", default="auto", help="metric CRS to work in (default auto)")
     d.add_argument("--division-code", default="000000",
                    help="6-digit administrative division code for grid codes")
@@ -381,6 +384,7 @@ def _plan_kwargs(args: argparse.Namespace) -> dict:
         islands=args.islands,
         progress=_progress(args),
         scheduler=args.dask,
+        exact=not args.no_exact,
     )
 
 

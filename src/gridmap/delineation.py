@@ -185,6 +185,7 @@ def delineate(
     islands: str = "own",
     progress: bool | None = None,
     scheduler: str | None = None,
+    exact: bool = True,
     _previous: dict[str, Any] | None = None,
     _timer: StageTimer | None = None,
 ) -> GridPlan:
@@ -291,6 +292,11 @@ def delineate(
         running Dask scheduler (``"tcp://10.0.0.5:8786"``).  Default None: one
         after the other.  The plan is the same either way.  Needs
         ``pip install "gridmap[dask]"``.
+    exact
+        Where the local moves leave grids out of the band, re-cut the few grids
+        around each with a small mixed-integer programme (HiGHS, through SciPy)
+        and keep the result only where every grid of the region ends within the
+        band (default True).  False skips it: a little faster, less balanced.
 
     Returns
     -------
@@ -699,6 +705,10 @@ def delineate(
                 assignment.labels[cn] = repair(sub, labels_c, grids=ordinary, mean=mean,
                                                tolerance=float(ctol[c]),
                                                rng=np.random.default_rng(seed))
+    if _previous is None and exact:
+        # what the moves could not balance, an exact re-cut of the grids around
+        # it may: kept only where every grid of the region ends in the band
+        _exact_pass(assignment, g, umap, ctol, notes)
 
     timer.stage("plan")
     plan = _assemble(
@@ -1007,6 +1017,39 @@ def _community_targets(
         notes.append(f"community type(s) {unknown} (from {source}) have no target in "
                      f"the table; they use target {target:g} ±{tolerance:.0%}.")
     return ctarget, ctol, ctype
+
+
+def _exact_pass(assignment: GridAssignment, g: UnitGraph, umap: gpd.GeoDataFrame,
+                ctol: np.ndarray, notes: list[str]) -> None:
+    """Exact re-cuts (:func:`~gridmap.partition.exact.exact_repair`) of every
+    community's ordinary grids out of the band; the labels change in place."""
+    from .partition.exact import exact_repair
+
+    ucomm = umap["community"].to_numpy()
+    gcomm = np.asarray(assignment.community)
+    gflag = np.array([bool(f) for f in assignment.flag], dtype=bool)
+    fixed = 0
+    # one budget of solver work for the whole plan (nodes, not seconds: the
+    # plan must not depend on the machine)
+    budget = 300
+    weight = np.bincount(assignment.labels, weights=g.weight, minlength=len(gcomm))
+    for c in assignment.mean:
+        ordinary = np.flatnonzero((gcomm == c) & ~gflag)
+        if len(ordinary) < 2:
+            continue
+        # the mean the plan is judged by: that of the ordinary grids as they are
+        mean = float(weight[ordinary].mean())
+        cn = np.flatnonzero(ucomm == c)
+        sub = g.subgraph(cn)
+        lab, report = exact_repair(sub, assignment.labels[cn], grids=ordinary, mean=mean,
+                                   tolerance=float(ctol[c]), node_budget=budget)
+        budget -= report[-1]["nodes"] if report else 0
+        assignment.labels[cn] = lab
+        fixed += sum(r["verdict"] == "recut" for r in report)
+        assignment.checks.update({int(r["grid"]): r for r in report})
+    if fixed:
+        notes.append(f"{fixed} region(s) of grids out of the band re-cut exactly "
+                     "(every grid of each within the band).")
 
 
 def _out_of_band(assignment: GridAssignment, g: UnitGraph, tolerance: Any) -> list[int]:

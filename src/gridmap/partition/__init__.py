@@ -57,6 +57,8 @@ class GridAssignment:
     keep: dict[int, tuple[int, str]] = field(default_factory=dict)
     #: parts of a community cut off from the rest: ``{"community", "units", "weight"}``
     islands: list[dict] = field(default_factory=list)
+    #: grid -> what the exact re-cut found for it (see :func:`.exact.exact_repair`)
+    checks: dict[int, dict] = field(default_factory=dict)
 
     @property
     def n_grids(self) -> int:

@@ -1,0 +1,136 @@
+"""The exact re-cut: hand-made cases with known answers, and its invariants."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gridmap.partition import UnitGraph
+from gridmap.partition.exact import exact_repair, recut
+
+
+def path(weights):
+    n = len(weights)
+    return UnitGraph.from_edges(n, np.asarray(weights, dtype=float), np.zeros((n, 2)),
+                                np.arange(n - 1), np.arange(1, n), np.ones(n - 1))
+
+
+def lattice(rows, cols, weights, cut=None):
+    """A rows × cols lattice of units, numbered row by row."""
+    i, j = [], []
+    for r in range(rows):
+        for c in range(cols):
+            u = r * cols + c
+            if c + 1 < cols:
+                i.append(u)
+                j.append(u + 1)
+            if r + 1 < rows:
+                i.append(u)
+                j.append(u + cols)
+    xy = np.array([(c, r) for r in range(rows) for c in range(cols)], dtype=float)
+    cost = np.ones(len(i)) if cut is None else cut(np.array(i), np.array(j))
+    return UnitGraph.from_edges(rows * cols, np.asarray(weights, dtype=float), xy,
+                                np.array(i), np.array(j), cost)
+
+
+def band_ok(g, labels, grids, lo, hi):
+    w = np.bincount(labels, weights=g.weight, minlength=max(grids) + 1)
+    return all(lo - 1e-9 <= w[x] <= hi + 1e-9 for x in grids)
+
+
+def contiguous(g, labels, grids):
+    return all(len(np.unique(g.components(np.flatnonzero(labels == x)))) == 1 for x in grids)
+
+
+def test_recut_swaps_two_heavy_units_at_once():
+    # 5 | 1 1 | 5 on a path, grids [5 1] [1 5] balanced already; start from the
+    # unbalanced [5 1 1] [5]: the only plan with both grids at 6 is [5 1] [1 5]
+    g = path([5, 1, 1, 5])
+    sol = recut(g, np.arange(4), np.array([0, 0, 0, 1]), 2, 6, 6)
+    assert sol.tolist() == [0, 0, 1, 1]
+
+
+def test_recut_proves_no_plan():
+    # 5 1 5 into two grids of 5.4..6.6: one grid holds a lone 5
+    g = path([5, 1, 5])
+    assert recut(g, np.arange(3), np.array([0, 0, 1]), 2, 5.4, 6.6) is None
+
+
+def test_recut_keeps_grids_contiguous():
+    # a ring would let a grid take both ends of a path; on a path 3 1 1 3 two
+    # grids of 4 must each be one end and the unit next to it, never 3 + 3 ... 1 + 1
+    g = path([3, 1, 1, 3])
+    sol = recut(g, np.arange(4), np.array([0, 1, 1, 0]) * 0 + np.array([0, 0, 1, 1]),
+                2, 4, 4)
+    assert sol.tolist() == [0, 0, 1, 1]
+
+
+def test_recut_prefers_cheap_cuts():
+    # a 2 × 2 lattice of equal units into two grids of 2: the vertical cut costs 2,
+    # the horizontal one 20; the cut goes down the cheap edges
+    def cut(i, j):
+        return np.where(j - i == 1, 10.0, 1.0)  # horizontal neighbours are dear to part
+
+    g = lattice(2, 2, [1, 1, 1, 1], cut)
+    sol = recut(g, np.arange(4), np.array([0, 0, 1, 1]), 2, 2, 2)
+    # units 0,1 (top row) together and 2,3 together would cut the cheap verticals
+    assert sol[0] == sol[1] and sol[2] == sol[3] and sol[0] != sol[2]
+
+
+def test_exact_repair_fixes_and_reports():
+    g = path([4, 2, 4, 2])
+    lab, report = exact_repair(g, np.array([0, 0, 0, 1]), grids=np.array([0, 1]),
+                               mean=6.0, tolerance=0.1)
+    assert lab.tolist() == [0, 0, 1, 1]
+    assert [r["verdict"] for r in report] == ["recut"]
+    assert report[0]["grids"] == 2 and report[0]["units"] == 4
+
+
+def test_exact_repair_proves_and_leaves_alone():
+    g = path([5, 1, 5])
+    start = np.array([0, 0, 1])
+    lab, report = exact_repair(g, start, grids=np.array([0, 1]), mean=5.5, tolerance=0.05)
+    assert lab.tolist() == start.tolist()
+    assert {r["verdict"] for r in report} == {"infeasible"}
+    assert all(r["grids"] == 2 and r["units"] == 3 for r in report)
+
+
+def test_exact_repair_leaves_a_balanced_plan_as_it_is():
+    g = path([3, 3, 3, 3])
+    start = np.array([0, 0, 1, 1])
+    lab, report = exact_repair(g, start, grids=np.array([0, 1]), mean=6.0, tolerance=0.1)
+    assert lab.tolist() == start.tolist() and report == []
+
+
+def test_exact_repair_region_stays_within_max_units():
+    # the out-of-band grid's neighbour would bring the region over max_units
+    g = path([1] * 10 + [20])
+    start = np.array([0] * 10 + [1])
+    lab, report = exact_repair(g, start, grids=np.array([0, 1]), mean=15.0,
+                               tolerance=0.1, max_units=5)
+    assert lab.tolist() == start.tolist()
+    assert report[0]["verdict"] == "not checked"
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.integers(0, 9), min_size=12, max_size=12), st.integers(2, 3))
+def test_exact_repair_never_breaks_a_grid(weights, k):
+    g = lattice(3, 4, weights)
+    # column stripes: k contiguous grids
+    start = np.array([min(c * k // 4, k - 1) for _ in range(3) for c in range(4)])
+    grids = np.arange(k)
+    total = float(np.sum(weights))
+    if total == 0:
+        return
+    mean, tol = total / k, 0.1
+    lo, hi = mean * (1 - tol), mean * (1 + tol)
+    out_before = sum(not band_ok(g, start, [x], lo, hi) for x in grids)
+    lab, report = exact_repair(g, start, grids=grids, mean=mean, tolerance=tol)
+    assert set(np.unique(lab).tolist()) <= set(grids.tolist())
+    assert contiguous(g, lab, grids.tolist())
+    out_after = sum(not band_ok(g, lab, [x], lo, hi) for x in grids)
+    assert out_after <= out_before
+    for r in report:
+        if r["verdict"] == "recut":
+            assert not band_ok(g, start, [r["grid"]], lo, hi)
