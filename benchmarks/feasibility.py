@@ -35,7 +35,7 @@ import numpy as np
 
 from gridmap import read_plan
 from gridmap.partition import UnitGraph
-from gridmap.partition.exact import recut
+from gridmap.partition.exact import next_grid, recut
 
 
 def _contiguous(g: UnitGraph, labels: np.ndarray, grids: list[int]) -> bool:
@@ -70,14 +70,10 @@ def check(plan_path: str, *, by: str = "households", tolerance: float = 0.1,
                 continue
             region, total, verdict, size = [gid], w[gid], "not checked", (0, 1)
             while len(region) < max_grids:
-                ring: set[int] = set()
-                for h in region:
-                    ring |= g.adjacent_labels(labels, np.flatnonzero(labels == h)) & active
-                ring -= set(region)
-                if not ring:
+                h = next_grid(g, labels, region, active, w, mean)
+                if h is None:
                     break
                 m = len(region) + 1
-                h = min(ring, key=lambda x: (abs((total + w[x]) / (m * mean) - 1), x))
                 region.append(h)
                 total += w[h]
                 nodes = np.flatnonzero(np.isin(labels, region))

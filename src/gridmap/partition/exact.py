@@ -33,7 +33,7 @@ from scipy.sparse import coo_matrix
 
 from ._graph import UnitGraph
 
-__all__ = ["exact_repair", "recut"]
+__all__ = ["exact_repair", "next_grid", "recut"]
 
 
 def recut(
@@ -207,6 +207,21 @@ def recut(
     return sol
 
 
+def next_grid(g: UnitGraph, labels: np.ndarray, region: list[int], active: set[int],
+              weight: dict[int, float], mean: float) -> int | None:
+    """The grid of ``active`` next to ``region`` that brings the region's average
+    weight nearest ``mean`` (the lowest id on a tie); None if no grid is next to it."""
+    ring: set[int] = set()
+    for h in region:
+        ring |= g.adjacent_labels(labels, np.flatnonzero(labels == h)) & active
+    ring -= set(region)
+    if not ring:
+        return None
+    m = len(region) + 1
+    total = sum(weight[h] for h in region)
+    return min(ring, key=lambda x: (abs((total + weight[x]) / (m * mean) - 1), x))
+
+
 def exact_repair(
     g: UnitGraph,
     labels: np.ndarray,
@@ -275,14 +290,10 @@ def exact_repair(
         # the largest region proved to have no balanced plan: (units, grids)
         verdict, proved = "not checked", (0, 0)
         while len(region) < max_grids and stats["nodes"] < node_budget:
-            ring: set[int] = set()
-            for h in region:
-                ring |= g.adjacent_labels(labels, np.flatnonzero(labels == h)) & active
-            ring -= set(region)
-            if not ring:
+            h = next_grid(g, labels, region, active, w, mean)
+            if h is None:
                 break
             m = len(region) + 1
-            h = min(ring, key=lambda x: (abs((total + w[x]) / (m * mean) - 1), x))
             nodes = np.flatnonzero(np.isin(labels, [*region, h]))
             if len(nodes) > max_units:
                 break
