@@ -9,9 +9,9 @@ every one is contiguous and within the band?  The region grows one grid at a
 time (always by the neighbour that brings its average closest to the mean) up
 to ``--max-grids`` grids and ``--max-units`` units; a unit may move to a grid
 up to three units away.  Each question is a small mixed-integer programme
-solved by HiGHS (:func:`scipy.optimize.milp`), the model of
-:func:`gridmap.partition.exact.recut` (``delineate`` runs it too, on regions of
-up to 40 units; here the regions may be larger):
+solved by HiGHS (:func:`scipy.optimize.milp`):
+:func:`gridmap.partition.exact.check_region`, which ``delineate`` runs too, on
+regions of up to 40 units (here the regions may be larger).  The model:
 
 * ``x[i,j]`` = 1 when unit ``i`` is in grid ``j``; every unit in one grid;
 * each grid's weight within ``mean·(1±tolerance)``, the mean being the
@@ -35,7 +35,7 @@ import numpy as np
 
 from gridmap import read_plan
 from gridmap.partition import UnitGraph
-from gridmap.partition.exact import next_grid, recut
+from gridmap.partition.exact import check_region
 
 
 def _contiguous(g: UnitGraph, labels: np.ndarray, grids: list[int]) -> bool:
@@ -64,44 +64,26 @@ def check(plan_path: str, *, by: str = "households", tolerance: float = 0.1,
         active = set(gc["grid_id"].tolist())
         mean = float(gc[by].mean())
         w = {h: float(g.weight[labels == h].sum()) for h in active}
-        lo, hi = mean * (1 - tolerance), mean * (1 + tolerance)
         for gid in sorted(active, key=lambda h: (-abs(w[h] / mean - 1), h)):
             if abs(w[gid] / mean - 1) <= tolerance + 1e-9:
                 continue
-            region, total, verdict, size = [gid], w[gid], "not checked", (0, 1)
-            while len(region) < max_grids:
-                h = next_grid(g, labels, region, active, w, mean)
-                if h is None:
-                    break
-                m = len(region) + 1
-                region.append(h)
-                total += w[h]
-                nodes = np.flatnonzero(np.isin(labels, region))
-                if len(nodes) > max_units:
-                    break
-                size = (len(nodes), m)
-                if abs(total / (m * mean) - 1) > tolerance:
-                    verdict = "infeasible (total)"
-                    continue
-                order = sorted(region)
-                pos = {x: k for k, x in enumerate(order)}
-                current = np.array([pos[int(labels[u])] for u in nodes])
-                t0 = time.perf_counter()
-                sol = recut(g, nodes, current, m, lo, hi, node_limit=node_limit)
-                dt = time.perf_counter() - t0
-                if isinstance(sol, str):
-                    verdict = f"undecided ({dt:.1f} s)"
-                    break
-                if sol is None:
-                    verdict = f"infeasible ({dt:.1f} s)"
-                    continue
-                new = labels.copy()
-                new[nodes] = np.asarray(order)[sol]
-                verdict = "found" if _contiguous(g, new, order) else "found (check contiguity)"
-                break
+            t0 = time.perf_counter()
+            r = check_region(g, labels, gid, active=active, weight=w, mean=mean,
+                             tolerance=tolerance, max_grids=max_grids,
+                             max_units=max_units, node_limit=node_limit)
+            dt = time.perf_counter() - t0
+            if r.verdict == "found":
+                ok = _contiguous(g, r.labels, r.grids)
+                verdict = "found" if ok else "found (check contiguity)"
+            elif r.verdict == "infeasible":
+                verdict = f"infeasible ({dt:.1f} s)" if r.solved else "infeasible (total)"
+            elif r.verdict == "limit":
+                verdict = f"undecided ({dt:.1f} s)"
+            else:
+                verdict = r.verdict
             rows.append({"community": community, "grid_id": gid, "value": w[gid],
-                         "deviation": w[gid] / mean - 1, "units": size[0], "grids": size[1],
-                         "verdict": verdict})
+                         "deviation": w[gid] / mean - 1, "units": r.units,
+                         "grids": len(r.grids), "verdict": verdict})
     return rows
 
 

@@ -114,3 +114,11 @@ def test_workload_formula_and_privacy_threshold_from_the_command_line(tmp_path, 
 def test_map_of_a_missing_plan_is_a_clear_error(tmp_path, capsys):
     assert main(["map", str(tmp_path / "nothing.gpkg")]) == 1
     assert "no plan at" in capsys.readouterr().err
+
+
+def test_no_exact_turns_the_exact_recut_off():
+    from gridmap.cli import _plan_kwargs, build_parser
+
+    base = ["delineate", "--buildings", "b.gpkg", "--out", "out"]
+    assert _plan_kwargs(build_parser().parse_args(base))["exact"] is True
+    assert _plan_kwargs(build_parser().parse_args([*base, "--no-exact"]))["exact"] is False

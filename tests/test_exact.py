@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridmap.partition import UnitGraph
-from gridmap.partition.exact import exact_repair, recut
+from gridmap.partition.exact import check_region, exact_repair, recut
 
 
 def path(weights):
@@ -58,23 +58,21 @@ def test_recut_proves_no_plan():
 
 
 def test_recut_keeps_grids_contiguous():
-    # a ring would let a grid take both ends of a path; on a path 3 1 1 3 two
-    # grids of 4 must each be one end and the unit next to it, never 3 + 3 ... 1 + 1
-    g = path([3, 1, 1, 3])
-    sol = recut(g, np.arange(4), np.array([0, 1, 1, 0]) * 0 + np.array([0, 0, 1, 1]),
-                2, 4, 4)
-    assert sol.tolist() == [0, 0, 1, 1]
+    # 2 2 1 1 on a path into two grids of 3: the only plans of 3 + 3 are
+    # {2, 1} + {2, 1} with one grid in two pieces, so there is no plan
+    g = path([2, 2, 1, 1])
+    assert recut(g, np.arange(4), np.array([0, 0, 1, 1]), 2, 3, 3) is None
 
 
 def test_recut_prefers_cheap_cuts():
-    # a 2 × 2 lattice of equal units into two grids of 2: the vertical cut costs 2,
-    # the horizontal one 20; the cut goes down the cheap edges
+    # a 2 × 2 lattice of equal units into two grids of 2, starting from its two
+    # columns; parting a row (horizontal neighbours) costs 10, parting a column 1.
+    # Staying put would keep the columns; the cheap cut makes the rows
     def cut(i, j):
-        return np.where(j - i == 1, 10.0, 1.0)  # horizontal neighbours are dear to part
+        return np.where(j - i == 1, 10.0, 1.0)
 
     g = lattice(2, 2, [1, 1, 1, 1], cut)
-    sol = recut(g, np.arange(4), np.array([0, 0, 1, 1]), 2, 2, 2)
-    # units 0,1 (top row) together and 2,3 together would cut the cheap verticals
+    sol = recut(g, np.arange(4), np.array([0, 1, 0, 1]), 2, 2, 2)
     assert sol[0] == sol[1] and sol[2] == sol[3] and sol[0] != sol[2]
 
 
@@ -85,6 +83,23 @@ def test_exact_repair_fixes_and_reports():
     assert lab.tolist() == [0, 0, 1, 1]
     assert [r["verdict"] for r in report] == ["recut"]
     assert report[0]["grids"] == 2 and report[0]["units"] == 4
+
+
+def test_check_region_says_why_without_changing_the_plan():
+    g = path([5, 1, 5])
+    labels = np.array([0, 0, 1])
+    # the total of two grids alone is out of the band: no programme is solved
+    r = check_region(g, labels, 1, active={0, 1}, weight={0: 6.0, 1: 5.0}, mean=8.0,
+                     tolerance=0.1)
+    assert (r.verdict, r.solved, r.grids, r.units) == ("infeasible", False, [1, 0], 3)
+    assert labels.tolist() == [0, 0, 1]
+    # a plan exists: found, and the plan given back as labels, the input untouched
+    g = path([4, 2, 4, 2])
+    labels = np.array([0, 0, 0, 1])
+    r = check_region(g, labels, 1, active={0, 1}, weight={0: 10.0, 1: 2.0}, mean=6.0,
+                     tolerance=0.1)
+    assert r.verdict == "found" and r.labels.tolist() == [0, 0, 1, 1]
+    assert labels.tolist() == [0, 0, 0, 1]
 
 
 def test_exact_repair_proves_and_leaves_alone():
@@ -101,6 +116,20 @@ def test_exact_repair_leaves_a_balanced_plan_as_it_is():
     start = np.array([0, 0, 1, 1])
     lab, report = exact_repair(g, start, grids=np.array([0, 1]), mean=6.0, tolerance=0.1)
     assert lab.tolist() == start.tolist() and report == []
+
+
+def test_a_proof_a_later_recut_made_stale_is_made_again():
+    # 3 | 4 1 | 2 1 on a path, mean 11/3, regions of two grids.  Grid 1 (5) with
+    # grid 0 has no plan; grid 2 (3) with grid 1 has one: [4] and [1 2 1].  That
+    # re-cut puts grid 1 in the band, so nothing may still say it is out; grid 0
+    # is asked again about the plan as it now is: with [4] no plan (2 units)
+    g = path([3, 4, 1, 2, 1])
+    lab, report = exact_repair(g, np.array([0, 1, 1, 2, 2]), grids=np.array([0, 1, 2]),
+                               mean=11 / 3, tolerance=0.1, max_grids=2)
+    assert lab.tolist() == [0, 1, 2, 2, 2]
+    assert sorted((r["grid"], r["verdict"], r["units"], sorted(r["region"]))
+                  for r in report) == [(0, "infeasible", 2, [0, 1]),
+                                       (2, "recut", 4, [1, 2])]
 
 
 def test_exact_repair_region_stays_within_max_units():
@@ -134,3 +163,14 @@ def test_exact_repair_never_breaks_a_grid(weights, k):
     for r in report:
         if r["verdict"] == "recut":
             assert not band_ok(g, start, [r["grid"]], lo, hi)
+        if r["verdict"] == "infeasible":
+            # a proof is about the plan as it ends, not as it was when made
+            assert not band_ok(g, lab, [r["grid"]], lo, hi)
+            region = sorted(r["region"])
+            nodes = np.flatnonzero(np.isin(lab, region))
+            assert len(nodes) == r["units"]
+            m = len(region)
+            total = g.weight[nodes].sum()
+            if m * lo - 1e-9 <= total <= m * hi + 1e-9:
+                current = np.searchsorted(region, lab[nodes])
+                assert recut(g, nodes, current, m, lo, hi, node_limit=10_000) is None

@@ -178,10 +178,11 @@ def _reasons(grids: gpd.GeoDataFrame, labels: np.ndarray, order: np.ndarray,
         out[row] = f"{text}; neighbouring grids {around or 'none'}"
         check = (checks or {}).get(old)
         if check and check["verdict"] == "infeasible":
+            others = ", ".join(str(int(new_id[x])) for x in check["region"] if x != old)
             out[row] += (
-                f"; exact check: no plan of this grid and its {check['grids'] - 1} "
-                f"neighbouring grid(s) ({check['units']} units) has every grid within "
-                "the band"
+                f"; exact check: no plan of this grid and the {check['grids'] - 1} "
+                f"grid(s) around it, {others} ({check['units']} units), has every "
+                "grid within the band"
             )
         elif check and check["verdict"] == "limit":
             out[row] += "; exact check: undecided (solver limit)"

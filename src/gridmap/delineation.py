@@ -297,6 +297,7 @@ def delineate(
         around each with a small mixed-integer programme (HiGHS, through SciPy)
         and keep the result only where every grid of the region ends within the
         band (default True).  False skips it: a little faster, less balanced.
+        A new plan only: a re-partition keeps to its own, smaller moves.
 
     Returns
     -------
@@ -691,20 +692,13 @@ def delineate(
                 nb = [int(newlab[x]) for x in g.neighbours(u) if newlab[x] >= 0]
                 newlab[u] = nb[0] if nb else 0
         assignment.labels = newlab
-        ucomm = umap["community"].to_numpy()
-        gcomm = np.asarray(assignment.community)
-        gflag = np.array([bool(f) for f in assignment.flag], dtype=bool)
-        for c, mean in assignment.mean.items():
-            ordinary = np.flatnonzero((gcomm == c) & ~gflag)
-            if len(ordinary) > 1:
-                # on the community's own graph: its grids never leave it
-                cn = np.flatnonzero(ucomm == c)
-                sub = g.subgraph(cn)
-                labels_c = refine(sub, assignment.labels[cn], grids=ordinary, mean=mean,
-                                  tolerance=float(ctol[c]))
-                assignment.labels[cn] = repair(sub, labels_c, grids=ordinary, mean=mean,
-                                               tolerance=float(ctol[c]),
-                                               rng=np.random.default_rng(seed))
+        for c, ordinary, cn, sub in _communities(assignment, g, umap):
+            mean = assignment.mean[c]
+            labels_c = refine(sub, assignment.labels[cn], grids=ordinary, mean=mean,
+                              tolerance=float(ctol[c]))
+            assignment.labels[cn] = repair(sub, labels_c, grids=ordinary, mean=mean,
+                                           tolerance=float(ctol[c]),
+                                           rng=np.random.default_rng(seed))
     if _previous is None and exact:
         # what the moves could not balance, an exact re-cut of the grids around
         # it may: kept only where every grid of the region ends in the band
@@ -1019,31 +1013,36 @@ def _community_targets(
     return ctarget, ctol, ctype
 
 
+def _communities(assignment: GridAssignment, g: UnitGraph, umap: gpd.GeoDataFrame):
+    """Every community with two or more ordinary grids: ``(c, ordinary grids, its
+    units, its own graph)``; on its own graph a community's grids never leave it."""
+    ucomm = umap["community"].to_numpy()
+    gcomm = np.asarray(assignment.community)
+    gflag = np.array([bool(f) for f in assignment.flag], dtype=bool)
+    for c in assignment.mean:
+        ordinary = np.flatnonzero((gcomm == c) & ~gflag)
+        if len(ordinary) > 1:
+            cn = np.flatnonzero(ucomm == c)
+            yield c, ordinary, cn, g.subgraph(cn)
+
+
 def _exact_pass(assignment: GridAssignment, g: UnitGraph, umap: gpd.GeoDataFrame,
                 ctol: np.ndarray, notes: list[str]) -> None:
     """Exact re-cuts (:func:`~gridmap.partition.exact.exact_repair`) of every
     community's ordinary grids out of the band; the labels change in place."""
     from .partition.exact import exact_repair
 
-    ucomm = umap["community"].to_numpy()
-    gcomm = np.asarray(assignment.community)
-    gflag = np.array([bool(f) for f in assignment.flag], dtype=bool)
+    # one budget of solver work for the whole plan: at most 100 programmes and
+    # their nodes, not seconds, for the plan must not depend on the machine
+    stats = {"nodes": 0}
     fixed = 0
-    # one budget of solver work for the whole plan (nodes, not seconds: the
-    # plan must not depend on the machine)
-    budget = 300
-    weight = np.bincount(assignment.labels, weights=g.weight, minlength=len(gcomm))
-    for c in assignment.mean:
-        ordinary = np.flatnonzero((gcomm == c) & ~gflag)
-        if len(ordinary) < 2:
-            continue
+    weight = np.bincount(assignment.labels, weights=g.weight,
+                         minlength=assignment.n_grids)
+    for c, ordinary, cn, sub in _communities(assignment, g, umap):
         # the mean the plan is judged by: that of the ordinary grids as they are
         mean = float(weight[ordinary].mean())
-        cn = np.flatnonzero(ucomm == c)
-        sub = g.subgraph(cn)
         lab, report = exact_repair(sub, assignment.labels[cn], grids=ordinary, mean=mean,
-                                   tolerance=float(ctol[c]), node_budget=budget)
-        budget -= report[-1]["nodes"] if report else 0
+                                   tolerance=float(ctol[c]), node_budget=100, stats=stats)
         assignment.labels[cn] = lab
         fixed += sum(r["verdict"] == "recut" for r in report)
         assignment.checks.update({int(r["grid"]): r for r in report})

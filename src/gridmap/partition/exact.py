@@ -5,8 +5,8 @@ still have a balanced plan that no chain of single-unit moves reaches (two
 heavy units have to swap grids at once, say).  :func:`recut` asks HiGHS (through
 :func:`scipy.optimize.milp`) for a plan of a region's units into the same number
 of grids, every one contiguous and within the band, with the least cut cost;
-:func:`exact_repair` grows such regions around the grids out of the band and
-keeps a plan only when one exists.  "No plan" from :func:`recut` is a proof
+:func:`check_region` grows such regions around a grid out of the band, and
+:func:`exact_repair` takes a plan where one exists.  "No plan" from :func:`recut` is a proof
 about that region: the grid is out because of its units, not because a search
 missed a plan.
 
@@ -27,13 +27,15 @@ plan on any machine.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
 
 from ._graph import UnitGraph
 
-__all__ = ["exact_repair", "next_grid", "recut"]
+__all__ = ["RegionCheck", "check_region", "exact_repair", "recut"]
 
 
 def recut(
@@ -44,7 +46,7 @@ def recut(
     lo: float,
     hi: float,
     *,
-    node_limit: int = 50,
+    node_limit: int = 20,
     reach: int = 3,
     stats: dict | None = None,
 ) -> np.ndarray | None | str:
@@ -67,8 +69,9 @@ def recut(
     reach
         How many units away from its grid a unit may move.
     stats
-        If given, ``stats["nodes"]`` is increased by the branch-and-bound nodes
-        used (a measure of work that, unlike seconds, is the same on any machine).
+        If given, ``stats["nodes"]`` is increased by one plus the branch-and-bound
+        nodes used (a measure of work that, unlike seconds, is the same on any
+        machine).
 
     Returns
     -------
@@ -193,7 +196,8 @@ def recut(
         options={"node_limit": node_limit, "disp": False},
     )
     if stats is not None:
-        stats["nodes"] = stats.get("nodes", 0) + int(getattr(res, "mip_node_count", 0) or 0)
+        # a programme is work even when presolve or the root node settles it
+        stats["nodes"] = stats.get("nodes", 0) + 1 + int(getattr(res, "mip_node_count", 0) or 0)
     if res.status == 2:
         return None
     if res.x is None:
@@ -207,8 +211,26 @@ def recut(
     return sol
 
 
-def next_grid(g: UnitGraph, labels: np.ndarray, region: list[int], active: set[int],
-              weight: dict[int, float], mean: float) -> int | None:
+@dataclass
+class RegionCheck:
+    """What :func:`check_region` found around one grid.
+
+    ``verdict`` is ``"found"`` (``labels`` is a balanced plan of the region),
+    ``"infeasible"`` (the region of ``grids`` and ``units``, the largest
+    checked, has no balanced plan at all: a proof; ``solved`` False when its
+    total alone is out of reach), ``"limit"`` (the solver stopped undecided) or
+    ``"not checked"`` (no neighbouring grid fits within the limits).
+    """
+
+    verdict: str
+    grids: list[int] = field(default_factory=list)
+    units: int = 0
+    solved: bool = False
+    labels: np.ndarray | None = None
+
+
+def _next_grid(g: UnitGraph, labels: np.ndarray, region: list[int], active: set[int],
+               weight: dict[int, float], mean: float) -> int | None:
     """The grid of ``active`` next to ``region`` that brings the region's average
     weight nearest ``mean`` (the lowest id on a tie); None if no grid is next to it."""
     ring: set[int] = set()
@@ -222,6 +244,73 @@ def next_grid(g: UnitGraph, labels: np.ndarray, region: list[int], active: set[i
     return min(ring, key=lambda x: (abs((total + weight[x]) / (m * mean) - 1), x))
 
 
+def check_region(
+    g: UnitGraph,
+    labels: np.ndarray,
+    grid: int,
+    *,
+    active: set[int],
+    weight: dict[int, float],
+    mean: float,
+    tolerance: float,
+    max_grids: int = 6,
+    max_units: int = 40,
+    node_limit: int = 20,
+    node_budget: int | None = None,
+    stats: dict | None = None,
+) -> RegionCheck:
+    """Is there a balanced plan of ``grid`` and the grids around it?
+
+    The region grows one neighbouring grid of ``active`` at a time, the one
+    that brings the region's average ``weight`` nearest ``mean``, up to
+    ``max_grids`` grids and ``max_units`` units; each region whose total fits
+    the band is asked of :func:`recut`, until one has a plan.  ``stats["nodes"]``
+    counts the solver's nodes; no new programme starts once it reaches
+    ``node_budget``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = UnitGraph.from_edges(3, np.array([5.0, 1, 5]), np.zeros((3, 2)),
+    ...                          np.array([0, 1]), np.array([1, 2]), np.ones(2))
+    >>> r = check_region(g, np.array([0, 0, 1]), 1, active={0, 1},
+    ...                  weight={0: 6.0, 1: 5.0}, mean=5.5, tolerance=0.05)
+    >>> r.verdict, r.grids, r.units, r.solved
+    ('infeasible', [1, 0], 3, True)
+    """
+    stats = {"nodes": 0} if stats is None else stats
+    lo, hi = mean * (1 - tolerance), mean * (1 + tolerance)
+    eps = 1e-9 * max(abs(mean), 1.0)
+    region, total = [grid], weight[grid]
+    out = RegionCheck("not checked")
+    while len(region) < max_grids and (node_budget is None or stats["nodes"] < node_budget):
+        h = _next_grid(g, labels, region, active, weight, mean)
+        if h is None:
+            break
+        nodes = np.flatnonzero(np.isin(labels, [*region, h]))
+        if len(nodes) > max_units:
+            break
+        region.append(h)
+        total += weight[h]
+        m = len(region)
+        if not m * lo - eps <= total <= m * hi + eps:
+            out = RegionCheck("infeasible", list(region), len(nodes))
+            continue
+        order = sorted(region)
+        pos = {x: k for k, x in enumerate(order)}
+        current = np.array([pos[int(labels[u])] for u in nodes])
+        sol = recut(g, nodes, current, m, lo, hi, node_limit=node_limit, stats=stats)
+        if sol is None:
+            out = RegionCheck("infeasible", list(region), len(nodes), solved=True)
+            continue
+        if isinstance(sol, str):
+            return RegionCheck("limit", list(region), len(nodes), solved=True)
+        new = np.array(labels, copy=True)
+        new[nodes] = np.asarray(order)[sol]
+        return RegionCheck("found", list(region), len(nodes), solved=True, labels=new)
+    return out
+
+
 def exact_repair(
     g: UnitGraph,
     labels: np.ndarray,
@@ -231,26 +320,26 @@ def exact_repair(
     tolerance: float,
     max_grids: int = 6,
     max_units: int = 40,
-    node_limit: int = 50,
-    node_budget: int = 400,
+    node_limit: int = 20,
+    node_budget: int = 100,
+    stats: dict | None = None,
 ) -> tuple[np.ndarray, list[dict]]:
     """Re-cut the regions around the grids out of the band where a balanced plan exists.
 
     For every grid of ``grids`` outside ``mean·(1 ± tolerance)``, worst first,
-    the region grows one neighbouring grid at a time (the one that brings the
-    region's average nearest the mean) up to ``max_grids`` grids and
-    ``max_units`` units; the first region with a balanced plan (:func:`recut`)
-    takes it.  Every grid of such a region ends within the band, so no grid
-    gets worse.  Returns the new labels and, per grid tried, what was found:
-    ``{"grid", "weight", "verdict", "units", "grids", "nodes"}`` (``nodes``: the
-    branch-and-bound nodes spent so far), the verdict one of
-    ``"recut"`` (the region of ``grids`` grids and ``units`` units was re-cut),
-    ``"infeasible"`` (the largest region checked, of ``grids`` grids and
-    ``units`` units, has no balanced plan at all: a proof), ``"limit"`` (the
-    solver stopped undecided) or ``"not checked"`` (no neighbouring grid fits
-    within ``max_units``, or the work budget is spent).  ``node_limit`` bounds
-    the branch-and-bound nodes of one programme, ``node_budget`` those of all:
-    a bound on the time that gives the same plan on any machine.
+    :func:`check_region` looks for a balanced plan of it and the grids around
+    it; the first found is taken.  Every grid of such a region ends within the
+    band, so no grid gets worse.  A proof that a region has no plan is dropped,
+    and its grid checked again, when a later re-cut changes one of the
+    region's grids.  Returns the new labels and, per grid out of the band,
+    ``{"grid", "weight", "verdict", "units", "grids", "region"}`` (``region``:
+    the grids the verdict is about, ``grids`` of them), the verdict
+    ``"recut"`` (its region of ``grids`` grids and ``units`` units was re-cut),
+    ``"infeasible"``, ``"limit"`` or ``"not checked"`` as in
+    :class:`RegionCheck` (also when the work budget is spent).  ``node_limit``
+    bounds the branch-and-bound nodes of one programme, ``node_budget`` those
+    of all counted in ``stats["nodes"]`` (shared between calls if given): a
+    bound on the time that gives the same plan on any machine.
 
     Examples
     --------
@@ -266,60 +355,29 @@ def exact_repair(
     active = {int(x) for x in np.asarray(grids).tolist()}
     lo, hi = mean * (1 - tolerance), mean * (1 + tolerance)
     eps = 1e-9 * max(abs(mean), 1.0)
-
-    def weights() -> dict[int, float]:
-        sums = np.bincount(labels[labels >= 0], weights=g.weight[labels >= 0],
-                           minlength=max(active) + 1 if active else 0)
-        return {h: float(sums[h]) for h in active}
-
-    def out_of_band(w: dict[int, float]) -> list[int]:
-        bad = [h for h in active if not lo - eps <= w[h] <= hi + eps]
-        return sorted(bad, key=lambda h: (-abs(w[h] / mean - 1), h))
-
-    report: list[dict] = []
-    tried: set[int] = set()
-    stats = {"nodes": 0}
+    stats = {"nodes": 0} if stats is None else stats
+    # grid -> (its entry in the report, the grids its verdict is about)
+    found: dict[int, tuple[dict, set[int]]] = {}
     while True:
-        w = weights()
-        todo = [h for h in out_of_band(w) if h not in tried]
+        sums = np.bincount(labels, weights=g.weight, minlength=max(active) + 1)
+        w = {h: float(sums[h]) for h in active}
+        todo = sorted((h for h in active if h not in found
+                       and not lo - eps <= w[h] <= hi + eps),
+                      key=lambda h: (-abs(w[h] / mean - 1), h))
         if not todo:
             break
         gid = todo[0]
-        tried.add(gid)
-        region, total = [gid], w[gid]
-        # the largest region proved to have no balanced plan: (units, grids)
-        verdict, proved = "not checked", (0, 0)
-        while len(region) < max_grids and stats["nodes"] < node_budget:
-            h = next_grid(g, labels, region, active, w, mean)
-            if h is None:
-                break
-            m = len(region) + 1
-            nodes = np.flatnonzero(np.isin(labels, [*region, h]))
-            if len(nodes) > max_units:
-                break
-            region.append(h)
-            total += w[h]
-            if not m * lo - eps <= total <= m * hi + eps:
-                verdict, proved = "infeasible", (len(nodes), m)
-                continue
-            order = sorted(region)
-            pos = {x: k for k, x in enumerate(order)}
-            current = np.array([pos[int(labels[u])] for u in nodes])
-            sol = recut(g, nodes, current, m, lo, hi, node_limit=node_limit, stats=stats)
-            if sol is None:
-                verdict, proved = "infeasible", (len(nodes), m)
-                continue
-            if isinstance(sol, str):
-                verdict = "limit"
-                break
-            new = labels.copy()
-            new[nodes] = np.asarray(order)[sol]
-            if all(len(np.unique(g.components(np.flatnonzero(new == x)))) == 1
-                   for x in order):
-                labels = new
-                verdict, proved = "recut", (len(nodes), m)
-                tried.update(order)
-                break
-        report.append({"grid": gid, "weight": w[gid], "verdict": verdict,
-                       "units": proved[0], "grids": proved[1], "nodes": stats["nodes"]})
-    return labels, report
+        r = check_region(g, labels, gid, active=active, weight=w, mean=mean,
+                         tolerance=tolerance, max_grids=max_grids, max_units=max_units,
+                         node_limit=node_limit, node_budget=node_budget, stats=stats)
+        verdict = "recut" if r.verdict == "found" else r.verdict
+        entry = {"grid": gid, "weight": w[gid], "verdict": verdict, "units": r.units,
+                 "grids": len(r.grids), "region": r.grids}
+        found[gid] = (entry, set(r.grids) or {gid})
+        if r.labels is not None:
+            labels = r.labels
+            # what was said of a region this re-cut changed is no longer true
+            for h, (_, about) in list(found.items()):
+                if h != gid and about & set(r.grids):
+                    del found[h]
+    return labels, [entry for entry, _ in found.values()]
