@@ -57,9 +57,23 @@ def bundled():
 
 
 @pytest.fixture(scope="session")
-def bundled_plan(bundled):
-    """The bundled data's plan at the demo's settings, made once for the tests
-    that only read it (a delineation of the Bund takes about a minute)."""
+def bundled_demo(bundled, tmp_path_factory):
+    """The folder the README's demo command writes for the bundled data, made once
+    for the tests that only read it (a delineation of the Bund takes about a
+    minute)."""
+    from gridmap.cli import main
+
+    out = tmp_path_factory.mktemp("demo") / "shanghai"
+    rc = main(["delineate", "--buildings", str(bundled), "--streets", str(bundled),
+               "--target", "300", "--tolerance", "0.1", "--by", "households",
+               "--out", str(out), "--quiet"])
+    assert rc == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def bundled_plan(bundled_demo):
+    """The demo's plan as read back from the files it wrote."""
     import gridmap
 
-    return gridmap.delineate(str(bundled), str(bundled), target=300, tolerance=0.1)
+    return gridmap.read_plan(bundled_demo)

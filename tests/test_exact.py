@@ -57,6 +57,22 @@ def test_recut_proves_no_plan():
     assert recut(g, np.arange(3), np.array([0, 0, 1]), 2, 5.4, 6.6) is None
 
 
+def test_recut_says_when_no_plan_is_only_within_reach():
+    # 3 1 1 1 cut as [3 1 1] [1]: the one plan of two 3s, [3] [1 1 1], needs
+    # unit 1 to join a grid two steps away; within one step there is none,
+    # and that is not a proof about every plan
+    g = path([3, 1, 1, 1])
+    current = np.array([0, 0, 0, 1])
+    assert recut(g, np.arange(4), current, 2, 3, 3, reach=1) == "reach"
+    assert recut(g, np.arange(4), current, 2, 3, 3, reach=2).tolist() == [0, 1, 1, 1]
+    r = check_region(g, current, 1, active={0, 1}, weight={0: 5.0, 1: 1.0}, mean=3.0,
+                     tolerance=0.0, reach=1)
+    assert (r.verdict, r.solved, r.reach) == ("infeasible", True, 1)
+    r = check_region(g, current, 1, active={0, 1}, weight={0: 5.0, 1: 1.0}, mean=3.0,
+                     tolerance=0.0, reach=3)
+    assert r.verdict == "found"
+
+
 def test_recut_keeps_grids_contiguous():
     # 2 2 1 1 on a path into two grids of 3: the only plans of 3 + 3 are
     # {2, 1} + {2, 1} with one grid in two pieces, so there is no plan

@@ -184,8 +184,14 @@ def _reasons(grids: gpd.GeoDataFrame, labels: np.ndarray, order: np.ndarray,
                 f"grid(s) around it, {others} ({check['units']} units), has every "
                 "grid within the band"
             )
+            if check.get("reach") is not None:
+                # the proof covers only plans that move units a few steps
+                out[row] += f" (plans moving units up to {check['reach']} units away)"
         elif check and check["verdict"] == "limit":
             out[row] += "; exact check: undecided (solver limit)"
+        elif check and check["verdict"] == "not checked":
+            out[row] += ("; exact check: not run (no region of up to 6 grids and 40 "
+                         "units around it, or the plan's solver budget spent)")
     return out
 
 

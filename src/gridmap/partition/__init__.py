@@ -419,18 +419,27 @@ def repair(
         if key[0]:
             # still out: grow a grid around every unit that is most of a grid
             # alone, then split the rest, and keep whichever plan is better
+            # the recombination is the costly step: only the most promising of
+            # the seeded plans (after the unit moves) gets it
+            seeded = []
             for share in (0.5, 0.6, 0.7, 0.8):
                 alt = _seeded(g, part, k, mean, tolerance, rng, n_trees, coarse_share=share)
                 if alt is None:
                     continue
-                alt = refine(g, alt, grids=local, mean=mean, tolerance=tolerance)
-                alt = recombine(g, alt, grids=local, mean=mean, tolerance=tolerance, rng=rng)
                 alt = refine(g, alt, grids=local, mean=mean, tolerance=tolerance)
                 alt_key = _score(g, alt, k, mean, tolerance)
                 if alt_key < key:
                     lab, key = alt, alt_key
                 if key[0] == 0:
                     break
+                seeded.append((alt_key, share, alt))
+            if key[0] and seeded:
+                _, _, alt = min(seeded, key=lambda t: t[:2])
+                alt = recombine(g, alt, grids=local, mean=mean, tolerance=tolerance, rng=rng)
+                alt = refine(g, alt, grids=local, mean=mean, tolerance=tolerance)
+                alt_key = _score(g, alt, k, mean, tolerance)
+                if alt_key < key:
+                    lab, key = alt, alt_key
     out = labels.copy()
     out[part] = grids[lab[part]]
     return out

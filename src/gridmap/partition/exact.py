@@ -77,8 +77,10 @@ def recut(
     -------
     numpy.ndarray or None or str
         The grid of every unit of the region; ``None`` when no plan exists (a
-        proof); ``"limit"`` when the solver stopped at the node limit without
-        a plan.
+        proof); ``"reach"`` when no plan exists that moves units at most
+        ``reach`` away (a proof about those plans only: with every unit free
+        the programme is much slower); ``"limit"`` when the solver stopped at
+        the node limit without a plan.
 
     Examples
     --------
@@ -108,7 +110,11 @@ def recut(
         for a, b in zip(ea.tolist(), eb.tolist(), strict=True):
             grown[a] |= allowed[b]
             grown[b] |= allowed[a]
+        if grown == allowed:
+            break
         allowed = grown
+    # only with every unit free to join every grid is "no plan" about all plans
+    free = all(len(s) == m for s in allowed)
     pairs = [(i, j) for i in range(n) for j in sorted(allowed[i])]
     xi = {p: k for k, p in enumerate(pairs)}
     nxv = len(pairs)
@@ -199,7 +205,7 @@ def recut(
         # a programme is work even when presolve or the root node settles it
         stats["nodes"] = stats.get("nodes", 0) + 1 + int(getattr(res, "mip_node_count", 0) or 0)
     if res.status == 2:
-        return None
+        return None if free else "reach"
     if res.x is None:
         return "limit"
     # at the node limit the best plan found so far is still a balanced one
@@ -217,8 +223,9 @@ class RegionCheck:
 
     ``verdict`` is ``"found"`` (``labels`` is a balanced plan of the region),
     ``"infeasible"`` (the region of ``grids`` and ``units``, the largest
-    checked, has no balanced plan at all: a proof; ``solved`` False when its
-    total alone is out of reach), ``"limit"`` (the solver stopped undecided) or
+    checked, has no balanced plan: a proof; ``solved`` False when its
+    total alone is out of reach; ``reach`` the most units a unit may move
+    in the plans ruled out, None when every plan of the region is), ``"limit"`` (the solver stopped undecided) or
     ``"not checked"`` (no neighbouring grid fits within the limits).
     """
 
@@ -226,6 +233,7 @@ class RegionCheck:
     grids: list[int] = field(default_factory=list)
     units: int = 0
     solved: bool = False
+    reach: int | None = None
     labels: np.ndarray | None = None
 
 
@@ -257,6 +265,7 @@ def check_region(
     max_units: int = 40,
     node_limit: int = 20,
     node_budget: int | None = None,
+    reach: int = 3,
     stats: dict | None = None,
 ) -> RegionCheck:
     """Is there a balanced plan of ``grid`` and the grids around it?
@@ -264,8 +273,8 @@ def check_region(
     The region grows one neighbouring grid of ``active`` at a time, the one
     that brings the region's average ``weight`` nearest ``mean``, up to
     ``max_grids`` grids and ``max_units`` units; each region whose total fits
-    the band is asked of :func:`recut`, until one has a plan.  ``stats["nodes"]``
-    counts the solver's nodes; no new programme starts once it reaches
+    the band is asked of :func:`recut` (units moving at most ``reach`` away),
+    until one has a plan.  ``stats["nodes"]`` counts the solver's nodes; no new programme starts once it reaches
     ``node_budget``.
 
     Examples
@@ -299,9 +308,11 @@ def check_region(
         order = sorted(region)
         pos = {x: k for k, x in enumerate(order)}
         current = np.array([pos[int(labels[u])] for u in nodes])
-        sol = recut(g, nodes, current, m, lo, hi, node_limit=node_limit, stats=stats)
-        if sol is None:
-            out = RegionCheck("infeasible", list(region), len(nodes), solved=True)
+        sol = recut(g, nodes, current, m, lo, hi, node_limit=node_limit, reach=reach,
+                    stats=stats)
+        if sol is None or (isinstance(sol, str) and sol == "reach"):
+            out = RegionCheck("infeasible", list(region), len(nodes), solved=True,
+                              reach=None if sol is None else reach)
             continue
         if isinstance(sol, str):
             return RegionCheck("limit", list(region), len(nodes), solved=True)
@@ -332,8 +343,9 @@ def exact_repair(
     band, so no grid gets worse.  A proof that a region has no plan is dropped,
     and its grid checked again, when a later re-cut changes one of the
     region's grids.  Returns the new labels and, per grid out of the band,
-    ``{"grid", "weight", "verdict", "units", "grids", "region"}`` (``region``:
-    the grids the verdict is about, ``grids`` of them), the verdict
+    ``{"grid", "weight", "verdict", "units", "grids", "region", "reach"}``
+    (``region``: the grids the verdict is about, ``grids`` of them; ``reach``
+    as in :class:`RegionCheck`), the verdict
     ``"recut"`` (its region of ``grids`` grids and ``units`` units was re-cut),
     ``"infeasible"``, ``"limit"`` or ``"not checked"`` as in
     :class:`RegionCheck` (also when the work budget is spent).  ``node_limit``
@@ -372,7 +384,7 @@ def exact_repair(
                          node_limit=node_limit, node_budget=node_budget, stats=stats)
         verdict = "recut" if r.verdict == "found" else r.verdict
         entry = {"grid": gid, "weight": w[gid], "verdict": verdict, "units": r.units,
-                 "grids": len(r.grids), "region": r.grids}
+                 "grids": len(r.grids), "region": r.grids, "reach": r.reach}
         found[gid] = (entry, set(r.grids) or {gid})
         if r.labels is not None:
             labels = r.labels
