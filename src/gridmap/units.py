@@ -292,6 +292,8 @@ def make_blocks(
         special[fi] = ci
     bblock, _share = assign_by_overlap(buildings, faces)
     outside = np.flatnonzero(~shapely.intersects(buildings, area))
+    if given_units is None:
+        faces = keep_buildings_whole(faces, buildings, bblock, special)
 
     compound = np.full(len(buildings), -1, dtype=np.int64)
     if compounds is not None and len(compounds):
@@ -299,6 +301,61 @@ def make_blocks(
         bi, ci = tree.query(shapely.point_on_surface(buildings), predicate="within")
         compound[bi] = ci
     return Blocks(faces, bblock, community, compound, outside, special)
+
+
+def keep_buildings_whole(faces: np.ndarray, buildings: np.ndarray, building_block: np.ndarray,
+                         special: np.ndarray | None = None, *,
+                         min_area: float = 0.01) -> np.ndarray:
+    """Blocks that hold each building whole: the part of a building that crosses a
+    street centre-line into the next block is taken from that block and given to
+    the building's own (``building_block``).
+
+    Grid edges run along block edges, so without this a building drawn across a
+    street (a gateway, a bridge, an outline a metre off) would lie partly in the
+    next grid.  A part is left where it is when moving it would break either
+    block in two, empty a block, cut into another building of that block, or
+    touch a carved (road or unit grid) block.  Returns new block polygons; the
+    blocks still tile the same area.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> faces = np.array([shapely.box(0, 0, 10, 10), shapely.box(10, 0, 20, 10)])
+    >>> b = np.array([shapely.box(2, 2, 12, 4)])  # 16 m² west of x=10, 4 m² east
+    >>> out = keep_buildings_whole(faces, b, np.array([0]))
+    >>> bool(out[0].covers(b[0])), out[0].area, out[1].area
+    (True, 104.0, 96.0)
+    """
+    faces = np.asarray(faces, dtype=object).copy()
+    buildings = np.asarray(buildings, dtype=object)
+    if not len(faces) or not len(buildings):
+        return faces
+    bi, fi = shapely.STRtree(faces).query(buildings, predicate="intersects")
+    crossing = fi != building_block[bi]
+    bi, fi = bi[crossing], fi[crossing]
+    if not len(bi):
+        return faces
+    big = shapely.area(shapely.intersection(buildings[bi], faces[fi])) > min_area
+    btree = shapely.STRtree(buildings)
+    for b, f in sorted(zip(bi[big].tolist(), fi[big].tolist(), strict=True)):
+        own = int(building_block[b])
+        if special is not None and (special[own] >= 0 or special[f] >= 0):
+            continue
+        piece = shapely.intersection(faces[f], buildings[b])
+        if shapely.area(piece) <= min_area:
+            continue
+        rest = shapely.difference(faces[f], buildings[b])
+        grown = shapely.union(faces[own], piece)
+        if shapely.is_empty(rest) or shapely.get_type_id(rest) != 3 \
+                or shapely.get_type_id(grown) != 3:
+            continue
+        hits = btree.query(piece, predicate="intersects")
+        hits = hits[(building_block[hits] == f)]
+        if len(hits) and (shapely.area(shapely.intersection(buildings[hits], piece))
+                          > min_area).any():
+            continue
+        faces[f], faces[own] = rest, grown
+    return faces
 
 
 def _merge_compounds(faces: np.ndarray, compounds: np.ndarray) -> np.ndarray:
