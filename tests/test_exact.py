@@ -190,3 +190,29 @@ def test_exact_repair_never_breaks_a_grid(weights, k):
             if m * lo - 1e-9 <= total <= m * hi + 1e-9:
                 current = np.searchsorted(region, lab[nodes])
                 assert recut(g, nodes, current, m, lo, hi, node_limit=10_000) is None
+
+
+def _reason_of_first(neighbour_weight):
+    """The reason given for a light grid of two units (45 + 40) next to one grid."""
+    import pandas as pd
+
+    from gridmap._assemble import _reasons
+
+    g = path([45, 40, neighbour_weight])
+    grids = pd.DataFrame({
+        "grid_id": [1, 2], "kind": ["community"] * 2, "flag": ["", ""],
+        "community_id": ["C", "C"], "community_mean": [100.0, 100.0],
+        "deviation": [-0.15, neighbour_weight / 100 - 1],
+        "within_tolerance": [False, abs(neighbour_weight / 100 - 1) <= 0.1]})
+    return _reasons(grids, np.array([0, 0, 1]), np.array([0, 1]), np.array([1, 2]), g,
+                    "households", np.array([0.1, 0.1]))[0]
+
+
+def test_a_light_grid_among_light_grids_says_the_area_has_too_many_grids():
+    text = _reason_of_first(93.0)  # its only neighbour is light too (-7 %)
+    assert text.startswith("2 units, the largest (unit 1) 45 households = 45% of the "
+                           "community mean 100: every neighbouring grid is light too")
+    assert "more grids than its households fill" in text
+    assert text.endswith("neighbouring grids 2 (-7%)")
+    # a neighbour with weight to spare: the units are what keeps it out
+    assert "too coarse to trade within ±10%" in _reason_of_first(100.0)

@@ -150,6 +150,9 @@ def _reasons(grids: gpd.GeoDataFrame, labels: np.ndarray, order: np.ndarray,
     """
     out = [""] * len(grids)
     dev = dict(zip(grids["grid_id"], grids["deviation"], strict=True))
+    # the grids judged against the mean: ordinary community grids, by community
+    plain = (grids["kind"] == "community") & (grids["flag"].fillna("") == "")
+    judged = dict(zip(grids["grid_id"], grids["community_id"].where(plain), strict=True))
     for row, r in enumerate(grids.itertuples()):
         if bool(r.within_tolerance) or r.kind != "community":
             continue
@@ -172,9 +175,19 @@ def _reasons(grids: gpd.GeoDataFrame, labels: np.ndarray, order: np.ndarray,
         else:
             text = (
                 f"{len(units)} units, the largest (unit {big + 1}) {w.max():g} {by} = "
-                f"{w.max() / mean:.0%} of the community mean {mean:g}: the units "
-                f"here are too coarse to trade within ±{tol:.0%}"
+                f"{w.max() / mean:.0%} of the community mean {mean:g}: "
             )
+            peers = [n for n in nbrs if pd.notna(judged.get(n))
+                     and judged.get(n) == r.community_id]
+            sign = -1 if r.deviation < 0 else 1
+            if peers and all(sign * dev[n] > tol / 2 for n in peers):
+                # no neighbour has weight to spare (or room for more): the grids
+                # of the area are too many (too few) for it, whatever the units
+                text += (f"every neighbouring grid is {'light' if sign < 0 else 'heavy'} "
+                         f"too (beyond half the band): the area has "
+                         f"{'more' if sign < 0 else 'fewer'} grids than its {by} fill")
+            else:
+                text += f"the units here are too coarse to trade within ±{tol:.0%}"
         out[row] = f"{text}; neighbouring grids {around or 'none'}"
         check = (checks or {}).get(old)
         if check and check["verdict"] == "infeasible":
