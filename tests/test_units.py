@@ -347,15 +347,23 @@ def test_make_blocks_keep_a_building_across_a_street_whole():
     assert _bounds(given.geometry) == [(0, 0, 50, 100), (50, 0, 100, 100)]
 
 
-def test_keep_buildings_whole_leaves_what_would_break_a_block():
+def test_keep_buildings_whole_across_a_path_and_what_it_leaves():
     from gridmap.units import keep_buildings_whole
 
-    # a thin block between two wide ones; a building across all three would cut
-    # the thin one in two: it is left as it is (its own block is the west one)
+    # a thin block (a path) between two wide ones and a building across all
+    # three from the west one: the path keeps its larger part (north, 5 m²), the
+    # part cut off (3 m²) goes with the building, and then the east part can too
     faces = _boxes((0, 0, 10, 10), (10, 0, 11, 10), (11, 0, 20, 10))
-    b = _boxes((2, 4, 15, 6))
+    b = _boxes((2, 3, 15, 5))
     out = keep_buildings_whole(faces, b, np.array([0]))
-    assert _bounds(out[1:2]) == [(10, 0, 11, 10)] and out[1].area == pytest.approx(10)
+    assert out[0].covers(b[0])
+    assert [round(f.area, 6) for f in out] == [113, 5, 82]
+    assert _bounds(out[1:2]) == [(10, 5, 11, 10)]
+    # a building of the path in the part cut off: the path stays whole, and the
+    # east part, which would not touch the west block, stays too
+    b3 = np.concatenate([b, _boxes((10.2, 0.5, 10.8, 1.5))])
+    out = keep_buildings_whole(faces, b3, np.array([0, 1]))
+    assert [round(f.area, 6) for f in out] == [100, 10, 90]
     # a part that overlaps another building of that block stays too
     faces = _boxes((0, 0, 10, 10), (10, 0, 20, 10))
     b2 = _boxes((2, 4, 15, 6), (13, 5, 16, 8))
@@ -364,6 +372,19 @@ def test_keep_buildings_whole_leaves_what_would_break_a_block():
     # without that building the part moves
     out = keep_buildings_whole(faces, b2[:1], np.array([0]))
     assert out[0].area == pytest.approx(110) and out[0].covers(b2[0])
+
+
+def test_keep_buildings_whole_takes_a_part_beyond_the_next_block_too():
+    from gridmap.units import keep_buildings_whole
+
+    # an L-shaped building from block 0 through block 2 into block 1: the part in
+    # block 1 touches block 0 only once the part in block 2 has joined it
+    faces = _boxes((0, 0, 10, 10), (10, 10, 20, 20), (10, 0, 20, 10), (0, 10, 10, 20))
+    b = np.array([shapely.union(shapely.box(2, 4, 14, 8), shapely.box(10, 8, 12, 14))])
+    out = keep_buildings_whole(faces, b, np.array([0]))
+    assert out[0].covers(b[0])
+    assert [round(f.area) for f in out] == [128, 92, 80, 100]
+    assert all(shapely.get_type_id(f) == 3 for f in out)
 
 
 def test_make_blocks_given_units_are_taken_as_they_are():

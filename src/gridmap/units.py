@@ -312,9 +312,11 @@ def keep_buildings_whole(faces: np.ndarray, buildings: np.ndarray, building_bloc
 
     Grid edges run along block edges, so without this a building drawn across a
     street (a gateway, a bridge, an outline a metre off) would lie partly in the
-    next grid.  A part is left where it is when moving it would break either
-    block in two, empty a block, cut into another building of that block, or
-    touch a carved (road or unit grid) block.  Returns new block polygons; the
+    next grid.  Where the building crosses a block from side to side, the
+    block keeps its largest part and the parts cut off go with the building.  A
+    part is left where it is when moving it would break the building's block in
+    two, empty a block, take another building of that block, or touch a carved
+    (road or unit grid) block.  Returns new block polygons; the
     blocks still tile the same area.
 
     Examples
@@ -337,25 +339,70 @@ def keep_buildings_whole(faces: np.ndarray, buildings: np.ndarray, building_bloc
         return faces
     big = shapely.area(shapely.intersection(buildings[bi], faces[fi])) > min_area
     btree = shapely.STRtree(buildings)
-    for b, f in sorted(zip(bi[big].tolist(), fi[big].tolist(), strict=True)):
+    todo: dict[int, list[int]] = {}
+    for b, f in zip(bi[big].tolist(), fi[big].tolist(), strict=True):
+        todo.setdefault(b, []).append(f)
+    for b in sorted(todo):
         own = int(building_block[b])
-        if special is not None and (special[own] >= 0 or special[f] >= 0):
+        if special is not None and special[own] >= 0:
             continue
-        piece = shapely.intersection(faces[f], buildings[b])
-        if shapely.area(piece) <= min_area:
-            continue
-        rest = shapely.difference(faces[f], buildings[b])
-        grown = shapely.union(faces[own], piece)
-        if shapely.is_empty(rest) or shapely.get_type_id(rest) != 3 \
-                or shapely.get_type_id(grown) != 3:
-            continue
-        hits = btree.query(piece, predicate="intersects")
-        hits = hits[(building_block[hits] == f)]
-        if len(hits) and (shapely.area(shapely.intersection(buildings[hits], piece))
-                          > min_area).any():
-            continue
-        faces[f], faces[own] = rest, grown
+        left = sorted(todo[b])
+        # a building over several paths: a part beyond the next block joins once
+        # the part between has, so go round until no part moves
+        while left:
+            moved = [f for f in left if _take_part(faces, own, f, buildings, b,
+                                                    building_block, btree, special,
+                                                    min_area)]
+            if not moved:
+                break
+            left = [f for f in left if f not in moved]
     return faces
+
+
+def _take_part(faces: np.ndarray, own: int, f: int, buildings: np.ndarray, b: int,
+               building_block: np.ndarray, btree: shapely.STRtree,
+               special: np.ndarray | None, min_area: float) -> bool:
+    """Move the part of building ``b`` in block ``f`` to block ``own`` if it may;
+    True when it moved (or nothing is left to move)."""
+    if special is not None and special[f] >= 0:
+        return False
+    piece = shapely.intersection(faces[f], buildings[b])
+    if shapely.area(piece) <= min_area:
+        return True
+    rest = shapely.difference(faces[f], buildings[b])
+    parts = _areas_of(rest)
+    if not len(parts):
+        return False
+    if len(parts) > 1:
+        # the building crosses the block (a path between two streets): the block
+        # keeps its largest part, the parts cut off go with the building
+        largest = int(np.argmax(shapely.area(parts)))
+        rest = parts[largest]
+        piece = shapely.union_all(np.concatenate([_areas_of(piece),
+                                                  np.delete(parts, largest)]))
+    else:
+        rest = parts[0]
+        piece = shapely.union_all(_areas_of(piece))
+    grown = shapely.union(faces[own], piece)
+    if shapely.get_type_id(grown) != 3:
+        # parts that touch along an edge can still come apart by a rounding
+        # error: join them on the millimetre grid the units are snapped to
+        grown = shapely.union(faces[own], piece, grid_size=1e-3)
+        if shapely.get_type_id(grown) != 3:
+            return False
+    hits = btree.query(piece, predicate="intersects")
+    hits = hits[(building_block[hits] == f)]
+    if len(hits) and (shapely.area(shapely.intersection(buildings[hits], piece))
+                      > min_area).any():
+        return False
+    faces[f], faces[own] = rest, grown
+    return True
+
+
+def _areas_of(geom: shapely.Geometry) -> np.ndarray:
+    """The polygons of an overlay's result, without its stray lines and points."""
+    parts = shapely.get_parts(shapely.get_parts(geom))
+    return parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 0)]
 
 
 def _merge_compounds(faces: np.ndarray, compounds: np.ndarray) -> np.ndarray:
