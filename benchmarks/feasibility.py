@@ -11,7 +11,7 @@ to ``--max-grids`` grids and ``--max-units`` units; a unit may move to a grid
 up to three units away.  Each question is a small mixed-integer programme
 solved by HiGHS (:func:`scipy.optimize.milp`):
 :func:`gridmap.partition.exact.check_region`, which ``delineate`` runs too, on
-regions of up to 40 units (here the regions may be larger).  The model:
+programmes of up to 40 nodes (here of up to ``--max-units``).  The model:
 
 * ``x[i,j]`` = 1 when unit ``i`` is in grid ``j``; every unit in one grid;
 * each grid's weight within ``mean·(1±tolerance)``, the mean being the
@@ -70,7 +70,8 @@ def check(plan_path: str, *, by: str = "households", tolerance: float = 0.1,
             t0 = time.perf_counter()
             r = check_region(g, labels, gid, active=active, weight=w, mean=mean,
                              tolerance=tolerance, max_grids=max_grids,
-                             max_units=max_units, node_limit=node_limit)
+                             max_units=max_units, max_nodes=max_units,
+                             node_limit=node_limit)
             dt = time.perf_counter() - t0
             if r.verdict == "found":
                 ok = _contiguous(g, r.labels, r.grids)

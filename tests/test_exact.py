@@ -216,3 +216,23 @@ def test_a_light_grid_among_light_grids_says_the_area_has_too_many_grids():
     assert text.endswith("neighbouring grids 2 (-7%)")
     # a neighbour with weight to spare: the units are what keeps it out
     assert "too coarse to trade within ±10%" in _reason_of_first(100.0)
+
+
+def test_units_that_may_only_stay_are_one_node():
+    # 60 units in a row, cut 28 | 32; the plan of two 30s moves the two units by
+    # the cut. Only the units within reach of the other grid are free: the rest
+    # of each grid is one node, so the region of 60 units is a programme of 8
+    from gridmap.partition.exact import programme_size
+
+    g = path([1] * 60)
+    current = np.array([0] * 28 + [1] * 32)
+    assert programme_size(g, np.arange(60), current, reach=3) == 8
+    sol = recut(g, np.arange(60), current, 2, 30, 30, reach=3)
+    assert sol.tolist() == [0] * 30 + [1] * 30
+    r = check_region(g, current, 1, active={0, 1}, weight={0: 28.0, 1: 32.0}, mean=30.0,
+                     tolerance=0.0)
+    assert r.verdict == "found" and r.units == 60
+    # a programme larger than allowed is not started
+    r = check_region(g, current, 1, active={0, 1}, weight={0: 28.0, 1: 32.0}, mean=30.0,
+                     tolerance=0.0, max_nodes=7)
+    assert r.verdict == "not checked"

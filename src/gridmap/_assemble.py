@@ -203,8 +203,9 @@ def _reasons(grids: gpd.GeoDataFrame, labels: np.ndarray, order: np.ndarray,
         elif check and check["verdict"] == "limit":
             out[row] += "; exact check: undecided (solver limit)"
         elif check and check["verdict"] == "not checked":
-            out[row] += ("; exact check: not run (no region of up to 6 grids and 40 "
-                         "units around it, or the plan's solver budget spent)")
+            out[row] += ("; exact check: not run (no region of up to 6 grids and 400 "
+                         "units around it has a programme of at most 40 nodes, or the "
+                         "plan's solver budget was spent)")
     return out
 
 

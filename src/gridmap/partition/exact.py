@@ -35,7 +35,7 @@ from scipy.sparse import coo_matrix
 
 from ._graph import UnitGraph
 
-__all__ = ["RegionCheck", "check_region", "exact_repair", "recut"]
+__all__ = ["RegionCheck", "check_region", "exact_repair", "programme_size", "recut"]
 
 
 def recut(
@@ -95,26 +95,30 @@ def recut(
     """
     nodes = np.asarray(nodes, dtype=np.int64)
     n = len(nodes)
-    loc = np.full(g.n, -1, dtype=np.int64)
-    loc[nodes] = np.arange(n)
-    em = (loc[g.i] >= 0) & (loc[g.j] >= 0)
-    ea, eb = loc[g.i[em]], loc[g.j[em]]
-    cut = g.cut[em]
+    ea, eb, cut = _region_edges(g, nodes)
     ne = len(ea)
     w = g.weight[nodes]
-    big = float(n)
-
-    allowed = [{int(current[i])} for i in range(n)]
-    for _ in range(reach):
-        grown = [set(s) for s in allowed]
-        for a, b in zip(ea.tolist(), eb.tolist(), strict=True):
-            grown[a] |= allowed[b]
-            grown[b] |= allowed[a]
-        if grown == allowed:
-            break
-        allowed = grown
+    allowed = _allowed(ea, eb, current, reach)
     # only with every unit free to join every grid is "no plan" about all plans
     free = all(len(s) == m for s in allowed)
+    scale = float(cut.mean()) if ne and cut.mean() > 0 else 1.0
+    # a unit that may only stay is in its grid whatever the plan: each connected
+    # piece of such units, per grid, is one node, so that the programme grows with
+    # the units that may move rather than with the region
+    node_of, n_units = _contract(ea, eb, current, allowed), n
+    n = int(node_of.max()) + 1
+    w = np.bincount(node_of, weights=w, minlength=n)
+    first = np.unique(node_of, return_index=True)[1]
+    allowed = [allowed[i] for i in first.tolist()]
+    current = np.asarray(current)[first]
+    ea, eb = node_of[ea], node_of[eb]
+    keep = ea != eb
+    lo_e, hi_e = np.minimum(ea[keep], eb[keep]), np.maximum(ea[keep], eb[keep])
+    pair_id, inv = np.unique(lo_e * n + hi_e, return_inverse=True)
+    ea, eb = pair_id // n, pair_id % n
+    cut = np.bincount(inv, weights=cut[keep], minlength=len(pair_id))
+    ne = len(ea)
+    big = float(n)
     pairs = [(i, j) for i in range(n) for j in sorted(allowed[i])]
     xi = {p: k for k, p in enumerate(pairs)}
     nxv = len(pairs)
@@ -185,7 +189,6 @@ def recut(
 
     a_mat = coo_matrix((vals, (rows, cols)), shape=(len(lb), nv)).tocsr()
     c = np.zeros(nv)
-    scale = float(cut.mean()) if ne and cut.mean() > 0 else 1.0
     c[oy:] = cut / scale
     # a small price on leaving the current grid keeps the repair local
     for i in range(n):
@@ -214,7 +217,75 @@ def recut(
     for (i, j), k in xi.items():
         if res.x[k] > best[i]:
             best[i], sol[i] = res.x[k], j
-    return sol
+    assert len(node_of) == n_units
+    return sol[node_of]
+
+
+def _region_edges(g: UnitGraph, nodes: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The edges between ``nodes`` (as positions in ``nodes``) and their cut cost."""
+    loc = np.full(g.n, -1, dtype=np.int64)
+    loc[nodes] = np.arange(len(nodes))
+    em = (loc[g.i] >= 0) & (loc[g.j] >= 0)
+    return loc[g.i[em]], loc[g.j[em]], g.cut[em]
+
+
+def _allowed(ea: np.ndarray, eb: np.ndarray, current: np.ndarray,
+             reach: int) -> list[set[int]]:
+    """The grids each unit may join: its own and those up to ``reach`` units away."""
+    allowed = [{int(x)} for x in np.asarray(current).tolist()]
+    for _ in range(reach):
+        grown = [set(s) for s in allowed]
+        for a, b in zip(ea.tolist(), eb.tolist(), strict=True):
+            grown[a] |= allowed[b]
+            grown[b] |= allowed[a]
+        if grown == allowed:
+            break
+        allowed = grown
+    return allowed
+
+
+def _contract(ea: np.ndarray, eb: np.ndarray, current: np.ndarray,
+              allowed: list[set[int]]) -> np.ndarray:
+    """A node for every unit that may move, one for every connected piece of a
+    grid's units that may only stay; returns each unit's node (0, 1, ...)."""
+    n = len(allowed)
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    fixed = [len(s) == 1 for s in allowed]
+    for a, b in zip(ea.tolist(), eb.tolist(), strict=True):
+        if fixed[a] and fixed[b] and current[a] == current[b]:
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    roots = np.array([find(i) for i in range(n)])
+    return np.unique(roots, return_inverse=True)[1].astype(np.int64)
+
+
+def programme_size(g: UnitGraph, nodes: np.ndarray, current: np.ndarray,
+                   reach: int = 3) -> int:
+    """How many nodes :func:`recut` solves for: one per unit that may move, one per
+    connected piece of a grid's units that may only stay.
+
+    Examples
+    --------
+    A path of six units in two grids of three: within one step of the other grid
+    only the two units at the cut may move; each grid's other two are one node.
+
+    >>> g = UnitGraph.from_edges(6, np.ones(6), np.zeros((6, 2)), np.arange(5),
+    ...                          np.arange(1, 6), np.ones(5))
+    >>> programme_size(g, np.arange(6), np.array([0, 0, 0, 1, 1, 1]), reach=1)
+    4
+    """
+    nodes = np.asarray(nodes, dtype=np.int64)
+    ea, eb, _ = _region_edges(g, nodes)
+    return int(_contract(ea, eb, current, _allowed(ea, eb, current, reach)).max()) + 1
 
 
 @dataclass
@@ -262,7 +333,8 @@ def check_region(
     mean: float,
     tolerance: float,
     max_grids: int = 6,
-    max_units: int = 40,
+    max_units: int = 400,
+    max_nodes: int = 40,
     node_limit: int = 20,
     node_budget: int | None = None,
     reach: int = 3,
@@ -272,9 +344,10 @@ def check_region(
 
     The region grows one neighbouring grid of ``active`` at a time, the one
     that brings the region's average ``weight`` nearest ``mean``, up to
-    ``max_grids`` grids and ``max_units`` units; each region whose total fits
-    the band is asked of :func:`recut` (units moving at most ``reach`` away),
-    until one has a plan.  ``stats["nodes"]`` counts the solver's nodes; no new programme starts once it reaches
+    ``max_grids`` grids, ``max_units`` units and ``max_nodes`` nodes of the
+    programme (:func:`programme_size`); each region whose total fits the band
+    is asked of :func:`recut` (units moving at most ``reach`` away), until one
+    has a plan.  ``stats["nodes"]`` counts the solver's nodes; no new programme starts once it reaches
     ``node_budget``.
 
     Examples
@@ -299,15 +372,17 @@ def check_region(
         nodes = np.flatnonzero(np.isin(labels, [*region, h]))
         if len(nodes) > max_units:
             break
+        order = sorted([*region, h])
+        pos = {x: k for k, x in enumerate(order)}
+        current = np.array([pos[int(labels[u])] for u in nodes])
+        if programme_size(g, nodes, current, reach) > max_nodes:
+            break
         region.append(h)
         total += weight[h]
         m = len(region)
         if not m * lo - eps <= total <= m * hi + eps:
             out = RegionCheck("infeasible", list(region), len(nodes))
             continue
-        order = sorted(region)
-        pos = {x: k for k, x in enumerate(order)}
-        current = np.array([pos[int(labels[u])] for u in nodes])
         sol = recut(g, nodes, current, m, lo, hi, node_limit=node_limit, reach=reach,
                     stats=stats)
         if sol is None or (isinstance(sol, str) and sol == "reach"):
@@ -330,7 +405,8 @@ def exact_repair(
     mean: float,
     tolerance: float,
     max_grids: int = 6,
-    max_units: int = 40,
+    max_units: int = 400,
+    max_nodes: int = 40,
     node_limit: int = 20,
     node_budget: int = 100,
     stats: dict | None = None,
@@ -381,6 +457,7 @@ def exact_repair(
         gid = todo[0]
         r = check_region(g, labels, gid, active=active, weight=w, mean=mean,
                          tolerance=tolerance, max_grids=max_grids, max_units=max_units,
+                         max_nodes=max_nodes,
                          node_limit=node_limit, node_budget=node_budget, stats=stats)
         verdict = "recut" if r.verdict == "found" else r.verdict
         entry = {"grid": gid, "weight": w[gid], "verdict": verdict, "units": r.units,
