@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from ._graph import UnitGraph
 
@@ -250,22 +251,11 @@ def _contract(ea: np.ndarray, eb: np.ndarray, current: np.ndarray,
     """A node for every unit that may move, one for every connected piece of a
     grid's units that may only stay; returns each unit's node (0, 1, ...)."""
     n = len(allowed)
-    parent = list(range(n))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    fixed = [len(s) == 1 for s in allowed]
-    for a, b in zip(ea.tolist(), eb.tolist(), strict=True):
-        if fixed[a] and fixed[b] and current[a] == current[b]:
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-    roots = np.array([find(i) for i in range(n)])
-    return np.unique(roots, return_inverse=True)[1].astype(np.int64)
+    current = np.asarray(current)
+    fixed = np.array([len(s) == 1 for s in allowed], dtype=bool)
+    same = fixed[ea] & fixed[eb] & (current[ea] == current[eb])
+    links = coo_matrix((np.ones(int(same.sum())), (ea[same], eb[same])), shape=(n, n))
+    return connected_components(links, directed=False)[1].astype(np.int64)
 
 
 def programme_size(g: UnitGraph, nodes: np.ndarray, current: np.ndarray,
