@@ -158,6 +158,7 @@ def test_bundled_real_data_invariants(bundled_plan):
     # re-cut, which proves some of them out for every plan of it and its neighbours
     assert 0 < len(bad) <= 8
     assert bad["reason"].str.contains("exact check: ").all()
+    assert not bad["reason"].str.contains("exact check: not run").any()
     assert bad["reason"].str.contains("exact check: no plan of this grid").any()
 
 

@@ -211,7 +211,8 @@ def _reason_of_first(neighbour_weight):
 def test_a_light_grid_among_light_grids_says_the_area_has_too_many_grids():
     text = _reason_of_first(93.0)  # its only neighbour is light too (-7 %)
     assert text.startswith("2 units, the largest (unit 1) 45 households = 45% of the "
-                           "community mean 100: every neighbouring grid is light too")
+                           "community mean 100: every neighbouring grid of its "
+                           "community is light too")
     assert "more grids than its households fill" in text
     assert text.endswith("neighbouring grids 2 (-7%)")
     # a neighbour with weight to spare: the units are what keeps it out

@@ -374,6 +374,55 @@ def test_keep_buildings_whole_across_a_path_and_what_it_leaves():
     assert out[0].area == pytest.approx(110) and out[0].covers(b2[0])
 
 
+def test_make_blocks_keep_a_community_boundary_as_drawn():
+    # the street x=50 is also the boundary of two communities: a building across
+    # it stays split between them (its block is the west one, by overlap)
+    blds = np.concatenate([QUARTER_BLDS, _boxes((44, 60, 52, 70))])
+    west, east = shapely.box(0, 0, 50, 100), shapely.box(50, 0, 100, 100)
+    blocks = make_blocks(blds, CROSS, SQUARE, communities=np.array([west, east]))
+    assert sorted(round(f.area) for f in blocks.geometry) == [2500] * 4
+    assert not blocks.geometry[blocks.building_block[-1]].covers(blds[-1])
+    # one community over both sides: the building is whole in its block
+    blocks = make_blocks(blds, CROSS, SQUARE, communities=np.array([SQUARE]))
+    assert blocks.geometry[blocks.building_block[-1]].covers(blds[-1])
+
+
+def test_keep_buildings_whole_whatever_the_order_of_the_buildings():
+    from gridmap.units import keep_buildings_whole
+
+    # b1 crosses a path from the west block; b2, of the east block, pokes into the
+    # part of the path b1 cuts off. b2's part moves first, whatever the order, and
+    # then b1's: both whole, the same blocks either way
+    faces = _boxes((0, 0, 10, 10), (10, 0, 11, 10), (11, 0, 20, 10))
+    b = _boxes((2, 3, 15, 5), (10.5, 0.5, 14, 1.5))
+    one = keep_buildings_whole(faces, b, np.array([0, 2]))
+    two = keep_buildings_whole(faces, b[::-1], np.array([2, 0]))
+    assert one[0].covers(b[0]) and one[2].covers(b[1])
+    assert [f.normalize().wkt for f in one] == [f.normalize().wkt for f in two]
+
+
+def test_keep_buildings_whole_tiles_exactly_when_rotated_far_from_the_origin():
+    import shapely.affinity as aff
+
+    from gridmap.units import keep_buildings_whole
+
+    def place(g):
+        return aff.translate(aff.rotate(g, 17, origin=(0, 0)), 351234.5678, 3456789.1234)
+
+    # three blocks in a row, a path between them, buildings across the streets
+    faces = np.array([place(f) for f in _boxes((0, 0, 10, 10), (10, 0, 11, 10),
+                                                (11, 0, 20, 10))])
+    faces = shapely.set_precision(faces, 1e-3)  # street blocks are on the mm grid
+    b = np.array([place(g) for g in _boxes((2, 3, 15, 5), (12, 6, 18, 9.9),
+                                            (8, 7, 10.4, 8))])
+    out = keep_buildings_whole(faces, b, np.array([0, 2, 0]))
+    whole = shapely.union_all(faces)
+    assert shapely.union_all(out).symmetric_difference(whole).area < 1e-6
+    assert sum(f.area for f in out) == pytest.approx(whole.area, abs=1e-6)
+    assert all(shapely.get_type_id(f) == 3 for f in out)
+    assert out[0].buffer(1e-3).covers(b[0]) and out[0].buffer(1e-3).covers(b[2])
+
+
 def test_keep_buildings_whole_takes_a_part_beyond_the_next_block_too():
     from gridmap.units import keep_buildings_whole
 

@@ -183,8 +183,9 @@ def _reasons(grids: gpd.GeoDataFrame, labels: np.ndarray, order: np.ndarray,
             if peers and all(sign * dev[n] > tol / 2 for n in peers):
                 # no neighbour has weight to spare (or room for more): the grids
                 # of the area are too many (too few) for it, whatever the units
-                text += (f"every neighbouring grid is {'light' if sign < 0 else 'heavy'} "
-                         f"too (beyond half the band): the area has "
+                text += (f"every neighbouring grid of its community is "
+                         f"{'light' if sign < 0 else 'heavy'} too (beyond half the band): "
+                         f"the area has "
                          f"{'more' if sign < 0 else 'fewer'} grids than its {by} fill")
             else:
                 text += f"the units here are too coarse to trade within ±{tol:.0%}"
@@ -203,9 +204,9 @@ def _reasons(grids: gpd.GeoDataFrame, labels: np.ndarray, order: np.ndarray,
         elif check and check["verdict"] == "limit":
             out[row] += "; exact check: undecided (solver limit)"
         elif check and check["verdict"] == "not checked":
-            out[row] += ("; exact check: not run (no region of up to 6 grids and 400 "
-                         "units around it has a programme of at most 40 nodes, or the "
-                         "plan's solver budget was spent)")
+            out[row] += ("; exact check: not run (no neighbouring grid of its community "
+                         "fits a region of up to 6 grids, 400 units and 40 programme "
+                         "nodes, or the plan's solver budget was spent)")
     return out
 
 

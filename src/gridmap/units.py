@@ -293,7 +293,7 @@ def make_blocks(
     bblock, _share = assign_by_overlap(buildings, faces)
     outside = np.flatnonzero(~shapely.intersects(buildings, area))
     if given_units is None:
-        faces = keep_buildings_whole(faces, buildings, bblock, special)
+        faces = keep_buildings_whole(faces, buildings, bblock, special, community=community)
 
     compound = np.full(len(buildings), -1, dtype=np.int64)
     if compounds is not None and len(compounds):
@@ -305,6 +305,7 @@ def make_blocks(
 
 def keep_buildings_whole(faces: np.ndarray, buildings: np.ndarray, building_block: np.ndarray,
                          special: np.ndarray | None = None, *,
+                         community: np.ndarray | None = None,
                          min_area: float = 0.01) -> np.ndarray:
     """Blocks that hold each building whole: the part of a building that crosses a
     street centre-line into the next block is taken from that block and given to
@@ -315,9 +316,11 @@ def keep_buildings_whole(faces: np.ndarray, buildings: np.ndarray, building_bloc
     next grid.  Where the building crosses a block from side to side, the
     block keeps its largest part and the parts cut off go with the building.  A
     part is left where it is when moving it would break the building's block in
-    two, empty a block, take another building of that block, or touch a carved
-    (road or unit grid) block.  Returns new block polygons; the
-    blocks still tile the same area.
+    two, empty a block, take along a building of another block, move a part
+    into or out of a carved (road or unit grid) block, or cross into another
+    ``community`` (the community of every block: a community boundary is kept
+    as drawn).  Returns new block polygons; the blocks still tile the same area
+    (to within the millimetre the units are snapped to).
 
     Examples
     --------
@@ -342,20 +345,28 @@ def keep_buildings_whole(faces: np.ndarray, buildings: np.ndarray, building_bloc
     todo: dict[int, list[int]] = {}
     for b, f in zip(bi[big].tolist(), fi[big].tolist(), strict=True):
         todo.setdefault(b, []).append(f)
-    for b in sorted(todo):
-        own = int(building_block[b])
-        if special is not None and special[own] >= 0:
-            continue
-        left = sorted(todo[b])
-        # a building over several paths: a part beyond the next block joins once
-        # the part between has, so go round until no part moves
-        while left:
-            moved = [f for f in left if _take_part(faces, own, f, buildings, b,
-                                                    building_block, btree, special,
-                                                    min_area)]
-            if not moved:
-                break
-            left = [f for f in left if f not in moved]
+    pending = {b: sorted(fs) for b, fs in todo.items()
+               if special is None or special[int(building_block[b])] < 0}
+    # a part beyond the next block joins once the part between has, and one
+    # building's move can clear the way for another's: go round until none moves
+    for _ in range(8):
+        changed = False
+        for b in sorted(pending):
+            own = int(building_block[b])
+            left = pending[b]
+            while left:
+                moved = [f for f in left
+                         if (community is None or community[f] == community[own])
+                         and _take_part(faces, own, f, buildings, b, building_block,
+                                        btree, special, min_area)]
+                if not moved:
+                    break
+                changed = True
+                left = [f for f in left if f not in moved]
+            pending[b] = left
+        pending = {b: left for b, left in pending.items() if left}
+        if not changed or not pending:
+            break
     return faces
 
 
@@ -386,12 +397,14 @@ def _take_part(faces: np.ndarray, own: int, f: int, buildings: np.ndarray, b: in
     grown = shapely.union(faces[own], piece)
     if shapely.get_type_id(grown) != 3:
         # parts that touch along an edge can still come apart by a rounding
-        # error: join them on the millimetre grid the units are snapped to
+        # error: join them on the millimetre grid the units are snapped to (any
+        # sliver this leaves against the next block goes when they are)
         grown = shapely.union(faces[own], piece, grid_size=1e-3)
         if shapely.get_type_id(grown) != 3:
             return False
+    # no other building goes along, unless it belongs to the block it joins
     hits = btree.query(piece, predicate="intersects")
-    hits = hits[(building_block[hits] == f)]
+    hits = hits[(hits != b) & (building_block[hits] != own)]
     if len(hits) and (shapely.area(shapely.intersection(buildings[hits], piece))
                       > min_area).any():
         return False
