@@ -35,7 +35,7 @@ import numpy as np
 
 from gridmap import read_plan
 from gridmap.partition import UnitGraph
-from gridmap.partition.exact import check_region
+from gridmap.partition.exact import RegionLimits, check_region
 
 
 def _contiguous(g: UnitGraph, labels: np.ndarray, grids: list[int]) -> bool:
@@ -58,6 +58,9 @@ def check(plan_path: str, *, by: str = "households", tolerance: float = 0.1,
     g = UnitGraph.from_edges(len(units), units[by].to_numpy(float), np.zeros((len(units), 2)),
                              i, j, cut)
     labels = units["grid_id"].to_numpy()
+    # regions as large as asked: the programme may have a node per unit
+    limits = RegionLimits(max_grids=max_grids, max_units=max_units, max_nodes=max_units,
+                          node_limit=node_limit)
     flagged = grids["flag"].fillna("").astype(str) != ""
     rows = []
     for community, gc in grids[~flagged].groupby("community_id"):
@@ -69,15 +72,16 @@ def check(plan_path: str, *, by: str = "households", tolerance: float = 0.1,
                 continue
             t0 = time.perf_counter()
             r = check_region(g, labels, gid, active=active, weight=w, mean=mean,
-                             tolerance=tolerance, max_grids=max_grids,
-                             max_units=max_units, max_nodes=max_units,
-                             node_limit=node_limit)
+                             tolerance=tolerance, limits=limits)
             dt = time.perf_counter() - t0
             if r.verdict == "found":
                 ok = _contiguous(g, r.labels, r.grids)
                 verdict = "found" if ok else "found (check contiguity)"
             elif r.verdict == "infeasible":
                 verdict = f"infeasible ({dt:.1f} s)" if r.solved else "infeasible (total)"
+                if r.reach is not None:
+                    # ruled out only the plans that move units up to `reach` away
+                    verdict += f", moving units up to {r.reach}"
             elif r.verdict == "limit":
                 verdict = f"undecided ({dt:.1f} s)"
             else:

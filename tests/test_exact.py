@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridmap.partition import UnitGraph
-from gridmap.partition.exact import check_region, exact_repair, recut
+from gridmap.partition.exact import RegionLimits, check_region, exact_repair, recut
 
 
 def path(weights):
@@ -66,10 +66,10 @@ def test_recut_says_when_no_plan_is_only_within_reach():
     assert recut(g, np.arange(4), current, 2, 3, 3, reach=1) == "reach"
     assert recut(g, np.arange(4), current, 2, 3, 3, reach=2).tolist() == [0, 1, 1, 1]
     r = check_region(g, current, 1, active={0, 1}, weight={0: 5.0, 1: 1.0}, mean=3.0,
-                     tolerance=0.0, reach=1)
+                     tolerance=0.0, limits=RegionLimits(reach=1))
     assert (r.verdict, r.solved, r.reach) == ("infeasible", True, 1)
     r = check_region(g, current, 1, active={0, 1}, weight={0: 5.0, 1: 1.0}, mean=3.0,
-                     tolerance=0.0, reach=3)
+                     tolerance=0.0, limits=RegionLimits(reach=3))
     assert r.verdict == "found"
 
 
@@ -141,7 +141,8 @@ def test_a_proof_a_later_recut_made_stale_is_made_again():
     # is asked again about the plan as it now is: with [4] no plan (2 units)
     g = path([3, 4, 1, 2, 1])
     lab, report = exact_repair(g, np.array([0, 1, 1, 2, 2]), grids=np.array([0, 1, 2]),
-                               mean=11 / 3, tolerance=0.1, max_grids=2)
+                               mean=11 / 3, tolerance=0.1,
+                               limits=RegionLimits(max_grids=2))
     assert lab.tolist() == [0, 1, 2, 2, 2]
     assert sorted((r["grid"], r["verdict"], r["units"], sorted(r["region"]))
                   for r in report) == [(0, "infeasible", 2, [0, 1]),
@@ -153,7 +154,7 @@ def test_exact_repair_region_stays_within_max_units():
     g = path([1] * 10 + [20])
     start = np.array([0] * 10 + [1])
     lab, report = exact_repair(g, start, grids=np.array([0, 1]), mean=15.0,
-                               tolerance=0.1, max_units=5)
+                               tolerance=0.1, limits=RegionLimits(max_units=5))
     assert lab.tolist() == start.tolist()
     assert report[0]["verdict"] == "not checked"
 
@@ -235,5 +236,5 @@ def test_units_that_may_only_stay_are_one_node():
     assert r.verdict == "found" and r.units == 60
     # a programme larger than allowed is not started
     r = check_region(g, current, 1, active={0, 1}, weight={0: 28.0, 1: 32.0}, mean=30.0,
-                     tolerance=0.0, max_nodes=7)
+                     tolerance=0.0, limits=RegionLimits(max_nodes=7))
     assert r.verdict == "not checked"

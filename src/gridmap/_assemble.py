@@ -12,6 +12,7 @@ import shapely
 from ._validate import repair_polygons
 from .codes import grid_code, number_in_order
 from .metrics import evaluate
+from .partition.exact import RegionLimits
 from .plan import GridPlan
 from .workload import DEFAULT_CAPACITY, grid_workload
 
@@ -204,9 +205,11 @@ def _reasons(grids: gpd.GeoDataFrame, labels: np.ndarray, order: np.ndarray,
         elif check and check["verdict"] == "limit":
             out[row] += "; exact check: undecided (solver limit)"
         elif check and check["verdict"] == "not checked":
+            lim = RegionLimits()
             out[row] += ("; exact check: not run (no neighbouring grid of its community "
-                         "fits a region of up to 6 grids, 400 units and 40 programme "
-                         "nodes, or the plan's solver budget was spent)")
+                         f"fits a region of up to {lim.max_grids} grids, {lim.max_units} "
+                         f"units and {lim.max_nodes} programme nodes, or the plan's "
+                         "solver budget was spent)")
     return out
 
 

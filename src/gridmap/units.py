@@ -340,43 +340,40 @@ def keep_buildings_whole(faces: np.ndarray, buildings: np.ndarray, building_bloc
     bi, fi = bi[crossing], fi[crossing]
     if not len(bi):
         return faces
-    big = shapely.area(shapely.intersection(buildings[bi], faces[fi])) > min_area
+    own = building_block[bi]
+    may = shapely.area(shapely.intersection(buildings[bi], faces[fi])) > min_area
+    if special is not None:
+        may &= (special[own] < 0) & (special[fi] < 0)
+    if community is not None:
+        may &= community[own] == community[fi]
+    # (building, block) pairs in a fixed order; a part beyond the next block joins
+    # once the part between has, and one building's move can clear the way for
+    # another's: go round until none moves
+    pending: dict[int, list[int]] = {}
+    for b, f in sorted(zip(bi[may].tolist(), fi[may].tolist(), strict=True)):
+        pending.setdefault(b, []).append(f)
     btree = shapely.STRtree(buildings)
-    todo: dict[int, list[int]] = {}
-    for b, f in zip(bi[big].tolist(), fi[big].tolist(), strict=True):
-        todo.setdefault(b, []).append(f)
-    pending = {b: sorted(fs) for b, fs in todo.items()
-               if special is None or special[int(building_block[b])] < 0}
-    # a part beyond the next block joins once the part between has, and one
-    # building's move can clear the way for another's: go round until none moves
     for _ in range(8):
-        changed = False
-        for b in sorted(pending):
-            own = int(building_block[b])
-            left = pending[b]
-            while left:
-                moved = [f for f in left
-                         if (community is None or community[f] == community[own])
-                         and _take_part(faces, own, f, buildings, b, building_block,
-                                        btree, special, min_area)]
-                if not moved:
+        moved = False
+        for b, parts in pending.items():
+            # a building's parts in turn until none of them moves
+            while parts:
+                left = [f for f in parts
+                        if not _take_part(faces, int(building_block[b]), f, buildings, b,
+                                          building_block, btree, min_area)]
+                if len(left) == len(parts):
                     break
-                changed = True
-                left = [f for f in left if f not in moved]
-            pending[b] = left
-        pending = {b: left for b, left in pending.items() if left}
-        if not changed or not pending:
+                moved, parts = True, left
+            pending[b] = parts
+        if not moved:
             break
     return faces
 
 
 def _take_part(faces: np.ndarray, own: int, f: int, buildings: np.ndarray, b: int,
-               building_block: np.ndarray, btree: shapely.STRtree,
-               special: np.ndarray | None, min_area: float) -> bool:
+               building_block: np.ndarray, btree: shapely.STRtree, min_area: float) -> bool:
     """Move the part of building ``b`` in block ``f`` to block ``own`` if it may;
     True when it moved (or nothing is left to move)."""
-    if special is not None and special[f] >= 0:
-        return False
     piece = shapely.intersection(faces[f], buildings[b])
     if shapely.area(piece) <= min_area:
         return True
@@ -412,10 +409,11 @@ def _take_part(faces: np.ndarray, own: int, f: int, buildings: np.ndarray, b: in
     return True
 
 
-def _areas_of(geom: shapely.Geometry) -> np.ndarray:
-    """The polygons of an overlay's result, without its stray lines and points."""
+def _areas_of(geom: shapely.Geometry, min_area: float = 0.0) -> np.ndarray:
+    """The polygons of an overlay's result larger than ``min_area``, without its
+    stray lines and points."""
     parts = shapely.get_parts(shapely.get_parts(geom))
-    return parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 0)]
+    return parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) > min_area)]
 
 
 def _merge_compounds(faces: np.ndarray, compounds: np.ndarray) -> np.ndarray:
@@ -448,8 +446,7 @@ def _voronoi_cells(
         vor[bad] = shapely.make_valid(vor[bad])
     # with ordered=True GEOS wraps some cells in a collection: unwrap them
     for i in np.flatnonzero(shapely.get_type_id(vor) != 3).tolist():
-        parts = shapely.get_parts(vor[i])
-        parts = parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 0)]
+        parts = _areas_of(vor[i])
         vor[i] = shapely.union_all(parts) if len(parts) else shapely.Polygon()
     poly = np.isin(shapely.get_type_id(vor), (3, 6))
     # the cells of one diagram share their edges exactly: a coverage union per
@@ -532,9 +529,7 @@ def _clean_coverage(cells: np.ndarray, block: shapely.Geometry) -> tuple[np.ndar
     before = _union_per_group(cells[j_[earlier]], k_[earlier], len(cells))
     out = shapely.make_valid(shapely.difference(cells, before))
     gap = shapely.make_valid(shapely.difference(block, shapely.union_all(out)))
-    parts = shapely.get_parts(gap)
-    parts = parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 1e-9)]
-    return out, list(parts)
+    return out, list(_areas_of(gap, min_area=1e-9))
 
 
 def tessellate(

@@ -7,14 +7,16 @@ heavy units have to swap grids at once, say).  :func:`recut` asks HiGHS (through
 of grids, every one contiguous and within the band, with the least cut cost;
 :func:`check_region` grows such regions around a grid out of the band, and
 :func:`exact_repair` takes a plan where one exists.  "No plan" from :func:`recut` is a proof
-about that region: the grid is out because of its units, not because a search
-missed a plan.
+about that region (about the plans that move units at most ``reach`` away,
+unless every unit was free): the grid is out because of its units, not because
+a search missed a plan.
 
 The model, for units ``i`` and grids ``j``:
 
 * ``x[i,j]`` = 1 when unit ``i`` is in grid ``j``; every unit in one grid; a unit
   may stay or move to a grid up to ``reach`` units away, so grids shift rather
-  than jump and the programme stays small;
+  than jump and the programme stays small; the units that may only stay are
+  one node per connected piece and grid;
 * every grid's weight within ``[lo, hi]``;
 * contiguity by a single-commodity flow per grid: one root per grid sends flow
   along edges inside the grid and every other unit of the grid consumes one;
@@ -36,7 +38,103 @@ from scipy.sparse.csgraph import connected_components
 
 from ._graph import UnitGraph
 
-__all__ = ["RegionCheck", "check_region", "exact_repair", "programme_size", "recut"]
+__all__ = ["RegionCheck", "RegionLimits", "check_region", "exact_repair", "programme_size",
+           "recut"]
+
+
+@dataclass(frozen=True)
+class RegionLimits:
+    """How far :func:`check_region` may grow a region and how hard HiGHS may work.
+
+    ``max_grids`` grids and ``max_units`` units per region; ``max_nodes`` nodes
+    of its programme (:func:`programme_size`); ``node_limit`` branch-and-bound
+    nodes per programme; a unit may move to a grid at most ``reach`` units away.
+    """
+
+    max_grids: int = 6
+    max_units: int = 400
+    max_nodes: int = 40
+    node_limit: int = 20
+    reach: int = 3
+
+
+@dataclass
+class _Programme:
+    """A region's units as the programme's nodes: a node for every unit that may
+    move, one for every connected piece of a grid's units that may only stay (a
+    unit that may only stay is in its grid whatever the plan, so the programme
+    grows with the units that may move rather than with the region)."""
+
+    node_of: np.ndarray  # the node of every unit of the region
+    weight: np.ndarray  # per node
+    allowed: np.ndarray  # node × grid: the grids a node may join
+    current: np.ndarray  # per node: its grid now
+    ea: np.ndarray  # edges between nodes (ea < eb), parallel edges summed
+    eb: np.ndarray
+    cut: np.ndarray
+    scale: float  # the mean cut cost of the region's edges
+    free: bool  # every unit may join every grid: "no plan" is about all plans
+
+    @property
+    def n(self) -> int:
+        return len(self.weight)
+
+
+def _programme(g: UnitGraph, nodes: np.ndarray, current: np.ndarray, m: int,
+               reach: int) -> _Programme:
+    """The programme's nodes and edges for ``nodes`` now in grids ``current``."""
+    nodes = np.asarray(nodes, dtype=np.int64)
+    current = np.asarray(current, dtype=np.int64)
+    loc = np.full(g.n, -1, dtype=np.int64)
+    loc[nodes] = np.arange(len(nodes))
+    em = (loc[g.i] >= 0) & (loc[g.j] >= 0)
+    ea, eb, cut = loc[g.i[em]], loc[g.j[em]], g.cut[em]
+    # the grids each unit may join: its own and those up to `reach` units away
+    allowed = np.zeros((len(nodes), m), dtype=bool)
+    allowed[np.arange(len(nodes)), current] = True
+    for _ in range(reach):
+        grown = allowed.copy()
+        np.logical_or.at(grown, ea, allowed[eb])
+        np.logical_or.at(grown, eb, allowed[ea])
+        if (grown == allowed).all():
+            break
+        allowed = grown
+    fixed = allowed.sum(axis=1) == 1
+    same = fixed[ea] & fixed[eb] & (current[ea] == current[eb])
+    links = coo_matrix((np.ones(int(same.sum())), (ea[same], eb[same])),
+                       shape=(len(nodes),) * 2)
+    node_of = connected_components(links, directed=False)[1].astype(np.int64)
+    n = int(node_of.max()) + 1 if len(nodes) else 0
+    first = np.unique(node_of, return_index=True)[1]
+    a, b = node_of[ea], node_of[eb]
+    keep = a != b
+    pair, inv = np.unique(np.minimum(a, b)[keep] * n + np.maximum(a, b)[keep],
+                          return_inverse=True)
+    return _Programme(
+        node_of=node_of, weight=np.bincount(node_of, weights=g.weight[nodes], minlength=n),
+        allowed=allowed[first], current=current[first], ea=pair // n, eb=pair % n,
+        cut=np.bincount(inv, weights=cut[keep], minlength=len(pair)),
+        scale=float(cut.mean()) if len(cut) and cut.mean() > 0 else 1.0,
+        free=bool(allowed.all()))
+
+
+def programme_size(g: UnitGraph, nodes: np.ndarray, current: np.ndarray,
+                   reach: int = 3) -> int:
+    """How many nodes :func:`recut` solves for: one per unit that may move, one per
+    connected piece of a grid's units that may only stay.
+
+    Examples
+    --------
+    A path of six units in two grids of three: within one step of the other grid
+    only the two units at the cut may move; each grid's other two are one node.
+
+    >>> g = UnitGraph.from_edges(6, np.ones(6), np.zeros((6, 2)), np.arange(5),
+    ...                          np.arange(1, 6), np.ones(5))
+    >>> programme_size(g, np.arange(6), np.array([0, 0, 0, 1, 1, 1]), reach=1)
+    4
+    """
+    m = int(np.max(current)) + 1 if len(current) else 1
+    return _programme(g, nodes, current, m, reach).n
 
 
 def recut(
@@ -94,40 +192,23 @@ def recut(
     >>> recut(g, np.arange(4), np.array([0, 1, 1, 1]), 2, 3, 3).tolist()
     [0, 0, 1, 1]
     """
-    nodes = np.asarray(nodes, dtype=np.int64)
-    n = len(nodes)
-    ea, eb, cut = _region_edges(g, nodes)
-    ne = len(ea)
-    w = g.weight[nodes]
-    allowed = _allowed(ea, eb, current, reach)
-    # only with every unit free to join every grid is "no plan" about all plans
-    free = all(len(s) == m for s in allowed)
-    scale = float(cut.mean()) if ne and cut.mean() > 0 else 1.0
-    # a unit that may only stay is in its grid whatever the plan: each connected
-    # piece of such units, per grid, is one node, so that the programme grows with
-    # the units that may move rather than with the region
-    node_of, n_units = _contract(ea, eb, current, allowed), n
-    n = int(node_of.max()) + 1
-    w = np.bincount(node_of, weights=w, minlength=n)
-    first = np.unique(node_of, return_index=True)[1]
-    allowed = [allowed[i] for i in first.tolist()]
-    current = np.asarray(current)[first]
-    ea, eb = node_of[ea], node_of[eb]
-    keep = ea != eb
-    lo_e, hi_e = np.minimum(ea[keep], eb[keep]), np.maximum(ea[keep], eb[keep])
-    pair_id, inv = np.unique(lo_e * n + hi_e, return_inverse=True)
-    ea, eb = pair_id // n, pair_id % n
-    cut = np.bincount(inv, weights=cut[keep], minlength=len(pair_id))
-    ne = len(ea)
+    return _solve(_programme(g, nodes, current, m, reach), m, lo, hi,
+                  node_limit=node_limit, stats=stats)
+
+
+def _solve(p: _Programme, m: int, lo: float, hi: float, *, node_limit: int,
+           stats: dict | None) -> np.ndarray | None | str:
+    """:func:`recut` on a region's programme."""
+    n, ne = p.n, len(p.ea)
     big = float(n)
-    pairs = [(i, j) for i in range(n) for j in sorted(allowed[i])]
-    xi = {p: k for k, p in enumerate(pairs)}
+    allowed = [np.flatnonzero(row).tolist() for row in p.allowed]
+    pairs = [(i, j) for i in range(n) for j in allowed[i]]
+    xi = {q: k for k, q in enumerate(pairs)}
     nxv = len(pairs)
     # variables: x (pairs) | r, the root of its grid (pairs) | f (arc, grid) | y (edges)
     arcs = []
-    for e in range(ne):
-        a, b = int(ea[e]), int(eb[e])
-        for j in sorted(allowed[a] & allowed[b]):
+    for a, b in zip(p.ea.tolist(), p.eb.tolist(), strict=True):
+        for j in sorted(set(allowed[a]) & set(allowed[b])):
             arcs.append((a, b, j))
             arcs.append((b, a, j))
     of = 2 * nxv
@@ -152,32 +233,31 @@ def recut(
     for (_i, j), k in xi.items():
         by_grid[j].append(k)
     for i in range(n):
-        cs = [xi[(i, j)] for j in sorted(allowed[i])]
+        cs = [xi[(i, j)] for j in allowed[i]]
         add(cs, [1.0] * len(cs), 1, 1)
     for j in range(m):
         ks = by_grid[j]
         if not ks:
             return None  # a grid no unit may join: it cannot be balanced
-        add(ks, [float(w[pairs[k][0]]) for k in ks], lo, hi)
+        add(ks, [float(p.weight[pairs[k][0]]) for k in ks], lo, hi)
         add([nxv + k for k in ks], [1.0] * len(ks), 1, 1)
     for k in range(nxv):
         add([nxv + k, k], [1.0, -1.0], -np.inf, 0)
-    # flow: inflow - outflow - x + big*r >= 0 at every (unit, grid)
-    inflow: dict[tuple[int, int], list[int]] = {p: [] for p in pairs}
-    outflow: dict[tuple[int, int], list[int]] = {p: [] for p in pairs}
+    # flow: inflow - outflow - x + big*r >= 0 at every (node, grid)
+    inflow: dict[tuple[int, int], list[int]] = {q: [] for q in pairs}
+    outflow: dict[tuple[int, int], list[int]] = {q: [] for q in pairs}
     for q, (a, b, j) in enumerate(arcs):
         outflow[(a, j)].append(of + q)
         inflow[(b, j)].append(of + q)
         add([of + q, xi[(a, j)]], [1.0, -big], -np.inf, 0)
         add([of + q, xi[(b, j)]], [1.0, -big], -np.inf, 0)
-    for p, k in xi.items():
-        cs = inflow[p] + outflow[p] + [k, nxv + k]
-        vs = [1.0] * len(inflow[p]) + [-1.0] * len(outflow[p]) + [-1.0, big]
+    for q, k in xi.items():
+        cs = inflow[q] + outflow[q] + [k, nxv + k]
+        vs = [1.0] * len(inflow[q]) + [-1.0] * len(outflow[q]) + [-1.0, big]
         add(cs, vs, 0, np.inf)
     # y[e] >= |x[a,j] - x[b,j]| for every grid either end may take
-    for e in range(ne):
-        a, b = int(ea[e]), int(eb[e])
-        for j in sorted(allowed[a] | allowed[b]):
+    for e, (a, b) in enumerate(zip(p.ea.tolist(), p.eb.tolist(), strict=True)):
+        for j in sorted(set(allowed[a]) | set(allowed[b])):
             cs, vs = [oy + e], [1.0]
             if (a, j) in xi:
                 cs.append(xi[(a, j)])
@@ -190,10 +270,10 @@ def recut(
 
     a_mat = coo_matrix((vals, (rows, cols)), shape=(len(lb), nv)).tocsr()
     c = np.zeros(nv)
-    c[oy:] = cut / scale
+    c[oy:] = p.cut / p.scale
     # a small price on leaving the current grid keeps the repair local
     for i in range(n):
-        c[xi[(i, int(current[i]))]] -= 0.5
+        c[xi[(i, int(p.current[i]))]] -= 0.5
     integrality = np.zeros(nv)
     integrality[: 2 * nxv] = 1
     upper = np.ones(nv)
@@ -209,7 +289,7 @@ def recut(
         # a programme is work even when presolve or the root node settles it
         stats["nodes"] = stats.get("nodes", 0) + 1 + int(getattr(res, "mip_node_count", 0) or 0)
     if res.status == 2:
-        return None if free else "reach"
+        return None if p.free else "reach"
     if res.x is None:
         return "limit"
     # at the node limit the best plan found so far is still a balanced one
@@ -218,64 +298,7 @@ def recut(
     for (i, j), k in xi.items():
         if res.x[k] > best[i]:
             best[i], sol[i] = res.x[k], j
-    assert len(node_of) == n_units
-    return sol[node_of]
-
-
-def _region_edges(g: UnitGraph, nodes: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The edges between ``nodes`` (as positions in ``nodes``) and their cut cost."""
-    loc = np.full(g.n, -1, dtype=np.int64)
-    loc[nodes] = np.arange(len(nodes))
-    em = (loc[g.i] >= 0) & (loc[g.j] >= 0)
-    return loc[g.i[em]], loc[g.j[em]], g.cut[em]
-
-
-def _allowed(ea: np.ndarray, eb: np.ndarray, current: np.ndarray,
-             reach: int) -> list[set[int]]:
-    """The grids each unit may join: its own and those up to ``reach`` units away."""
-    allowed = [{int(x)} for x in np.asarray(current).tolist()]
-    for _ in range(reach):
-        grown = [set(s) for s in allowed]
-        for a, b in zip(ea.tolist(), eb.tolist(), strict=True):
-            grown[a] |= allowed[b]
-            grown[b] |= allowed[a]
-        if grown == allowed:
-            break
-        allowed = grown
-    return allowed
-
-
-def _contract(ea: np.ndarray, eb: np.ndarray, current: np.ndarray,
-              allowed: list[set[int]]) -> np.ndarray:
-    """A node for every unit that may move, one for every connected piece of a
-    grid's units that may only stay; returns each unit's node (0, 1, ...)."""
-    n = len(allowed)
-    current = np.asarray(current)
-    fixed = np.array([len(s) == 1 for s in allowed], dtype=bool)
-    same = fixed[ea] & fixed[eb] & (current[ea] == current[eb])
-    links = coo_matrix((np.ones(int(same.sum())), (ea[same], eb[same])), shape=(n, n))
-    return connected_components(links, directed=False)[1].astype(np.int64)
-
-
-def programme_size(g: UnitGraph, nodes: np.ndarray, current: np.ndarray,
-                   reach: int = 3) -> int:
-    """How many nodes :func:`recut` solves for: one per unit that may move, one per
-    connected piece of a grid's units that may only stay.
-
-    Examples
-    --------
-    A path of six units in two grids of three: within one step of the other grid
-    only the two units at the cut may move; each grid's other two are one node.
-
-    >>> g = UnitGraph.from_edges(6, np.ones(6), np.zeros((6, 2)), np.arange(5),
-    ...                          np.arange(1, 6), np.ones(5))
-    >>> programme_size(g, np.arange(6), np.array([0, 0, 0, 1, 1, 1]), reach=1)
-    4
-    """
-    nodes = np.asarray(nodes, dtype=np.int64)
-    ea, eb, _ = _region_edges(g, nodes)
-    return int(_contract(ea, eb, current, _allowed(ea, eb, current, reach)).max()) + 1
+    return sol[p.node_of]
 
 
 @dataclass
@@ -286,8 +309,9 @@ class RegionCheck:
     ``"infeasible"`` (the region of ``grids`` and ``units``, the largest
     checked, has no balanced plan: a proof; ``solved`` False when its
     total alone is out of reach; ``reach`` the most units a unit may move
-    in the plans ruled out, None when every plan of the region is), ``"limit"`` (the solver stopped undecided) or
-    ``"not checked"`` (no neighbouring grid fits within the limits).
+    in the plans ruled out, None when every plan of the region is),
+    ``"limit"`` (the solver stopped undecided) or ``"not checked"`` (no
+    neighbouring grid fits within the limits).
     """
 
     verdict: str
@@ -322,23 +346,17 @@ def check_region(
     weight: dict[int, float],
     mean: float,
     tolerance: float,
-    max_grids: int = 6,
-    max_units: int = 400,
-    max_nodes: int = 40,
-    node_limit: int = 20,
+    limits: RegionLimits = RegionLimits(),
     node_budget: int | None = None,
-    reach: int = 3,
     stats: dict | None = None,
 ) -> RegionCheck:
     """Is there a balanced plan of ``grid`` and the grids around it?
 
     The region grows one neighbouring grid of ``active`` at a time, the one
-    that brings the region's average ``weight`` nearest ``mean``, up to
-    ``max_grids`` grids, ``max_units`` units and ``max_nodes`` nodes of the
-    programme (:func:`programme_size`); each region whose total fits the band
-    is asked of :func:`recut` (units moving at most ``reach`` away), until one
-    has a plan.  ``stats["nodes"]`` counts the solver's nodes; no new programme starts once it reaches
-    ``node_budget``.
+    that brings the region's average ``weight`` nearest ``mean``, within
+    ``limits``; each region whose total fits the band is asked of
+    :func:`recut`, until one has a plan.  ``stats["nodes"]`` counts the
+    solver's nodes; no new programme starts once it reaches ``node_budget``.
 
     Examples
     --------
@@ -355,17 +373,18 @@ def check_region(
     eps = 1e-9 * max(abs(mean), 1.0)
     region, total = [grid], weight[grid]
     out = RegionCheck("not checked")
-    while len(region) < max_grids and (node_budget is None or stats["nodes"] < node_budget):
+    while len(region) < limits.max_grids and (node_budget is None
+                                               or stats["nodes"] < node_budget):
         h = _next_grid(g, labels, region, active, weight, mean)
         if h is None:
             break
         nodes = np.flatnonzero(np.isin(labels, [*region, h]))
-        if len(nodes) > max_units:
+        if len(nodes) > limits.max_units:
             break
-        order = sorted([*region, h])
-        pos = {x: k for k, x in enumerate(order)}
-        current = np.array([pos[int(labels[u])] for u in nodes])
-        if programme_size(g, nodes, current, reach) > max_nodes:
+        order = np.array(sorted([*region, h]))
+        current = np.searchsorted(order, labels[nodes])
+        prog = _programme(g, nodes, current, len(order), limits.reach)
+        if prog.n > limits.max_nodes:
             break
         region.append(h)
         total += weight[h]
@@ -373,16 +392,15 @@ def check_region(
         if not m * lo - eps <= total <= m * hi + eps:
             out = RegionCheck("infeasible", list(region), len(nodes))
             continue
-        sol = recut(g, nodes, current, m, lo, hi, node_limit=node_limit, reach=reach,
-                    stats=stats)
-        if sol is None or (isinstance(sol, str) and sol == "reach"):
-            out = RegionCheck("infeasible", list(region), len(nodes), solved=True,
-                              reach=None if sol is None else reach)
-            continue
-        if isinstance(sol, str):
+        sol = _solve(prog, m, lo, hi, node_limit=limits.node_limit, stats=stats)
+        if isinstance(sol, str) and sol == "limit":
             return RegionCheck("limit", list(region), len(nodes), solved=True)
+        if sol is None or isinstance(sol, str):
+            out = RegionCheck("infeasible", list(region), len(nodes), solved=True,
+                              reach=None if sol is None else limits.reach)
+            continue
         new = np.array(labels, copy=True)
-        new[nodes] = np.asarray(order)[sol]
+        new[nodes] = order[sol]
         return RegionCheck("found", list(region), len(nodes), solved=True, labels=new)
     return out
 
@@ -394,10 +412,7 @@ def exact_repair(
     grids: np.ndarray,
     mean: float,
     tolerance: float,
-    max_grids: int = 6,
-    max_units: int = 400,
-    max_nodes: int = 40,
-    node_limit: int = 20,
+    limits: RegionLimits = RegionLimits(),
     node_budget: int = 100,
     stats: dict | None = None,
 ) -> tuple[np.ndarray, list[dict]]:
@@ -414,10 +429,11 @@ def exact_repair(
     as in :class:`RegionCheck`), the verdict
     ``"recut"`` (its region of ``grids`` grids and ``units`` units was re-cut),
     ``"infeasible"``, ``"limit"`` or ``"not checked"`` as in
-    :class:`RegionCheck` (also when the work budget is spent).  ``node_limit``
-    bounds the branch-and-bound nodes of one programme, ``node_budget`` those
-    of all counted in ``stats["nodes"]`` (shared between calls if given): a
-    bound on the time that gives the same plan on any machine.
+    :class:`RegionCheck` (also when the work budget is spent).  ``limits``
+    bound each region and programme (:class:`RegionLimits`), ``node_budget``
+    the nodes of all programmes counted in ``stats["nodes"]`` (shared between
+    calls if given): a bound on the time that gives the same plan on any
+    machine.
 
     Examples
     --------
@@ -446,9 +462,8 @@ def exact_repair(
             break
         gid = todo[0]
         r = check_region(g, labels, gid, active=active, weight=w, mean=mean,
-                         tolerance=tolerance, max_grids=max_grids, max_units=max_units,
-                         max_nodes=max_nodes,
-                         node_limit=node_limit, node_budget=node_budget, stats=stats)
+                         tolerance=tolerance, limits=limits, node_budget=node_budget,
+                         stats=stats)
         verdict = "recut" if r.verdict == "found" else r.verdict
         entry = {"grid": gid, "weight": w[gid], "verdict": verdict, "units": r.units,
                  "grids": len(r.grids), "region": r.grids, "reach": r.reach}
