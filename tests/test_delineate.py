@@ -115,6 +115,25 @@ def test_units_given_directly():
     assert plan.grids["pop"].tolist() == [40.0] * 4
 
 
+def test_oversize_grid_that_takes_a_leftover_is_not_an_exception():
+    # a row: two light units, a tower, a small unit between two towers, two light
+    # units; the small unit touches only towers, so it joins the first one, and
+    # that grid is no longer one indivisible unit: judged, out, and said why
+    w = [40, 40, 100, 5, 100, 40, 40]
+    units = gpd.GeoDataFrame({"pop": w}, crs=CRS,
+                             geometry=[shapely.box(x, 0, x + 1, 1) for x in range(7)])
+    plan = gridmap.delineate(units=units, target=80, by="pop", tolerance=0.1)
+    g = plan.grids.set_index("grid_id")
+    towers = g[g["flag"] == "oversize"].sort_values("pop")
+    assert towers["pop"].tolist() == [100.0, 105.0]
+    assert towers["single_unit"].tolist() == [True, False]
+    took = towers.iloc[1]
+    assert not took["within_tolerance"] and pd.isna(took["exception"])
+    assert "also took 1 unit(s) of 5 pop that no other grid" in took["reason"]
+    assert plan.metrics["n_out_of_tolerance"] == 1
+    assert plan.metrics["n_single_unit_exceptions"] == 1
+
+
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [

@@ -167,7 +167,15 @@ def _reasons(grids: gpd.GeoDataFrame, labels: np.ndarray, order: np.ndarray,
         around = ", ".join(f"{n} ({dev.get(n, float('nan')):+.0%})" for n in nbrs[:8])
         side = "below" if r.deviation < 0 else "above"
         tol = float(tolerance[row])
-        if len(units) == 1:
+        if r.flag == "oversize":
+            rest = units[units != big]
+            text = (
+                f"unit {big + 1} alone holds {w.max():g} {by}, "
+                f"{w.max() / mean:.0%} of the community mean {mean:g}, more than a grid; "
+                f"it also took {len(rest)} unit(s) of {float(g.weight[rest].sum()):g} "
+                f"{by} that no other grid of its community touches"
+            )
+        elif len(units) == 1:
             text = (
                 f"one indivisible unit (unit {big + 1}) of {w.max():g} {by}, "
                 f"{w.max() / mean:.0%} of the community mean {mean:g}: {side} the "
@@ -375,7 +383,11 @@ def assemble(
     # metrics on the working CRS
     timer.stage("metrics")
     exempt = gpd.GeoSeries(blocks.geometry[exempt_blocks], crs=work_crs)
-    grids["single_unit"] = grids["flag"] == "oversize"
+    # the exception is a grid that is one indivisible unit (or one building): an
+    # oversize grid that had to take a leftover no other grid touches is judged
+    n_units = np.bincount(labels[labels >= 0], minlength=n)[order]
+    grids["single_unit"] = (grids["flag"] == "oversize") & (
+        (n_units == 1) | (grids["n_buildings"].to_numpy() == 1))
     bgrid_ids = new_id[building_grid]
     b_for_metrics = None
     if bm is not None:
