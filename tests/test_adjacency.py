@@ -193,6 +193,23 @@ def test_edge_without_a_street_is_a_boundary():
     assert _by_edge(adj, "cost")[(1, 2)] == pytest.approx(DEFAULT_CUT_COST["boundary"])
 
 
+def test_edge_round_a_building_off_the_street_costs_as_a_cut():
+    # the street runs along x = 10; the edge between the blocks leaves it round a
+    # building drawn across it (x 10..14, y 4..6): 8 m on the street, 10 m off,
+    # and the edge's middle is off the street
+    a = shapely.Polygon([(0, 0), (10, 0), (10, 4), (14, 4), (14, 6), (10, 6), (10, 10),
+                         (0, 10)])
+    b = shapely.Polygon([(10, 0), (20, 0), (20, 10), (10, 10), (10, 6), (14, 6), (14, 4),
+                         (10, 4)])
+    adj = build_adjacency(np.array([a, b], dtype=object),
+                          streets=np.array([LineString([(10, -5), (10, 15)])]),
+                          street_classes=np.array(["residential"]))
+    assert _by_edge(adj, "kind") == {(0, 1): "residential"}
+    assert _by_edge(adj, "length")[(0, 1)] == pytest.approx(18.0)
+    expected = (8 * DEFAULT_CUT_COST["residential"] + 10 * DEFAULT_CUT_COST["none"]) / 18
+    assert _by_edge(adj, "cost")[(0, 1)] == pytest.approx(expected)
+
+
 def test_street_a_little_off_the_edge_is_snapped():
     streets = np.array(
         [LineString([(10.8, -5), (10.8, 15)]), LineString([(21.5, -5), (21.5, 15)])]

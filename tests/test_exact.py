@@ -142,7 +142,7 @@ def test_a_proof_a_later_recut_made_stale_is_made_again():
     g = path([3, 4, 1, 2, 1])
     lab, report = exact_repair(g, np.array([0, 1, 1, 2, 2]), grids=np.array([0, 1, 2]),
                                mean=11 / 3, tolerance=0.1,
-                               limits=RegionLimits(max_grids=2))
+                               limits=RegionLimits(max_grids=2, max_pair_nodes=0))
     assert lab.tolist() == [0, 1, 2, 2, 2]
     assert sorted((r["grid"], r["verdict"], r["units"], sorted(r["region"]))
                   for r in report) == [(0, "infeasible", 2, [0, 1]),
@@ -236,5 +236,39 @@ def test_units_that_may_only_stay_are_one_node():
     assert r.verdict == "found" and r.units == 60
     # a programme larger than allowed is not started
     r = check_region(g, current, 1, active={0, 1}, weight={0: 28.0, 1: 32.0}, mean=30.0,
-                     tolerance=0.0, limits=RegionLimits(max_nodes=7))
+                     tolerance=0.0, limits=RegionLimits(max_nodes=7, max_pair_nodes=7))
     assert r.verdict == "not checked"
+
+
+def test_search_settles_what_the_solver_leaves_at_its_node_limit():
+    # eight units of three grids from the Bundled plan (grid 87 and two
+    # neighbours, households): no plan has all three within 300.8 ± 10 %, which
+    # HiGHS alone left undecided at 20 nodes ("limit"); the search proves it
+    w = [183, 92, 70, 63, 128, 158, 50, 155]
+    i = [0, 0, 1, 1, 2, 2, 2, 2, 3, 4, 4, 4, 6]
+    j = [1, 7, 4, 7, 3, 4, 5, 6, 5, 5, 6, 7, 7]
+    g = UnitGraph.from_edges(8, np.array(w, dtype=float), np.zeros((8, 2)), np.array(i),
+                             np.array(j), np.ones(len(i)))
+    current = np.array([1, 1, 2, 2, 0, 2, 0, 0])
+    mean = 300.808
+    assert recut(g, np.arange(8), current, 3, mean * 0.9, mean * 1.1, reach=8) is None
+    # and finds a plan where there is one: 183 + 92 | 70 + 63 + 158 | 128 + 50 + 155
+    sol = recut(g, np.arange(8), current, 3, 270, 340, reach=8)
+    assert isinstance(sol, np.ndarray) and contiguous(g, sol, [0, 1, 2])
+    assert all(270 <= float(g.weight[sol == x].sum()) <= 340 for x in range(3))
+
+
+def test_a_neighbour_the_growing_region_passed_over_is_tried_alone():
+    # 12.6 | 8 | eleven 1s, mean 10 ± 10 %: the region grows from the light grid
+    # to the 12.6 (average 10.3, nearest the mean), which has no plan with it;
+    # the grid of 1s, tried alone with it, gives it one unit
+    g = path([12.6, 8] + [1] * 11)
+    current = np.array([0, 1] + [2] * 11)
+    weight = {0: 12.6, 1: 8.0, 2: 11.0}
+    r = check_region(g, current, 1, active={0, 1, 2}, weight=weight, mean=10.0,
+                     tolerance=0.1, limits=RegionLimits(max_grids=2))
+    assert r.verdict == "found" and r.grids == [1, 2]
+    assert r.labels.tolist() == [0, 1, 1] + [2] * 10
+    r = check_region(g, current, 1, active={0, 1, 2}, weight=weight, mean=10.0,
+                     tolerance=0.1, limits=RegionLimits(max_grids=2, max_pair_nodes=0))
+    assert r.verdict == "infeasible" and r.grids == [1, 0]

@@ -325,5 +325,35 @@ def build_adjacency(
         kind[si] = ranks
     kind[inside] = "none"
     cost = np.array([costs.get(k, costs["street"]) for k in kind], dtype=float)
+    if streets is not None and len(streets) and len(pieces):
+        # the stretches of an edge between blocks that no street runs along (round
+        # a building drawn across the street, which its block kept whole) cost
+        # what a cut through a block costs: a grid edge there is off the street
+        # (an edge no street runs along at all is a boundary, and keeps its cost)
+        plen = shapely.length(pieces)
+        pmid = shapely.line_interpolate_point(pieces, 0.5, normalized=True)
+        pi, ps = stree.query(pmid, predicate="dwithin", distance=snap)
+        off = np.ones(len(pieces), dtype=bool)
+        off[pi] = False
+        off_len = np.bincount(piece_pair, weights=plen * off, minlength=len(a))
+        tot = np.bincount(piece_pair, weights=plen, minlength=len(a))
+        frac = np.divide(off_len, tot, out=np.zeros(len(a)), where=tot > 0)
+        frac[inside | (off_len >= tot - 1e-9)] = 0.0
+        # an edge whose middle is off the street but which runs along one
+        # elsewhere takes the class of the street along its longest piece
+        fix = np.flatnonzero((kind == "boundary") & (frac > 0))
+        if len(fix):
+            street_of = np.full(len(pieces), -1, dtype=np.int64)
+            street_of[pi[::-1]] = ps[::-1]  # the first street found per piece
+            on = np.flatnonzero(~off & np.isin(piece_pair, fix))
+            # per edge, its longest piece on a street (the last after sorting)
+            on = on[np.lexsort((plen[on], piece_pair[on]))]
+            last = np.r_[piece_pair[on][1:] != piece_pair[on][:-1], True]
+            for e, best in zip(piece_pair[on][last].tolist(), on[last].tolist(),
+                               strict=True):
+                kind[e] = street_rank(np.asarray(street_classes)[street_of[best]]) \
+                    if street_classes is not None else "street"
+                cost[e] = costs.get(kind[e], costs["street"])
+        cost = cost * (1 - frac) + costs["none"] * frac
     barrier = np.array([k in barriers for k in kind], dtype=bool)
     return Adjacency(a, b, length, kind, cost, barrier, n)

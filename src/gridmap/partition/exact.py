@@ -49,6 +49,8 @@ class RegionLimits:
     ``max_grids`` grids and ``max_units`` units per region; ``max_nodes`` nodes
     of its programme (:func:`programme_size`); ``node_limit`` branch-and-bound
     nodes per programme; a unit may move to a grid at most ``reach`` units away.
+    A grid and one neighbour at a time are tried too, on programmes of up to
+    ``max_pair_nodes`` nodes, where the growing region found no plan.
     """
 
     max_grids: int = 6
@@ -56,6 +58,7 @@ class RegionLimits:
     max_nodes: int = 40
     node_limit: int = 20
     reach: int = 3
+    max_pair_nodes: int = 60
 
 
 @dataclass
@@ -196,9 +199,102 @@ def recut(
                   node_limit=node_limit, stats=stats)
 
 
+#: steps of :func:`_search` before it gives the programme to HiGHS
+_SEARCH_STEPS = 100_000
+
+
+def _search(p: _Programme, m: int, lo: float, hi: float,
+            steps: int = _SEARCH_STEPS) -> np.ndarray | None | str:
+    """:func:`_solve` by a depth-first search over the grid of every node.
+
+    The flow model's relaxation is weak: HiGHS may need thousands of nodes to
+    show that eleven units have no plan, which a search that drops a grid as
+    soon as it is too heavy, or can no longer reach the band, shows at once.
+    Heaviest nodes first; every grid's contiguity is checked on complete plans.
+    The same objective as the programme; the first best plan in search order.
+    Returns ``"limit"`` (and HiGHS takes over) after ``steps`` steps without a
+    plan.
+    """
+    n = p.n
+    order = np.lexsort((np.arange(n), -p.weight)).tolist()
+    choices = [np.flatnonzero(p.allowed[i]).tolist() for i in order]
+    wt = [float(p.weight[i]) for i in order]
+    eps = 1e-9 * max(abs(lo), abs(hi), 1.0)
+    # weight still to come that each grid may take, after position k
+    rest = np.zeros((n + 1, m))
+    for k in range(n - 1, -1, -1):
+        rest[k] = rest[k + 1]
+        rest[k, choices[k]] += wt[k]
+    rest = rest.tolist()
+    w = [0.0] * m
+    plan = np.full(n, -1, dtype=np.int64)
+    best: list = [None, None]  # plan, key
+    count = [0]
+
+    edges = list(zip(p.ea.tolist(), p.eb.tolist(), strict=True))
+
+    def leaf() -> None:
+        # every grid in one piece: as many pieces as grids (each grid has a unit)
+        lab = plan.tolist()
+        root = list(range(n))
+        pieces = n
+        for a, b in edges:
+            if lab[a] != lab[b]:
+                continue
+            while root[a] != a:
+                root[a] = a = root[root[a]]
+            while root[b] != b:
+                root[b] = b = root[root[b]]
+            if a != b:
+                root[a] = b
+                pieces -= 1
+        if pieces != m:
+            return
+        same = plan[p.ea] == plan[p.eb]
+        key = float(p.cut[~same].sum()) / p.scale - 0.5 * int((plan == p.current).sum())
+        if best[1] is None or key < best[1] - 1e-12:
+            best[0], best[1] = plan.copy(), key
+
+    def go(k: int) -> bool:
+        count[0] += 1
+        if count[0] > steps:
+            return False
+        if k == n:
+            if all(x >= lo - eps for x in w):
+                leaf()
+            return True
+        node = order[k]
+        for j in choices[k]:
+            if w[j] + wt[k] > hi + eps:
+                continue
+            w[j] += wt[k]
+            plan[node] = j
+            # every grid can still reach the band with what is to come
+            reach = all(w[h] + rest[k + 1][h] >= lo - eps for h in range(m))
+            if reach and not go(k + 1):
+                w[j] -= wt[k]
+                return False
+            w[j] -= wt[k]
+        plan[node] = -1
+        return True
+
+    done = go(0)
+    if best[0] is not None:
+        return best[0][p.node_of]
+    if not done:
+        return "limit"
+    return None if p.free else "reach"
+
+
 def _solve(p: _Programme, m: int, lo: float, hi: float, *, node_limit: int,
            stats: dict | None) -> np.ndarray | None | str:
     """:func:`recut` on a region's programme."""
+    # units without weight do not prune the search: many of them are HiGHS's
+    found = _search(p, m, lo, hi) if (p.weight <= 0).sum() <= 8 else "limit"
+    if not (isinstance(found, str) and found == "limit"):
+        if stats is not None:
+            stats["nodes"] = stats.get("nodes", 0) + 1
+        return found
     n, ne = p.n, len(p.ea)
     big = float(n)
     allowed = [np.flatnonzero(row).tolist() for row in p.allowed]
@@ -402,6 +498,29 @@ def check_region(
         new = np.array(labels, copy=True)
         new[nodes] = order[sol]
         return RegionCheck("found", list(region), len(nodes), solved=True, labels=new)
+    # the region grew towards the average; a neighbour with weight to spare (or
+    # room for more) that it passed over, alone with the grid, may have a plan
+    # (the smallest programmes first)
+    ring = g.adjacent_labels(labels, np.flatnonzero(labels == grid)) & active
+    pairs = []
+    for h in sorted(ring - set(region[:2])):
+        if not 2 * lo - eps <= weight[grid] + weight[h] <= 2 * hi + eps:
+            continue
+        nodes = np.flatnonzero(np.isin(labels, [grid, h]))
+        if len(nodes) > limits.max_units:
+            continue
+        order = np.array(sorted([grid, h]))
+        prog = _programme(g, nodes, np.searchsorted(order, labels[nodes]), 2, limits.reach)
+        if prog.n <= limits.max_pair_nodes:
+            pairs.append((prog.n, h, nodes, order, prog))
+    for _, h, nodes, order, prog in sorted(pairs, key=lambda t: t[:2]):
+        if node_budget is not None and stats["nodes"] >= node_budget:
+            break
+        sol = _solve(prog, 2, lo, hi, node_limit=limits.node_limit, stats=stats)
+        if isinstance(sol, np.ndarray):
+            new = np.array(labels, copy=True)
+            new[nodes] = order[sol]
+            return RegionCheck("found", [grid, h], len(nodes), solved=True, labels=new)
     return out
 
 
