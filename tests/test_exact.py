@@ -272,3 +272,40 @@ def test_a_neighbour_the_growing_region_passed_over_is_tried_alone():
     r = check_region(g, current, 1, active={0, 1, 2}, weight=weight, mean=10.0,
                      tolerance=0.1, limits=RegionLimits(max_grids=2, max_pair_nodes=0))
     assert r.verdict == "infeasible" and r.grids == [1, 0]
+
+
+def _brute_force_feasible(g, m, lo, hi):
+    """Whether any plan of ``g``'s units into ``m`` grids is contiguous and in band."""
+    import itertools
+
+    for plan in itertools.product(range(m), repeat=g.n):
+        lab = np.array(plan)
+        w = np.bincount(lab, weights=g.weight, minlength=m)
+        if ((w >= lo - 1e-9) & (w <= hi + 1e-9)).all() and contiguous(g, lab, range(m)):
+            return True
+    return False
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=8, max_size=8), st.integers(2, 3),
+       st.floats(0.0, 0.3))
+def test_search_agrees_with_trying_every_plan(weights, m, tol):
+    # a 2 × 4 lattice, every unit free: the search (with its pruning on weight
+    # and on what can still be one piece) finds a plan exactly when one exists
+    from gridmap.partition.exact import _programme, _search
+
+    g = lattice(2, 4, weights)
+    total = float(sum(weights))
+    if total == 0:
+        return
+    mean = total / m
+    lo, hi = mean * (1 - tol), mean * (1 + tol)
+    current = np.array([min(c * m // 4, m - 1) for _ in range(2) for c in range(4)])
+    sol = _search(_programme(g, np.arange(8), current, m, reach=8), m, lo, hi)
+    if _brute_force_feasible(g, m, lo, hi):
+        assert isinstance(sol, np.ndarray)
+        w = np.bincount(sol, weights=g.weight, minlength=m)
+        assert ((w >= lo - 1e-9) & (w <= hi + 1e-9)).all()
+        assert contiguous(g, sol, list(range(m)))
+    else:
+        assert sol is None

@@ -210,72 +210,80 @@ def _search(p: _Programme, m: int, lo: float, hi: float,
     The flow model's relaxation is weak: HiGHS may need thousands of nodes to
     show that eleven units have no plan, which a search that drops a grid as
     soon as it is too heavy, or can no longer reach the band, shows at once.
-    Heaviest nodes first; every grid's contiguity is checked on complete plans.
-    The same objective as the programme; the first best plan in search order.
-    Returns ``"limit"`` (and HiGHS takes over) after ``steps`` steps without a
-    plan.
+    Heaviest nodes first.  After each choice, the grid chosen and the grids
+    around the node must still be able to become one piece within the band:
+    their units and the units still free to join them must hang together and
+    weigh enough.  The same objective as the programme; the first best plan in
+    search order.  Returns ``"limit"`` (and HiGHS takes over) after ``steps``
+    steps without a plan.
     """
     n = p.n
     order = np.lexsort((np.arange(n), -p.weight)).tolist()
-    choices = [np.flatnonzero(p.allowed[i]).tolist() for i in order]
-    wt = [float(p.weight[i]) for i in order]
+    may = [set(np.flatnonzero(row).tolist()) for row in p.allowed]
+    weight = p.weight.tolist()
+    adj: list[list[int]] = [[] for _ in range(n)]
+    for a, b in zip(p.ea.tolist(), p.eb.tolist(), strict=True):
+        adj[a].append(b)
+        adj[b].append(a)
     eps = 1e-9 * max(abs(lo), abs(hi), 1.0)
-    # weight still to come that each grid may take, after position k
-    rest = np.zeros((n + 1, m))
-    for k in range(n - 1, -1, -1):
-        rest[k] = rest[k + 1]
-        rest[k, choices[k]] += wt[k]
-    rest = rest.tolist()
+    lab = [-1] * n
     w = [0.0] * m
-    plan = np.full(n, -1, dtype=np.int64)
+    size = [0] * m
     best: list = [None, None]  # plan, key
     count = [0]
 
-    edges = list(zip(p.ea.tolist(), p.eb.tolist(), strict=True))
+    def can_close(h: int, start: int) -> bool:
+        """Grid ``h``'s units, from ``start``, with the free units that may join it:
+        all of its units in one piece that can weigh at least ``lo``."""
+        seen = {start}
+        stack = [start]
+        got, total = 1, w[h]
+        while stack:
+            v = stack.pop()
+            for y in adj[v]:
+                if y in seen:
+                    continue
+                ly = lab[y]
+                if ly == h:
+                    got += 1
+                elif ly == -1 and h in may[y]:
+                    total += weight[y]
+                else:
+                    continue
+                seen.add(y)
+                stack.append(y)
+        return got == size[h] and total >= lo - eps
 
     def leaf() -> None:
-        # every grid in one piece: as many pieces as grids (each grid has a unit)
-        lab = plan.tolist()
-        root = list(range(n))
-        pieces = n
-        for a, b in edges:
-            if lab[a] != lab[b]:
-                continue
-            while root[a] != a:
-                root[a] = a = root[root[a]]
-            while root[b] != b:
-                root[b] = b = root[root[b]]
-            if a != b:
-                root[a] = b
-                pieces -= 1
-        if pieces != m:
-            return
+        plan = np.array(lab, dtype=np.int64)
         same = plan[p.ea] == plan[p.eb]
         key = float(p.cut[~same].sum()) / p.scale - 0.5 * int((plan == p.current).sum())
         if best[1] is None or key < best[1] - 1e-12:
-            best[0], best[1] = plan.copy(), key
+            best[0], best[1] = plan, key
 
     def go(k: int) -> bool:
         count[0] += 1
         if count[0] > steps:
             return False
         if k == n:
-            if all(x >= lo - eps for x in w):
+            # every grid has a unit, is in one piece (checked on the way) and in the band
+            if all(size[h] and w[h] >= lo - eps for h in range(m)):
                 leaf()
             return True
         node = order[k]
-        for j in choices[k]:
-            if w[j] + wt[k] > hi + eps:
+        for j in sorted(may[node]):
+            if w[j] + weight[node] > hi + eps:
                 continue
-            w[j] += wt[k]
-            plan[node] = j
-            # every grid can still reach the band with what is to come
-            reach = all(w[h] + rest[k + 1][h] >= lo - eps for h in range(m))
-            if reach and not go(k + 1):
-                w[j] -= wt[k]
+            w[j] += weight[node]
+            size[j] += 1
+            lab[node] = j
+            near = {lab[x]: x for x in adj[node] if lab[x] >= 0 and lab[x] != j}
+            ok = can_close(j, node) and all(can_close(h, x) for h, x in near.items())
+            if ok and not go(k + 1):
                 return False
-            w[j] -= wt[k]
-        plan[node] = -1
+            lab[node] = -1
+            w[j] -= weight[node]
+            size[j] -= 1
         return True
 
     done = go(0)
@@ -289,8 +297,7 @@ def _search(p: _Programme, m: int, lo: float, hi: float,
 def _solve(p: _Programme, m: int, lo: float, hi: float, *, node_limit: int,
            stats: dict | None) -> np.ndarray | None | str:
     """:func:`recut` on a region's programme."""
-    # units without weight do not prune the search: many of them are HiGHS's
-    found = _search(p, m, lo, hi) if (p.weight <= 0).sum() <= 8 else "limit"
+    found = _search(p, m, lo, hi)
     if not (isinstance(found, str) and found == "limit"):
         if stats is not None:
             stats["nodes"] = stats.get("nodes", 0) + 1
