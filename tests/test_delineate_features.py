@@ -150,6 +150,12 @@ def test_bundled_real_data_invariants(bundled_plan):
     assert m["gap_share"] < 0.001 and m["overlap_share"] < 0.001
     assert m["contiguous"]
     assert m["street_share"] >= 0.9
+    # neighbours share their edges exactly, as written: no hairline crack between
+    # grids (there were 176 before the grids were sealed) and no sliver of overlap
+    g = plan.grids.to_crs(plan.grids.estimate_utm_crs())
+    union = shapely.union_all(g.geometry.values)
+    assert not [r for p in shapely.get_parts(union) for r in p.interiors]
+    assert float(g.area.sum() - union.area) < 1e-3
     # every grid out of tolerance is reported with a reason
     bad = plan.grids[~plan.grids["within_tolerance"]]
     assert (bad["reason"] != "").all()

@@ -130,6 +130,57 @@ def _one_piece(
     return labels, geoms, moved
 
 
+def _seal(geoms: np.ndarray, *, crack: float = 1.0) -> np.ndarray:
+    """The grids remade from one noded arrangement of all their edges, so that
+    neighbours share their edges vertex for vertex: no hairline crack, no overlap.
+
+    Every face of the arrangement goes to the grid its inner point lies in (the one
+    holding most of it where two overlap by a hair); a face in no grid and under
+    ``crack`` m² is a crack between grids and goes to the grid it shares the most
+    edge with; larger faces in no grid are holes of the area and stay out.  A grid
+    that would not be one piece keeps its geometry.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    if len(geoms) < 2:
+        return geoms
+    try:
+        lines = shapely.union_all(shapely.boundary(geoms), grid_size=1e-3)
+    except shapely.errors.GEOSException:
+        return geoms
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
+    faces = faces[shapely.area(faces) > 0]
+    fi, gi = shapely.STRtree(geoms).query(shapely.point_on_surface(faces),
+                                         predicate="within")
+    owner = np.full(len(faces), -1, dtype=np.int64)
+    for f in np.unique(fi).tolist():
+        cand = gi[fi == f]
+        owner[f] = int(cand[0]) if len(cand) == 1 else int(cand[np.argmax(
+            shapely.area(shapely.intersection(geoms[cand], faces[f])))])
+    ftree = shapely.STRtree(faces)
+    for _ in range(3):  # a crack beside another crack takes its owner next round
+        todo = np.flatnonzero((owner < 0) & (shapely.area(faces) < crack))
+        for f in todo.tolist():
+            near = ftree.query(faces[f], predicate="intersects")
+            near = near[(near != f) & (owner[near] >= 0)]
+            if not len(near):
+                continue
+            edge = shapely.length(shapely.intersection(shapely.boundary(faces[near]),
+                                                       shapely.boundary(faces[f])))
+            if edge.max() > 0:
+                owner[f] = owner[near[int(np.argmax(edge))]]
+    out = geoms.copy()
+    order = np.argsort(owner, kind="stable")
+    bounds = np.searchsorted(owner[order], np.arange(len(geoms) + 1))
+    for gid in range(len(geoms)):
+        mine = faces[order[bounds[gid]:bounds[gid + 1]]]
+        if not len(mine):
+            continue
+        merged = shapely.coverage_union_all(mine)
+        if shapely.get_num_geometries(merged) <= shapely.get_num_geometries(geoms[gid]):
+            out[gid] = merged
+    return out
+
+
 def _to_output(gdf: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
     """Reproject to the input CRS and repair what reprojection breaks.
 
@@ -273,6 +324,7 @@ def assemble(
     n = assignment.n_grids
     ugeoms = np.asarray(umap.geometry.values)
     labels, geoms, moved = _one_piece(ugeoms, assignment.labels.copy(), n)
+    geoms = _seal(geoms)
     if moved:
         notes.append(
             f"{moved} unit(s) touching the rest of their grid only at a corner were "
