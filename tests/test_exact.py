@@ -142,7 +142,7 @@ def test_a_proof_a_later_recut_made_stale_is_made_again():
     g = path([3, 4, 1, 2, 1])
     lab, report = exact_repair(g, np.array([0, 1, 1, 2, 2]), grids=np.array([0, 1, 2]),
                                mean=11 / 3, tolerance=0.1,
-                               limits=RegionLimits(max_grids=2, max_pair_nodes=0))
+                               limits=RegionLimits(max_grids=2, max_set_grids=1))
     assert lab.tolist() == [0, 1, 2, 2, 2]
     assert sorted((r["grid"], r["verdict"], r["units"], sorted(r["region"]))
                   for r in report) == [(0, "infeasible", 2, [0, 1]),
@@ -236,7 +236,7 @@ def test_units_that_may_only_stay_are_one_node():
     assert r.verdict == "found" and r.units == 60
     # a programme larger than allowed is not started
     r = check_region(g, current, 1, active={0, 1}, weight={0: 28.0, 1: 32.0}, mean=30.0,
-                     tolerance=0.0, limits=RegionLimits(max_nodes=7, max_pair_nodes=7))
+                     tolerance=0.0, limits=RegionLimits(max_nodes=7, max_set_nodes=7))
     assert r.verdict == "not checked"
 
 
@@ -270,7 +270,7 @@ def test_a_neighbour_the_growing_region_passed_over_is_tried_alone():
     assert r.verdict == "found" and r.grids == [1, 2]
     assert r.labels.tolist() == [0, 1, 1] + [2] * 10
     r = check_region(g, current, 1, active={0, 1, 2}, weight=weight, mean=10.0,
-                     tolerance=0.1, limits=RegionLimits(max_grids=2, max_pair_nodes=0))
+                     tolerance=0.1, limits=RegionLimits(max_grids=2, max_set_grids=1))
     assert r.verdict == "infeasible" and r.grids == [1, 0]
 
 
@@ -309,3 +309,22 @@ def test_search_agrees_with_trying_every_plan(weights, m, tol):
         assert contiguous(g, sol, list(range(m)))
     else:
         assert sol is None
+
+
+def test_a_set_of_three_grids_the_growing_region_passed_over():
+    # 12.6 | 8 | 1×8 0.2 1 (9.2) | 1×11, mean 10 ± 10 %: the region grows to the
+    # 12.6 (no plan); the light grid with its other neighbour alone has 17.2, too
+    # little for two grids; with that neighbour's neighbour too, each passes one
+    # unit along: 9 | 9.2 | 10
+    w = [12.6, 8] + [1] * 8 + [0.2, 1] + [1] * 11
+    g = path(w)
+    current = np.array([0, 1] + [2] * 10 + [3] * 11)
+    weight = {0: 12.6, 1: 8.0, 2: 9.2, 3: 11.0}
+    r = check_region(g, current, 1, active={0, 1, 2, 3}, weight=weight, mean=10.0,
+                     tolerance=0.1, limits=RegionLimits(max_grids=2))
+    assert r.verdict == "found" and sorted(r.grids) == [1, 2, 3]
+    assert r.labels.tolist() == [0, 1, 1] + [2] * 10 + [3] * 10
+    assert band_ok(g, r.labels, [1, 2, 3], 9.0, 11.0)
+    r = check_region(g, current, 1, active={0, 1, 2, 3}, weight=weight, mean=10.0,
+                     tolerance=0.1, limits=RegionLimits(max_grids=2, max_set_grids=2))
+    assert r.verdict == "infeasible"

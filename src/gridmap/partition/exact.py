@@ -49,8 +49,9 @@ class RegionLimits:
     ``max_grids`` grids and ``max_units`` units per region; ``max_nodes`` nodes
     of its programme (:func:`programme_size`); ``node_limit`` branch-and-bound
     nodes per programme; a unit may move to a grid at most ``reach`` units away.
-    A grid and one neighbour at a time are tried too, on programmes of up to
-    ``max_pair_nodes`` nodes, where the growing region found no plan.
+    Where the growing region found no plan, the other connected sets of up to
+    ``max_set_grids`` grids around the grid are tried too (at most ``max_sets``
+    of them, on programmes of up to ``max_set_nodes`` nodes).
     """
 
     max_grids: int = 6
@@ -58,7 +59,9 @@ class RegionLimits:
     max_nodes: int = 40
     node_limit: int = 20
     reach: int = 3
-    max_pair_nodes: int = 60
+    max_set_grids: int = 3
+    max_set_nodes: int = 60
+    max_sets: int = 30
 
 
 @dataclass
@@ -505,29 +508,43 @@ def check_region(
         new = np.array(labels, copy=True)
         new[nodes] = order[sol]
         return RegionCheck("found", list(region), len(nodes), solved=True, labels=new)
-    # the region grew towards the average; a neighbour with weight to spare (or
-    # room for more) that it passed over, alone with the grid, may have a plan
-    # (the smallest programmes first)
-    ring = g.adjacent_labels(labels, np.flatnonzero(labels == grid)) & active
-    pairs = []
-    for h in sorted(ring - set(region[:2])):
-        if not 2 * lo - eps <= weight[grid] + weight[h] <= 2 * hi + eps:
-            continue
-        nodes = np.flatnonzero(np.isin(labels, [grid, h]))
-        if len(nodes) > limits.max_units:
-            continue
-        order = np.array(sorted([grid, h]))
-        prog = _programme(g, nodes, np.searchsorted(order, labels[nodes]), 2, limits.reach)
-        if prog.n <= limits.max_pair_nodes:
-            pairs.append((prog.n, h, nodes, order, prog))
-    for _, h, nodes, order, prog in sorted(pairs, key=lambda t: t[:2]):
-        if node_budget is not None and stats["nodes"] >= node_budget:
-            break
-        sol = _solve(prog, 2, lo, hi, node_limit=limits.node_limit, stats=stats)
+    # the region grew towards the average; a set of grids around the grid that
+    # it passed over (a neighbour with weight to spare, and one of its own) may
+    # have a plan: the connected sets of up to max_set_grids grids, the smallest
+    # programmes first
+    ring_of: dict[int, set[int]] = {}
+
+    def ring(h: int) -> set[int]:
+        if h not in ring_of:
+            ring_of[h] = g.adjacent_labels(labels, np.flatnonzero(labels == h)) & active
+        return ring_of[h]
+
+    tried = {frozenset(region[:k]) for k in range(1, len(region) + 1)}
+    sets = []
+    frontier = [frozenset([grid])]
+    for _ in range(limits.max_set_grids - 1):
+        grown = {s | {x} for s in frontier for y in s for x in ring(y) - s}
+        frontier = sorted(grown, key=sorted)
+        for s in frontier:
+            m = len(s)
+            if s in tried or not m * lo - eps <= sum(weight[y] for y in s) <= m * hi + eps:
+                continue
+            order = np.array(sorted(s))
+            nodes = np.flatnonzero(np.isin(labels, order))
+            if len(nodes) > limits.max_units:
+                continue
+            prog = _programme(g, nodes, np.searchsorted(order, labels[nodes]), m,
+                              limits.reach)
+            if prog.n <= limits.max_set_nodes:
+                sets.append((m, prog.n, order.tolist(), nodes, prog))
+    # the search alone: these are tries, and HiGHS at its limit costs seconds each
+    for m, _, order, nodes, prog in sorted(sets, key=lambda t: t[:3])[:limits.max_sets]:
+        sol = _search(prog, m, lo, hi)
         if isinstance(sol, np.ndarray):
             new = np.array(labels, copy=True)
-            new[nodes] = order[sol]
-            return RegionCheck("found", [grid, h], len(nodes), solved=True, labels=new)
+            new[nodes] = np.asarray(order)[sol]
+            return RegionCheck("found", [grid] + [x for x in order if x != grid],
+                               len(nodes), solved=True, labels=new)
     return out
 
 
