@@ -210,6 +210,22 @@ def test_edge_round_a_building_off_the_street_costs_as_a_cut():
     assert _by_edge(adj, "cost")[(0, 1)] == pytest.approx(expected)
 
 
+def test_edge_round_a_building_takes_the_nearest_street_not_the_first_found():
+    # the same blocks with a motorway 0.9 m beside the residential street: the
+    # edge is the residential street's (nearest), not a barrier
+    a = shapely.Polygon([(0, 0), (10, 0), (10, 4), (14, 4), (14, 6), (10, 6), (10, 10),
+                         (0, 10)])
+    b = shapely.Polygon([(10, 0), (20, 0), (20, 10), (10, 10), (10, 6), (14, 6), (14, 4),
+                         (10, 4)])
+    for order in ((0, 1), (1, 0)):
+        lines = [LineString([(10, -5), (10, 15)]), LineString([(9.1, -5), (9.1, 15)])]
+        classes = ["residential", "motorway"]
+        adj = build_adjacency(np.array([a, b], dtype=object),
+                              streets=np.array([lines[k] for k in order]),
+                              street_classes=np.array([classes[k] for k in order]))
+        assert adj.kind.tolist() == ["residential"] and not adj.barrier.any()
+
+
 def test_street_a_little_off_the_edge_is_snapped():
     streets = np.array(
         [LineString([(10.8, -5), (10.8, 15)]), LineString([(21.5, -5), (21.5, 15)])]

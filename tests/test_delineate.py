@@ -129,7 +129,8 @@ def test_oversize_grid_that_takes_a_leftover_is_not_an_exception():
     assert towers["single_unit"].tolist() == [True, False]
     took = towers.iloc[1]
     assert not took["within_tolerance"] and pd.isna(took["exception"])
-    assert "also took 1 unit(s) of 5 pop that no other grid" in took["reason"]
+    assert "also holds 1 other unit(s) of 5 pop, so it is not one indivisible" in \
+        took["reason"]
     assert plan.metrics["n_out_of_tolerance"] == 1
     assert plan.metrics["n_single_unit_exceptions"] == 1
 
@@ -187,3 +188,15 @@ def test_grids_with_a_hairline_crack_between_them_are_sealed():
     assert union.area == pytest.approx(200.0)
     assert float(shapely.area(out).sum()) == pytest.approx(union.area)
     assert shapely.intersection(out[0], out[1]).length == pytest.approx(10.0, abs=1e-2)
+
+
+def test_a_crack_open_to_the_area_outline_is_sealed():
+    # a 2 mm gap along the whole shared edge, open at both ends: sealed against
+    # the area's outline, the two grids cover the area
+    from gridmap._assemble import _seal
+
+    out = _seal(np.array([shapely.box(0, 0, 9.998, 10), shapely.box(10, 0, 20, 10)],
+                         dtype=object), area=shapely.box(0, 0, 20, 10))
+    union = shapely.union_all(out)
+    assert union.geom_type == "Polygon" and union.area == pytest.approx(200.0)
+    assert float(shapely.area(out).sum()) == pytest.approx(200.0)

@@ -301,7 +301,10 @@ def test_search_agrees_with_trying_every_plan(weights, m, tol):
     mean = total / m
     lo, hi = mean * (1 - tol), mean * (1 + tol)
     current = np.array([min(c * m // 4, m - 1) for _ in range(2) for c in range(4)])
-    sol = _search(_programme(g, np.arange(8), current, m, reach=8), m, lo, hi)
+    prog = _programme(g, np.arange(8), current, m, reach=8)
+    plan, done, _ = _search(prog, m, lo, hi)
+    assert done
+    sol = None if plan is None else plan[prog.node_of]
     if _brute_force_feasible(g, m, lo, hi):
         assert isinstance(sol, np.ndarray)
         w = np.bincount(sol, weights=g.weight, minlength=m)
@@ -328,3 +331,32 @@ def test_a_set_of_three_grids_the_growing_region_passed_over():
     r = check_region(g, current, 1, active={0, 1, 2, 3}, weight=weight, mean=10.0,
                      tolerance=0.1, limits=RegionLimits(max_grids=2, max_set_grids=2))
     assert r.verdict == "infeasible"
+
+
+def test_a_plan_as_good_as_the_solvers_where_the_search_stops_early():
+    # a 5 × 8 lattice of ones, three grids of 12..14 from a diagonal start: the
+    # search stops at its step limit; the plan kept is at least as good (the
+    # programme's objective) as HiGHS's with a thousand nodes
+    from gridmap.partition.exact import _highs, _objective, _programme, _solve
+
+    g = lattice(5, 8, [1.0] * 40)
+    current = np.array([min(2, (r + c) * 3 // 12) for r in range(5) for c in range(8)])
+    p = _programme(g, np.arange(40), current, 3, 3)
+    sol = _solve(p, 3, 12, 14, node_limit=20, stats=None)
+    highs = _highs(p, 3, 12, 14, node_limit=1000, stats=None)
+    plan = np.empty(p.n, dtype=np.int64)
+    plan[p.node_of] = sol
+    assert _objective(p, plan) <= _objective(p, highs) + 1e-9
+
+
+def test_no_work_beyond_the_budget():
+    # the case above that the sets of grids re-cut, with a budget already spent:
+    # nothing is re-cut, and the grid says it was not checked
+    g = path([12.6, 8] + [1] * 11)
+    start = np.array([0, 1] + [2] * 11)
+    stats = {"nodes": 0}
+    lab, report = exact_repair(g, start, grids=np.array([0, 1, 2]), mean=10.0,
+                               tolerance=0.1, node_budget=0, stats=stats)
+    assert lab.tolist() == start.tolist()
+    assert {r["verdict"] for r in report} == {"not checked"}
+    assert stats["nodes"] == 0

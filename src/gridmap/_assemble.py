@@ -130,21 +130,26 @@ def _one_piece(
     return labels, geoms, moved
 
 
-def _seal(geoms: np.ndarray, *, crack: float = 1.0) -> np.ndarray:
-    """The grids remade from one noded arrangement of all their edges, so that
-    neighbours share their edges vertex for vertex: no hairline crack, no overlap.
+def _seal(geoms: np.ndarray, *, area: shapely.Geometry | None = None,
+          crack: float = 1.0) -> np.ndarray:
+    """The grids remade from one noded arrangement of all their edges (and the
+    outline of ``area``), so that neighbours share their edges vertex for vertex:
+    no hairline crack between grids or between a grid and the area's outline.
 
     Every face of the arrangement goes to the grid its inner point lies in (the one
     holding most of it where two overlap by a hair); a face in no grid and under
-    ``crack`` m² is a crack between grids and goes to the grid it shares the most
-    edge with; larger faces in no grid are holes of the area and stay out.  A grid
-    that would not be one piece keeps its geometry.
+    ``crack`` m² is a crack and goes to the grid it shares the most edge with;
+    larger faces in no grid are holes of the area and stay out.  A grid that would
+    not be one piece keeps its geometry (and an overlap it had with a neighbour).
     """
     geoms = np.asarray(geoms, dtype=object)
     if len(geoms) < 2:
         return geoms
+    edges = shapely.boundary(geoms)
+    if area is not None and not shapely.is_empty(area):
+        edges = np.append(edges, shapely.boundary(area))
     try:
-        lines = shapely.union_all(shapely.boundary(geoms), grid_size=1e-3)
+        lines = shapely.union_all(edges, grid_size=1e-3)
     except shapely.errors.GEOSException:
         return geoms
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
@@ -218,13 +223,13 @@ def _reasons(grids: gpd.GeoDataFrame, labels: np.ndarray, order: np.ndarray,
         around = ", ".join(f"{n} ({dev.get(n, float('nan')):+.0%})" for n in nbrs[:8])
         side = "below" if r.deviation < 0 else "above"
         tol = float(tolerance[row])
-        if r.flag == "oversize":
+        if r.flag == "oversize" and len(units) > 1:
             rest = units[units != big]
             text = (
                 f"unit {big + 1} alone holds {w.max():g} {by}, "
                 f"{w.max() / mean:.0%} of the community mean {mean:g}, more than a grid; "
-                f"it also took {len(rest)} unit(s) of {float(g.weight[rest].sum()):g} "
-                f"{by} that no other grid of its community touches"
+                f"the grid also holds {len(rest)} other unit(s) of "
+                f"{float(g.weight[rest].sum()):g} {by}, so it is not one indivisible unit"
             )
         elif len(units) == 1:
             text = (
@@ -324,7 +329,7 @@ def assemble(
     n = assignment.n_grids
     ugeoms = np.asarray(umap.geometry.values)
     labels, geoms, moved = _one_piece(ugeoms, assignment.labels.copy(), n)
-    geoms = _seal(geoms)
+    geoms = _seal(geoms, area=area)
     if moved:
         notes.append(
             f"{moved} unit(s) touching the rest of their grid only at a corner were "

@@ -332,7 +332,7 @@ def build_adjacency(
         # (an edge no street runs along at all is a boundary, and keeps its cost)
         plen = shapely.length(pieces)
         pmid = shapely.line_interpolate_point(pieces, 0.5, normalized=True)
-        pi, ps = stree.query(pmid, predicate="dwithin", distance=snap)
+        pi = stree.query(pmid, predicate="dwithin", distance=snap)[0]
         off = np.ones(len(pieces), dtype=bool)
         off[pi] = False
         off_len = np.bincount(piece_pair, weights=plen * off, minlength=len(a))
@@ -343,15 +343,17 @@ def build_adjacency(
         # elsewhere takes the class of the street along its longest piece
         fix = np.flatnonzero((kind == "boundary") & (frac > 0))
         if len(fix):
-            street_of = np.full(len(pieces), -1, dtype=np.int64)
-            street_of[pi[::-1]] = ps[::-1]  # the first street found per piece
             on = np.flatnonzero(~off & np.isin(piece_pair, fix))
             # per edge, its longest piece on a street (the last after sorting)
-            on = on[np.lexsort((plen[on], piece_pair[on]))]
+            on = on[np.lexsort((-on, plen[on], piece_pair[on]))]
             last = np.r_[piece_pair[on][1:] != piece_pair[on][:-1], True]
-            for e, best in zip(piece_pair[on][last].tolist(), on[last].tolist(),
-                               strict=True):
-                kind[e] = street_rank(np.asarray(street_classes)[street_of[best]]) \
+            edge_of, piece = piece_pair[on][last], on[last]
+            # the street nearest that piece's middle, as for the other edges
+            qi, qs = stree.query_nearest(pmid[piece], max_distance=snap,
+                                         return_distance=False)
+            first = np.r_[True, qi[1:] != qi[:-1]] if len(qi) else np.array([], bool)
+            for e, k in zip(edge_of[qi[first]].tolist(), qs[first].tolist(), strict=True):
+                kind[e] = street_rank(np.asarray(street_classes)[k]) \
                     if street_classes is not None else "street"
                 cost[e] = costs.get(kind[e], costs["street"])
         cost = cost * (1 - frac) + costs["none"] * frac

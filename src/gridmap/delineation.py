@@ -1032,8 +1032,9 @@ def _exact_pass(assignment: GridAssignment, g: UnitGraph, umap: gpd.GeoDataFrame
     community's ordinary grids out of the band; the labels change in place."""
     from .partition.exact import exact_repair
 
-    # one budget of solver work for the whole plan: at most 100 programmes and
-    # their nodes, not seconds, for the plan must not depend on the machine
+    # one budget of solver work for the whole plan: 300 programmes, HiGHS's nodes
+    # and 10,000 search steps each count one; not seconds, for the plan must not
+    # depend on the machine
     stats = {"nodes": 0}
     fixed = 0
     weight = np.bincount(assignment.labels, weights=g.weight,
@@ -1042,7 +1043,7 @@ def _exact_pass(assignment: GridAssignment, g: UnitGraph, umap: gpd.GeoDataFrame
         # the mean the plan is judged by: that of the ordinary grids as they are
         mean = float(weight[ordinary].mean())
         lab, report = exact_repair(sub, assignment.labels[cn], grids=ordinary, mean=mean,
-                                   tolerance=float(ctol[c]), node_budget=100, stats=stats)
+                                   tolerance=float(ctol[c]), node_budget=300, stats=stats)
         assignment.labels[cn] = lab
         fixed += sum(r["verdict"] == "recut" for r in report)
         assignment.checks.update({int(r["grid"]): r for r in report})

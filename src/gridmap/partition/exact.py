@@ -216,9 +216,10 @@ def _search(p: _Programme, m: int, lo: float, hi: float,
     Heaviest nodes first.  After each choice, the grid chosen and the grids
     around the node must still be able to become one piece within the band:
     their units and the units still free to join them must hang together and
-    weigh enough.  The same objective as the programme; the first best plan in
-    search order.  Returns ``"limit"`` (and HiGHS takes over) after ``steps``
-    steps without a plan.
+    weigh enough.  Each node tries its own grid first, so the first plans found
+    move little.  Returns the best plan found (node level; the programme's
+    objective, the first best in search order) or None, whether the search went
+    through every plan (then None is a proof), and the steps it took.
     """
     n = p.n
     order = np.lexsort((np.arange(n), -p.weight)).tolist()
@@ -229,6 +230,7 @@ def _search(p: _Programme, m: int, lo: float, hi: float,
         adj[a].append(b)
         adj[b].append(a)
     eps = 1e-9 * max(abs(lo), abs(hi), 1.0)
+    cur = p.current.tolist()
     lab = [-1] * n
     w = [0.0] * m
     size = [0] * m
@@ -259,8 +261,7 @@ def _search(p: _Programme, m: int, lo: float, hi: float,
 
     def leaf() -> None:
         plan = np.array(lab, dtype=np.int64)
-        same = plan[p.ea] == plan[p.eb]
-        key = float(p.cut[~same].sum()) / p.scale - 0.5 * int((plan == p.current).sum())
+        key = _objective(p, plan)
         if best[1] is None or key < best[1] - 1e-12:
             best[0], best[1] = plan, key
 
@@ -274,7 +275,7 @@ def _search(p: _Programme, m: int, lo: float, hi: float,
                 leaf()
             return True
         node = order[k]
-        for j in sorted(may[node]):
+        for j in sorted(may[node], key=lambda x: (x != cur[node], x)):
             if w[j] + weight[node] > hi + eps:
                 continue
             w[j] += weight[node]
@@ -290,21 +291,41 @@ def _search(p: _Programme, m: int, lo: float, hi: float,
         return True
 
     done = go(0)
-    if best[0] is not None:
-        return best[0][p.node_of]
-    if not done:
-        return "limit"
-    return None if p.free else "reach"
+    return best[0], done, min(count[0], steps)
+
+
+def _objective(p: _Programme, plan: np.ndarray) -> float:
+    """The programme's objective for a plan of its nodes: the cut cost (in units of
+    the region's mean edge cost) less a half for every node that stays."""
+    same = plan[p.ea] == plan[p.eb]
+    return float(p.cut[~same].sum()) / p.scale - 0.5 * int((plan == p.current).sum())
+
+
+def _count(stats: dict | None, steps: int) -> None:
+    """Add a search's work to ``stats["nodes"]``: one, and one per 10,000 steps."""
+    if stats is not None:
+        stats["nodes"] = stats.get("nodes", 0) + 1 + steps // 10_000
 
 
 def _solve(p: _Programme, m: int, lo: float, hi: float, *, node_limit: int,
            stats: dict | None) -> np.ndarray | None | str:
-    """:func:`recut` on a region's programme."""
-    found = _search(p, m, lo, hi)
-    if not (isinstance(found, str) and found == "limit"):
-        if stats is not None:
-            stats["nodes"] = stats.get("nodes", 0) + 1
-        return found
+    """:func:`recut` on a region's programme: the search, then HiGHS where the
+    search stopped at its step limit (the better of their plans)."""
+    plan, done, steps = _search(p, m, lo, hi)
+    _count(stats, steps)
+    if done:
+        return plan[p.node_of] if plan is not None else None if p.free else "reach"
+    sol = _highs(p, m, lo, hi, node_limit=node_limit, stats=stats)
+    if isinstance(sol, np.ndarray):
+        if plan is not None and _objective(p, plan) < _objective(p, sol) - 1e-12:
+            sol = plan
+        return sol[p.node_of]
+    return plan[p.node_of] if plan is not None else sol
+
+
+def _highs(p: _Programme, m: int, lo: float, hi: float, *, node_limit: int,
+           stats: dict | None) -> np.ndarray | None | str:
+    """The programme asked of HiGHS; a plan at node level."""
     n, ne = p.n, len(p.ea)
     big = float(n)
     allowed = [np.flatnonzero(row).tolist() for row in p.allowed]
@@ -404,7 +425,7 @@ def _solve(p: _Programme, m: int, lo: float, hi: float, *, node_limit: int,
     for (i, j), k in xi.items():
         if res.x[k] > best[i]:
             best[i], sol[i] = res.x[k], j
-    return sol[p.node_of]
+    return sol
 
 
 @dataclass
@@ -531,18 +552,24 @@ def check_region(
                 continue
             order = np.array(sorted(s))
             nodes = np.flatnonzero(np.isin(labels, order))
-            if len(nodes) > limits.max_units:
-                continue
-            prog = _programme(g, nodes, np.searchsorted(order, labels[nodes]), m,
-                              limits.reach)
-            if prog.n <= limits.max_set_nodes:
-                sets.append((m, prog.n, order.tolist(), nodes, prog))
-    # the search alone: these are tries, and HiGHS at its limit costs seconds each
-    for m, _, order, nodes, prog in sorted(sets, key=lambda t: t[:3])[:limits.max_sets]:
-        sol = _search(prog, m, lo, hi)
-        if isinstance(sol, np.ndarray):
+            if len(nodes) <= limits.max_units:
+                sets.append((m, len(nodes), order.tolist(), nodes))
+    # the smallest sets first; the search alone (these are tries, and HiGHS at its
+    # limit costs seconds each), within the plan's budget of work
+    n_tried = 0
+    for m, _, order, nodes in sorted(sets, key=lambda t: t[:3]):
+        if n_tried >= limits.max_sets or (node_budget is not None
+                                          and stats["nodes"] >= node_budget):
+            break
+        prog = _programme(g, nodes, np.searchsorted(order, labels[nodes]), m, limits.reach)
+        if prog.n > limits.max_set_nodes:
+            continue
+        n_tried += 1
+        plan, _, steps = _search(prog, m, lo, hi)
+        _count(stats, steps)
+        if plan is not None:
             new = np.array(labels, copy=True)
-            new[nodes] = np.asarray(order)[sol]
+            new[nodes] = np.asarray(order)[plan[prog.node_of]]
             return RegionCheck("found", [grid] + [x for x in order if x != grid],
                                len(nodes), solved=True, labels=new)
     return out
@@ -574,9 +601,9 @@ def exact_repair(
     ``"infeasible"``, ``"limit"`` or ``"not checked"`` as in
     :class:`RegionCheck` (also when the work budget is spent).  ``limits``
     bound each region and programme (:class:`RegionLimits`), ``node_budget``
-    the nodes of all programmes counted in ``stats["nodes"]`` (shared between
-    calls if given): a bound on the time that gives the same plan on any
-    machine.
+    the work of all programmes counted in ``stats["nodes"]`` (HiGHS's nodes, and
+    one per search and per 10,000 of its steps; shared between calls if given):
+    a bound on the time that gives the same plan on any machine.
 
     Examples
     --------
