@@ -14,6 +14,7 @@ from .codes import grid_code, number_in_order
 from .metrics import evaluate
 from .partition.exact import RegionLimits
 from .plan import GridPlan
+from .units import planar_faces
 from .workload import DEFAULT_CAPACITY, grid_workload
 
 __all__ = ["assemble", "dissolve_units"]
@@ -148,19 +149,17 @@ def _seal(geoms: np.ndarray, *, area: shapely.Geometry | None = None,
     edges = shapely.boundary(geoms)
     if area is not None and not shapely.is_empty(area):
         edges = np.append(edges, shapely.boundary(area))
-    try:
-        lines = shapely.union_all(edges, grid_size=1e-3)
-    except shapely.errors.GEOSException:
-        return geoms
-    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
-    faces = faces[shapely.area(faces) > 0]
+    faces = planar_faces(edges)
     fi, gi = shapely.STRtree(geoms).query(shapely.point_on_surface(faces),
                                          predicate="within")
+    # per face, the grid holding most of it (by face, then share; the first wins)
+    share = np.ones(len(fi))
+    twice = np.bincount(fi, minlength=len(faces))[fi] > 1
+    share[twice] = shapely.area(shapely.intersection(geoms[gi[twice]], faces[fi[twice]]))
+    pick = np.lexsort((np.arange(len(fi)), -share, fi))
+    first = pick[np.r_[True, fi[pick][1:] != fi[pick][:-1]]] if len(fi) else pick
     owner = np.full(len(faces), -1, dtype=np.int64)
-    for f in np.unique(fi).tolist():
-        cand = gi[fi == f]
-        owner[f] = int(cand[0]) if len(cand) == 1 else int(cand[np.argmax(
-            shapely.area(shapely.intersection(geoms[cand], faces[f])))])
+    owner[fi[first]] = gi[first]
     ftree = shapely.STRtree(faces)
     for _ in range(3):  # a crack beside another crack takes its owner next round
         todo = np.flatnonzero((owner < 0) & (shapely.area(faces) < crack))

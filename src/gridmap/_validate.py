@@ -18,6 +18,7 @@ import pandas as pd
 import shapely
 
 from ._errors import CRSMismatchError, GridmapWarning, LayerValidationError
+from .units import planar_faces
 
 __all__ = ["Inputs", "Problems", "check_layer", "check_params", "validate_inputs"]
 
@@ -468,11 +469,7 @@ def _check_streets_enclose(bld: gpd.GeoDataFrame, st_: gpd.GeoDataFrame, pts: np
             "and that their CRSs are right (a layer with a wrong .prj lands elsewhere).")
         return
     grid = 1e-9 if st_.crs is not None and st_.crs.is_geographic else 1e-4
-    try:
-        noded = shapely.union_all(lines, grid_size=grid)
-    except shapely.errors.GEOSException:
-        noded = shapely.union_all(lines)
-    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+    faces = planar_faces(lines, grid_size=grid)
     if len(faces) and shapely.STRtree(faces).query(pts, predicate="within")[1].size:
         return
     rows = f"{len(st_)} row{'s' if len(st_) != 1 else ''}"

@@ -305,7 +305,21 @@ def build_adjacency(
         inside = np.asarray(block)[a] == np.asarray(block)[b]
     else:
         inside = np.zeros(len(a), dtype=bool)
+    frac = None  # per edge, the share of its length off the street
     if streets is not None and len(streets) and len(a):
+        stree = shapely.STRtree(np.asarray(streets, dtype=object))
+
+        def nearest_rank(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """The points within ``snap`` of a street, and the nearest one's class."""
+            qi, qs = stree.query_nearest(points, max_distance=snap, return_distance=False)
+            # nearest may return ties: keep the first per point
+            first = np.r_[True, qi[1:] != qi[:-1]] if len(qi) else np.array([], bool)
+            qi, qs = qi[first], qs[first]
+            if street_classes is None:
+                return qi, np.full(len(qi), "street", dtype=object)
+            return qi, np.array([street_rank(c) for c in np.asarray(street_classes)[qs]],
+                                dtype=object)
+
         shared = shapely.multilinestrings(pieces, indices=piece_pair)
         mid = shapely.line_interpolate_point(
             shapely.line_merge(shared), 0.5, normalized=True
@@ -314,48 +328,34 @@ def build_adjacency(
         bad = shapely.is_empty(mid) | shapely.is_missing(mid)
         if bad.any():
             mid[bad] = shapely.point_on_surface(shared[bad])
-        stree = shapely.STRtree(np.asarray(streets, dtype=object))
-        si, ei = stree.query_nearest(mid, max_distance=snap, return_distance=False)
-        # nearest may return ties: keep the first per edge
-        first = np.r_[True, si[1:] != si[:-1]] if len(si) else np.array([], bool)
-        si, ei = si[first], ei[first]
-        ranks = np.array([street_rank(c) for c in np.asarray(street_classes)[ei]], dtype=object) \
-            if street_classes is not None else np.full(len(ei), "street", dtype=object)
         kind[:] = "boundary"
+        si, ranks = nearest_rank(mid)
         kind[si] = ranks
-    kind[inside] = "none"
-    cost = np.array([costs.get(k, costs["street"]) for k in kind], dtype=float)
-    if streets is not None and len(streets) and len(pieces):
         # the stretches of an edge between blocks that no street runs along (round
         # a building drawn across the street, which its block kept whole) cost
         # what a cut through a block costs: a grid edge there is off the street
         # (an edge no street runs along at all is a boundary, and keeps its cost)
         plen = shapely.length(pieces)
         pmid = shapely.line_interpolate_point(pieces, 0.5, normalized=True)
-        pi = stree.query(pmid, predicate="dwithin", distance=snap)[0]
         off = np.ones(len(pieces), dtype=bool)
-        off[pi] = False
+        off[stree.query(pmid, predicate="dwithin", distance=snap)[0]] = False
         off_len = np.bincount(piece_pair, weights=plen * off, minlength=len(a))
         tot = np.bincount(piece_pair, weights=plen, minlength=len(a))
         frac = np.divide(off_len, tot, out=np.zeros(len(a)), where=tot > 0)
         frac[inside | (off_len >= tot - 1e-9)] = 0.0
         # an edge whose middle is off the street but which runs along one
         # elsewhere takes the class of the street along its longest piece
-        fix = np.flatnonzero((kind == "boundary") & (frac > 0))
-        if len(fix):
-            on = np.flatnonzero(~off & np.isin(piece_pair, fix))
+        on = np.flatnonzero(~off & np.isin(piece_pair, np.flatnonzero(
+            (kind == "boundary") & (frac > 0))))
+        if len(on):
             # per edge, its longest piece on a street (the last after sorting)
             on = on[np.lexsort((-on, plen[on], piece_pair[on]))]
             last = np.r_[piece_pair[on][1:] != piece_pair[on][:-1], True]
-            edge_of, piece = piece_pair[on][last], on[last]
-            # the street nearest that piece's middle, as for the other edges
-            qi, qs = stree.query_nearest(pmid[piece], max_distance=snap,
-                                         return_distance=False)
-            first = np.r_[True, qi[1:] != qi[:-1]] if len(qi) else np.array([], bool)
-            for e, k in zip(edge_of[qi[first]].tolist(), qs[first].tolist(), strict=True):
-                kind[e] = street_rank(np.asarray(street_classes)[k]) \
-                    if street_classes is not None else "street"
-                cost[e] = costs.get(kind[e], costs["street"])
+            qi, ranks = nearest_rank(pmid[on[last]])
+            kind[piece_pair[on[last]][qi]] = ranks
+    kind[inside] = "none"
+    cost = np.array([costs.get(k, costs["street"]) for k in kind], dtype=float)
+    if frac is not None:
         cost = cost * (1 - frac) + costs["none"] * frac
     barrier = np.array([k in barriers for k in kind], dtype=bool)
     return Adjacency(a, b, length, kind, cost, barrier, n)

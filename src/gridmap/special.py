@@ -19,6 +19,8 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
+from .units import planar_faces
+
 __all__ = [
     "COMMERCIAL_NAME_MARKERS",
     "DEFAULT_ROAD_CLASSES",
@@ -175,10 +177,7 @@ def road_stretches(
     cross = np.asarray(lines, dtype=object)[~chosen]
     cutters = np.concatenate([cross, [shapely.boundary(corridor)]]) if len(cross) \
         else np.array([shapely.boundary(corridor)], dtype=object)
-    noded = shapely.union_all(shapely.intersection(cutters, shapely.buffer(corridor, 0.01)),
-                              grid_size=1e-3)
-    pieces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
-    pieces = pieces[shapely.get_type_id(pieces) == 3]
+    pieces = planar_faces(shapely.intersection(cutters, shapely.buffer(corridor, 0.01)))
     inside = shapely.within(shapely.point_on_surface(pieces), corridor)
     pieces = pieces[inside & (shapely.area(pieces) > 1.0)]
     if not len(pieces):

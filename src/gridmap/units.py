@@ -129,6 +129,28 @@ def _connect(area: shapely.Geometry, faces: np.ndarray) -> shapely.Geometry:
     return shapely.union_all(pieces)
 
 
+def planar_faces(lines: np.ndarray, grid_size: float = 1e-3) -> np.ndarray:
+    """The polygons that ``lines`` enclose, noded on a ``grid_size`` grid.
+
+    Snap-rounded noding: a plain union can leave nearly coincident lines
+    un-noded, and polygonize then loses whole faces.  Neighbouring faces share
+    their edges vertex for vertex.
+
+    Examples
+    --------
+    >>> lines = np.array([shapely.LineString([(0, 0), (2, 0), (2, 1), (0, 1), (0, 0)]),
+    ...                   shapely.LineString([(1, -1), (1, 2)])])
+    >>> sorted(shapely.area(planar_faces(lines)).tolist())
+    [1.0, 1.0]
+    """
+    try:
+        noded = shapely.union_all(lines, grid_size=grid_size)
+    except shapely.errors.GEOSException:
+        noded = shapely.union_all(lines)
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+    return faces[(shapely.get_type_id(faces) == 3) & (shapely.area(faces) > 0)]
+
+
 def _faces(street_lines: np.ndarray, area: shapely.Geometry) -> np.ndarray:
     """Faces of the planar network made by the streets and the area's outline."""
     outline = shapely.get_parts(shapely.boundary(area))
@@ -136,13 +158,7 @@ def _faces(street_lines: np.ndarray, area: shapely.Geometry) -> np.ndarray:
     lines = lines[~shapely.is_empty(lines)]
     # clip streets to the area first: only their part inside cuts blocks
     lines = shapely.intersection(lines, shapely.buffer(area, 1e-6))
-    # snap-rounded noding on a millimetre grid: a plain union can leave nearly
-    # coincident lines un-noded, and polygonize then loses whole faces
-    try:
-        noded = shapely.union_all(lines, grid_size=1e-3)
-    except shapely.errors.GEOSException:
-        noded = shapely.union_all(lines)
-    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+    faces = planar_faces(lines)
     if not len(faces):
         return np.array([area], dtype=object)
     # a face is inside when most of it is (a point test fails for faces whose

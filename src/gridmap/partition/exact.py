@@ -207,7 +207,7 @@ _SEARCH_STEPS = 100_000
 
 
 def _search(p: _Programme, m: int, lo: float, hi: float,
-            steps: int = _SEARCH_STEPS) -> np.ndarray | None | str:
+            steps: int = _SEARCH_STEPS) -> tuple[np.ndarray | None, bool, int]:
     """:func:`_solve` by a depth-first search over the grid of every node.
 
     The flow model's relaxation is weak: HiGHS may need thousands of nodes to
@@ -231,6 +231,8 @@ def _search(p: _Programme, m: int, lo: float, hi: float,
         adj[b].append(a)
     eps = 1e-9 * max(abs(lo), abs(hi), 1.0)
     cur = p.current.tolist()
+    # each node's own grid first, so that the first plans found move little
+    choices = [sorted(may[i], key=lambda x, c=cur[i]: (x != c, x)) for i in range(n)]
     lab = [-1] * n
     w = [0.0] * m
     size = [0] * m
@@ -275,7 +277,7 @@ def _search(p: _Programme, m: int, lo: float, hi: float,
                 leaf()
             return True
         node = order[k]
-        for j in sorted(may[node], key=lambda x: (x != cur[node], x)):
+        for j in choices[node]:
             if w[j] + weight[node] > hi + eps:
                 continue
             w[j] += weight[node]
@@ -301,10 +303,15 @@ def _objective(p: _Programme, plan: np.ndarray) -> float:
     return float(p.cut[~same].sum()) / p.scale - 0.5 * int((plan == p.current).sum())
 
 
+#: search steps that count as one solver node in the budget of work
+_STEPS_PER_NODE = 10_000
+
+
 def _count(stats: dict | None, steps: int) -> None:
-    """Add a search's work to ``stats["nodes"]``: one, and one per 10,000 steps."""
+    """Add a search's work to ``stats["nodes"]``: one, and one per
+    :data:`_STEPS_PER_NODE` steps."""
     if stats is not None:
-        stats["nodes"] = stats.get("nodes", 0) + 1 + steps // 10_000
+        stats["nodes"] = stats.get("nodes", 0) + 1 + steps // _STEPS_PER_NODE
 
 
 def _solve(p: _Programme, m: int, lo: float, hi: float, *, node_limit: int,
@@ -449,14 +456,25 @@ class RegionCheck:
     labels: np.ndarray | None = None
 
 
-def _next_grid(g: UnitGraph, labels: np.ndarray, region: list[int], active: set[int],
-               weight: dict[int, float], mean: float) -> int | None:
-    """The grid of ``active`` next to ``region`` that brings the region's average
-    weight nearest ``mean`` (the lowest id on a tie); None if no grid is next to it."""
-    ring: set[int] = set()
-    for h in region:
-        ring |= g.adjacent_labels(labels, np.flatnonzero(labels == h)) & active
-    ring -= set(region)
+def _grid_rings(g: UnitGraph, labels: np.ndarray, active: set[int]) -> dict[int, set[int]]:
+    """The grids of ``active`` next to each grid of ``active`` (one pass over the edges)."""
+    li, lj = labels[g.i], labels[g.j]
+    act = np.zeros(int(max(labels.max(initial=0), max(active, default=0))) + 1, dtype=bool)
+    act[list(active)] = True
+    e = (li != lj) & (li >= 0) & (lj >= 0)
+    e[e] = act[li[e]] & act[lj[e]]
+    rings: dict[int, set[int]] = {h: set() for h in active}
+    for x, y in set(zip(li[e].tolist(), lj[e].tolist(), strict=True)):
+        rings[x].add(y)
+        rings[y].add(x)
+    return rings
+
+
+def _next_grid(rings: dict[int, set[int]], region: list[int], weight: dict[int, float],
+               mean: float) -> int | None:
+    """The grid next to ``region`` that brings the region's average weight nearest
+    ``mean`` (the lowest id on a tie); None if no grid is next to it."""
+    ring: set[int] = set().union(*(rings[h] for h in region)) - set(region)
     if not ring:
         return None
     m = len(region) + 1
@@ -499,10 +517,18 @@ def check_region(
     lo, hi = mean * (1 - tolerance), mean * (1 + tolerance)
     eps = 1e-9 * max(abs(mean), 1.0)
     region, total = [grid], weight[grid]
+    rings = _grid_rings(g, labels, active)
     out = RegionCheck("not checked")
+
+    def found(order: list[int] | np.ndarray, nodes: np.ndarray, sol: np.ndarray,
+              grids: list[int]) -> RegionCheck:
+        new = np.array(labels, copy=True)
+        new[nodes] = np.asarray(order)[sol]
+        return RegionCheck("found", grids, len(nodes), solved=True, labels=new)
+
     while len(region) < limits.max_grids and (node_budget is None
                                                or stats["nodes"] < node_budget):
-        h = _next_grid(g, labels, region, active, weight, mean)
+        h = _next_grid(rings, region, weight, mean)
         if h is None:
             break
         nodes = np.flatnonzero(np.isin(labels, [*region, h]))
@@ -526,25 +552,16 @@ def check_region(
             out = RegionCheck("infeasible", list(region), len(nodes), solved=True,
                               reach=None if sol is None else limits.reach)
             continue
-        new = np.array(labels, copy=True)
-        new[nodes] = order[sol]
-        return RegionCheck("found", list(region), len(nodes), solved=True, labels=new)
+        return found(order, nodes, sol, list(region))
     # the region grew towards the average; a set of grids around the grid that
     # it passed over (a neighbour with weight to spare, and one of its own) may
     # have a plan: the connected sets of up to max_set_grids grids, the smallest
     # programmes first
-    ring_of: dict[int, set[int]] = {}
-
-    def ring(h: int) -> set[int]:
-        if h not in ring_of:
-            ring_of[h] = g.adjacent_labels(labels, np.flatnonzero(labels == h)) & active
-        return ring_of[h]
-
     tried = {frozenset(region[:k]) for k in range(1, len(region) + 1)}
     sets = []
     frontier = [frozenset([grid])]
     for _ in range(limits.max_set_grids - 1):
-        grown = {s | {x} for s in frontier for y in s for x in ring(y) - s}
+        grown = {s | {x} for s in frontier for y in s for x in rings[y] - s}
         frontier = sorted(grown, key=sorted)
         for s in frontier:
             m = len(s)
@@ -568,10 +585,8 @@ def check_region(
         plan, _, steps = _search(prog, m, lo, hi)
         _count(stats, steps)
         if plan is not None:
-            new = np.array(labels, copy=True)
-            new[nodes] = np.asarray(order)[plan[prog.node_of]]
-            return RegionCheck("found", [grid] + [x for x in order if x != grid],
-                               len(nodes), solved=True, labels=new)
+            return found(order, nodes, plan[prog.node_of],
+                         [grid] + [x for x in order if x != grid])
     return out
 
 
