@@ -8,8 +8,9 @@ that grid and its neighbouring grids between the same number of grids so that
 every one is contiguous and within the band?  The region grows one grid at a
 time (always by the neighbour that brings its average closest to the mean) up
 to ``--max-grids`` grids and ``--max-units`` units; a unit may move to a grid
-up to three units away.  Each question is a small mixed-integer programme
-solved by HiGHS (:func:`scipy.optimize.milp`):
+up to three units away.  Each question is a small mixed-integer programme,
+settled by a depth-first search and, where that stops at its step limit, by
+HiGHS (:func:`scipy.optimize.milp`):
 :func:`gridmap.partition.exact.check_region`, which ``delineate`` runs too, on
 programmes of up to 40 nodes (here of up to ``--max-units``).  The model:
 
