@@ -200,3 +200,41 @@ def test_a_crack_open_to_the_area_outline_is_sealed():
     union = shapely.union_all(out)
     assert union.geom_type == "Polygon" and union.area == pytest.approx(200.0)
     assert float(shapely.area(out).sum()) == pytest.approx(200.0)
+
+
+def _trapped_pair():
+    """Two buildings of 70 on a cul-de-sac block X at the area's south edge, with
+    an empty block H (a square) wrapped round it; 30 households west of H and 30
+    east of it.  Target 100: each of X's buildings must reach one side through H.
+    """
+    blds = gpd.GeoDataFrame(
+        {"id": ["c", "a", "b", "d"], "households": [30, 70, 70, 30]},
+        geometry=[shapely.box(20, 30, 80, 70), shapely.box(135, 5, 147, 50),
+                  shapely.box(153, 5, 165, 50), shapely.box(220, 30, 280, 70)], crs=CRS)
+    lines = [shapely.LineString(c) for c in (
+        [(0, 0), (300, 0)], [(0, 100), (300, 100)], [(0, 0), (0, 100)],
+        [(300, 0), (300, 100)], [(100, 0), (100, 100)], [(200, 0), (200, 100)],
+        [(130, 0), (130, 60), (170, 60), (170, 0)])]
+    streets = gpd.GeoDataFrame({"highway": ["residential"] * len(lines)}, geometry=lines,
+                               crs=CRS)
+    bnd = gpd.GeoDataFrame({"community_id": ["C1"]}, geometry=[shapely.box(0, 0, 300, 100)],
+                           crs=CRS)
+    return blds, streets, bnd
+
+
+def test_an_empty_block_the_grids_around_it_must_share_is_split_into_sectors():
+    # whole, the square goes to one grid and the other building of X reaches no
+    # one: every plan of whole blocks has a grid of 70 and one of 130
+    blds, streets, bnd = _trapped_pair()
+    plan = gridmap.delineate(blds, streets, boundaries=bnd, target=100, tolerance=0.1)
+    _check_invariants(plan, blds)
+    assert sorted(plan.grids["households"].tolist()) == [100, 100]
+    grid = plan.buildings.set_index("id")["grid_id"]
+    assert grid["a"] != grid["b"]
+    assert {grid["a"], grid["c"]} != {grid["b"], grid["d"]}
+    # the square is cut into sectors, shared by both grids; nothing else changes
+    units = plan.units
+    empty = units[units["households"] == 0]
+    assert empty["split"].all() and empty["block"].nunique() == 1
+    assert empty["grid_id"].nunique() == 2
+    assert abs(empty.area.sum() - (100 * 100 - 40 * 60)) < 1e-3

@@ -17,6 +17,7 @@ from gridmap.units import (
     block_table,
     build_units,
     make_blocks,
+    sectors,
     street_blocks,
     study_area,
     tessellate,
@@ -740,3 +741,56 @@ def test_build_units_on_a_grid_city():
     _assert_tiles(units.geometry.values, area)
     inside = shapely.area(shapely.intersection(blds, units.geometry.values[bunit]))
     np.testing.assert_allclose(inside, shapely.area(blds), rtol=1e-9)
+
+
+# --- sectors of an empty block
+def test_sectors_one_per_unit_around_each_facing_its_unit():
+    around = _boxes((-50, 0, 0, 100), (100, 0, 150, 100), (0, 100, 100, 130))
+    parts = sectors(SQUARE, around)
+    assert len(parts) == 3
+    _assert_tiles(parts, SQUARE)
+    assert (shapely.get_type_id(parts) == 3).all()
+    # each sector faces one unit along most of that unit's side: the west and east
+    # sides (100 m) and the north side
+    shared = np.array([[shapely.length(shapely.intersection(shapely.boundary(p),
+                                                            shapely.boundary(u)))
+                        for u in around] for p in parts])
+    assert sorted(shared.argmax(axis=1).tolist()) == [0, 1, 2]
+    assert (shared.max(axis=1) > 60).all()
+
+
+def test_sectors_a_unit_at_a_corner_gets_none():
+    # the third unit touches the square along 2 m only
+    around = _boxes((-50, 0, 0, 100), (100, 0, 150, 100), (49, 100, 51, 130))
+    parts = sectors(SQUARE, around)
+    assert len(parts) == 2
+    _assert_tiles(parts, SQUARE)
+
+
+def test_sectors_facing_one_unit_is_the_block():
+    parts = sectors(SQUARE, _boxes((-50, 0, 0, 100)))
+    assert len(parts) == 1 and shapely.equals(parts[0], SQUARE)
+
+
+def test_build_units_splits_an_empty_block_into_sectors():
+    # west block with a building | empty middle block | east block with a building
+    blds = _boxes((10, 20, 20, 80), (80, 20, 90, 80))
+    streets = np.array([LineString([(30, -10), (30, 110)]), LineString([(70, -10), (70, 110)])])
+    blocks = make_blocks(blds, streets, SQUARE)
+    assert np.bincount(blocks.building_block, minlength=3).tolist() == [1, 0, 1]
+    cache: dict = {}
+    units, bunit = build_units(blocks, blds, np.array([False, True, False]), cache=cache)
+    assert units["block"].tolist() == [0, 1, 1, 2]
+    assert units["split"].tolist() == [False, True, True, False]
+    # the buildings after the sectors moved up by one
+    assert bunit.tolist() == [0, 3]
+    _assert_tiles(units.geometry.values, SQUARE)
+    middle = shapely.box(30, 0, 70, 100)
+    _assert_tiles(units.geometry.values[1:3], middle)
+    # each sector faces its own side
+    xs = sorted(shapely.get_x(shapely.centroid(units.geometry.values[1:3])).tolist())
+    assert xs[0] < 50 < xs[1]
+    # the sectors are made once: a second call gives them back as they were
+    again, _ = build_units(blocks, blds, np.array([True, True, True]), cache=cache)
+    got = again.geometry.values[again["block"].to_numpy() == 1]
+    assert all(shapely.equals(a, b) for a, b in zip(got, units.geometry.values[1:3]))

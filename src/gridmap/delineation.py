@@ -670,12 +670,20 @@ def delineate(
         more = np.zeros(len(blocks.geometry), dtype=bool)
         more[umap["block"].to_numpy()[touch_units]] = True
         more &= ~split & (nbld > 1) & (bspecial < 0)
+        # a block with no building next to a grid out of the band (a square, a
+        # park between ring roads) is split between the units around it: whole,
+        # it goes to one grid, and a building cut off behind it can join no other
+        ub = umap["block"].to_numpy()
+        touch = np.isin(ulab[g.i], bad) | np.isin(ulab[g.j], bad)
+        hubs = np.zeros(len(blocks.geometry), dtype=bool)
+        hubs[ub[g.i[touch]]] = True
+        hubs[ub[g.j[touch]]] = True
+        more |= hubs & ~split & (nbld == 0) & (bspecial < 0)
         if not more.any():
             break
         split = split | more
         block_grid = np.full(len(blocks.geometry), -1, dtype=np.int64)
         # unsplit blocks are whole units: their grid carries over to their cells
-        ub = umap["block"].to_numpy()
         whole = ~umap["split"].to_numpy()
         block_grid[ub[whole]] = ulab[whole]
         old_building_grid = ulab[building_unit]
@@ -686,6 +694,13 @@ def delineate(
         cell_has = np.full(len(umap), -1, dtype=np.int64)
         cell_has[building_unit] = old_building_grid
         newlab = np.where(cell_has >= 0, cell_has, newlab)
+        # the sectors of an empty block split before keep their grids (they are
+        # made once: the cache keeps them)
+        new_ub = umap["block"].to_numpy()
+        for b in np.flatnonzero(split & ~more & (nbld == 0)).tolist():
+            was, now = np.flatnonzero(ub == b), np.flatnonzero(new_ub == b)
+            if len(was) == len(now):
+                newlab[now] = ulab[was]
         # a cell holding no building (rare) joins the grid of its block's first cell
         if (newlab < 0).any():
             for u in np.flatnonzero(newlab < 0).tolist():

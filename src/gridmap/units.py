@@ -25,6 +25,7 @@ __all__ = [
     "assign_by_overlap",
     "build_units",
     "make_blocks",
+    "sectors",
     "street_blocks",
     "study_area",
     "tessellate",
@@ -548,6 +549,31 @@ def _clean_coverage(cells: np.ndarray, block: shapely.Geometry) -> tuple[np.ndar
     return out, list(_areas_of(gap, min_area=1e-9))
 
 
+def _hand_out(final: dict[int, shapely.Geometry], orphans: list) -> None:
+    """Join every orphan piece to the cell of ``final`` it shares most edge with
+    (the nearest cell if it shares none), in place."""
+    while orphans:
+        keys = list(final)
+        geoms_k = np.array([final[k] for k in keys], dtype=object)
+        tree = shapely.STRtree(geoms_k)
+        rest = []
+        for o in orphans:
+            near = tree.query(o)  # only the cells whose boxes touch it
+            shared = shapely.length(shapely.intersection(shapely.boundary(geoms_k[near]), o))
+            if not len(near) or shared.max() <= 0:
+                rest.append(o)
+                continue
+            k = keys[int(near[int(np.argmax(shared))])]
+            final[k] = shapely.union(final[k], o)
+        if len(rest) == len(orphans):
+            # touching nothing by an edge: goes to the nearest cell
+            for o in rest:
+                k = keys[int(np.argmin(shapely.distance(geoms_k, o)))]
+                final[k] = shapely.union(final[k], o)
+            rest = []
+        orphans = rest
+
+
 def tessellate(
     block: shapely.Geometry,
     buildings: np.ndarray,
@@ -626,27 +652,7 @@ def tessellate(
             cell_of_group[g_] = kept[int(np.argmin(d))]
     final = {int(g_): parts[keep_part[g_]] for g_ in kept.tolist()}
     orphan_idx = np.setdiff1d(np.arange(len(parts)), keep_part[kept])
-    orphans = list(parts[orphan_idx]) + list(gaps)
-    while orphans:
-        keys = list(final)
-        geoms_k = np.array([final[k] for k in keys], dtype=object)
-        tree = shapely.STRtree(geoms_k)
-        rest = []
-        for o in orphans:
-            near = tree.query(o)  # only the cells whose boxes touch it
-            shared = shapely.length(shapely.intersection(shapely.boundary(geoms_k[near]), o))
-            if not len(near) or shared.max() <= 0:
-                rest.append(o)
-                continue
-            k = keys[int(near[int(np.argmax(shared))])]
-            final[k] = shapely.union(final[k], o)
-        if len(rest) == len(orphans):
-            # touching nothing by an edge: goes to the nearest cell
-            for o in rest:
-                k = keys[int(np.argmin(shapely.distance(geoms_k, o)))]
-                final[k] = shapely.union(final[k], o)
-            rest = []
-        orphans = rest
+    _hand_out(final, list(parts[orphan_idx]) + list(gaps))
     keys = sorted(final)
     remap = np.full(len(labels), -1, dtype=np.int64)
     remap[keys] = np.arange(len(keys))
@@ -654,19 +660,94 @@ def tessellate(
     return cell_of, np.array([final[k] for k in keys], dtype=object)
 
 
+def sectors(block: shapely.Geometry, around: np.ndarray, *,
+            min_points: int = 3) -> np.ndarray:
+    """Split a block that holds no building into one sector per unit around it.
+
+    Whole, such a block (a park, a square, a plaza between ring roads) goes to
+    one grid, and a building cut off behind it can reach no other: the grids
+    around it cannot share it.  Points sampled along the block's outline are
+    labelled with the unit of ``around`` each touches; the Voronoi cells of the
+    points, merged per label and clipped to the block, are the sectors, so each
+    faces the unit it is named after and they meet along the block's middle.
+    A unit faced by fewer than ``min_points`` points (a corner) gets no sector
+    of its own.  Returns single polygons that tile the block (the block itself
+    when it faces one unit only).
+
+    Examples
+    --------
+    A square between a unit to the west and one to the east splits near the middle.
+
+    >>> import shapely
+    >>> block = shapely.box(0, 0, 100, 100)
+    >>> around = np.array([shapely.box(-50, 0, 0, 100), shapely.box(100, 0, 150, 100)])
+    >>> [int(round(p.area, -3)) for p in sectors(block, around)]
+    [5000, 5000]
+    """
+    around = np.asarray(around, dtype=object)
+    if not len(around) or block.is_empty:
+        return np.array([block], dtype=object)
+    outline = shapely.boundary(block)
+    # about 200 points on the outline, 2-10 m apart
+    spacing = min(max(outline.length / 200.0, 2.0), 10.0)
+    coords = shapely.get_coordinates(shapely.segmentize(outline, spacing))
+    _, first = np.unique(np.round(coords, 2), axis=0, return_index=True)
+    coords = coords[np.sort(first)]
+    pts = shapely.points(coords)
+    # a point faces a unit it touches (within half a metre); a point on the
+    # area's outline faces none and takes the label of the nearest one that does
+    hit_p, hit_u = shapely.STRtree(around).query_nearest(pts, max_distance=0.5,
+                                                        all_matches=False)
+    label = np.full(len(pts), -1, dtype=np.int64)
+    label[hit_p] = hit_u
+    counts = np.bincount(label[label >= 0], minlength=len(around))
+    label[(label >= 0) & (counts[np.maximum(label, 0)] < min_points)] = -1
+    if (label < 0).all():
+        return np.array([block], dtype=object)
+    # a dropped point takes the label of the nearest labelled point
+    have = np.flatnonzero(label >= 0)
+    miss = np.flatnonzero(label < 0)
+    if len(miss):
+        d = np.hypot(*(coords[miss][:, None, :] - coords[have][None, :, :]).transpose(2, 0, 1))
+        label[miss] = label[have[np.argmin(d, axis=1)]]
+    names, group = np.unique(label, return_inverse=True)
+    if len(names) == 1:
+        return np.array([block], dtype=object)
+    cells = _voronoi_cells(coords, group, len(names), block)
+    if not _is_clean(cells, block):
+        jitter = np.random.default_rng(0).uniform(-1e-3, 1e-3, coords.shape)
+        cells = _voronoi_cells(coords + jitter, group, len(names), block)
+    cells, gaps = _clean_coverage(cells, block)
+    # one polygon per sector: its largest part; the other parts go to a neighbour
+    parts, owner = shapely.get_parts(cells, return_index=True)
+    ok = shapely.get_type_id(parts) == 3
+    parts, owner = parts[ok], owner[ok]
+    final: dict[int, shapely.Geometry] = {}
+    orphans = list(gaps)
+    for k in np.argsort(-shapely.area(parts), kind="stable").tolist():
+        if int(owner[k]) in final:
+            orphans.append(parts[k])
+        else:
+            final[int(owner[k])] = parts[k]
+    _hand_out(final, orphans)
+    return np.array([final[k] for k in sorted(final)], dtype=object)
+
+
 def build_units(
     blocks: Blocks,
     buildings: np.ndarray,
     split: np.ndarray,
     *,
-    cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
+    cache: dict | None = None,
     progress: bool = False,
 ) -> tuple[gpd.GeoDataFrame, np.ndarray]:
     """Units of the partition: whole blocks, and cells of the blocks in ``split``.
 
-    ``cache`` keeps each block's tessellation between calls, so that splitting more
-    blocks does not tessellate again the blocks split before.  ``progress`` draws
-    a bar of the blocks on stderr.
+    A split block with buildings is cut between them (:func:`tessellate`); one
+    with none is cut into :func:`sectors`, one per unit around it.  ``cache``
+    keeps each block's cells between calls, so that splitting more blocks does
+    not tessellate again the blocks split before (and an empty block keeps the
+    sectors it got first).  ``progress`` draws a bar of the blocks on stderr.
 
     Returns the units (columns ``block``, ``community``, ``split``, geometry) and
     the unit index of every building.
@@ -680,8 +761,11 @@ def build_units(
     bounds = np.searchsorted(blocks.building_block[order], np.arange(nb + 1))
     from ._progress import bar
 
+    empty: list[int] = []  # positions of the split blocks that hold no building
     for b in bar(range(nb), desc="units: blocks", enabled=progress):
         members = order[bounds[b] : bounds[b + 1]]
+        if split[b] and not len(members):
+            empty.append(len(unit_geom))
         if not split[b] or len(members) < 2:
             building_unit[members] = len(unit_geom)
             unit_geom.append(blocks.geometry[b])
@@ -699,6 +783,35 @@ def build_units(
         building_unit[members] = len(unit_geom) + cell_of
         unit_geom.extend(cells)
         unit_block.extend([b] * len(cells))
+    if empty:
+        # an empty block is split between the units around it, which are only
+        # known once every block is made
+        tree = shapely.STRtree(np.asarray(unit_geom, dtype=object))
+        pieces: dict[int, np.ndarray] = {}
+        for pos in empty:
+            # made once: the units around change as more blocks are split, and a
+            # block's sectors must stay as they were for their grids to carry over
+            key = ("sectors", unit_block[pos])
+            if cache is not None and key in cache:
+                pieces[pos] = cache[key]
+                continue
+            near = tree.query(unit_geom[pos], predicate="intersects")
+            pieces[pos] = sectors(unit_geom[pos], np.asarray(unit_geom, dtype=object)[
+                near[near != pos]])
+            if cache is not None:
+                cache[key] = pieces[pos]
+        shift = np.zeros(len(unit_geom) + 1, dtype=np.int64)
+        for pos, ps in pieces.items():
+            shift[pos + 1:] += len(ps) - 1
+        building_unit = np.where(building_unit >= 0,
+                                 building_unit + shift[np.maximum(building_unit, 0)], -1)
+        geom_new: list = []
+        block_new: list[int] = []
+        for pos, (geom, b) in enumerate(zip(unit_geom, unit_block, strict=True)):
+            ps = pieces.get(pos, [geom])
+            geom_new.extend(ps)
+            block_new.extend([b] * len(ps))
+        unit_geom, unit_block = geom_new, block_new
     unit_block_arr = np.asarray(unit_block, dtype=np.int64)
     # snap every unit to a millimetre grid: hair-thin slivers that the tessellation
     # leaves along a street collapse, and shared edges get shared vertices
