@@ -705,14 +705,18 @@ def test_build_units_split_block_keeps_a_compound_whole():
     _assert_tiles(units.geometry.values, SQUARE)
 
 
-def test_build_units_block_without_buildings_or_with_one_stays_whole():
+def test_build_units_block_with_one_building_stays_whole_an_empty_one_gets_sectors():
     blds = _boxes((10, 10, 20, 20))
     blocks = make_blocks(blds, CROSS, SQUARE)
+    n = np.bincount(blocks.building_block, minlength=4)
+    assert n.tolist() == [0, 0, 1, 0]
     units, bunit = build_units(blocks, blds, np.array([True, True, True, True]))
-    assert len(units) == 4
-    assert units["block"].tolist() == [0, 1, 2, 3]
-    assert bunit.tolist() == [2]
+    # the block of the building is one unit; each empty quarter touches two others
+    # along 50 m and gets a sector facing each
+    assert units["block"].tolist() == [0, 0, 1, 1, 2, 3, 3]
+    assert bunit.tolist() == [4]
     _assert_tiles(units.geometry.values, SQUARE)
+    assert shapely.equals(units.geometry.values[4], blocks.geometry[2])
 
 
 def test_build_units_carry_the_community():

@@ -56,7 +56,7 @@ class RegionLimits:
 
     max_grids: int = 6
     max_units: int = 400
-    max_nodes: int = 40
+    max_nodes: int = 100
     node_limit: int = 20
     reach: int = 3
     max_set_grids: int = 3
