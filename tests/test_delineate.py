@@ -238,3 +238,23 @@ def test_an_empty_block_the_grids_around_it_must_share_is_split_into_sectors():
     assert empty["split"].all() and empty["block"].nunique() == 1
     assert empty["grid_id"].nunique() == 2
     assert abs(empty.area.sum() - (100 * 100 - 40 * 60)) < 1e-3
+
+
+def test_reconnect_gives_a_grids_cut_off_piece_to_the_grid_it_touches():
+    from gridmap.delineation import _reconnect
+    from gridmap.partition import GridAssignment, UnitGraph
+
+    # a path 0-1-2-3-4: grid 0 holds 0, 1 and 3 (3 cut off by grid 1's unit 2)
+    g = UnitGraph.from_edges(5, np.array([5.0, 5, 5, 1, 5]), np.zeros((5, 2)),
+                             np.arange(4), np.arange(1, 5), np.ones(4))
+    a = GridAssignment(np.array([0, 0, 1, 0, 2]))
+    for _ in range(3):
+        a.new_grid(0)
+    out = _reconnect(g, a.labels, a)
+    # the lighter piece goes; of the two grids it touches (one edge each) the
+    # lower id takes it; the input is not changed
+    assert out.tolist() == [0, 0, 1, 1, 2]
+    assert a.labels.tolist() == [0, 0, 1, 0, 2]
+    # a piece touching only a road grid stays
+    a.kind[1] = a.kind[2] = "road"
+    assert _reconnect(g, a.labels, a).tolist() == [0, 0, 1, 0, 2]

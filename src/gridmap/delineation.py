@@ -706,7 +706,7 @@ def delineate(
             for u in np.flatnonzero(newlab < 0).tolist():
                 nb = [int(newlab[x]) for x in g.neighbours(u) if newlab[x] >= 0]
                 newlab[u] = nb[0] if nb else 0
-        assignment.labels = newlab
+        assignment.labels = _reconnect(g, newlab, assignment)
         for c, ordinary, cn, sub in _communities(assignment, g, umap):
             mean = assignment.mean[c]
             labels_c = refine(sub, assignment.labels[cn], grids=ordinary, mean=mean,
@@ -1065,6 +1065,45 @@ def _exact_pass(assignment: GridAssignment, g: UnitGraph, umap: gpd.GeoDataFrame
     if fixed:
         notes.append(f"{fixed} region(s) of grids out of the band re-cut exactly "
                      "(every grid of each within the band).")
+
+
+def _reconnect(g: UnitGraph, labels: np.ndarray, assignment: GridAssignment) -> np.ndarray:
+    """Every grid in one piece again after its units were remade.
+
+    Two blocks that touched whole can touch no longer once one of them is cut
+    into cells or sectors (their shared edge now split where the other's is
+    not), and a grid through them falls in two.  Each piece of a grid but its
+    heaviest (then largest) joins the community grid of its community it shares
+    most edges with, an ordinary one first, before the moves rebalance.
+    """
+    labels = labels.copy()
+    same = labels[g.i] == labels[g.j]
+    comp = g.components(np.arange(g.n), same)
+    pairs = np.unique(np.column_stack([labels, comp]), axis=0)
+    gids, n_pieces = np.unique(pairs[:, 0], return_counts=True)
+    for gid in gids[n_pieces > 1].tolist():
+        if assignment.kind[gid] != "community":
+            continue
+        nodes = np.flatnonzero(labels == gid)
+        keys = np.unique(comp[nodes])
+        parts = [nodes[comp[nodes] == k] for k in keys.tolist()]
+        main = max(range(len(parts)), key=lambda k: (float(g.weight[parts[k]].sum()),
+                                                      len(parts[k]), -int(parts[k][0])))
+        for k, part in enumerate(parts):
+            if k == main:
+                continue
+            inset = np.zeros(g.n, dtype=bool)
+            inset[part] = True
+            e = inset[g.i] ^ inset[g.j]
+            other = labels[np.where(inset[g.i[e]], g.j[e], g.i[e])]
+            ok = [int(x) for x in other if x != gid and assignment.kind[x] == "community"
+                  and assignment.community[x] == assignment.community[gid]]
+            if not ok:
+                continue
+            counts = np.bincount(ok)
+            to = min(set(ok), key=lambda x: (assignment.flag[x] != "", -counts[x], x))
+            labels[part] = to
+    return labels
 
 
 def _out_of_band(assignment: GridAssignment, g: UnitGraph, tolerance: Any) -> list[int]:

@@ -661,18 +661,20 @@ def tessellate(
 
 
 def sectors(block: shapely.Geometry, around: np.ndarray, *,
-            min_points: int = 3) -> np.ndarray:
+            min_front: float = 5.0) -> np.ndarray:
     """Split a block that holds no building into one sector per unit around it.
 
     Whole, such a block (a park, a square, a plaza between ring roads) goes to
     one grid, and a building cut off behind it can reach no other: the grids
-    around it cannot share it.  Points sampled along the block's outline are
-    labelled with the unit of ``around`` each touches; the Voronoi cells of the
-    points, merged per label and clipped to the block, are the sectors, so each
-    faces the unit it is named after and they meet along the block's middle.
-    A unit faced by fewer than ``min_points`` points (a corner) gets no sector
-    of its own.  Returns single polygons that tile the block (the block itself
-    when it faces one unit only).
+    around it cannot share it.  Every segment of the block's outline is
+    labelled with the unit of ``around`` it runs along; the Voronoi cells of points
+    sampled on the segments, merged per label and clipped to the block, are the
+    sectors, so each faces the unit it is named after and they meet along the
+    block's middle.  A segment shared with a unit goes whole to one sector (the
+    sectors keep the block's vertices, and meet the units around as the block
+    did).  A unit faced along less than ``min_front`` metres gets no sector of
+    its own.  Returns single polygons that tile the block (the block itself when
+    it faces one unit only); the edges between sectors are straightened (0.5 m).
 
     Examples
     --------
@@ -690,21 +692,70 @@ def sectors(block: shapely.Geometry, around: np.ndarray, *,
     outline = shapely.boundary(block)
     # about 200 points on the outline, 2-10 m apart
     spacing = min(max(outline.length / 200.0, 2.0), 10.0)
-    coords = shapely.get_coordinates(shapely.segmentize(outline, spacing))
-    _, first = np.unique(np.round(coords, 2), axis=0, return_index=True)
-    coords = coords[np.sort(first)]
-    pts = shapely.points(coords)
-    # a point faces a unit it touches (within half a metre); a point on the
-    # area's outline faces none and takes the label of the nearest one that does
-    hit_p, hit_u = shapely.STRtree(around).query_nearest(pts, max_distance=0.5,
-                                                        all_matches=False)
-    label = np.full(len(pts), -1, dtype=np.int64)
-    label[hit_p] = hit_u
-    counts = np.bincount(label[label >= 0], minlength=len(around))
-    label[(label >= 0) & (counts[np.maximum(label, 0)] < min_points)] = -1
+    # every segment of the outline goes whole to one sector: the sectors keep the
+    # block's own vertices, so they meet the units around just as the block did
+    # (a sector that cut a short shared segment in two would share two halves
+    # that no longer match the neighbour's segment)
+    ends = []
+    for ring in shapely.get_rings(block):
+        c = shapely.get_coordinates(ring)
+        ends.append(np.hstack([c[:-1], c[1:]]))
+    seg = np.vstack(ends)
+    ring_of = np.concatenate([np.full(len(e), k) for k, e in enumerate(ends)])
+    seg_len = np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])
+    ok = seg_len > 0
+    seg, ring_of, seg_len = seg[ok], ring_of[ok], seg_len[ok]
+    mid = shapely.points((seg[:, :2] + seg[:, 2:]) / 2)
+    # a segment faces the unit it runs along furthest (within 5 cm, over a metre
+    # or half its length: not a corner where they meet); one on the area's
+    # outline faces none
+    lines = shapely.linestrings(seg.reshape(-1, 2, 2))
+    hit_s, hit_u = shapely.STRtree(around).query(lines, predicate="dwithin", distance=0.05)
+    along = shapely.length(shapely.intersection(lines[hit_s],
+                                                shapely.buffer(around[hit_u], 0.05)))
+    real = along >= np.minimum(1.0, 0.5 * seg_len[hit_s])
+    hit_s, hit_u, along = hit_s[real], hit_u[real], along[real]
+    label = np.full(len(seg), -1, dtype=np.int64)
+    best = np.zeros(len(seg))
+    for s_, u_, a_ in zip(hit_s.tolist(), hit_u.tolist(), along.tolist()):
+        if a_ > best[s_] + 1e-9:
+            best[s_], label[s_] = a_, u_
+    shared = label >= 0
+    front = np.bincount(hit_u, weights=along, minlength=len(around))
+    label[shared & (front[np.maximum(label, 0)] < min_front)] = -1
     if (label < 0).all():
         return np.array([block], dtype=object)
-    # a dropped point takes the label of the nearest labelled point
+    # a unit faced along less than min_front gets no sector: its segments go
+    # whole to the sector of the nearest segment that has one
+    have = np.flatnonzero(label >= 0)
+    miss = np.flatnonzero(shared & (label < 0))
+    if len(miss):
+        d = shapely.distance(mid[miss][:, None], mid[have][None, :])
+        label[miss] = label[have[np.argmin(d, axis=1)]]
+    # points on each segment; the two nearest a vertex lie at the same distance
+    # from it, so the cells of differently labelled segments meet at the vertex
+    prev = np.empty(len(seg), dtype=np.int64)
+    for k in np.unique(ring_of).tolist():
+        idx = np.flatnonzero(ring_of == k)
+        prev[idx] = np.roll(idx, 1)
+    at_start = np.minimum(np.minimum(seg_len, seg_len[prev]) / 4, spacing / 2)
+    nxt = np.empty(len(seg), dtype=np.int64)
+    nxt[prev] = np.arange(len(seg))
+    at_end = at_start[nxt]
+    coords_l, label_l = [], []
+    for k in range(len(seg)):
+        inner = seg_len[k] - at_start[k] - at_end[k]
+        n = max(int(np.ceil(inner / spacing)), 0) + 1
+        t = (at_start[k] + np.linspace(0.0, max(inner, 0.0), n)) / seg_len[k]
+        coords_l.append(seg[k, :2] + t[:, None] * (seg[k, 2:] - seg[k, :2]))
+        label_l.append(np.full(n, label[k]))
+    coords = np.vstack(coords_l)
+    label = np.concatenate(label_l)
+    _, first = np.unique(np.round(coords, 6), axis=0, return_index=True)
+    first.sort()
+    coords, label = coords[first], label[first]
+    # on the area's outline (no unit there) a point takes the label of the
+    # nearest labelled point: nothing to keep whole there
     have = np.flatnonzero(label >= 0)
     miss = np.flatnonzero(label < 0)
     if len(miss):
@@ -730,7 +781,18 @@ def sectors(block: shapely.Geometry, around: np.ndarray, *,
         else:
             final[int(owner[k])] = parts[k]
     _hand_out(final, orphans)
-    return np.array([final[k] for k in sorted(final)], dtype=object)
+    out = np.array([final[k] for k in sorted(final)], dtype=object)
+    # the cells of points a few metres apart meet in a zigzag of centimetres:
+    # straighten the edges between sectors (the block's outline, shared with the
+    # units around, stays exactly as it was)
+    try:
+        straight = shapely.coverage_simplify(out, 0.5, simplify_boundary=False)
+    except shapely.errors.GEOSException:
+        return out
+    straight = _polygonal(straight)
+    if (shapely.get_type_id(straight) == 3).all() and _is_clean(straight, block):
+        return straight
+    return out
 
 
 def build_units(
