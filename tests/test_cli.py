@@ -121,3 +121,11 @@ def test_no_exact_turns_the_exact_recut_off():
     base = ["delineate", "--buildings", "b.gpkg", "--out", "out"]
     assert _plan_kwargs(build_parser().parse_args(base))["exact"] is True
     assert _plan_kwargs(build_parser().parse_args([*base, "--no-exact"]))["exact"] is False
+
+
+def test_restarts_from_the_command_line():
+    from gridmap.cli import _plan_kwargs, build_parser
+
+    base = ["delineate", "--buildings", "b.gpkg", "--out", "out"]
+    assert _plan_kwargs(build_parser().parse_args(base))["restarts"] == 1
+    assert _plan_kwargs(build_parser().parse_args([*base, "--restarts", "3"]))["restarts"] == 3

@@ -150,6 +150,9 @@ def _plan_options(d: argparse.ArgumentParser, *, by: bool = True) -> None:
                        "numeric column")
     d.add_argument("--out", required=True, help="output folder")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    d.add_argument("--restarts", type=int, default=1,
+                   help="make this many plans (seeds seed, seed+1, ...) and keep the "
+                   "one with the fewest grids out of tolerance (default 1)")
     d.add_argument("--no-exact", action="store_true",
                    help="skip the exact re-cut of the grids left out of the band "
                    "(a little faster, less balanced)")
@@ -385,6 +388,7 @@ def _plan_kwargs(args: argparse.Namespace) -> dict:
         progress=_progress(args),
         scheduler=args.dask,
         exact=not args.no_exact,
+        restarts=args.restarts,
     )
 
 

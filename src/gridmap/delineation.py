@@ -186,6 +186,7 @@ def delineate(
     progress: bool | None = None,
     scheduler: str | None = None,
     exact: bool = True,
+    restarts: int = 1,
     _previous: dict[str, Any] | None = None,
     _timer: StageTimer | None = None,
 ) -> GridPlan:
@@ -298,6 +299,12 @@ def delineate(
         and keep the result only where every grid of the region ends within the
         band (default True).  False skips it: a little faster, less balanced.
         A new plan only: a re-partition keeps to its own, smaller moves.
+    restarts
+        Make this many plans, with seeds ``seed``, ``seed + 1``, ..., and keep
+        the one with the fewest grids out of the band, then the smallest largest
+        deviation (default 1).  Where units are coarse (single buildings of most
+        of a grid) which grids stay out depends much on the seed; each plan takes
+        as long as one.  Stops at the first plan with none out.  A new plan only.
 
     Returns
     -------
@@ -322,6 +329,12 @@ def delineate(
     timer.stage("read")
     if not isinstance(strict, bool):
         msg = f"strict must be True or False, got {strict!r}."
+        raise LayerValidationError(msg)
+    if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) \
+            or restarts < 1:
+        msg = (f"restarts must be a whole number of 1 or more, got {restarts!r}: the "
+               "number of plans made (seeds seed, seed + 1, ...) of which the best is "
+               "kept; 1 makes one.")
         raise LayerValidationError(msg)
     if islands not in ISLAND_POLICIES:
         msg = (f"islands must be one of {list(ISLAND_POLICIES)}, got {islands!r}: "
@@ -649,75 +662,102 @@ def delineate(
                                before=None if before is None else before.to_dict(),
                                move_budget=_previous.get("move_budget", 2.0))
     else:
-        assignment = partition_graph(g, ucomm, target=ctarget, tolerance=ctol, seed=seed,
-                                     fixed=bspecial[umap["block"].to_numpy()],
-                                     fixed_kind=carve_kind, islands=islands,
-                                     community_names=community_ids,
-                                     progress=timer.progress, scheduler=scheduler)
-    # where balance is out of reach with whole blocks, split the blocks of the
-    # offending grids and their neighbours between buildings and move again
-    for _round in range(3 if _previous is None else 0):
-        bad = _out_of_band(assignment, g, ctol)
-        if not bad:
-            break
-        ulab = assignment.labels
-        near = set(bad)
-        for gid in bad:
-            members = np.flatnonzero(ulab == gid)
-            for u in members.tolist():
-                near.update(int(ulab[x]) for x in g.neighbours(u))
-        touch_units = np.flatnonzero(np.isin(ulab, list(near)))
-        more = np.zeros(len(blocks.geometry), dtype=bool)
-        more[umap["block"].to_numpy()[touch_units]] = True
-        more &= ~split & (nbld > 1) & (bspecial < 0)
-        # a block with no building next to a grid out of the band (a square, a
-        # park between ring roads) is split between the units around it: whole,
-        # it goes to one grid, and a building cut off behind it can join no other
-        ub = umap["block"].to_numpy()
-        touch = np.isin(ulab[g.i], bad) | np.isin(ulab[g.j], bad)
-        hubs = np.zeros(len(blocks.geometry), dtype=bool)
-        hubs[ub[g.i[touch]]] = True
-        hubs[ub[g.j[touch]]] = True
-        more |= hubs & ~split & (nbld == 0) & (bspecial < 0)
-        if not more.any():
-            break
-        split = split | more
-        block_grid = np.full(len(blocks.geometry), -1, dtype=np.int64)
-        # unsplit blocks are whole units: their grid carries over to their cells
-        whole = ~umap["split"].to_numpy()
-        block_grid[ub[whole]] = ulab[whole]
-        old_building_grid = ulab[building_unit]
-        umap, building_unit = build_units(blocks, bgeoms, split, cache=cells_cache)
-        adj, g = graph_of(umap, building_unit)
-        newlab = block_grid[umap["block"].to_numpy()]
-        # cells of blocks split before keep the grid of their buildings
-        cell_has = np.full(len(umap), -1, dtype=np.int64)
-        cell_has[building_unit] = old_building_grid
-        newlab = np.where(cell_has >= 0, cell_has, newlab)
-        # the sectors of an empty block split before keep their grids (they are
-        # made once: the cache keeps them)
-        new_ub = umap["block"].to_numpy()
-        for b in np.flatnonzero(split & ~more & (nbld == 0)).tolist():
-            was, now = np.flatnonzero(ub == b), np.flatnonzero(new_ub == b)
-            if len(was) == len(now):
-                newlab[now] = ulab[was]
-        # a cell holding no building (rare) joins the grid of its block's first cell
-        if (newlab < 0).any():
-            for u in np.flatnonzero(newlab < 0).tolist():
-                nb = [int(newlab[x]) for x in g.neighbours(u) if newlab[x] >= 0]
-                newlab[u] = nb[0] if nb else 0
-        assignment.labels = _reconnect(g, newlab, assignment)
-        for c, ordinary, cn, sub in _communities(assignment, g, umap):
-            mean = assignment.mean[c]
-            labels_c = refine(sub, assignment.labels[cn], grids=ordinary, mean=mean,
-                              tolerance=float(ctol[c]))
-            assignment.labels[cn] = repair(sub, labels_c, grids=ordinary, mean=mean,
-                                           tolerance=float(ctol[c]),
-                                           rng=np.random.default_rng(seed))
-    if _previous is None and exact:
-        # what the moves could not balance, an exact re-cut of the grids around
-        # it may: kept only where every grid of the region ends in the band
-        _exact_pass(assignment, g, umap, ctol, notes)
+        def attempt(seed_k: int | None, split: np.ndarray, umap: gpd.GeoDataFrame,
+                    building_unit: np.ndarray, adj: Any, g: UnitGraph,
+                    notes: list[str]) -> tuple:
+            """One plan: the partition, the rounds of splitting, the exact pass."""
+            assignment = partition_graph(g, ucomm, target=ctarget, tolerance=ctol, seed=seed_k,
+                                         fixed=bspecial[umap["block"].to_numpy()],
+                                         fixed_kind=carve_kind, islands=islands,
+                                         community_names=community_ids,
+                                         progress=timer.progress, scheduler=scheduler)
+            # where balance is out of reach with whole blocks, split the blocks of the
+            # offending grids and their neighbours between buildings and move again
+            for _round in range(3):
+                bad = _out_of_band(assignment, g, ctol)
+                if not bad:
+                    break
+                ulab = assignment.labels
+                near = set(bad)
+                for gid in bad:
+                    members = np.flatnonzero(ulab == gid)
+                    for u in members.tolist():
+                        near.update(int(ulab[x]) for x in g.neighbours(u))
+                touch_units = np.flatnonzero(np.isin(ulab, list(near)))
+                more = np.zeros(len(blocks.geometry), dtype=bool)
+                more[umap["block"].to_numpy()[touch_units]] = True
+                more &= ~split & (nbld > 1) & (bspecial < 0)
+                # a block with no building next to a grid out of the band (a square, a
+                # park between ring roads) is split between the units around it: whole,
+                # it goes to one grid, and a building cut off behind it can join no other
+                ub = umap["block"].to_numpy()
+                touch = np.isin(ulab[g.i], bad) | np.isin(ulab[g.j], bad)
+                hubs = np.zeros(len(blocks.geometry), dtype=bool)
+                hubs[ub[g.i[touch]]] = True
+                hubs[ub[g.j[touch]]] = True
+                more |= hubs & ~split & (nbld == 0) & (bspecial < 0)
+                if not more.any():
+                    break
+                split = split | more
+                block_grid = np.full(len(blocks.geometry), -1, dtype=np.int64)
+                # unsplit blocks are whole units: their grid carries over to their cells
+                whole = ~umap["split"].to_numpy()
+                block_grid[ub[whole]] = ulab[whole]
+                old_building_grid = ulab[building_unit]
+                umap, building_unit = build_units(blocks, bgeoms, split, cache=cells_cache)
+                adj, g = graph_of(umap, building_unit)
+                newlab = block_grid[umap["block"].to_numpy()]
+                # cells of blocks split before keep the grid of their buildings
+                cell_has = np.full(len(umap), -1, dtype=np.int64)
+                cell_has[building_unit] = old_building_grid
+                newlab = np.where(cell_has >= 0, cell_has, newlab)
+                # the sectors of an empty block split before keep their grids (they are
+                # made once: the cache keeps them)
+                new_ub = umap["block"].to_numpy()
+                for b in np.flatnonzero(split & ~more & (nbld == 0)).tolist():
+                    was, now = np.flatnonzero(ub == b), np.flatnonzero(new_ub == b)
+                    if len(was) == len(now):
+                        newlab[now] = ulab[was]
+                # a cell holding no building (rare) joins the grid of its block's first cell
+                if (newlab < 0).any():
+                    for u in np.flatnonzero(newlab < 0).tolist():
+                        nb = [int(newlab[x]) for x in g.neighbours(u) if newlab[x] >= 0]
+                        newlab[u] = nb[0] if nb else 0
+                assignment.labels = _reconnect(g, newlab, assignment)
+                for c, ordinary, cn, sub in _communities(assignment, g, umap):
+                    mean = assignment.mean[c]
+                    labels_c = refine(sub, assignment.labels[cn], grids=ordinary, mean=mean,
+                                      tolerance=float(ctol[c]))
+                    assignment.labels[cn] = repair(sub, labels_c, grids=ordinary, mean=mean,
+                                                   tolerance=float(ctol[c]),
+                                                   rng=np.random.default_rng(seed_k))
+            if exact:
+                # what the moves could not balance, an exact re-cut of the grids
+                # around it may: kept only where every grid of the region ends in
+                # the band
+                _exact_pass(assignment, g, umap, ctol, notes)
+            return assignment, split, umap, building_unit, adj, g
+
+        # the plans of seeds seed, seed + 1, ...: the one with the fewest grids out
+        # of the band, then the smallest largest deviation, is kept
+        best = None
+        n_tried = 0
+        for k in range(max(1, int(restarts))):
+            seed_k = None if seed is None else int(seed) + k
+            notes_k: list[str] = []
+            got = attempt(seed_k, split, umap, building_unit, adj, g, notes_k)
+            n_tried += 1
+            key = _plan_key(got[0], got[-1], ctol)
+            if best is None or key < best[0]:
+                best = (key, got, notes_k, seed_k)
+            if key[0] == 0:
+                break
+        (n_bad, worst), (assignment, split, umap, building_unit, adj, g), notes_k, seed_k = best
+        notes.extend(notes_k)
+        if restarts > 1:
+            notes.append(f"{n_tried} plan(s) made (restarts={restarts}); kept the one of "
+                         f"seed {seed_k}: {n_bad} grid(s) out of the band, the largest "
+                         f"deviation {worst:.1%}.")
 
     timer.stage("plan")
     plan = _assemble(
@@ -1104,6 +1144,16 @@ def _reconnect(g: UnitGraph, labels: np.ndarray, assignment: GridAssignment) -> 
             to = min(set(ok), key=lambda x: (assignment.flag[x] != "", -counts[x], x))
             labels[part] = to
     return labels
+
+
+def _plan_key(assignment: GridAssignment, g: UnitGraph, tolerance: Any) -> tuple[int, float]:
+    """How good a plan is: the ordinary grids out of the band, then the largest
+    deviation of an ordinary grid from its community's mean (smaller is better)."""
+    w = np.bincount(assignment.labels, weights=g.weight, minlength=assignment.n_grids)
+    dev = [abs(w[gid] / assignment.mean[assignment.community[gid]] - 1)
+           for gid in range(assignment.n_grids)
+           if not assignment.flag[gid] and assignment.mean.get(assignment.community[gid])]
+    return len(_out_of_band(assignment, g, tolerance)), float(max(dev, default=0.0))
 
 
 def _out_of_band(assignment: GridAssignment, g: UnitGraph, tolerance: Any) -> list[int]:
