@@ -666,6 +666,9 @@ def delineate(
                     building_unit: np.ndarray, adj: Any, g: UnitGraph,
                     notes: list[str]) -> tuple:
             """One plan: the partition, the rounds of splitting, the exact pass."""
+            # a plan's own cache: the sectors of an empty block depend on the
+            # units around it, which differ from plan to plan
+            cache = dict(cells_cache)
             assignment = partition_graph(g, ucomm, target=ctarget, tolerance=ctol, seed=seed_k,
                                          fixed=bspecial[umap["block"].to_numpy()],
                                          fixed_kind=carve_kind, islands=islands,
@@ -704,7 +707,7 @@ def delineate(
                 whole = ~umap["split"].to_numpy()
                 block_grid[ub[whole]] = ulab[whole]
                 old_building_grid = ulab[building_unit]
-                umap, building_unit = build_units(blocks, bgeoms, split, cache=cells_cache)
+                umap, building_unit = build_units(blocks, bgeoms, split, cache=cache)
                 adj, g = graph_of(umap, building_unit)
                 newlab = block_grid[umap["block"].to_numpy()]
                 # cells of blocks split before keep the grid of their buildings
