@@ -23,7 +23,14 @@ from ._errors import (
 from ._progress import STAGES, StageTimer
 from ._validate import Problems, repair_polygons, validate_inputs
 from .adjacency import DEFAULT_BARRIERS, build_adjacency, street_rank
-from .partition import GridAssignment, UnitGraph, partition_graph, refine, repair
+from .partition import (
+    GridAssignment,
+    UnitGraph,
+    find_islands,
+    partition_graph,
+    refine,
+    repair,
+)
 from .plan import GridPlan
 from .population import population_onto_buildings
 from .special import (
@@ -681,23 +688,19 @@ def delineate(
                 if not bad:
                     break
                 ulab = assignment.labels
-                near = set(bad)
-                for gid in bad:
-                    members = np.flatnonzero(ulab == gid)
-                    for u in members.tolist():
-                        near.update(int(ulab[x]) for x in g.neighbours(u))
-                touch_units = np.flatnonzero(np.isin(ulab, list(near)))
+                ub = umap["block"].to_numpy()
+                # the edges at a grid out of the band, and the grids they reach
+                touch = np.isin(ulab[g.i], bad) | np.isin(ulab[g.j], bad)
+                beside = np.concatenate([g.i[touch], g.j[touch]])
+                near = np.union1d(bad, ulab[beside])
                 more = np.zeros(len(blocks.geometry), dtype=bool)
-                more[umap["block"].to_numpy()[touch_units]] = True
+                more[ub[np.isin(ulab, near)]] = True
                 more &= ~split & (nbld > 1) & (bspecial < 0)
                 # a block with no building next to a grid out of the band (a square, a
                 # park between ring roads) is split between the units around it: whole,
                 # it goes to one grid, and a building cut off behind it can join no other
-                ub = umap["block"].to_numpy()
-                touch = np.isin(ulab[g.i], bad) | np.isin(ulab[g.j], bad)
                 hubs = np.zeros(len(blocks.geometry), dtype=bool)
-                hubs[ub[g.i[touch]]] = True
-                hubs[ub[g.j[touch]]] = True
+                hubs[ub[beside]] = True
                 more |= hubs & ~split & (nbld == 0) & (bspecial < 0)
                 if not more.any():
                     break
@@ -744,12 +747,10 @@ def delineate(
         # the plans of seeds seed, seed + 1, ...: the one with the fewest grids out
         # of the band, then the smallest largest deviation, is kept
         best = None
-        n_tried = 0
-        for k in range(max(1, int(restarts))):
+        for k in range(restarts):
             seed_k = None if seed is None else int(seed) + k
             notes_k: list[str] = []
             got = attempt(seed_k, split, umap, building_unit, adj, g, notes_k)
-            n_tried += 1
             key = _plan_key(got[0], got[-1], ctol)
             if best is None or key < best[0]:
                 best = (key, got, notes_k, seed_k)
@@ -758,7 +759,7 @@ def delineate(
         (n_bad, worst), (assignment, split, umap, building_unit, adj, g), notes_k, seed_k = best
         notes.extend(notes_k)
         if restarts > 1:
-            notes.append(f"{n_tried} plan(s) made (restarts={restarts}); kept the one of "
+            notes.append(f"{k + 1} plan(s) made (restarts={restarts}); kept the one of "
                          f"seed {seed_k}: {n_bad} grid(s) out of the band, the largest "
                          f"deviation {worst:.1%}.")
 
@@ -1127,14 +1128,8 @@ def _reconnect(g: UnitGraph, labels: np.ndarray, assignment: GridAssignment) -> 
     for gid in gids[n_pieces > 1].tolist():
         if assignment.kind[gid] != "community":
             continue
-        nodes = np.flatnonzero(labels == gid)
-        keys = np.unique(comp[nodes])
-        parts = [nodes[comp[nodes] == k] for k in keys.tolist()]
-        main = max(range(len(parts)), key=lambda k: (float(g.weight[parts[k]].sum()),
-                                                      len(parts[k]), -int(parts[k][0])))
-        for k, part in enumerate(parts):
-            if k == main:
-                continue
+        # its pieces but the main one (heaviest, then largest)
+        for part in find_islands(g, np.flatnonzero(labels == gid)):
             inset = np.zeros(g.n, dtype=bool)
             inset[part] = True
             e = inset[g.i] ^ inset[g.j]
@@ -1149,28 +1144,30 @@ def _reconnect(g: UnitGraph, labels: np.ndarray, assignment: GridAssignment) -> 
     return labels
 
 
+def _deviations(assignment: GridAssignment, g: UnitGraph,
+                tolerance: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ordinary grids, their deviation from their community's mean and their
+    community's tolerance."""
+    w = np.bincount(assignment.labels, weights=g.weight, minlength=assignment.n_grids)
+    gids = np.array([gid for gid in range(assignment.n_grids) if not assignment.flag[gid]
+                     and assignment.mean.get(assignment.community[gid])], dtype=np.int64)
+    comm = [assignment.community[gid] for gid in gids.tolist()]
+    mean = np.array([assignment.mean[c] for c in comm], dtype=float)
+    tol = np.array([float(tolerance[c]) if np.ndim(tolerance) else float(tolerance)
+                    for c in comm], dtype=float)
+    return gids, np.abs(w[gids] / mean - 1) if len(gids) else np.zeros(0), tol
+
+
 def _plan_key(assignment: GridAssignment, g: UnitGraph, tolerance: Any) -> tuple[int, float]:
     """How good a plan is: the ordinary grids out of the band, then the largest
     deviation of an ordinary grid from its community's mean (smaller is better)."""
-    w = np.bincount(assignment.labels, weights=g.weight, minlength=assignment.n_grids)
-    dev = [abs(w[gid] / assignment.mean[assignment.community[gid]] - 1)
-           for gid in range(assignment.n_grids)
-           if not assignment.flag[gid] and assignment.mean.get(assignment.community[gid])]
-    return len(_out_of_band(assignment, g, tolerance)), float(max(dev, default=0.0))
+    _, dev, tol = _deviations(assignment, g, tolerance)
+    return int((dev > tol + 1e-9).sum()), float(dev.max(initial=0.0))
 
 
 def _out_of_band(assignment: GridAssignment, g: UnitGraph, tolerance: Any) -> list[int]:
-    w = np.bincount(assignment.labels, weights=g.weight, minlength=assignment.n_grids)
-    bad = []
-    for gid in range(assignment.n_grids):
-        if assignment.flag[gid]:
-            continue
-        c = assignment.community[gid]
-        mean = assignment.mean.get(c)
-        tol = float(tolerance[c]) if np.ndim(tolerance) else float(tolerance)
-        if mean and abs(w[gid] / mean - 1) > tol + 1e-9:
-            bad.append(gid)
-    return bad
+    gids, dev, tol = _deviations(assignment, g, tolerance)
+    return gids[dev > tol + 1e-9].tolist()
 
 
 def _assemble(**kw: Any) -> GridPlan:

@@ -454,7 +454,22 @@ def _merge_compounds(faces: np.ndarray, compounds: np.ndarray) -> np.ndarray:
 def _voronoi_cells(
     coords: np.ndarray, point_group: np.ndarray, n_groups: int, block: shapely.Geometry
 ) -> np.ndarray:
-    """Voronoi cells of the points, merged per group and clipped to the block."""
+    """Voronoi cells of the points, merged per group and clipped to the block.
+
+    Evenly spaced, collinear or co-circular points can make GEOS return
+    degenerate, overlapping cells: then the diagram is made again with a tiny
+    fixed jitter (a millimetre) that breaks the ties.
+    """
+    cells = _voronoi_once(coords, point_group, n_groups, block)
+    if _is_clean(cells, block):
+        return cells
+    jitter = np.random.default_rng(0).uniform(-1e-3, 1e-3, coords.shape)
+    return _voronoi_once(coords + jitter, point_group, n_groups, block)
+
+
+def _voronoi_once(
+    coords: np.ndarray, point_group: np.ndarray, n_groups: int, block: shapely.Geometry
+) -> np.ndarray:
     vor = shapely.get_parts(
         shapely.voronoi_polygons(shapely.multipoints(coords), extend_to=block, ordered=True)
     )
@@ -610,12 +625,6 @@ def tessellate(
     coords, which = coords[first], which[first]
     point_group = inverse[which]
     cells = _voronoi_cells(coords, point_group, len(labels), block)
-    if not _is_clean(cells, block):
-        # evenly spaced, collinear or co-circular points can make GEOS return
-        # degenerate, overlapping cells: a tiny fixed jitter (a millimetre) breaks
-        # the ties
-        jitter = np.random.default_rng(0).uniform(-1e-3, 1e-3, coords.shape)
-        cells = _voronoi_cells(coords + jitter, point_group, len(labels), block)
     # where walls touch, a Voronoi edge can clip a corner of a building: every
     # building goes wholly to its own cell
     own = _union_per_group(geoms, inverse, len(labels))
@@ -658,6 +667,17 @@ def tessellate(
     remap[keys] = np.arange(len(keys))
     cell_of = remap[cell_of_group[inverse]]
     return cell_of, np.array([final[k] for k in keys], dtype=object)
+
+
+def _take_nearest(xy: np.ndarray, label: np.ndarray, miss: np.ndarray) -> None:
+    """Every point of ``miss`` takes the label of the nearest point that has one
+    (label >= 0 and not in ``miss``), in place."""
+    miss = np.flatnonzero(miss)
+    have = np.flatnonzero(label >= 0)
+    have = have[~np.isin(have, miss)]
+    if len(miss) and len(have):
+        d = np.hypot(*(xy[miss][:, None, :] - xy[have][None, :, :]).transpose(2, 0, 1))
+        label[miss] = label[have[np.argmin(d, axis=1)]]
 
 
 def sectors(block: shapely.Geometry, around: np.ndarray, *,
@@ -705,7 +725,7 @@ def sectors(block: shapely.Geometry, around: np.ndarray, *,
     seg_len = np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])
     ok = seg_len > 0
     seg, ring_of, seg_len = seg[ok], ring_of[ok], seg_len[ok]
-    mid = shapely.points((seg[:, :2] + seg[:, 2:]) / 2)
+    mid_xy = (seg[:, :2] + seg[:, 2:]) / 2
     # a segment faces the unit it runs along furthest (within 5 cm, over a metre
     # or half its length: not a corner where they meet); one on the area's
     # outline faces none
@@ -716,10 +736,10 @@ def sectors(block: shapely.Geometry, around: np.ndarray, *,
     real = along >= np.minimum(1.0, 0.5 * seg_len[hit_s])
     hit_s, hit_u, along = hit_s[real], hit_u[real], along[real]
     label = np.full(len(seg), -1, dtype=np.int64)
-    best = np.zeros(len(seg))
-    for s_, u_, a_ in zip(hit_s.tolist(), hit_u.tolist(), along.tolist()):
-        if a_ > best[s_] + 1e-9:
-            best[s_], label[s_] = a_, u_
+    # the longest run per segment (the lowest unit on a tie)
+    order = np.lexsort((hit_u, -along, hit_s))
+    first = order[np.r_[True, hit_s[order][1:] != hit_s[order][:-1]]] if len(order) else order
+    label[hit_s[first]] = hit_u[first]
     shared = label >= 0
     front = np.bincount(hit_u, weights=along, minlength=len(around))
     label[shared & (front[np.maximum(label, 0)] < min_front)] = -1
@@ -727,11 +747,7 @@ def sectors(block: shapely.Geometry, around: np.ndarray, *,
         return np.array([block], dtype=object)
     # a unit faced along less than min_front gets no sector: its segments go
     # whole to the sector of the nearest segment that has one
-    have = np.flatnonzero(label >= 0)
-    miss = np.flatnonzero(shared & (label < 0))
-    if len(miss):
-        d = shapely.distance(mid[miss][:, None], mid[have][None, :])
-        label[miss] = label[have[np.argmin(d, axis=1)]]
+    _take_nearest(mid_xy, label, shared & (label < 0))
     # points on each segment; the two nearest a vertex lie at the same distance
     # from it, so the cells of differently labelled segments meet at the vertex
     prev = np.empty(len(seg), dtype=np.int64)
@@ -756,18 +772,11 @@ def sectors(block: shapely.Geometry, around: np.ndarray, *,
     coords, label = coords[first], label[first]
     # on the area's outline (no unit there) a point takes the label of the
     # nearest labelled point: nothing to keep whole there
-    have = np.flatnonzero(label >= 0)
-    miss = np.flatnonzero(label < 0)
-    if len(miss):
-        d = np.hypot(*(coords[miss][:, None, :] - coords[have][None, :, :]).transpose(2, 0, 1))
-        label[miss] = label[have[np.argmin(d, axis=1)]]
+    _take_nearest(coords, label, label < 0)
     names, group = np.unique(label, return_inverse=True)
     if len(names) == 1:
         return np.array([block], dtype=object)
     cells = _voronoi_cells(coords, group, len(names), block)
-    if not _is_clean(cells, block):
-        jitter = np.random.default_rng(0).uniform(-1e-3, 1e-3, coords.shape)
-        cells = _voronoi_cells(coords + jitter, group, len(names), block)
     cells, gaps = _clean_coverage(cells, block)
     # one polygon per sector: its largest part; the other parts go to a neighbour
     parts, owner = shapely.get_parts(cells, return_index=True)
@@ -848,7 +857,8 @@ def build_units(
     if empty:
         # an empty block is split between the units around it, which are only
         # known once every block is made
-        tree = shapely.STRtree(np.asarray(unit_geom, dtype=object))
+        geoms_now = np.asarray(unit_geom, dtype=object)
+        tree = shapely.STRtree(geoms_now)
         pieces: dict[int, np.ndarray] = {}
         for pos in empty:
             # made once: the units around change as more blocks are split, and a
@@ -858,8 +868,7 @@ def build_units(
                 pieces[pos] = cache[key]
                 continue
             near = tree.query(unit_geom[pos], predicate="intersects")
-            pieces[pos] = sectors(unit_geom[pos], np.asarray(unit_geom, dtype=object)[
-                near[near != pos]])
+            pieces[pos] = sectors(unit_geom[pos], geoms_now[near[near != pos]])
             if cache is not None:
                 cache[key] = pieces[pos]
         shift = np.zeros(len(unit_geom) + 1, dtype=np.int64)
