@@ -162,7 +162,9 @@ def test_bundled_real_data_invariants(bundled_plan):
     assert len(m["violations"]) == len(bad)
     # the Bund's few grids out of the band: every one went through the exact
     # re-cut, which proves some of them out for every plan of it and its neighbours
-    assert 0 < len(bad) <= 8
+    assert 0 < len(bad) <= 2
+    # the walks of recombinations carried one grid's shortfall to grids with room
+    assert any("walks of recombinations" in n for n in m["notes"])
     assert bad["reason"].str.contains("exact check: ").all()
     assert not bad["reason"].str.contains("exact check: not run").any()
     assert bad["reason"].str.contains("exact check: no plan of this grid").any()

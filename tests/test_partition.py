@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridmap.partition import UnitGraph, connected_without, partition_graph, refine
+from gridmap.partition import (
+    UnitGraph,
+    connected_without,
+    partition_graph,
+    recombine,
+    refine,
+    wander,
+)
 
 
 def lattice(nx: int, ny: int, weights: np.ndarray) -> UnitGraph:
@@ -124,3 +131,51 @@ def test_ten_thousand_units_three_hundred_grids_at_five_percent():
     assert len(w) == 300
     assert np.abs(w / w.mean() - 1).max() <= 0.05 + 1e-9
     assert contiguous(g, a.labels)
+
+
+def _ladder_street() -> tuple[UnitGraph, np.ndarray]:
+    # two rows of units along a street, 17 columns of 1-3 households, four grids
+    # of 8, 12, 14 and 15 (mean 12.25, band 11.0-13.5): three out of the band
+    cols = [[1, 1], [1, 1], [1, 1], [1, 1], [3, 2], [2, 1], [1, 3], [1, 3], [2, 1],
+            [1, 1], [1, 1], [2, 1], [1, 1], [1, 1], [3, 1], [2, 3], [1, 1]]
+    labels = np.repeat([0] * 4 + [1] * 3 + [2] * 5 + [3] * 5, 2)
+    return lattice(17, 2, np.array(cols, dtype=float).ravel()), labels
+
+
+def test_wander_carries_a_shortfall_along_full_grids_to_room():
+    g, labels = _ladder_street()
+    kept = labels.copy()
+    assert np.bincount(labels, weights=g.weight).tolist() == [8, 12, 14, 15]
+    mean = 12.25
+
+    def out_of_band(lab):
+        return int((np.abs(np.bincount(lab, weights=g.weight) / mean - 1) > 0.1 + 1e-9).sum())
+
+    # recombinations that must gain at once, and moves of single units, leave
+    # grids out; the walk, which may step sideways, does not
+    once = recombine(g, labels, grids=np.arange(4), mean=mean, tolerance=0.1,
+                     rng=np.random.default_rng(0))
+    assert out_of_band(once) == 2
+    assert out_of_band(refine(g, labels, grids=np.arange(4), mean=mean, tolerance=0.1)) == 1
+    out = wander(g, labels, grids=np.arange(4), mean=mean, tolerance=0.1,
+                 rng=np.random.default_rng(0))
+    assert out_of_band(out) == 0, np.bincount(out, weights=g.weight)
+    assert sorted(np.unique(out).tolist()) == [0, 1, 2, 3]
+    assert contiguous(g, out)
+    assert labels.tolist() == kept.tolist()  # the input is not changed
+    # the same seed gives the same plan
+    again = wander(g, labels, grids=np.arange(4), mean=mean, tolerance=0.1,
+                   rng=np.random.default_rng(0))
+    assert again.tolist() == out.tolist()
+
+
+def test_wander_leaves_locked_grids_and_hopeless_plans_alone():
+    g, labels = _ladder_street()
+    out = wander(g, labels, grids=np.arange(4), mean=12.25, tolerance=0.1,
+                 rng=np.random.default_rng(0), locked={3})
+    assert (out == 3).sum() == 10 and (out[labels == 3] == 3).all()
+    # two single units of 6 and 14: no re-split changes anything
+    g2 = UnitGraph.from_edges(2, np.array([6.0, 14.0]), np.array([[0.0, 0.0], [1.0, 0.0]]),
+                              np.array([0]), np.array([1]), np.ones(1))
+    assert wander(g2, np.array([0, 1]), grids=np.arange(2), mean=10, tolerance=0.1,
+                  rng=np.random.default_rng(0)).tolist() == [0, 1]

@@ -737,6 +737,9 @@ def delineate(
                     assignment.labels[cn] = repair(sub, labels_c, grids=ordinary, mean=mean,
                                                    tolerance=float(ctol[c]),
                                                    rng=np.random.default_rng(seed_k))
+            # what is still out may be short (or over) only where it is: walks of
+            # recombinations carry the shortfall to grids with room
+            _wander_pass(assignment, g, umap, ctol, np.random.default_rng(seed_k), notes)
             if exact:
                 # what the moves could not balance, an exact re-cut of the grids
                 # around it may: kept only where every grid of the region ends in
@@ -1083,6 +1086,36 @@ def _communities(assignment: GridAssignment, g: UnitGraph, umap: gpd.GeoDataFram
         if len(ordinary) > 1:
             cn = np.flatnonzero(ucomm == c)
             yield c, ordinary, cn, g.subgraph(cn)
+
+
+def _wander_pass(assignment: GridAssignment, g: UnitGraph, umap: gpd.GeoDataFrame,
+                 ctol: np.ndarray, rng: np.random.Generator, notes: list[str]) -> None:
+    """Walks of recombinations (:func:`~gridmap.partition.recombine.wander`) in
+    every community with ordinary grids out of the band; labels change in place."""
+    from .partition.recombine import wander
+
+    bad = set(_out_of_band(assignment, g, ctol))
+    weight = np.bincount(assignment.labels, weights=g.weight,
+                         minlength=assignment.n_grids)
+    for c, ordinary, cn, sub in _communities(assignment, g, umap):
+        if not bad & set(ordinary.tolist()):
+            continue
+        # the mean the plan is judged by: that of the ordinary grids as they are
+        mean = float(weight[ordinary].mean())
+        before = assignment.labels[cn]
+        lab = wander(sub, before, grids=ordinary, mean=mean, tolerance=float(ctol[c]),
+                     rng=rng)
+        if (lab != before).any():
+            # the walk's sideways steps cut pairs of grids anew: straighten their
+            # edges onto the streets again, without leaving the band
+            lab = refine(sub, lab, grids=ordinary, mean=mean, tolerance=float(ctol[c]),
+                         max_moves=0)
+        assignment.labels[cn] = lab
+    now = len(_out_of_band(assignment, g, ctol))
+    if now < len(bad):
+        notes.append(f"{len(bad) - now} grid(s) out of the band brought into it by walks "
+                     "of recombinations (a neighbouring pair re-split at a time, the "
+                     "shortfall or excess passed on to grids with room).")
 
 
 def _exact_pass(assignment: GridAssignment, g: UnitGraph, umap: gpd.GeoDataFrame,

@@ -17,7 +17,7 @@ import numpy as np
 from .._errors import DisconnectedUnitsError
 from ._graph import UnitGraph
 from .bisection import recursive_bisection
-from .recombine import recombine
+from .recombine import recombine, wander
 from .refine import connected_without, refine
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "recombine",
     "refine",
     "repair",
+    "wander",
 ]
 
 

@@ -6,6 +6,11 @@ spanning-tree bisection, which searches many two-way cuts of the merged region
 at once (the ReCom step of redistricting, used here as a repair).  A
 recombination is kept only if it lowers the number of grids out of tolerance,
 or keeps it and lowers the worst deviation among them.
+
+Where no single recombination helps, :func:`wander` walks: it merges a grid out
+of the band with a neighbour and re-splits the pair even when nothing is
+gained, so long as nothing is lost, and the shortfall (or excess) travels from
+grid to grid until it meets one with room.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import numpy as np
 from ._graph import UnitGraph
 from .bisection import recursive_bisection
 
-__all__ = ["recombine"]
+__all__ = ["recombine", "wander"]
 
 
 def _dev(w: float, mean: float) -> float:
@@ -101,3 +106,110 @@ def recombine(
         if not changed:
             break
     return labels
+
+
+def wander(
+    g: UnitGraph,
+    labels: np.ndarray,
+    *,
+    grids: np.ndarray,
+    mean: float,
+    tolerance: float,
+    rng: np.random.Generator,
+    locked: set[int] | frozenset[int] = frozenset(),
+    walks: int = 6,
+    steps: int | None = None,
+    patience: int = 100,
+    n_trees: int = 4,
+) -> np.ndarray:
+    """Walks of recombinations that carry a grid's shortfall (or excess) across
+    full grids to one with room; returns new labels.
+
+    A step merges a grid out of the band, drawn at random, with one of its
+    neighbours and re-splits the pair along a spanning tree.  The step is taken
+    unless the grids end further out of the band in sum than in the plan given:
+    one grid far out may become two just out, which move on more easily.  A
+    walk ends after ``steps`` steps (default 20 per grid, at most 2,500) with no
+    better plan, or when no grid out of the band has moved in ``patience``
+    tries.  The best plan met (fewest grids out, then least out in sum) is
+    returned, without the sideways steps after it.  Walks start from the plan
+    given until one brings a grid into the band, then from the best plan.
+    Grids in ``locked`` neither give nor take.
+
+    The units of a grid are only ever re-split with a neighbour's, so every
+    grid stays in one piece.
+    """
+    active = sorted({int(x) for x in grids} - set(locked))
+    best = labels.copy()
+    if len(active) < 2:
+        return best
+    tol = tolerance + 1e-9
+    is_active = np.zeros(int(max(active)) + 1, dtype=bool)
+    is_active[active] = True
+
+    def excess(x: float) -> float:
+        return max(float(_dev(x, mean)) - tol, 0.0)
+
+    def key_of(w: dict[int, float]) -> tuple[int, float]:
+        return sum(excess(x) > 0 for x in w.values()), sum(excess(x) for x in w.values())
+
+    def grid_weights(lab: np.ndarray) -> dict[int, float]:
+        wts = np.bincount(lab[lab >= 0], weights=g.weight[lab >= 0],
+                          minlength=len(is_active))
+        return {gid: float(wts[gid]) for gid in active}
+
+    if steps is None:
+        # room to roam grows with the plan: a few grids give a walk few places to go
+        steps = min(2500, 20 * len(active))
+    best_key = start_key = key_of(grid_weights(best))
+    for _walk in range(walks):
+        if best_key[0] == 0:
+            break
+        # from the plan given until a walk brings a grid into the band: a gain
+        # short of that can be a dead end another walk avoids
+        base, base_key = (best, best_key) if best_key[0] < start_key[0] else (labels, start_key)
+        lab, w = base.copy(), grid_weights(base)
+        n_out, total = base_key
+        since = 0
+        # how many steps in a row from a grid changed nothing: a grid no
+        # re-split with any neighbour moves is left alone until one moves
+        idle: dict[int, int] = {}
+        while since < steps and n_out:
+            since += 1
+            bad = [gid for gid in active if excess(w[gid]) > 0 and idle.get(gid, 0) < patience]
+            if not bad:
+                break
+            a = bad[int(rng.integers(len(bad)))]
+            mine = np.flatnonzero(lab == a)
+            nb = sorted(x for x in g.adjacent_labels(lab, mine)
+                        if x != a and x < len(is_active) and is_active[x])
+            if not nb:
+                continue
+            b = nb[int(rng.integers(len(nb)))]
+            nodes = np.flatnonzero((lab == a) | (lab == b))
+            if len(np.unique(g.components(nodes))) > 1:
+                continue  # a grid joined across water: no spanning tree cuts it
+            pieces = recursive_bisection(g, nodes, 2, tolerance=tolerance, rng=rng,
+                                         mean=mean, n_trees=n_trees)
+            if len(pieces) != 2:
+                idle[a] = idle.get(a, 0) + 1
+                continue
+            # the piece with more of ``a``'s units keeps its id
+            p, q = pieces
+            if np.isin(p, mine).sum() < np.isin(q, mine).sum():
+                p, q = q, p
+            wp, wq = float(g.weight[p].sum()), float(g.weight[q].sum())
+            d_out = (excess(wp) > 0) + (excess(wq) > 0) - (excess(w[a]) > 0) \
+                - (excess(w[b]) > 0)
+            d_total = excess(wp) + excess(wq) - excess(w[a]) - excess(w[b])
+            same = len(p) == len(mine) and bool(np.isin(p, mine).all())
+            if same or total + d_total > start_key[1] + 1e-12:
+                idle[a] = idle.get(a, 0) + 1
+                continue
+            idle.clear()
+            lab[p], lab[q] = a, b
+            w[a], w[b] = wp, wq
+            n_out, total = n_out + d_out, total + d_total
+            if (n_out, total) < (best_key[0], best_key[1] - 1e-12):
+                best, best_key, since = lab.copy(), (n_out, total), 0
+    return best
