@@ -737,13 +737,17 @@ def delineate(
                     assignment.labels[cn] = repair(sub, labels_c, grids=ordinary, mean=mean,
                                                    tolerance=float(ctol[c]),
                                                    rng=np.random.default_rng(seed_k))
-            # what is still out may be short (or over) only where it is: walks of
-            # recombinations carry the shortfall to grids with room
-            _wander_pass(assignment, g, umap, ctol, np.random.default_rng(seed_k), notes)
             if exact:
                 # what the moves could not balance, an exact re-cut of the grids
                 # around it may: kept only where every grid of the region ends in
                 # the band
+                _exact_pass(assignment, g, umap, ctol, notes)
+            # what is still out may be short (or over) only where it is: walks of
+            # recombinations carry the shortfall to grids with room (never to a
+            # plan with more grids out), and the exact check looks again at what
+            # they leave
+            if _wander_pass(assignment, g, umap, ctol, np.random.default_rng(seed_k),
+                            notes) and exact:
                 _exact_pass(assignment, g, umap, ctol, notes)
             return assignment, split, umap, building_unit, adj, g
 
@@ -1089,14 +1093,18 @@ def _communities(assignment: GridAssignment, g: UnitGraph, umap: gpd.GeoDataFram
 
 
 def _wander_pass(assignment: GridAssignment, g: UnitGraph, umap: gpd.GeoDataFrame,
-                 ctol: np.ndarray, rng: np.random.Generator, notes: list[str]) -> None:
+                 ctol: np.ndarray, rng: np.random.Generator, notes: list[str]) -> bool:
     """Walks of recombinations (:func:`~gridmap.partition.recombine.wander`) in
-    every community with ordinary grids out of the band; labels change in place."""
+    every community with ordinary grids out of the band; labels change in place.
+    Returns whether any changed."""
     from .partition.recombine import wander
 
     bad = set(_out_of_band(assignment, g, ctol))
+    if not bad:
+        return False
     weight = np.bincount(assignment.labels, weights=g.weight,
                          minlength=assignment.n_grids)
+    changed = False
     for c, ordinary, cn, sub in _communities(assignment, g, umap):
         if not bad & set(ordinary.tolist()):
             continue
@@ -1106,6 +1114,7 @@ def _wander_pass(assignment: GridAssignment, g: UnitGraph, umap: gpd.GeoDataFram
         lab = wander(sub, before, grids=ordinary, mean=mean, tolerance=float(ctol[c]),
                      rng=rng)
         if (lab != before).any():
+            changed = True
             # the walk's sideways steps cut pairs of grids anew: straighten their
             # edges onto the streets again, without leaving the band
             lab = refine(sub, lab, grids=ordinary, mean=mean, tolerance=float(ctol[c]),
@@ -1116,6 +1125,7 @@ def _wander_pass(assignment: GridAssignment, g: UnitGraph, umap: gpd.GeoDataFram
         notes.append(f"{len(bad) - now} grid(s) out of the band brought into it by walks "
                      "of recombinations (a neighbouring pair re-split at a time, the "
                      "shortfall or excess passed on to grids with room).")
+    return changed
 
 
 def _exact_pass(assignment: GridAssignment, g: UnitGraph, umap: gpd.GeoDataFrame,
