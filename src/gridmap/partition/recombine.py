@@ -206,8 +206,10 @@ def wander(
             if same or total + d_total > start_key[1] + 1e-12:
                 idle[a] = idle.get(a, 0) + 1
                 continue
-            idle.clear()
             lab[p], lab[q] = a, b
+            # the grids that touch the pair may have new ways to re-split
+            for x in {a, b} | g.adjacent_labels(lab, nodes):
+                idle.pop(x, None)
             w[a], w[b] = wp, wq
             n_out, total = n_out + d_out, total + d_total
             if (n_out, total) < (best_key[0], best_key[1] - 1e-12):
