@@ -720,10 +720,13 @@ def delineate(
                 # the sectors of an empty block split before keep their grids (they are
                 # made once: the cache keeps them)
                 new_ub = umap["block"].to_numpy()
-                for b in np.flatnonzero(split & ~more & (nbld == 0)).tolist():
-                    was, now = np.flatnonzero(ub == b), np.flatnonzero(new_ub == b)
-                    if len(was) == len(now):
-                        newlab[now] = ulab[was]
+                kept = split & ~more & (nbld == 0)
+                was = np.flatnonzero(kept[ub])
+                now = np.flatnonzero(kept[new_ub])
+                was, now = was[np.argsort(ub[was], kind="stable")], \
+                    now[np.argsort(new_ub[now], kind="stable")]
+                if np.array_equal(ub[was], new_ub[now]):  # the same sectors, in order
+                    newlab[now] = ulab[was]
                 # a cell holding no building (rare) joins the grid of its block's first cell
                 if (newlab < 0).any():
                     for u in np.flatnonzero(newlab < 0).tolist():

@@ -871,18 +871,17 @@ def build_units(
             pieces[pos] = sectors(unit_geom[pos], geoms_now[near[near != pos]])
             if cache is not None:
                 cache[key] = pieces[pos]
-        shift = np.zeros(len(unit_geom) + 1, dtype=np.int64)
-        for pos, ps in pieces.items():
-            shift[pos + 1:] += len(ps) - 1
+        # every unit moves down by the sectors put in before it
+        size = np.ones(len(unit_geom), dtype=np.int64)
+        size[list(pieces)] = [len(ps) for ps in pieces.values()]
+        start = np.concatenate([[0], np.cumsum(size)[:-1]])
         building_unit = np.where(building_unit >= 0,
-                                 building_unit + shift[np.maximum(building_unit, 0)], -1)
-        geom_new: list = []
-        block_new: list[int] = []
-        for pos, (geom, b) in enumerate(zip(unit_geom, unit_block, strict=True)):
-            ps = pieces.get(pos, [geom])
-            geom_new.extend(ps)
-            block_new.extend([b] * len(ps))
-        unit_geom, unit_block = geom_new, block_new
+                                 start[np.maximum(building_unit, 0)], -1)
+        geom_new = np.repeat(np.asarray(unit_geom, dtype=object), size)
+        for pos, ps in pieces.items():
+            geom_new[start[pos]:start[pos] + len(ps)] = ps
+        unit_geom = list(geom_new)
+        unit_block = np.repeat(np.asarray(unit_block, dtype=np.int64), size).tolist()
     unit_block_arr = np.asarray(unit_block, dtype=np.int64)
     # snap every unit to a millimetre grid: hair-thin slivers that the tessellation
     # leaves along a street collapse, and shared edges get shared vertices

@@ -139,13 +139,12 @@ def wander(
     The units of a grid are only ever re-split with a neighbour's, so every
     grid stays in one piece.
     """
-    active = sorted({int(x) for x in grids} - set(locked))
+    active_set = {int(x) for x in grids} - set(locked)
+    active = sorted(active_set)
     best = labels.copy()
     if len(active) < 2:
         return best
     tol = tolerance + 1e-9
-    is_active = np.zeros(int(max(active)) + 1, dtype=bool)
-    is_active[active] = True
 
     def excess(x: float) -> float:
         return max(float(_dev(x, mean)) - tol, 0.0)
@@ -155,7 +154,7 @@ def wander(
 
     def grid_weights(lab: np.ndarray) -> dict[int, float]:
         wts = np.bincount(lab[lab >= 0], weights=g.weight[lab >= 0],
-                          minlength=len(is_active))
+                          minlength=active[-1] + 1)
         return {gid: float(wts[gid]) for gid in active}
 
     if steps is None:
@@ -181,8 +180,7 @@ def wander(
                 break
             a = bad[int(rng.integers(len(bad)))]
             mine = np.flatnonzero(lab == a)
-            nb = sorted(x for x in g.adjacent_labels(lab, mine)
-                        if x != a and x < len(is_active) and is_active[x])
+            nb = sorted((g.adjacent_labels(lab, mine) & active_set) - {a})
             if not nb:
                 continue
             b = nb[int(rng.integers(len(nb)))]
@@ -196,13 +194,15 @@ def wander(
                 continue
             # the piece with more of ``a``'s units keeps its id
             p, q = pieces
-            if np.isin(p, mine).sum() < np.isin(q, mine).sum():
+            p_mine = int(np.isin(p, mine).sum())
+            if p_mine < len(mine) - p_mine:
                 p, q = q, p
+                p_mine = len(mine) - p_mine
             wp, wq = float(g.weight[p].sum()), float(g.weight[q].sum())
             d_out = (excess(wp) > 0) + (excess(wq) > 0) - (excess(w[a]) > 0) \
                 - (excess(w[b]) > 0)
             d_total = excess(wp) + excess(wq) - excess(w[a]) - excess(w[b])
-            same = len(p) == len(mine) and bool(np.isin(p, mine).all())
+            same = len(p) == len(mine) == p_mine
             if same or total + d_total > start_key[1] + 1e-12:
                 idle[a] = idle.get(a, 0) + 1
                 continue
