@@ -260,6 +260,71 @@ def test_reconnect_gives_a_grids_cut_off_piece_to_the_grid_it_touches():
     assert _reconnect(g, a.labels, a).tolist() == [0, 0, 1, 0, 2]
 
 
+def _row_in_a_deep_block():
+    # one block 200 m x 120 m (streets all round), four buildings in a row across
+    # its middle: 92, 93, 8 and 7 households.  Their cells span the block's depth,
+    # so a grid of cells is a run along the row, and no run of 92 93 8 7 splits
+    # into two of 95-105 (92 | 108, 185 | 15, ...)
+    households = [92, 93, 8, 7]
+    b = gpd.GeoDataFrame(
+        {"id": [f"b{k}" for k in range(4)], "households": households},
+        geometry=[shapely.box(x0, 55, x0 + 46, 65) for x0 in (2, 52, 102, 152)], crs=CRS)
+    ring = [(0, 0), (200, 0), (200, 120), (0, 120), (0, 0)]
+    s = gpd.GeoDataFrame({"highway": ["residential"] * 4},
+                         geometry=[shapely.LineString(ring[k:k + 2]) for k in range(4)],
+                         crs=CRS)
+    return b, s
+
+
+def test_a_grid_walled_in_by_cells_passes_along_the_open_land(monkeypatch):
+    b, s = _row_in_a_deep_block()
+    plan = gridmap.delineate(b, s, target=100, tolerance=0.05, seed=0)
+    g = _check_invariants(plan, b, tolerance=0.05)
+    # the land beyond 10 m of the row is opened: one grid takes the first and
+    # last buildings round one side, the other the middle two
+    assert sorted(g["households"].tolist()) == [99, 101]
+    grid = plan.buildings.set_index("id")["grid_id"]
+    assert grid["b0"] == grid["b3"] != grid["b1"] == grid["b2"]
+    assert g["within_tolerance"].all()
+    assert any("opened" in n for n in plan.metrics["notes"])
+    units = plan.units
+    assert len(units) == 12 and (units["households"] == 0).sum() == 8
+    again = gridmap.delineate(b, s, target=100, tolerance=0.05, seed=0)
+    assert again.buildings["grid_id"].tolist() == plan.buildings["grid_id"].tolist()
+    # without the open land (cells only) the same plan leaves both grids out
+    import gridmap.units as gu
+
+    monkeypatch.setattr(gu, "open_land", lambda block, cells, *a, **k: (
+        np.asarray(cells, dtype=object), np.array([], dtype=object)))
+    shut = gridmap.delineate(b, s, target=100, tolerance=0.05, seed=0)
+    assert sorted(shut.grids["households"].tolist()) == [92, 108]
+    assert not any("opened" in n for n in shut.metrics["notes"])
+
+
+def test_shed_moves_an_oversize_grids_light_units_to_the_grid_they_touch():
+    from gridmap.delineation import _laden, _shed
+    from gridmap.partition import GridAssignment, UnitGraph
+
+    # a path 0-1-2-3: an oversize grid of 500 holds two light units (10 and 5)
+    # beside it; grid 1 (unit 3) touches only the end one
+    g = UnitGraph.from_edges(4, np.array([500.0, 10, 5, 100]), np.zeros((4, 2)),
+                             np.arange(3), np.arange(1, 4), np.ones(3))
+    a = GridAssignment(np.array([0, 0, 0, 1]))
+    a.new_grid(0, "oversize")
+    a.new_grid(0)
+    units = np.arange(4)  # a building in every unit
+    assert _laden(a, units) == [0]
+    # the end unit goes first (the other would cut it off), then the other
+    assert _shed(a, g, units) == 2
+    assert a.labels.tolist() == [0, 1, 1, 1]
+    assert _laden(a, units) == []
+    # a unit that touches no ordinary grid stays
+    a = GridAssignment(np.array([0, 0, 1, 1]))
+    a.new_grid(0, "oversize")
+    a.new_grid(0, "oversize")
+    assert _shed(a, g, units) == 0 and _laden(a, units) == [0, 1]
+
+
 def _plan_key(plan):
     g = plan.grids
     ordinary = g[g["flag"].fillna("") == ""]

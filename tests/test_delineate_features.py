@@ -160,14 +160,17 @@ def test_bundled_real_data_invariants(bundled_plan):
     bad = plan.grids[~plan.grids["within_tolerance"]]
     assert (bad["reason"] != "").all()
     assert len(m["violations"]) == len(bad)
-    # the Bund's few grids out of the band: every one went through the exact
-    # re-cut, which proves some of them out for every plan of it and its neighbours
-    assert 0 < len(bad) <= 2
-    # the walks of recombinations carried one grid's shortfall to grids with room
+    # every grid of the Bund in the band, but the oversize ones (single buildings):
+    # the walks of recombinations carried one grid's shortfall to grids with room,
+    # and the last grid out, walled in by the cells of two heavy buildings (no plan
+    # of those units had it in the band), passed them along the opened land
+    assert len(bad) == 0
+    ordinary = plan.grids[plan.grids["flag"].fillna("") == ""]
+    assert ordinary["deviation"].abs().max() <= 0.1 + 1e-9
+    over = plan.grids[plan.grids["flag"] == "oversize"]
+    assert over["single_unit"].all()
     assert any("walks of recombinations" in n for n in m["notes"])
-    assert bad["reason"].str.contains("exact check: ").all()
-    assert not bad["reason"].str.contains("exact check: not run").any()
-    assert bad["reason"].str.contains("exact check: no plan of this grid").any()
+    assert any("opened" in n and "0 grid(s) out after" in n for n in m["notes"])
 
 
 @pytest.mark.slow

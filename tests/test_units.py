@@ -17,6 +17,7 @@ from gridmap.units import (
     block_table,
     build_units,
     make_blocks,
+    open_land,
     sectors,
     street_blocks,
     study_area,
@@ -559,18 +560,20 @@ def test_tessellate_u_shaped_block_gives_cut_off_pieces_to_a_neighbour():
     assert shapely.contains(east, shapely.Point(15, 5))  # nearer the east building
 
 
-def test_tessellate_building_mostly_outside_the_block_shares_the_nearest_cell():
-    # the third building's own anchor point lies outside the block: it gets no
-    # cell of its own and joins the cell nearest to it
+def test_tessellate_building_mostly_outside_the_block_gets_a_cell_of_its_own():
+    # the third building's own representative point lies outside the block; its
+    # part inside still gets a cell of its own (it used to join the nearest
+    # cell, and in Monaco a stadium's part then went to another cell than it)
     blds = _boxes(
         (10.3, 10.2, 30.7, 30.1),
         (60.4, 60.2, 80.1, 80.9),
         (91.37, 20.23, 131.71, 28.93),
     )
+    assert not SQUARE.contains(shapely.point_on_surface(blds[2]))
     cell_of, cells = tessellate(SQUARE, blds, np.arange(3))
-    assert cell_of.tolist() == [0, 1, 1]
-    assert len(cells) == 2
-    assert shapely.get_type_id(cells).tolist() == [3, 3]
+    assert cell_of.tolist() == [0, 1, 2]
+    assert len(cells) == 3
+    assert shapely.get_type_id(cells).tolist() == [3, 3, 3]
     _assert_tiles(cells, SQUARE)
     inside = shapely.area(shapely.intersection(blds, cells[cell_of]))
     np.testing.assert_allclose(
@@ -798,3 +801,61 @@ def test_build_units_splits_an_empty_block_into_sectors():
     again, _ = build_units(blocks, blds, np.array([True, True, True]), cache=cache)
     got = again.geometry.values[again["block"].to_numpy() == 1]
     assert all(shapely.equals(a, b) for a, b in zip(got, units.geometry.values[1:3]))
+
+
+def _row_block():
+    # a block 200 m x 120 m, four buildings in a row across its middle, each
+    # within 2 m of the next (or of the block's edge): the land north and south
+    # of the row is farther than 10 m from every building
+    block = shapely.box(0, 0, 200, 120)
+    houses = np.array([shapely.box(x0, 55, x0 + 46, 65) for x0 in (2, 52, 102, 152)])
+    return block, houses
+
+
+def test_open_land_cuts_cells_to_plots_and_the_land_beyond_into_sectors():
+    block, houses = _row_block()
+    cell_of, cells = tessellate(block, houses, np.arange(4))
+    plots, land = open_land(block, cells, houses, cell_of)
+    assert len(plots) == 4
+    # each plot holds its building and reaches 10 m beyond it (the row's ends:
+    # to the block's edge), no farther
+    for k in range(4):
+        assert plots[k].contains(houses[k])
+        assert plots[k].bounds[1] == pytest.approx(45.0, abs=0.01)
+        assert plots[k].bounds[3] == pytest.approx(75.0, abs=0.01)
+    # the strips north and south are cut into one sector per plot each side
+    assert len(land) == 8
+    assert not shapely.intersects(land, shapely.union_all(houses)).any()
+    north = sorted(round(p.centroid.x) for p in land if p.centroid.y > 60)
+    assert len(north) == 4 and north[0] < 50 < north[1] < 100 < north[2] < 150 < north[3]
+    for sec in land:  # every sector faces a plot along an edge
+        assert max(shapely.length(shapely.intersection(sec.boundary, plots))) > 10
+    # together they tile the block
+    pieces = np.concatenate([plots, land])
+    assert abs(shapely.area(pieces).sum() - block.area) < 1e-6
+    assert abs(shapely.union_all(pieces).area - block.area) < 1e-6
+
+
+def test_open_land_leaves_a_block_without_far_land_as_it_was():
+    block = shapely.box(0, 0, 60, 30)
+    houses = np.array([shapely.box(5, 5, 25, 25), shapely.box(35, 5, 55, 25)])
+    cell_of, cells = tessellate(block, houses, np.arange(2))
+    plots, land = open_land(block, cells, houses, cell_of)
+    assert len(land) == 0
+    assert all(p.equals(c) for p, c in zip(plots, cells, strict=True))
+
+
+def test_build_units_opens_only_the_blocks_it_is_told_to():
+    block, houses = _row_block()
+    blocks = Blocks(np.array([block, shapely.box(200, 0, 400, 120)], dtype=object),
+                    np.zeros(4, dtype=np.int64), np.zeros(2, dtype=np.int64),
+                    np.full(4, -1, dtype=np.int64))
+    split = np.array([True, False])
+    units, bu = build_units(blocks, houses, split)
+    assert len(units) == 5 and bu.tolist() == [0, 1, 2, 3]
+    units, bu = build_units(blocks, houses, split, opened=np.array([True, False]))
+    # four plots (the buildings keep their units), eight sectors, the other block
+    assert len(units) == 13 and bu.tolist() == [0, 1, 2, 3]
+    assert units["block"].tolist() == [0] * 12 + [1]
+    assert abs(units.area.sum() - 2 * block.area) < 1e-3
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import warnings
@@ -681,36 +682,23 @@ def delineate(
                                          fixed_kind=carve_kind, islands=islands,
                                          community_names=community_ids,
                                          progress=timer.progress, scheduler=scheduler)
-            # where balance is out of reach with whole blocks, split the blocks of the
-            # offending grids and their neighbours between buildings and move again
-            for _round in range(3):
-                bad = _out_of_band(assignment, g, ctol)
-                if not bad:
-                    break
+            opened = np.zeros(len(blocks.geometry), dtype=bool)
+
+            def regrid(assignment, split, more, opened, umap, building_unit, g, *,
+                       whole_plans=True):
+                """The units made again (blocks in ``split`` cut, those in ``opened``
+                opened), every unit in the grid it was in, then the moves (with
+                ``whole_plans``, :func:`repair`'s recombinations and new plans
+                too)."""
                 ulab = assignment.labels
                 ub = umap["block"].to_numpy()
-                # the edges at a grid out of the band, and the grids they reach
-                touch = np.isin(ulab[g.i], bad) | np.isin(ulab[g.j], bad)
-                beside = np.concatenate([g.i[touch], g.j[touch]])
-                near = np.union1d(bad, ulab[beside])
-                more = np.zeros(len(blocks.geometry), dtype=bool)
-                more[ub[np.isin(ulab, near)]] = True
-                more &= ~split & (nbld > 1) & (bspecial < 0)
-                # a block with no building next to a grid out of the band (a square, a
-                # park between ring roads) is split between the units around it: whole,
-                # it goes to one grid, and a building cut off behind it can join no other
-                hubs = np.zeros(len(blocks.geometry), dtype=bool)
-                hubs[ub[beside]] = True
-                more |= hubs & ~split & (nbld == 0) & (bspecial < 0)
-                if not more.any():
-                    break
-                split = split | more
                 block_grid = np.full(len(blocks.geometry), -1, dtype=np.int64)
                 # unsplit blocks are whole units: their grid carries over to their cells
                 whole = ~umap["split"].to_numpy()
                 block_grid[ub[whole]] = ulab[whole]
                 old_building_grid = ulab[building_unit]
-                umap, building_unit = build_units(blocks, bgeoms, split, cache=cache)
+                umap, building_unit = build_units(blocks, bgeoms, split, cache=cache,
+                                                  opened=opened)
                 adj, g = graph_of(umap, building_unit)
                 newlab = block_grid[umap["block"].to_numpy()]
                 # cells of blocks split before keep the grid of their buildings
@@ -727,31 +715,106 @@ def delineate(
                     now[np.argsort(new_ub[now], kind="stable")]
                 if np.array_equal(ub[was], new_ub[now]):  # the same sectors, in order
                     newlab[now] = ulab[was]
-                # a cell holding no building (rare) joins the grid of its block's first cell
-                if (newlab < 0).any():
-                    for u in np.flatnonzero(newlab < 0).tolist():
-                        nb = [int(newlab[x]) for x in g.neighbours(u) if newlab[x] >= 0]
-                        newlab[u] = nb[0] if nb else 0
+                # a unit holding no building (open land, rarely a cell) joins the
+                # grid it shares most edge with
+                _fill_from_neighbours(adj, newlab, np.flatnonzero(
+                    [bool(f) for f in assignment.flag]))
                 assignment.labels = _reconnect(g, newlab, assignment)
                 for c, ordinary, cn, sub in _communities(assignment, g, umap):
                     mean = assignment.mean[c]
                     labels_c = refine(sub, assignment.labels[cn], grids=ordinary, mean=mean,
                                       tolerance=float(ctol[c]))
-                    assignment.labels[cn] = repair(sub, labels_c, grids=ordinary, mean=mean,
-                                                   tolerance=float(ctol[c]),
-                                                   rng=np.random.default_rng(seed_k))
-            if exact:
-                # what the moves could not balance, an exact re-cut of the grids
-                # around it may: kept only where every grid of the region ends in
-                # the band
-                _exact_pass(assignment, g, umap, ctol, notes)
-            # what is still out may be short (or over) only where it is: walks of
-            # recombinations carry the shortfall to grids with room (never to a
-            # plan with more grids out), and the exact check looks again at what
-            # they leave
-            if _wander_pass(assignment, g, umap, ctol, np.random.default_rng(seed_k),
-                            notes) and exact:
-                _exact_pass(assignment, g, umap, ctol, notes)
+                    if whole_plans:
+                        labels_c = repair(sub, labels_c, grids=ordinary, mean=mean,
+                                          tolerance=float(ctol[c]),
+                                          rng=np.random.default_rng(seed_k))
+                    assignment.labels[cn] = labels_c
+                return umap, building_unit, adj, g
+
+            def near_bad(bad, umap, g):
+                """The units' blocks of the grids out of the band and of the grids
+                touching them, and the blocks of the units along their edges."""
+                ulab = assignment.labels
+                ub = umap["block"].to_numpy()
+                touch = np.isin(ulab[g.i], bad) | np.isin(ulab[g.j], bad)
+                beside = np.concatenate([g.i[touch], g.j[touch]])
+                near = np.union1d(bad, ulab[beside])
+                inner = np.zeros(len(blocks.geometry), dtype=bool)
+                inner[ub[np.isin(ulab, near)]] = True
+                edge = np.zeros(len(blocks.geometry), dtype=bool)
+                edge[ub[beside]] = True
+                return inner, edge
+
+            def settle():
+                if exact:
+                    # what the moves could not balance, an exact re-cut of the grids
+                    # around it may: kept only where every grid of the region ends in
+                    # the band
+                    _exact_pass(assignment, g, umap, ctol, notes)
+                # what is still out may be short (or over) only where it is: walks of
+                # recombinations carry the shortfall to grids with room (never to a
+                # plan with more grids out), and the exact check looks again at what
+                # they leave
+                if _wander_pass(assignment, g, umap, ctol, np.random.default_rng(seed_k),
+                                notes) and exact:
+                    _exact_pass(assignment, g, umap, ctol, notes)
+
+            # where balance is out of reach with whole blocks, split the blocks of the
+            # offending grids and their neighbours between buildings and move again
+            for _round in range(3):
+                bad = _out_of_band(assignment, g, ctol)
+                if not bad:
+                    break
+                inner, hubs = near_bad(bad, umap, g)
+                more = inner & ~split & (nbld > 1) & (bspecial < 0)
+                # a block with no building next to a grid out of the band (a square, a
+                # park between ring roads) is split between the units around it: whole,
+                # it goes to one grid, and a building cut off behind it can join no other
+                more |= hubs & ~split & (nbld == 0) & (bspecial < 0)
+                if not more.any():
+                    break
+                split = split | more
+                umap, building_unit, adj, g = regrid(assignment, split, more, opened,
+                                                     umap, building_unit, g)
+            settle()
+            # a grid still out may be walled in: its buildings' cells reach to the
+            # middle of the land round them, and a heavy building's cell bars the
+            # way to the light ones behind it.  The split blocks round it are opened
+            # (each cell cut to its buildings' plot, the land between cut into
+            # sectors) so that a grid can pass a building along the land beside it
+            # An oversize grid that also holds a light building (one cut off
+            # between heavy ones) is out too: the exception is for one unit alone
+            def key_now():
+                n_out, worst = _plan_key(assignment, g, ctol)
+                return n_out + len(_laden(assignment, building_unit)), worst
+
+            bad = _out_of_band(assignment, g, ctol) + _laden(assignment, building_unit)
+            if bad:
+                inner, _ = near_bad(bad, umap, g)
+                more_open = inner & split & (nbld > 1) & ~opened
+                if more_open.any():
+                    before = (copy.deepcopy(assignment), umap, building_unit, adj, g,
+                              len(notes), key_now())
+                    opened = opened | more_open
+                    umap, building_unit, adj, g = regrid(
+                        assignment, split, np.zeros_like(split), opened, umap,
+                        building_unit, g, whole_plans=False)
+                    if _shed(assignment, g, building_unit):
+                        for c, ordinary, cn, sub in _communities(assignment, g, umap):
+                            assignment.labels[cn] = refine(
+                                sub, assignment.labels[cn], grids=ordinary,
+                                mean=assignment.mean[c], tolerance=float(ctol[c]))
+                    settle()
+                    after = key_now()
+                    if after < before[-1]:
+                        notes.append(
+                            f"{int(more_open.sum())} split block(s) round the {len(bad)} "
+                            "grid(s) still out of the band opened (the land farther than "
+                            "10 m from every building cut into sectors a grid can pass "
+                            f"along): {after[0]} grid(s) out after.")
+                    else:  # no better: the units stay as they were
+                        assignment, umap, building_unit, adj, g, n_notes, _ = before
+                        del notes[n_notes:]
             return assignment, split, umap, building_unit, adj, g
 
         # the plans of seeds seed, seed + 1, ...: the one with the fewest grids out
@@ -1157,6 +1220,29 @@ def _exact_pass(assignment: GridAssignment, g: UnitGraph, umap: gpd.GeoDataFrame
                      "(every grid of each within the band).")
 
 
+def _fill_from_neighbours(adj: Any, labels: np.ndarray, avoid: np.ndarray) -> None:
+    """Every unit without a grid (``-1``) takes the grid of the neighbour it
+    shares most edge with, in place; units reached only through other such units
+    take theirs once those have one.  A grid in ``avoid`` (a flagged grid: one
+    building heavier than a grid) is taken only where no other can be."""
+    i, j, length = adj.i, adj.j, adj.length
+    while (labels < 0).any():
+        li, lj = labels[i], labels[j]
+        # (unit without a grid, labelled neighbour's grid, shared length)
+        a = np.concatenate([i[(li < 0) & (lj >= 0)], j[(lj < 0) & (li >= 0)]])
+        to = np.concatenate([lj[(li < 0) & (lj >= 0)], li[(lj < 0) & (li >= 0)]])
+        ln = np.concatenate([length[(li < 0) & (lj >= 0)], length[(lj < 0) & (li >= 0)]])
+        if not len(a):
+            labels[labels < 0] = 0  # touching nothing with a grid: none should be
+            return
+        bad = np.isin(to, avoid)
+        if not bad.all():
+            a, to, ln = a[~bad], to[~bad], ln[~bad]
+        order = np.lexsort((to, -ln, a))
+        first = order[np.r_[True, a[order][1:] != a[order][:-1]]]
+        labels[a[first]] = to[first]
+
+
 def _reconnect(g: UnitGraph, labels: np.ndarray, assignment: GridAssignment) -> np.ndarray:
     """Every grid in one piece again after its units were remade.
 
@@ -1214,6 +1300,51 @@ def _plan_key(assignment: GridAssignment, g: UnitGraph, tolerance: Any) -> tuple
 def _out_of_band(assignment: GridAssignment, g: UnitGraph, tolerance: Any) -> list[int]:
     gids, dev, tol = _deviations(assignment, g, tolerance)
     return gids[dev > tol + 1e-9].tolist()
+
+
+def _laden(assignment: GridAssignment, building_unit: np.ndarray) -> list[int]:
+    """Oversize grids holding buildings of more than one unit: the balance rule's
+    exception is for one indivisible unit alone, so these count as out."""
+    holds = np.zeros(len(assignment.labels), dtype=bool)
+    holds[building_unit[building_unit >= 0]] = True
+    n = np.bincount(assignment.labels[holds], minlength=assignment.n_grids)
+    return [gid for gid in range(assignment.n_grids)
+            if assignment.flag[gid] == "oversize" and n[gid] > 1]
+
+
+def _shed(assignment: GridAssignment, g: UnitGraph, building_unit: np.ndarray) -> int:
+    """Units an oversize grid holds beside its heaviest (a light building it was
+    left with, nothing else touching it) go to the lightest ordinary grid of the
+    community they touch, where the oversize grid stays in one piece without
+    them; in place.  Returns how many moved."""
+    from .partition.refine import connected_without
+
+    lab = assignment.labels
+    w = np.bincount(lab, weights=g.weight, minlength=assignment.n_grids)
+    moved = 0
+    for gid in _laden(assignment, building_unit):
+        c = assignment.community[gid]
+        members = np.flatnonzero(lab == gid)
+        heaviest = int(members[np.argmax(g.weight[members])])
+        changed = True
+        while changed:
+            changed = False
+            for u in np.flatnonzero(lab == gid).tolist():
+                if u == heaviest:
+                    continue
+                s, e = g.indptr[u], g.indptr[u + 1]
+                nb = g.nbr[s:e][~g.barrier[g.eid[s:e]]]
+                to = {int(x) for x in lab[nb]
+                      if not assignment.flag[x] and assignment.community[x] == c}
+                if not to or not connected_without(g, lab, u):
+                    continue
+                dst = min(to, key=lambda x: (w[x], x))
+                lab[u] = dst
+                w[dst] += g.weight[u]
+                w[gid] -= g.weight[u]
+                moved += 1
+                changed = True
+    return moved
 
 
 def _assemble(**kw: Any) -> GridPlan:

@@ -639,7 +639,10 @@ def tessellate(
     parts, owner = shapely.get_parts(cells, return_index=True)
     parts_ok = shapely.get_type_id(parts) == 3  # polygons only
     parts, owner = parts[parts_ok], owner[parts_ok]
-    anchor = shapely.point_on_surface(buildings)
+    # a point of each building inside the block: a building across the block's
+    # edge (over a street) may have its own point outside
+    inside = ~shapely.is_empty(geoms) & (shapely.area(geoms) > 0)
+    anchor = np.where(inside, shapely.point_on_surface(geoms), shapely.point_on_surface(buildings))
     hit_b, hit_p = shapely.STRtree(parts).query(anchor, predicate="within")
     keep_part = np.full(len(labels), -1, dtype=np.int64)
     good = owner[hit_p] == inverse[hit_b]
@@ -667,6 +670,112 @@ def tessellate(
     remap[keys] = np.arange(len(keys))
     cell_of = remap[cell_of_group[inverse]]
     return cell_of, np.array([final[k] for k in keys], dtype=object)
+
+
+def open_land(
+    block: shapely.Geometry,
+    cells: np.ndarray,
+    buildings: np.ndarray,
+    cell_of: np.ndarray,
+    *,
+    reach: float = 10.0,
+    min_area: float = 400.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut a split block's cells into plots and the open land between them.
+
+    A building's cell reaches to the middle of the land between it and its
+    neighbours; a large cell round a heavy building walls off the buildings
+    behind it, since a grid can reach them only by taking the heavy one.  Here
+    each cell keeps only its plot, the land within ``reach`` metres of its
+    buildings, and the open land farther from every building (pieces of at
+    least ``min_area`` m²) is cut into :func:`sectors`, one per plot it faces:
+    a grid can then pass a building along the land beside it.  A piece of a
+    cell cut off from its buildings by the open land joins the open land.
+
+    Returns ``(plots, open_sectors)``: the plots, one per cell and in the
+    cells' order (so ``cell_of`` still holds), and the sectors, which hold no
+    building.  Where there is no such open land, or the pieces would not tile
+    the block cleanly, the cells come back as they were with no sector.
+
+    Examples
+    --------
+    Two small buildings at the ends of a long block: the land between them
+    opens.
+
+    >>> import shapely
+    >>> block = shapely.box(0, 0, 200, 40)
+    >>> houses = np.array([shapely.box(5, 15, 15, 25), shapely.box(185, 15, 195, 25)])
+    >>> cell_of, cells = tessellate(block, houses, np.arange(2))
+    >>> plots, between = open_land(block, cells, houses, cell_of)
+    >>> [round(p.area) for p in plots], len(between)
+    ([701, 701], 2)
+    >>> round(sum(p.area for p in [*plots, *between]))  # still the whole block
+    8000
+    """
+    none = np.array([], dtype=object)
+    cells = np.asarray(cells, dtype=object)
+    if len(cells) < 2:
+        return cells, none
+    cell_of = np.asarray(cell_of)
+    mine = _union_per_group(shapely.buffer(buildings, reach), cell_of, len(cells))
+    near = shapely.intersection(cells, mine)
+    anchor = shapely.point_on_surface(buildings)
+    # a cell whose buildings the open land would part stays whole (a compound
+    # with a lawn in the middle)
+    whole = np.zeros(len(cells), dtype=bool)
+    for _ in range(3):
+        far = shapely.difference(block, shapely.union_all(np.where(whole, cells, near)))
+        pieces = _areas_of(far, min_area=min_area)
+        if not len(pieces):
+            return cells, none
+        plots = shapely.make_valid(shapely.difference(cells, shapely.union_all(pieces)))
+        # each plot keeps the part that holds its buildings; the rest is open land
+        extra: list = []
+        parted = np.zeros(len(cells), dtype=bool)
+        for k in range(len(plots)):
+            parts = _areas_of(plots[k], min_area=1e-6)  # not the overlay's dust
+            if not len(parts):
+                parted[k] = True
+                continue
+            if len(parts) == 1:
+                plots[k] = parts[0]
+                continue
+            own = anchor[cell_of == k]
+            holds = np.array([bool(shapely.intersects(p, own).any()) for p in parts])
+            if holds.sum() != 1:
+                parted[k] = True
+                continue
+            plots[k] = parts[int(np.flatnonzero(holds)[0])]
+            extra.extend(parts[~holds])
+        if not parted.any():
+            break
+        whole |= parted
+    else:
+        return cells, none
+    land = _areas_of(shapely.union_all(np.concatenate([pieces, np.asarray(extra, dtype=object)])))
+    # a sector in several pieces (an orphan that met it at a corner) is a unit per piece
+    out = [_areas_of(sec) for piece in land for sec in sectors(piece, plots)]
+    secs = np.concatenate(out) if out else none
+    # a scrap of a sector (under a quarter of ``min_area``) joins the piece it
+    # shares most edge with: a unit of no use to any grid
+    small = shapely.area(secs) < min_area / 4
+    if small.any():
+        final = dict(enumerate(np.concatenate([plots, secs[~small]])))
+        _hand_out(final, list(secs[small]))
+        n_plots = len(plots)
+        plots = np.array([final[k] for k in range(n_plots)], dtype=object)
+        secs_l = [_areas_of(final[k]) for k in range(n_plots, len(final))]
+        # a scrap that met a plot at a corner too: the plot keeps its main part
+        for k in np.flatnonzero(shapely.get_type_id(plots) != 3).tolist():
+            parts = _areas_of(plots[k])
+            main = int(np.argmax(shapely.area(parts)))
+            plots[k] = parts[main]
+            secs_l.append(np.delete(parts, main))
+        secs = np.concatenate(secs_l) if secs_l else none
+    allp = np.concatenate([plots, secs])
+    if not (shapely.get_type_id(allp) == 3).all() or not _is_clean(allp, block):
+        return cells, none
+    return plots, secs
 
 
 def _take_nearest(xy: np.ndarray, label: np.ndarray, miss: np.ndarray) -> None:
@@ -796,7 +905,7 @@ def sectors(block: shapely.Geometry, around: np.ndarray, *,
     # units around, stays exactly as it was)
     try:
         straight = shapely.coverage_simplify(out, 0.5, simplify_boundary=False)
-    except shapely.errors.GEOSException:
+    except (shapely.errors.GEOSException, TypeError):  # TypeError: a piece not a polygon
         return out
     straight = _polygonal(straight)
     if (shapely.get_type_id(straight) == 3).all() and _is_clean(straight, block):
@@ -810,12 +919,15 @@ def build_units(
     split: np.ndarray,
     *,
     cache: dict | None = None,
+    opened: np.ndarray | None = None,
     progress: bool = False,
 ) -> tuple[gpd.GeoDataFrame, np.ndarray]:
     """Units of the partition: whole blocks, and cells of the blocks in ``split``.
 
     A split block with buildings is cut between them (:func:`tessellate`); one
-    with none is cut into :func:`sectors`, one per unit around it.  ``cache``
+    with none is cut into :func:`sectors`, one per unit around it.  A split
+    block also in ``opened`` has its cells cut further into plots and the open
+    land between them (:func:`open_land`).  ``cache``
     keeps each block's cells between calls, so that splitting more blocks does
     not tessellate again the blocks split before (and an empty block keeps the
     sectors it got first).  ``progress`` draws a bar of the blocks on stderr.
@@ -851,6 +963,15 @@ def build_units(
             cell_of, cells = tessellate(blocks.geometry[b], buildings[members], groups)
             if cache is not None:
                 cache[b] = (cell_of, cells)
+        if opened is not None and opened[b]:
+            key = ("open", b)
+            if cache is not None and key in cache:
+                cells, land = cache[key]
+            else:
+                cells, land = open_land(blocks.geometry[b], cells, buildings[members], cell_of)
+                if cache is not None:
+                    cache[key] = (cells, land)
+            cells = np.concatenate([cells, land])
         building_unit[members] = len(unit_geom) + cell_of
         unit_geom.extend(cells)
         unit_block.extend([b] * len(cells))
