@@ -745,19 +745,26 @@ def delineate(
                 edge[ub[beside]] = True
                 return inner, edge
 
-            def settle():
+            def settle(node_budget=300, walks_first=False):
+                """The exact check, then walks and the exact check again on what
+                they change; with ``walks_first``, walks before it all (done if
+                they leave no grid out)."""
+                if walks_first and _wander_pass(
+                        assignment, g, umap, ctol, np.random.default_rng(seed_k),
+                        notes) and not _out_of_band(assignment, g, ctol):
+                    return
                 if exact:
                     # what the moves could not balance, an exact re-cut of the grids
                     # around it may: kept only where every grid of the region ends in
                     # the band
-                    _exact_pass(assignment, g, umap, ctol, notes)
+                    _exact_pass(assignment, g, umap, ctol, notes, node_budget=node_budget)
                 # what is still out may be short (or over) only where it is: walks of
                 # recombinations carry the shortfall to grids with room (never to a
                 # plan with more grids out), and the exact check looks again at what
                 # they leave
                 if _wander_pass(assignment, g, umap, ctol, np.random.default_rng(seed_k),
                                 notes) and exact:
-                    _exact_pass(assignment, g, umap, ctol, notes)
+                    _exact_pass(assignment, g, umap, ctol, notes, node_budget=node_budget)
 
             # where balance is out of reach with whole blocks, split the blocks of the
             # offending grids and their neighbours between buildings and move again
@@ -781,7 +788,7 @@ def delineate(
             # middle of the land round them, and a heavy building's cell bars the
             # way to the light ones behind it.  The split blocks round it are opened
             # (each cell cut to its buildings' plot, the land between cut into
-            # sectors) so that a grid can pass a building along the land beside it
+            # sectors) so that a grid can pass a building along the land beside it.
             # An oversize grid that also holds a light building (one cut off
             # between heavy ones) is out too: the exception is for one unit alone
             def key_now():
@@ -804,7 +811,10 @@ def delineate(
                             assignment.labels[cn] = refine(
                                 sub, assignment.labels[cn], grids=ordinary,
                                 mean=assignment.mean[c], tolerance=float(ctol[c]))
-                    settle()
+                    # the open land multiplies the units of a region, and the
+                    # exact check's programmes grow with them (seconds a node):
+                    # the walks go first, and the check gets a tenth of its work
+                    settle(node_budget=30, walks_first=True)
                     after = key_now()
                     if after < before[-1]:
                         notes.append(
@@ -1195,14 +1205,14 @@ def _wander_pass(assignment: GridAssignment, g: UnitGraph, umap: gpd.GeoDataFram
 
 
 def _exact_pass(assignment: GridAssignment, g: UnitGraph, umap: gpd.GeoDataFrame,
-                ctol: np.ndarray, notes: list[str]) -> None:
+                ctol: np.ndarray, notes: list[str], *, node_budget: int = 300) -> None:
     """Exact re-cuts (:func:`~gridmap.partition.exact.exact_repair`) of every
     community's ordinary grids out of the band; the labels change in place."""
     from .partition.exact import exact_repair
 
-    # one budget of solver work for the whole plan: 300 programmes, HiGHS's nodes
-    # and 10,000 search steps each count one; not seconds, for the plan must not
-    # depend on the machine
+    # one budget of solver work for the whole pass (``node_budget``: programmes,
+    # HiGHS's nodes and 10,000 search steps each count one); not seconds, for
+    # the plan must not depend on the machine
     stats = {"nodes": 0}
     fixed = 0
     weight = np.bincount(assignment.labels, weights=g.weight,
@@ -1211,7 +1221,8 @@ def _exact_pass(assignment: GridAssignment, g: UnitGraph, umap: gpd.GeoDataFrame
         # the mean the plan is judged by: that of the ordinary grids as they are
         mean = float(weight[ordinary].mean())
         lab, report = exact_repair(sub, assignment.labels[cn], grids=ordinary, mean=mean,
-                                   tolerance=float(ctol[c]), node_budget=300, stats=stats)
+                                   tolerance=float(ctol[c]), node_budget=node_budget,
+                                   stats=stats)
         assignment.labels[cn] = lab
         fixed += sum(r["verdict"] == "recut" for r in report)
         assignment.checks.update({int(r["grid"]): r for r in report})
