@@ -682,7 +682,8 @@ def summary(results: list[dict[str, Any]]) -> None:
             continue
         rows.append((
             r["name"], r["n_grids"],
-            f"{r['items_in']}/{r['items_out']}/{r['items_bad_grid']}",
+            f"{r['items_in']}/{r['items_out']}/{r['items_bad_grid']}/"
+            f"{r.get('items_outside_own_grid', '–')}",
             _pct(r["gap_share"], 4), _pct(r["overlap_share"], 4),
             f"{r['noncontig']}/{r['noncontig_1m2']}",
             f"{r['n_out']} ({r['n_oversize_single']} exc.)",
@@ -691,7 +692,8 @@ def summary(results: list[dict[str, Any]]) -> None:
             f"{r['pp_mean']:.3f}/{r['pp_min']:.3f}",
             f"{r['seconds']:.1f}",
         ))
-    print(_table(rows, ("data set", "grids", "bld in/out/bad", "gap", "overlap",
+    # bad: no valid grid_id; outside: representative point outside its own grid
+    print(_table(rows, ("data set", "grids", "bld in/out/bad/outside", "gap", "overlap",
                         "multipart raw/≥1m²", "out of tol", "max|dev|",
                         "street raw/exempt", "PP mean/min", "delineate s")))
 

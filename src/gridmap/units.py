@@ -25,6 +25,7 @@ __all__ = [
     "assign_by_overlap",
     "build_units",
     "make_blocks",
+    "open_land",
     "sectors",
     "street_blocks",
     "study_area",
