@@ -9,6 +9,8 @@ import pytest
 import shapely
 import shapely.affinity
 from conftest import grid_city
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from shapely import LineString
 
 from gridmap.units import (
@@ -859,3 +861,32 @@ def test_build_units_opens_only_the_blocks_it_is_told_to():
     assert units["block"].tolist() == [0] * 12 + [1]
     assert abs(units.area.sum() - 2 * block.area) < 1e-3
 
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(2, 170), st.floats(2, 90), st.floats(4, 25),
+                          st.floats(4, 25)), min_size=2, max_size=8),
+       st.floats(4.0, 20.0))
+def test_open_land_tiles_the_block_and_keeps_every_building_in_its_plot(boxes, reach):
+    block = shapely.box(0, 0, 200, 120)
+    houses = np.array([shapely.box(x, y, min(x + w, 198), min(y + h, 118))
+                       for x, y, w, h in boxes])
+    # buildings do not overlap: drop any that meets one kept before it
+    keep = []
+    for k, h in enumerate(houses):
+        if not any(h.buffer(0.5).intersects(houses[j]) for j in keep):
+            keep.append(k)
+    houses = houses[keep]
+    cell_of, cells = tessellate(block, houses, np.arange(len(houses)))
+    plots, land = open_land(block, cells, houses, cell_of, reach=reach)
+    assert len(plots) == len(cells)
+    pieces = np.concatenate([plots, land])
+    assert (shapely.get_type_id(pieces) == 3).all()
+    assert abs(shapely.area(pieces).sum() - block.area) < 1e-6 * block.area
+    assert abs(shapely.union_all(pieces).area - block.area) < 1e-6 * block.area
+    # every building wholly in its own plot; the open land holds none
+    for k, h in enumerate(houses):
+        assert shapely.intersection(plots[cell_of[k]], h).area >= h.area * (1 - 1e-6)
+    if len(land):
+        assert shapely.intersection(shapely.union_all(land),
+                                    shapely.union_all(houses)).area < 1e-6
