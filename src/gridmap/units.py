@@ -590,6 +590,15 @@ def _hand_out(final: dict[int, shapely.Geometry], orphans: list) -> None:
         orphans = rest
 
 
+def _anchors(clipped: np.ndarray, buildings: np.ndarray) -> np.ndarray:
+    """A point of each building inside its block, from ``clipped`` (the buildings
+    cut to the block): a building reaching over the block's edge (over a street)
+    may have its own representative point outside it."""
+    inside = ~shapely.is_empty(clipped) & (shapely.area(clipped) > 0)
+    return np.where(inside, shapely.point_on_surface(clipped),
+                    shapely.point_on_surface(buildings))
+
+
 def tessellate(
     block: shapely.Geometry,
     buildings: np.ndarray,
@@ -640,10 +649,7 @@ def tessellate(
     parts, owner = shapely.get_parts(cells, return_index=True)
     parts_ok = shapely.get_type_id(parts) == 3  # polygons only
     parts, owner = parts[parts_ok], owner[parts_ok]
-    # a point of each building inside the block: a building across the block's
-    # edge (over a street) may have its own point outside
-    inside = ~shapely.is_empty(geoms) & (shapely.area(geoms) > 0)
-    anchor = np.where(inside, shapely.point_on_surface(geoms), shapely.point_on_surface(buildings))
+    anchor = _anchors(geoms, buildings)
     hit_b, hit_p = shapely.STRtree(parts).query(anchor, predicate="within")
     keep_part = np.full(len(labels), -1, dtype=np.int64)
     good = owner[hit_p] == inverse[hit_b]
@@ -720,40 +726,37 @@ def open_land(
     cell_of = np.asarray(cell_of)
     mine = _union_per_group(shapely.buffer(buildings, reach), cell_of, len(cells))
     near = shapely.intersection(cells, mine)
-    anchor = shapely.point_on_surface(buildings)
+    anchor = _anchors(shapely.intersection(buildings, block), buildings)
+    n = len(cells)
     # a cell whose buildings the open land would part stays whole (a compound
     # with a lawn in the middle)
-    whole = np.zeros(len(cells), dtype=bool)
+    whole = np.zeros(n, dtype=bool)
     for _ in range(3):
         far = shapely.difference(block, shapely.union_all(np.where(whole, cells, near)))
         pieces = _areas_of(far, min_area=min_area)
         if not len(pieces):
             return cells, none
-        plots = shapely.make_valid(shapely.difference(cells, shapely.union_all(pieces)))
-        # each plot keeps the part that holds its buildings; the rest is open land
-        extra: list = []
-        parted = np.zeros(len(cells), dtype=bool)
-        for k in range(len(plots)):
-            parts = _areas_of(plots[k], min_area=1e-6)  # not the overlay's dust
-            if not len(parts):
-                parted[k] = True
-                continue
-            if len(parts) == 1:
-                plots[k] = parts[0]
-                continue
-            own = anchor[cell_of == k]
-            holds = np.array([bool(shapely.intersects(p, own).any()) for p in parts])
-            if holds.sum() != 1:
-                parted[k] = True
-                continue
-            plots[k] = parts[int(np.flatnonzero(holds)[0])]
-            extra.extend(parts[~holds])
+        cut = shapely.make_valid(shapely.difference(cells, shapely.union_all(pieces)))
+        parts, of = shapely.get_parts(cut, return_index=True)
+        real = (shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 1e-6)  # no dust
+        parts, of = parts[real], of[real]
+        n_parts = np.bincount(of, minlength=n)
+        # a plot is its cell's one part, or the one part that holds its buildings;
+        # the other parts are open land
+        bi, pi = shapely.STRtree(parts).query(anchor, predicate="intersects")
+        held = np.unique(pi[of[pi] == cell_of[bi]])
+        n_held = np.bincount(of[held], minlength=n)
+        parted = (n_parts == 0) | ((n_parts > 1) & (n_held != 1))
         if not parted.any():
             break
         whole |= parted
     else:
         return cells, none
-    land = _areas_of(shapely.union_all(np.concatenate([pieces, np.asarray(extra, dtype=object)])))
+    keep = n_parts[of] == 1
+    keep[held] = True
+    plots = np.empty(n, dtype=object)
+    plots[of[keep]] = parts[keep]
+    land = _areas_of(shapely.union_all(np.concatenate([pieces, parts[~keep]])))
     # a sector in several pieces (an orphan that met it at a corner) is a unit per piece
     out = [_areas_of(sec) for piece in land for sec in sectors(piece, plots)]
     secs = np.concatenate(out) if out else none
