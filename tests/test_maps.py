@@ -14,7 +14,7 @@ from conftest import grid_city
 import gridmap
 from gridmap import GridmapError
 from gridmap.render import _display, wgs84_to_gcj02
-from gridmap.static import classify, cjk_font
+from gridmap.static import cjk_font, classify
 from gridmap.workload import grid_workload
 
 
@@ -64,7 +64,10 @@ def test_workload_map_has_both_layers_class_bounds_and_the_chart(plan):
     assert "workload per grid" in html and "workload per worker" in html
     bins, _ = classify(plan.grids["workload"].to_numpy(), k=3)
     assert f"{bins[-1]:,.0f}" in html  # the legend gives the class bounds
-    assert "data:image/png;base64," in html and "download='load_chart.png'" in html
+    # the load chart is SVG in the page, drawn by the browser, with a link to save it
+    assert "<svg xmlns='http://www.w3.org/2000/svg' id='gridmap-load-chart'" in html
+    assert "download='load_chart.svg'>save chart as SVG</a>" in html
+    assert "data:image/png" not in html
     assert "cdn." not in html
 
 
@@ -81,13 +84,23 @@ def test_classes_cover_every_value_and_tolerate_few_distinct_values():
 
 @pytest.mark.parametrize("kind, suffix", [("coverage", ".png"), ("workload", ".pdf")])
 def test_static_maps_render_chinese_labels(plan, tmp_path, kind, suffix):
+    # (without a CJK font they fall back to English labels: test_no_cjk_font.py)
+    try:
+        cjk_font()
+    except GridmapError:
+        pytest.skip("no CJK font on this machine (CI installs fonts-noto-cjk)")
+    from matplotlib.text import Text
+
     path = tmp_path / f"{kind}{suffix}"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        plan.static_map(path, kind=kind)
+        fig = plan.static_map(path, kind=kind)
         plan.load_chart().savefig(tmp_path / "chart.png")
     missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]
     assert not missing, missing[:3]  # no empty boxes for 网格, 工作量 ...
+    assert not [w for w in caught if issubclass(w.category, gridmap.GridmapWarning)]
+    texts = [t.get_text() for t in fig.findobj(Text)]
+    assert any(t.startswith(("网格覆盖图 Coverage", "网格工作量 Workload")) for t in texts)
     assert path.stat().st_size > 10_000
 
 

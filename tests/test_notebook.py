@@ -20,6 +20,8 @@ def test_quickstart_notebook_runs():
     client.execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    last = nb.cells[-1]["outputs"][0]["data"]["text/plain"]
+    # the cell's result (a warning may come first: no CJK font for the static map)
+    last = next(o for o in nb.cells[-1]["outputs"]
+                if o.get("output_type") == "execute_result")["data"]["text/plain"]
     assert "plan.gpkg" in last and "metrics.json" in last and "coverage.html" in last
     assert "workload.html" in last and "coverage.pdf" in last

@@ -13,7 +13,7 @@ from conftest import grid_city
 import gridmap
 from gridmap.render import grid_colours
 
-EXTERNAL = re.compile(r"<(?:script|link)[^>]+(?:src|href)=[\"']https?://", re.I)
+EXTERNAL = re.compile(r"<(?:script|link)[^>]+(?:src|href)=[\"']https?://", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def open_in_chromium(page, tmp_path, *, size="900,700"):
          "--disable-features=NetworkTimeServiceQuerying",
          f"--window-size={size}", "--virtual-time-budget=4000",
          f"--screenshot={shot}", page.as_uri()],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, check=False,
     )
     console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln]
     assert shot.exists(), proc.stderr[-2000:]

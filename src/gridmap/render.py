@@ -232,7 +232,7 @@ def _grid_props(shown: gpd.GeoDataFrame, threshold: int) -> dict[str, tuple[str,
             props[f"p_{col}"] = (name, shown[col].map(lambda v, t=t: _fmt(v, t)))
     if "deviation" in shown:
         props["p_dev"] = ("偏差 deviation from community mean",
-                          shown["deviation"].map(lambda v: "–" if v != v else f"{v:+.1%}"))
+                          shown["deviation"].map(lambda v: "–" if pd.isna(v) else f"{v:+.1%}"))
     flag = shown["flag"].fillna("").astype(str) if "flag" in shown else \
         pd.Series([""] * len(shown), index=shown.index)
     props["p_flag"] = ("标记 flag", flag.map(
@@ -501,9 +501,11 @@ def workload_map(
 
     Two layers, each a choropleth classed by mapclassify (``scheme``, ``k``)
     with its class bounds in a legend: the workload of every grid, and the
-    workload per grid worker (switch in the layer control).  Below, a chart of
-    every grid's load against the tolerance band (:func:`gridmap.static.load_chart`),
-    embedded in the page as an image that can be saved as PNG.
+    workload per grid worker (switch in the layer control).  Bottom right, a chart
+    of every grid's load against the tolerance band
+    (:func:`gridmap.chart.load_chart_svg`), drawn in the page as SVG, with a link
+    that saves it as ``load_chart.svg``.  The browser draws its text: writing the
+    page needs neither matplotlib nor a CJK font.
 
     Parameters
     ----------
@@ -514,16 +516,37 @@ def workload_map(
     tiles, attribution, gcj02, simplify, privacy_threshold
         As for :func:`coverage_map`.
     chart
-        Embed the load chart (needs a CJK font, see :func:`gridmap.static.cjk_font`).
+        Draw the load chart in the page.
+    font
+        Ignored, and kept so that calls that pass it keep working: the chart
+        was a PNG drawn with this CJK font; it is now SVG, drawn by the browser.
+        (Static maps still take a font: :func:`gridmap.static.static_map`.)
 
     Returns
     -------
     folium.Map
         Self-contained: it draws without internet.
-    """
-    import base64
 
-    from .static import RAMP, chart_png, classify
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely, gridmap
+    >>> from shapely import LineString
+    >>> b = gpd.GeoDataFrame({"households": [100] * 4},
+    ...     geometry=[shapely.box(x * 50 + 10, 10, x * 50 + 30, 30) for x in range(4)],
+    ...     crs=32651)
+    >>> s = gpd.GeoDataFrame({"highway": ["residential"] * 7},
+    ...     geometry=[LineString([(v, -5), (v, 45)]) for v in (0, 50, 100, 150, 200)]
+    ...     + [LineString([(-5, v), (205, v)]) for v in (0, 40)], crs=32651)
+    >>> page = workload_map(gridmap.delineate(b, s, target=100)).get_root().render()
+    >>> "<svg" in page, "id='gridmap-load-chart'" in page, "cdn." in page
+    (True, True, False)
+    """
+    from urllib.parse import quote
+
+    from .chart import load_chart_svg
+    from .static import RAMP, classify
+
+    del font  # the chart is SVG now: the browser draws its text
 
     _check_threshold(privacy_threshold)
     shift = _is_gcj02(tiles, gcj02)
@@ -558,12 +581,11 @@ def workload_map(
          "<br><span style='border:2px solid #d7191c;padding:0 8px'></span> out of tolerance"
          " or flagged")
     if chart:
-        png = base64.b64encode(chart_png(plan, font=font)).decode("ascii")
-        uri = f"data:image/png;base64,{png}"
+        svg = load_chart_svg(plan)
+        # the same markup, as a file to save (percent-encoded: no quote, #, < or >)
+        uri = "data:image/svg+xml;charset=utf-8," + quote(svg, safe="/:=,.;()")
         _box(m,
-             f"<img id='gridmap-load-chart' src='{uri}' style='width:480px;display:block'"
-             " alt='load of every grid against the tolerance band'>"
-             f"<a href='{uri}' download='load_chart.png'>save chart as PNG</a>",
+             f"{svg}<a href='{uri}' download='load_chart.svg'>save chart as SVG</a>",
              where="bottom:24px;right:12px")
     _folium().LayerControl(collapsed=False).add_to(m)
     return offline(m)

@@ -1,16 +1,19 @@
 """Static maps and charts for reports (PNG, PDF, SVG), drawn with matplotlib.
 
-Labels are bilingual, so a CJK font must be found: the fonts matplotlib knows
-first, then the system's font folders (a font installed after matplotlib built
-its cache is found too), or a font file the user names.  Without one the
-Chinese parts would print as empty boxes, so gridmap stops with a message that
-says how to install one instead of writing such a map.
+Labels are bilingual ("工作量 workload"), so a CJK font is looked for: the
+fonts matplotlib knows first, then the system's font folders (a font installed
+after matplotlib built its cache is found too), or a font file the user names.
+Without one the Chinese parts would print as empty boxes, so they are left out:
+the maps are drawn in DejaVu Sans (matplotlib's own font) with English labels,
+and one :class:`gridmap.GridmapWarning` says how to install a CJK font.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ import numpy as np
 
 from .io import to_metric
 
-__all__ = ["CJK_FONTS", "cjk_font", "load_chart", "static_map"]
+__all__ = ["CJK_FONTS", "FALLBACK_FONT", "cjk_font", "load_chart", "static_map"]
 
 #: CJK fonts looked for, in order (Linux, Windows, macOS names)
 CJK_FONTS: tuple[str, ...] = (
@@ -56,7 +59,9 @@ def cjk_font(path: str | os.PathLike | None = None) -> str:
     Raises
     ------
     gridmap.GridmapError
-        When no CJK font is found, with how to install one.
+        When no CJK font is found, with how to install one, or ``path`` does
+        not exist.  (:func:`static_map` and :func:`load_chart` do not stop
+        when none is found: they draw English labels and warn.)
     """
     from matplotlib import font_manager as fm
 
@@ -92,6 +97,50 @@ def cjk_font(path: str | os.PathLike | None = None) -> str:
     raise GridmapError(msg)
 
 
+#: the font used when no CJK font is found (matplotlib ships it)
+FALLBACK_FONT = "DejaVu Sans"
+
+#: CJK ideographs, their punctuation and full-width forms: what a fallback drops
+_CJK = re.compile(r"[\u2e80-\u2fdf\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+                  r"\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]+")
+
+NO_CJK_FONT = (
+    "no font that draws Chinese was found, so the labels of static maps and charts "
+    "are in English only (the Chinese parts are left out); for bilingual labels install "
+    "one (Debian/Ubuntu: apt-get install fonts-noto-cjk; Windows and macOS have "
+    "one) or pass font='path/to/font.ttf' (--font)"
+)
+
+
+def _font_or_fallback(path: str | os.PathLike | None) -> tuple[str, bool]:
+    """The font to draw with and whether it draws Chinese.
+
+    A CJK font (:func:`cjk_font`) if there is one; else :data:`FALLBACK_FONT`,
+    with one :class:`gridmap.GridmapWarning`.  A named ``path`` that does not
+    exist is still an error.
+    """
+    from ._errors import GridmapError, GridmapWarning
+
+    if path is not None:
+        return cjk_font(path), True
+    try:
+        return cjk_font(), True
+    except GridmapError:
+        # stacklevel: this helper, static_map or load_chart, then the caller
+        warnings.warn(NO_CJK_FONT, GridmapWarning, stacklevel=3)
+        return FALLBACK_FONT, False
+
+
+def _text(label: str, cjk: bool) -> str:
+    """``label`` as it can be drawn: whole with a CJK font, else without its
+    Chinese parts ("工作量 workload" -> "workload")."""
+    if cjk:
+        return label
+    text = _CJK.sub(" ", label)
+    text = re.sub(r"\s+([,.:;)])", r"\1", re.sub(r"\(\s+", "(", text))
+    return re.sub(r"\s{2,}", " ", text).strip(" ,;:")
+
+
 def _rc(name: str) -> dict[str, Any]:
     # concrete family names, not "sans-serif": artists keep them, so a figure
     # saved later, outside this context, still draws Chinese
@@ -115,13 +164,31 @@ def load_chart(plan: Any, *, font: str | os.PathLike | None = None, ax: Any = No
     field, sorted; the band ``±tolerance`` is shaded; grids out of the band are
     red, flagged grids (one unit heavier than a grid, islands) orange.
 
+    Parameters
+    ----------
+    plan : GridPlan
+    font
+        A CJK font file; default: one found on the system (:func:`cjk_font`).
+        With none, the labels are in English only, and a
+        :class:`gridmap.GridmapWarning` says so.
+    ax
+        A matplotlib axes to draw in; default: a new figure.
+
     Returns
     -------
     matplotlib.figure.Figure
         Save it with ``fig.savefig("load.png", dpi=150)``.
+
+    See Also
+    --------
+    gridmap.chart.load_chart_svg : the same chart as SVG, for web pages.
     """
+    name, cjk = _font_or_fallback(font)
+    return _load_chart(plan, name, cjk, ax)
+
+
+def _load_chart(plan: Any, name: str, cjk: bool, ax: Any) -> Any:
     plt = _pyplot()
-    name = cjk_font(font)
     dev, flag, tol, by = _band(plan)
     order = np.lexsort((np.arange(len(dev)), dev))
     with plt.rc_context(_rc(name)):
@@ -146,11 +213,11 @@ def load_chart(plan: Any, *, font: str | os.PathLike | None = None, ax: Any = No
             ax.text(0.99, 0.97, "bars cut at the frame", transform=ax.transAxes,
                     ha="right", va="top", fontsize=7, color="#555")
         ax.set_xticks([])
-        ax.set_xlabel(f"网格 grids ({len(dev)}), sorted")
-        ax.set_ylabel(f"偏差 deviation (%), {by}")
+        ax.set_xlabel(_text(f"网格 grids ({len(dev)}), sorted", cjk))
+        ax.set_ylabel(_text(f"偏差 deviation (%), {by}", cjk))
         n_out = int(((np.abs(dev) > tol + 1e-9) & ~flag).sum())
-        ax.set_title(f"各网格负荷 Load of every grid against the ±{tol:.0%} band: "
-                     f"{n_out} out, {int(flag.sum())} flagged", fontsize=10)
+        ax.set_title(_text(f"各网格负荷 Load of every grid against the ±{tol:.0%} band: "
+                           f"{n_out} out, {int(flag.sum())} flagged", cjk), fontsize=10)
         fig.tight_layout()
     return fig
 
@@ -189,6 +256,8 @@ def static_map(
         with mapclassify (``scheme``, ``k``), with the load chart below.
     font
         A CJK font file; default: one found on the system (:func:`cjk_font`).
+        With none, the map is drawn in DejaVu Sans with the Chinese parts of
+        its labels left out, and a :class:`gridmap.GridmapWarning` says so.
 
     Returns
     -------
@@ -201,7 +270,7 @@ def static_map(
         msg = f"kind must be 'coverage' or 'workload', got {kind!r}"
         raise GridmapError(msg)
     plt = _pyplot()
-    name = cjk_font(font)
+    name, cjk = _font_or_fallback(font)
     grids = plan.grids
     metric = to_metric(grids)
     problem = ~metric["within_tolerance"].astype(bool).to_numpy() \
@@ -210,7 +279,7 @@ def static_map(
         if kind == "coverage":
             fig, ax = plt.subplots(figsize=(9, 9))
             metric.plot(ax=ax, color=grid_colours(metric), edgecolor="#333", linewidth=0.5)
-            title = f"网格覆盖图 Coverage: {len(grids)} grids"
+            title = _text(f"网格覆盖图 Coverage: {len(grids)} grids", cjk)
         else:
             fig, (ax, cax) = plt.subplots(2, 1, figsize=(9, 11.5),
                                           gridspec_kw={"height_ratios": [3.2, 1]})
@@ -218,15 +287,17 @@ def static_map(
             bins, classes = classify(values, scheme=scheme, k=k)
             colours = [RAMP[len(bins)][c] for c in classes]
             metric.plot(ax=ax, color=colours, edgecolor="#333", linewidth=0.5)
-            _legend(ax, bins, values.min(), len(bins))
-            load_chart(plan, font=font, ax=cax)
-            title = f"网格工作量 Workload per grid ({scheme}, {len(bins)} classes)"
+            _legend(ax, bins, values.min(), len(bins), cjk)
+            _load_chart(plan, name, cjk, cax)
+            title = _text(f"网格工作量 Workload per grid ({scheme}, {len(bins)} classes)",
+                          cjk)
         if problem.any():
             metric[problem].boundary.plot(ax=ax, color="#d7191c", linewidth=1.6)
         if labels and len(metric) <= 400:
             pts = metric.geometry.representative_point()
             for code, pt in zip(metric["code"].astype(str), pts, strict=True):
-                ax.annotate(code[-3:], (pt.x, pt.y), ha="center", va="center", fontsize=6)
+                ax.annotate(_text(code[-3:], cjk), (pt.x, pt.y), ha="center",
+                            va="center", fontsize=6)
         ax.set_title(title + ("; red outline: out of tolerance" if problem.any() else ""),
                      fontsize=11)
         ax.set_axis_off()
@@ -285,11 +356,11 @@ def classify(values: np.ndarray, *, scheme: str = "Quantiles",
     return bins, yb
 
 
-def _legend(ax: Any, bins: list[float], vmin: float, k: int) -> None:
+def _legend(ax: Any, bins: list[float], vmin: float, k: int, cjk: bool = True) -> None:
     from matplotlib.patches import Patch
 
     lows = [vmin] + bins[:-1]
     handles = [Patch(facecolor=RAMP[k][i], edgecolor="#333",
                      label=f"{lows[i]:,.0f} – {bins[i]:,.0f}") for i in range(k)]
-    ax.legend(handles=handles, title="工作量 workload", loc="lower right", fontsize=8,
-              title_fontsize=9, frameon=True)
+    ax.legend(handles=handles, title=_text("工作量 workload", cjk), loc="lower right",
+              fontsize=8, title_fontsize=9, frameon=True)
