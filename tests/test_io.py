@@ -228,6 +228,143 @@ def test_read_layer_hash_in_an_existing_path_is_not_a_layer(tmp_path):
     _same_frame(read_layer(str(path), role="buildings"), _buildings(), ["bid", "HH"])
 
 
+
+# --- encodings: Shapefiles and CSVs whose text is not declared
+NAMES = ["外滩小区", "豫园", "abc"]
+
+
+def _chinese(tmp_path: Path, encoding: str | None = "GBK", *, cpg: bool = False,
+             name: str = "bld") -> Path:
+    """A Shapefile with a column 名称, written in ``encoding``, without its .cpg."""
+    path = tmp_path / f"{name}.shp"
+    gdf = _buildings().assign(名称=NAMES)
+    gdf.to_file(path, engine="pyogrio", **({"encoding": encoding} if encoding else {}))
+    if not cpg:
+        (tmp_path / f"{name}.cpg").unlink()
+    return path
+
+
+def _read_quietly(path, **kw):
+    import warnings
+
+    from gridmap._errors import GridmapWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GridmapWarning)
+        return read_layer(path, role="buildings", **kw)
+
+
+def test_gbk_shapefile_without_cpg_is_read_as_gb18030_and_said(tmp_path):
+    from gridmap._errors import GridmapWarning
+
+    path = _chinese(tmp_path)
+    with pytest.warns(GridmapWarning) as rec:
+        got = read_layer(path, role="buildings")
+    assert list(got.columns[:3]) == ["bid", "HH", "名称"]
+    assert got["名称"].tolist() == NAMES
+    msg = str(rec[0].message)
+    assert f"`buildings` file {str(path)!r} has no .cpg and its text is not UTF-8" in msg
+    assert "read as GB18030" in msg and "e.g. '名称', '外滩小区', '豫园'" in msg
+    assert "encoding= (--encoding)" in msg and "strict=True" in msg
+    with pytest.raises(LayerValidationError) as info:
+        read_layer(path, role="buildings", strict=True)
+    assert "strict mode does not guess an encoding" in str(info.value)
+    assert "encoding='gb18030' (--encoding gb18030)" in str(info.value)
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "GB18030", "cp936"])
+def test_an_encoding_given_is_used_without_a_word(tmp_path, encoding):
+    got = _read_quietly(_chinese(tmp_path), encoding=encoding)
+    assert got["名称"].tolist() == NAMES
+    # it overrides a .cpg that is wrong
+    (tmp_path / "bld.cpg").write_text("UTF-8")
+    assert _read_quietly(tmp_path / "bld.shp", encoding=encoding)["名称"].tolist() == NAMES
+
+
+def test_utf8_shapefile_without_cpg_and_ascii_ones_are_read_as_they_are(tmp_path):
+    utf8 = _chinese(tmp_path, None, name="utf8")
+    assert _read_quietly(utf8)["名称"].tolist() == NAMES
+    ascii_only = tmp_path / "ascii.shp"
+    _buildings().to_file(ascii_only, engine="pyogrio")
+    (tmp_path / "ascii.cpg").unlink()
+    assert _read_quietly(ascii_only)["bid"].tolist() == ["a", "b", "c"]
+    # a .cpg is GDAL's to honour, and so is a code page in the .dbf header
+    assert _read_quietly(_chinese(tmp_path, "GBK", cpg=True, name="cpg"))[
+        "名称"].tolist() == NAMES
+
+
+def test_dbf_text_takes_names_and_character_fields_only(tmp_path):
+    from gridmap.io import _dbf_text, _is_utf8
+
+    path = _chinese(tmp_path)
+    text, ldid = _dbf_text((tmp_path / "bld.dbf").read_bytes())
+    assert ldid == 0
+    lines = [t.strip() for t in text.decode("gbk").split("\n")]
+    assert lines[:3] == ["bid", "HH", "名称"]
+    assert "外滩小区" in lines and "a" in lines and "10" not in lines
+    assert not _is_utf8(text)
+    assert _is_utf8(("外滩小区".encode()[:-1] + b"\n") * 3)  # cut at the field's end
+    assert not _is_utf8("外滩小区".encode("gbk"))
+    assert _dbf_text(b"not a dbf") is None
+    assert path.exists()
+
+
+def test_gbk_csv_is_read_as_gb18030_and_said(tmp_path):
+    from gridmap._errors import GridmapWarning
+
+    path = tmp_path / "people.csv"
+    path.write_bytes("名称,households,WKT\n外滩小区,10,POINT (1 2)\n".encode("gbk"))
+    with pytest.warns(GridmapWarning, match="has text that is not UTF-8"):
+        got = read_layer(path, role="population")
+    assert got["名称"].tolist() == ["外滩小区"]
+    assert _read_quietly(path, encoding="gbk")["名称"].tolist() == ["外滩小区"]
+
+
+def test_encoding_does_not_apply_to_utf8_formats_and_unknown_ones_are_refused(tmp_path):
+    path = tmp_path / "b.gpkg"
+    _buildings().assign(名称=NAMES).to_file(path, engine="pyogrio")
+    assert _read_quietly(path, encoding="gbk")["名称"].tolist() == NAMES
+    with pytest.raises(LayerValidationError, match="encoding='klingon' is not a text"):
+        read_layer(path, role="buildings", encoding="klingon")
+    # text that is a wrong encoding by the user's word is said, not a traceback
+    csv = tmp_path / "people.csv"
+    csv.write_bytes("名称,WKT\n外滩小区,POINT (1 2)\n".encode("gbk"))
+    with pytest.raises(LayerValidationError, match="its text is not in utf-8"):
+        read_layer(csv, role="population", encoding="utf-8")
+
+
+def test_encoding_through_delineate_repartition_and_compare_bases(tmp_path):
+    import warnings
+
+    from conftest import grid_city
+
+    import gridmap
+    from gridmap._errors import GridmapWarning
+
+    b, s = grid_city(2, 2)
+    b["名称"] = ["外滩小区", "豫园", "新天地", "老西门"]
+    b["pop_actual"] = [250, 250, 250, 250]
+    b["户籍人口"] = [100, 200, 300, 400]  # a Chinese column name, mapped below
+    b.to_file(tmp_path / "city.shp", encoding="GBK", engine="pyogrio")
+    (tmp_path / "city.cpg").unlink()
+    path = str(tmp_path / "city.shp")
+    with pytest.warns(GridmapWarning, match="read as GB18030"):
+        plan = gridmap.delineate(path, s, target=200, tolerance=0.1)
+    assert plan.buildings["名称"].tolist() == b["名称"].tolist()
+    assert any("read as GB18030" in n for n in plan.metrics["notes"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GridmapWarning)
+        plan = gridmap.delineate(path, s, target=200, tolerance=0.1, encoding="gbk")
+        new = gridmap.repartition(plan, path, encoding="gbk")
+        cmp_ = gridmap.compare_bases(path, s, target=500, tolerance=0.2, encoding="gbk",
+                                     columns={"pop_registered": "户籍人口"})
+    assert new.buildings["名称"].tolist() == b["名称"].tolist()
+    assert cmp_.plans["pop_actual"].buildings["名称"].tolist() == b["名称"].tolist()
+    with pytest.warns(GridmapWarning, match="read as GB18030"):
+        new = gridmap.repartition(plan, path)
+    assert any("read as GB18030" in n for n in new.metrics["notes"])
+
+
 # --- OSM
 @pytest.fixture(scope="module")
 def monaco_buildings():

@@ -30,6 +30,22 @@ def _city():
     return grid_city(2, 2)  # 4 buildings of 100 households, 4 blocks
 
 
+def _communities(*boxes, ids=None):
+    ids = ids or [f"C{k + 1}" for k in range(len(boxes))]
+    return gpd.GeoDataFrame({"community_id": ids}, geometry=list(boxes), crs=CRS)
+
+
+#: two communities that overlap by 40 m × 200 m, and two with a 40 m × 40 m gap
+#: between them in the middle of the 2 × 2 city
+OVERLAPPING = (shapely.box(0, 0, 120, 200), shapely.box(80, 0, 200, 200))
+GAPPED = (shapely.box(0, 0, 100, 200).difference(shapely.box(80, 80, 100, 120)),
+          shapely.box(100, 0, 200, 200).difference(shapely.box(100, 80, 120, 120)))
+
+
+def _swap_xy(gdf):
+    return gdf.set_geometry(shapely.transform(gdf.geometry.values, lambda c: c[:, ::-1]))
+
+
 def _bowtie(geom):
     x0, y0, x1, y1 = geom.bounds
     return Polygon([(x0, y0), (x1, y1), (x1, y0), (x0, y1)])
@@ -74,6 +90,27 @@ def _spoil(case: str, tmp_path):
                              geometry=[LineString([(100, -10), (100, 210)])], crs=CRS)
     elif case == "streets far from the buildings":
         s = s.set_geometry(s.translate(50_000, 0))
+    elif case == "missing geometry":
+        b.loc[1, "geometry"] = None
+    elif case == "longitude and latitude swapped":
+        # the city moved to Shanghai, in WGS84 longitude/latitude, read as y, x
+        b = _swap_xy(b.set_geometry(b.translate(350_000, 3_450_000)).to_crs(4326))
+    elif case == "coordinates far outside the CRS":
+        b = b.set_geometry(b.translate(1e9, 0))
+    elif case == "extent over 200 km":
+        b.loc[3, "geometry"] = shapely.affinity.translate(b.geometry[3], 300_000)
+    elif case == "overlapping community boundaries":
+        kw["boundaries"] = _communities(*OVERLAPPING)
+    elif case == "overlapping community boundaries, allow_overlaps":
+        kw["boundaries"] = _communities(*OVERLAPPING)
+        kw["allow_overlaps"] = True
+    elif case == "gap between community boundaries":
+        kw["boundaries"] = _communities(*GAPPED)
+    elif case == "Shapefile in GBK without .cpg":
+        b["名称"] = ["外滩小区", "豫园", "新天地", "老西门"]
+        b.to_file(tmp_path / "city.shp", encoding="GBK", engine="pyogrio")
+        (tmp_path / "city.cpg").unlink()
+        b = str(tmp_path / "city.shp")
     elif case == "target 0":
         kw["target"] = 0
     elif case == "target above the total":
@@ -123,6 +160,20 @@ REFUSED = [
     ("tolerance 1.5", LayerValidationError, ["tolerance must be a fraction", "got 1.5"]),
     ("missing file", LayerValidationError, ["`buildings` file not found", "nowhere.gpkg"]),
     ("unreadable file", LayerValidationError, ["`buildings` file", "could not be read"]),
+    ("longitude and latitude swapped", LayerValidationError,
+     ["`buildings` has coordinates outside the range of its geographic CRS EPSG:4326",
+      "in 4 rows (ids 'b0-0-0', 'b0-1-0', 'b1-0-0', 'b1-1-0'): e.g. (31.1",
+      "longitude and latitude may be swapped", "Swap x and y"]),
+    ("coordinates far outside the CRS", LayerValidationError,
+     ["`buildings` has coordinates far outside the area of its CRS EPSG:32651",
+      "e.g. (1000000079, 20), which is no place on Earth", "set_crs("]),
+    ("extent over 200 km", LayerValidationError,
+     ["`buildings` spans 300.2 km × 0.2 km, more than the 200 km",
+      "1 row (ids 'b1-1-0') lies more than 100 km", "300.1 km away at (300150, 150)",
+      "Drop or fix those rows"]),
+    ("overlapping community boundaries", LayerValidationError,
+     [("`boundaries` overlap: 1 pair of communities share land ('C1' and 'C2' share "
+       "8,000 m² (33.3% of the smaller) around (100, 100))"), "allow_overlaps=True"]),
 ]
 
 #: repaired (or worked around) and reported by default, refused with strict=True
@@ -139,6 +190,31 @@ REPAIRED = [
      LayerValidationError, ["outside every community boundary", "Extend the boundaries"]),
     ("streets enclose no block", ["`streets` enclose no block"],
      LayerValidationError, ["`streets` enclose no block", "meeting at the intersections"]),
+    ("missing geometry",
+     [("`buildings` has no geometry (None or empty) in 1 row (ids 'b0-1-0'), holding 100 "
+       "households; they were dropped and are not in the plan"), "strict=True"],
+     LayerValidationError,
+     ["`buildings` has no geometry (None or empty) in 1 row (ids 'b0-1-0')",
+      "Give them their geometry or drop them"]),
+    ("Shapefile in GBK without .cpg",
+     ["has no .cpg and its text is not UTF-8; it was read as GB18030",
+      "e.g. '名称', '外滩小区', '豫园'", "encoding= (--encoding)"],
+     LayerValidationError,
+     ["has no .cpg and its text is not UTF-8 (as GB18030 it reads '名称', '外滩小区'",
+      "strict mode does not guess an encoding", "encoding='gb18030'"]),
+]
+
+#: buildings lost on purpose by a repaired case (and listed in the conservation)
+LOST = {"missing geometry": ["b0-1-0"]}
+
+#: said in a warning and the notes, in strict mode too (allowed, or nothing to repair)
+WARNED = [
+    ("overlapping community boundaries, allow_overlaps",
+     ["`boundaries` overlap: 1 pair of communities share land ('C1' and 'C2'",
+      "allowed (allow_overlaps=True): each overlap went to the community listed first"]),
+    ("gap between community boundaries",
+     [("`boundaries` leave 1 gap inside the area that no community covers (1,600 m² "
+       "around (100, 100))"), "close the gap"]),
 ]
 
 
@@ -162,11 +238,29 @@ def test_repairable_input_is_repaired_and_said_or_refused_in_strict(
     notes = " ".join(plan.metrics["notes"])
     for w in warned:
         assert w in said and w in notes
-    assert len(plan.buildings) == len(b)  # nothing lost
+    lost = LOST.get(case, [])
+    assert len(plan.buildings) == 4 - len(lost)  # nothing lost but what was said
+    conservation = plan.metrics["conservation"]
+    assert conservation["conserved"]
+    assert conservation["buildings_in"] == conservation["buildings_out"] == 4 - len(lost)
+    assert conservation["buildings_dropped"] == lost
     with pytest.raises(error) as exc:
         gridmap.delineate(b, s, strict=True, **kw)
     for w in refused:
         assert w in str(exc.value)
+
+
+@pytest.mark.parametrize(("case", "warned"), WARNED, ids=[r[0] for r in WARNED])
+@pytest.mark.parametrize("strict", [False, True])
+def test_allowed_or_harmless_input_is_said_in_strict_too(case, warned, strict, tmp_path):
+    b, s, kw = _spoil(case, tmp_path)
+    with pytest.warns(GridmapWarning) as rec:
+        plan = gridmap.delineate(b, s, strict=strict, **kw)
+    said = " ".join(str(r.message) for r in rec)
+    notes = " ".join(plan.metrics["notes"])
+    for w in warned:
+        assert w in said and w in notes
+    assert len(plan.buildings) == 4 and plan.metrics["conservation"]["conserved"]
 
 
 def _guide_rows() -> dict[str, str]:
@@ -186,7 +280,9 @@ def test_the_guide_shows_every_case_with_its_message():
     for case, warned, _, refused in REPAIRED:
         assert warned[0] in rows[case] and "warned" in rows[case], case
         assert refused[0] in rows[f"{case}, strict"], case
-    assert len(rows) == len(REFUSED) + 2 * len(REPAIRED)
+    for case, warned in WARNED:
+        assert warned[0] in rows[case] and "warned" in rows[case], case
+    assert len(rows) == len(REFUSED) + 2 * len(REPAIRED) + len(WARNED)
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
@@ -249,6 +345,187 @@ def test_cli_strict_refuses_what_it_would_repair(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "b"), "--strict"]) == 1
     assert "invalid polygons" in capsys.readouterr().err
     assert not (tmp_path / "b" / "plan.gpkg").exists()
+
+
+# ---------------------------------------------------------------------------
+# rows with no geometry, coordinates, extent, community boundaries
+# ---------------------------------------------------------------------------
+
+def _validate(layers, **kw):
+    """validate_inputs() on the layers, with the warnings it gives."""
+    from gridmap._validate import validate_inputs
+
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        got = validate_inputs(layers, columns=None, id_column=None, by="households",
+                              target=200, tolerance=0.1, **kw)
+    return got, [str(r.message) for r in rec if issubclass(r.category, GridmapWarning)]
+
+
+@pytest.mark.parametrize("role", ["buildings", "streets", "boundaries", "population"])
+@pytest.mark.parametrize("empty", [None, "empty"], ids=["None", "empty"])
+def test_rows_with_no_geometry_are_dropped_in_any_layer(role, empty):
+    b, s = _city()
+    layers = {"buildings": b, "streets": s,
+              "boundaries": _communities(shapely.box(0, 0, 100, 200),
+                                         shapely.box(100, 0, 200, 200)),
+              "population": gpd.GeoDataFrame(
+                  {"households": [100] * 4}, crs=CRS,
+                  geometry=shapely.point_on_surface(b.geometry.values))}
+    gdf = layers[role].copy()
+    col = gdf.geometry.name
+    gdf[col] = gdf.geometry.values  # a plain copy of the column, to spoil
+    gdf.loc[1, col] = shapely.Polygon() if empty else None
+    layers[role] = gdf
+    got, said = _validate(layers)
+    assert len(got.layers[role]) == len(gdf) - 1
+    assert 1 not in got.layers[role].index
+    label = {"buildings": "'b0-1-0'", "boundaries": "'C2'"}.get(role, "1")
+    kind = "ids" if role in ("buildings", "boundaries") else "rows"
+    text = f"`{role}` has no geometry (None or empty) in 1 row ({kind} {label})"
+    assert any(text in w and "not in the plan" in w for w in said), said
+    assert got.notes == said
+    assert got.dropped == {role: ["b0-1-0" if role == "buildings" else
+                                  "C2" if role == "boundaries" else 1]}
+    with pytest.raises(LayerValidationError, match="leave strict mode"):
+        _validate(layers, strict=True)
+
+
+def test_a_dropped_building_keeps_the_plan_whole_and_its_index():
+    b, s = _city()
+    b.index = [10, 11, 12, 13]
+    b.loc[12, "geometry"] = None
+    with pytest.warns(GridmapWarning, match="not in the plan"):
+        plan = gridmap.delineate(b, s, target=200, tolerance=0.1)
+    assert plan.buildings.index.tolist() == [10, 11, 13]
+    assert plan.buildings["grid_id"].notna().all()
+    c = plan.metrics["conservation"]
+    assert c["conserved"] and c["buildings_dropped"] == ["b1-0-0"]
+    assert c["totals"]["households"]["input"] == plan.grids["households"].sum() == 300
+
+
+def test_swapped_coordinates_in_cgcs2000_and_metres_labelled_as_degrees():
+    b, _ = _city()
+    shanghai = b.set_geometry(b.translate(350_000, 3_450_000))
+    with pytest.raises(LayerValidationError) as exc:
+        gridmap.delineate(_swap_xy(shanghai.to_crs(4490)), target=200)
+    assert "geographic CRS EPSG:4490" in str(exc.value)
+    assert "longitude and latitude may be swapped" in str(exc.value)
+    with pytest.raises(LayerValidationError) as exc:
+        gridmap.delineate(shanghai.set_crs(4326, allow_override=True), target=200)
+    assert "e.g. (350079, 3450020)" in str(exc.value)
+    assert "look like metres of a projected CRS" in str(exc.value)
+    # in range, well placed: nothing said
+    _, said = _validate({"buildings": shanghai.to_crs(4490)})
+    assert said == []
+
+
+def test_coordinates_of_another_zone_are_refused_in_every_layer():
+    b, s = _city()
+    # Gauss-Krüger coordinates with the zone number (40) in front of the easting,
+    # labelled as the zone without it
+    gk = b.set_geometry(b.translate(40_350_000, 3_450_000)).set_crs(4549,
+                                                                    allow_override=True)
+    with pytest.raises(LayerValidationError) as exc:
+        gridmap.delineate(gk, s.set_geometry(s.translate(1e9, 0)), target=200)
+    problems = exc.value.problems
+    assert any("`buildings` has coordinates far outside the area of its CRS EPSG:4549"
+               in p and "EPSG:4513-4533" in p for p in problems)
+    assert any(p.startswith("`streets` has coordinates far outside") for p in problems)
+    assert not any("do not reach" in p for p in problems)  # not said on top
+
+
+def test_extent_is_measured_in_metres_in_a_geographic_crs_too():
+    b, _ = _city()
+    b.loc[3, "geometry"] = shapely.affinity.translate(b.geometry[3], 300_000)
+    with pytest.raises(LayerValidationError) as exc:
+        gridmap.delineate(b.to_crs(4326), target=200)
+    msg = str(exc.value)
+    assert "`buildings` spans 299.8 km" in msg and "1 row (ids 'b1-1-0') lies" in msg
+    # units too; 150 km is fine
+    units = b.drop(columns="id")
+    with pytest.raises(LayerValidationError, match="`units` spans 300.2 km"):
+        gridmap.delineate(units=units, target=200)
+    units.loc[3, "geometry"] = shapely.affinity.translate(b.geometry[3], -150_000)
+    _validate({"units": units})
+
+
+def test_the_extent_limit_is_a_named_constant(monkeypatch):
+    from gridmap import _validate as v
+
+    b, _ = _city()
+    monkeypatch.setattr(v, "MAX_EXTENT", 100.0)
+    with pytest.raises(LayerValidationError, match=r"more than the 0.1 km"):
+        _validate({"buildings": b})
+
+
+def test_overlaps_go_to_the_community_listed_first_when_allowed():
+    b, s = _city()
+    for first in ("C1", "C2"):
+        bnd = _communities(*OVERLAPPING)
+        if first == "C2":
+            bnd = bnd.iloc[::-1]
+        with pytest.warns(GridmapWarning, match="allow_overlaps=True"):
+            plan = gridmap.delineate(b, s, boundaries=bnd, allow_overlaps=True,
+                                     target=200, tolerance=0.1)
+        grids = plan.grids.set_index("grid_id")
+        at = grids[grids.geometry.contains(shapely.Point(100, 50))]
+        assert at["community_id"].tolist() == [first]
+    with pytest.raises(LayerValidationError, match="allow_overlaps must be True or False"):
+        gridmap.delineate(b, s, boundaries=bnd, allow_overlaps="yes", target=200)
+
+
+def test_overlap_slivers_are_ignored_and_many_pairs_counted():
+    b, _ = _city()
+    # 0.5 m² of overlap: under OVERLAP_MIN_AREA
+    sliver = _communities(shapely.box(0, 0, 100.0025, 200), shapely.box(100, 0, 200, 200))
+    _, said = _validate({"buildings": b, "boundaries": sliver})
+    assert said == []
+    # 5,000 m² over communities of 51 km²: under OVERLAP_MIN_SHARE (0.01 %)
+    big = _communities(shapely.box(-5000, -5000, 100.5, 5000),
+                       shapely.box(100, -5000, 5200, 5000))
+    _, said = _validate({"buildings": b, "boundaries": big})
+    assert not any("overlap" in w for w in said)
+    # four communities all over each other: 6 pairs, the 3 largest shown
+    pile = _communities(*(shapely.box(k * 10, 0, 200, 200) for k in range(4)))
+    with pytest.raises(LayerValidationError) as exc:
+        _validate({"buildings": b, "boundaries": pile})
+    msg = str(exc.value)
+    assert "6 pairs of communities share land" in msg and "(6 pairs in all)" in msg
+    assert msg.count(" share ") == 4
+
+
+def test_a_gap_with_buildings_names_them():
+    b, _ = _city()
+    holed = _communities(shapely.box(0, 0, 100, 200).difference(
+        shapely.box(15, 15, 85, 85)), shapely.box(100, 0, 200, 200))
+    _, said = _validate({"buildings": b, "boundaries": holed})
+    gap = next(w for w in said if "gap" in w)
+    assert "1 gap inside the area that no community covers (4,900 m² around (50, 50) " \
+           "with 1 building in it)" in gap
+    assert "The buildings in them (1 row (ids 'b0-0-0')) go to the nearest" in gap
+    assert any("outside every community boundary" in w for w in said)
+    # a small gap with nothing in it, and a bay open to the outside, are not said
+    small = _communities(shapely.box(0, 0, 100, 200).difference(
+        shapely.box(90, 90, 100, 100)), shapely.box(100, 0, 200, 200))
+    bay = _communities(shapely.box(0, 0, 100, 200), shapely.box(100, 0, 200, 200)
+                       .difference(shapely.box(150, 90, 200, 110)))
+    for bnd in (small, bay):
+        _, said = _validate({"buildings": b, "boundaries": bnd})
+        assert not any("gap" in w for w in said), said
+
+
+def test_the_new_checks_report_with_the_rest_at_once(tmp_path):
+    b, s = _city()
+    b.loc[0, "households"] = -1
+    b.loc[1, "geometry"] = None
+    with pytest.raises(LayerValidationError) as exc:
+        gridmap.delineate(b, s, boundaries=_communities(*OVERLAPPING), strict=True,
+                          encoding="no-such-codec", target=200)
+    problems = exc.value.problems
+    for w in ("no geometry (None or empty)", "negative counts", "`boundaries` overlap",
+              "encoding='no-such-codec' is not a text encoding"):
+        assert sum(w in p for p in problems) == 1, w
 
 
 # ---------------------------------------------------------------------------

@@ -15,12 +15,43 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyproj
 import shapely
 
 from ._errors import CRSMismatchError, GridmapWarning, LayerValidationError
 from .units import planar_faces
 
-__all__ = ["Inputs", "Problems", "check_layer", "check_params", "validate_inputs"]
+__all__ = [
+    "AREA_OF_USE_MARGIN",
+    "GAP_MIN_AREA",
+    "MAX_EXTENT",
+    "OVERLAP_MIN_AREA",
+    "OVERLAP_MIN_SHARE",
+    "Inputs",
+    "Problems",
+    "check_layer",
+    "check_params",
+    "validate_inputs",
+]
+
+#: the widest a layer of buildings or units may be, in metres (200 km): a
+#: city district is a few kilometres across, a large city under 100 km; a layer
+#: wider than this holds a stray feature or a wrong coordinate
+MAX_EXTENT = 200_000.0
+#: degrees a projected layer may lie beyond its CRS's area of use before it is
+#: refused: a city in the next UTM or Gauss-Krüger zone, or a made-up layer near
+#: the CRS's false origin, is fine; coordinates shifted by a wrong false easting
+#: or in another CRS altogether are much farther (or no place at all)
+AREA_OF_USE_MARGIN = 30.0
+#: an overlap of two community boundaries smaller than this (m²), or than
+#: :data:`OVERLAP_MIN_SHARE` of the smaller community, is a digitising sliver
+#: and is ignored
+OVERLAP_MIN_AREA = 1.0
+#: ... or than this share of the smaller of the two communities (0.01 %)
+OVERLAP_MIN_SHARE = 1e-4
+#: a gap between community boundaries (a hole in their union) is reported when
+#: it holds a building or (m²) is at least this large
+GAP_MIN_AREA = 1000.0
 
 _GEOM_FAMILY = {
     "polygon": ("Polygon", "MultiPolygon"),
@@ -166,6 +197,9 @@ class Inputs:
     notes: list[str] = field(default_factory=list)
     #: building (or unit) positions outside every community boundary
     outside: list[int] = field(default_factory=list)
+    #: per layer, the ids (else row labels) of the rows dropped for having no
+    #: geometry; they are in no later step and not in the plan
+    dropped: dict[str, list[Any]] = field(default_factory=dict)
 
 
 def where(gdf: pd.DataFrame, mask: np.ndarray, ids: Iterable | None = None,
@@ -223,6 +257,292 @@ def _check_polygons(gdf: gpd.GeoDataFrame, role: str, problems: Problems,
     return fixed
 
 
+def _labels(gdf: gpd.GeoDataFrame, role: str, id_column: str | None,
+            columns: Mapping[str, str] | None) -> pd.Series | None:
+    """The column naming a layer's rows in messages (ids, community ids), if any.
+
+    Taken before the columns are renamed, so a canonical name is looked up under
+    its source name in ``columns``.
+    """
+    name = {"buildings": id_column or "id", "units": id_column or "id",
+            "boundaries": "community_id", "compounds": "compound_id"}.get(role)
+    if name is None:
+        return None
+    for col in ((columns or {}).get(name, name), name):
+        if col in gdf.columns:
+            return gdf[col]
+    return None
+
+
+def _xy(x: float, y: float) -> str:
+    """``"(121.4855, 31.2399)"``: a coordinate pair as a user would type it."""
+    return f"({float(x):.10g}, {float(y):.10g})"
+
+
+def _drop_missing(gdf: gpd.GeoDataFrame, role: str, problems: Problems,
+                  notes: list[str], *, strict: bool, ids: pd.Series | None,
+                  weight: str | None, by: str) -> tuple[gpd.GeoDataFrame, list[Any]]:
+    """Rows with no geometry (None or empty): refused in strict mode, else dropped.
+
+    Returns the layer without them and their ids (row labels when there are no
+    ids); nothing is dropped in strict mode, where they are a problem.
+    """
+    geoms = np.asarray(gdf.geometry.values)
+    gone = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    if not gone.any():
+        return gdf, []
+    rows = where(gdf, gone, ids)
+    if strict:
+        problems.add(
+            f"`{role}` has no geometry (None or empty) in {rows}. Give them their "
+            f"geometry or drop them (e.g. {role}[{role}.geometry.notna() & "
+            f"~{role}.geometry.is_empty]), or leave strict mode to have gridmap drop "
+            "them.")
+        return gdf, []
+    held = ""
+    if weight is not None and weight in gdf.columns:
+        lost = pd.to_numeric(gdf[weight][gone], errors="coerce").sum()
+        held = f", holding {lost:g} {by}"
+    notes.append(
+        f"`{role}` has no geometry (None or empty) in {rows}{held}; they were dropped "
+        f"and are not in the plan ({int((~gone).sum())} of {len(gdf)} rows kept). Give "
+        "them their geometry to include them; use strict=True (--strict) to refuse "
+        "them instead.")
+    labels = (ids if ids is not None else gdf.index.to_series())[gone]
+    return gdf[~gone], [_plain(v) for v in labels]
+
+
+def _check_coordinates(gdf: gpd.GeoDataFrame, role: str, problems: Problems,
+                       ids: pd.Series | None) -> bool:
+    """Coordinates that are no place on Earth in the layer's CRS; False if any.
+
+    A geographic CRS needs longitudes within ±180 and latitudes within ±90 (a
+    likely swap of the two is said); a projected CRS needs coordinates that
+    transform to longitude/latitude and back, within
+    :data:`AREA_OF_USE_MARGIN` degrees of its area of use.
+    """
+    if gdf.crs is None:
+        return True
+    crs = pyproj.CRS.from_user_input(gdf.crs)
+    geoms = np.asarray(gdf.geometry.values)
+    b = shapely.bounds(geoms)
+    present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    finite = np.isfinite(b).all(axis=1)
+    name = crs.to_string()
+    if crs.is_geographic:
+        bad = present & (~finite | (np.abs(b[:, [0, 2]]) > 180).any(axis=1)
+                         | (np.abs(b[:, [1, 3]]) > 90).any(axis=1))
+        if not bad.any():
+            return True
+        k = int(np.flatnonzero(bad)[0])
+        x, y = shapely.get_coordinates(geoms[k])[0]
+        seen = b[bad]
+        if (np.abs(seen[:, [0, 2]]) <= 90).all() and (np.abs(seen[:, [1, 3]]) <= 180).all():
+            hint = (f"; longitude and latitude may be swapped (read the other way, the "
+                    f"sample is longitude {y:.10g}, latitude {x:.10g}). Swap x and y, x "
+                    "being the longitude (QGIS: Swap X and Y coordinates; "
+                    "shapely.transform(geoms, lambda c: c[:, ::-1]))")
+        elif (np.abs(seen[np.isfinite(seen)]) > 1000).any():
+            hint = (". These look like metres of a projected CRS, so the CRS is wrong: "
+                    "set the one the coordinates are in with gdf.set_crs(..., "
+                    "allow_override=True) (for a shapefile, fix its .prj)")
+        else:
+            hint = (". Fix those coordinates, or set the CRS they are in with "
+                    "gdf.set_crs(..., allow_override=True)")
+        problems.add(
+            f"`{role}` has coordinates outside the range of its geographic CRS {name} "
+            f"(longitude -180 to 180, latitude -90 to 90) in {where(gdf, bad, ids)}: "
+            f"e.g. {_xy(x, y)}{hint}.")
+        return False
+    if not crs.is_projected:
+        return True
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    lon = np.full(len(b), np.nan)
+    lat = np.full(len(b), np.nan)
+    ok = present & finite
+    try:
+        to_deg = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+        lon[ok], lat[ok] = to_deg.transform(cx[ok], cy[ok], errcheck=False)
+        back_x, back_y = to_deg.transform(lon, lat, direction="INVERSE", errcheck=False)
+    except pyproj.exceptions.ProjError:  # a CRS with no way to longitude/latitude
+        return True
+    with np.errstate(invalid="ignore"):
+        off = np.hypot(np.asarray(back_x) - cx, np.asarray(back_y) - cy)
+        bad = present & ~(np.isfinite(lon) & np.isfinite(lat) & (np.abs(lon) <= 180)
+                          & (np.abs(lat) <= 90) & (off < 1.0))
+        area = crs.area_of_use
+        if area is not None:
+            m = AREA_OF_USE_MARGIN
+            if area.west <= area.east:
+                in_lon = (lon >= area.west - m) & (lon <= area.east + m)
+            else:  # across the antimeridian
+                in_lon = (lon >= area.west - m) | (lon <= area.east + m)
+            bad |= present & ~bad & ~(in_lon & (lat >= area.south - m)
+                                      & (lat <= area.north + m))
+    if not bad.any():
+        return True
+    k = int(np.flatnonzero(bad)[0])
+    x, y = shapely.get_coordinates(geoms[k])[0]
+    defined = ""
+    if area is not None:
+        defined = (f", defined for {area.west:g}° to {area.east:g}° longitude, "
+                   f"{area.south:g}° to {area.north:g}° latitude")
+    placed = (f"longitude {lon[k]:.6g}, latitude {lat[k]:.6g}"
+              if np.isfinite(lon[k]) and np.isfinite(lat[k]) else "no place on Earth")
+    problems.add(
+        f"`{role}` has coordinates far outside the area of its CRS {name} "
+        f"({crs.name}{defined}) in {where(gdf, bad, ids)}: e.g. {_xy(x, y)}, which is "
+        f"{placed}. The coordinates or the CRS are wrong: set the CRS they are in with "
+        "gdf.set_crs(..., allow_override=True) (for a shapefile, fix its .prj), e.g. a "
+        "Gauss-Krüger zone with the zone number in front of the easting (EPSG:4513-4533) "
+        "or without (EPSG:4534-4554).")
+    return False
+
+
+def _check_extent(gdf: gpd.GeoDataFrame, role: str, problems: Problems,
+                  ids: pd.Series | None) -> bool:
+    """A layer wider than :data:`MAX_EXTENT` metres: refused; False if so.
+
+    Measured in metres, geodesically for a geographic CRS.  The rows named are
+    those more than half of it from the layer's median point (else the farthest).
+    """
+    if gdf.crs is None:
+        return True
+    crs = pyproj.CRS.from_user_input(gdf.crs)
+    b = shapely.bounds(np.asarray(gdf.geometry.values))
+    ok = np.isfinite(b).all(axis=1)
+    if ok.sum() < 2:
+        return True
+    x0, y0 = b[ok, 0].min(), b[ok, 1].min()
+    x1, y1 = b[ok, 2].max(), b[ok, 3].max()
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    mx, my = float(np.median(cx[ok])), float(np.median(cy[ok]))
+    dist = np.full(len(b), np.nan)
+    if crs.is_geographic:
+        geod = crs.get_geod() or pyproj.Geod(ellps="WGS84")
+        xm, ym = (x0 + x1) / 2, (y0 + y1) / 2
+        width = geod.inv(x0, ym, xm, ym)[2] + geod.inv(xm, ym, x1, ym)[2]
+        height = geod.inv(xm, y0, xm, y1)[2]
+        n = int(ok.sum())
+        dist[ok] = geod.inv(np.full(n, mx), np.full(n, my), cx[ok], cy[ok])[2]
+    elif crs.is_projected:
+        f = crs.axis_info[0].unit_conversion_factor
+        width, height = (x1 - x0) * f, (y1 - y0) * f
+        dist[ok] = np.hypot(cx[ok] - mx, cy[ok] - my) * f
+    else:
+        return True
+    if max(width, height) <= MAX_EXTENT:
+        return True
+    far = ok & (np.nan_to_num(dist) > MAX_EXTENT / 2)
+    if not far.any():
+        far = np.zeros(len(b), dtype=bool)
+        far[np.argsort(-np.nan_to_num(dist))[:5]] = True
+    k = int(np.nanargmax(dist))
+    label = _plain((ids if ids is not None else gdf.index.to_series()).iloc[k])
+    verb = "lies" if far.sum() == 1 else "lie"
+    problems.add(
+        f"`{role}` spans {width / 1000:,.1f} km × {height / 1000:,.1f} km, more than "
+        f"the {MAX_EXTENT / 1000:g} km a city's layer can span: {where(gdf, far, ids)} "
+        f"{verb} more than {MAX_EXTENT / 2000:g} km from the layer's median point "
+        f"{_xy(mx, my)}, the farthest ({label!r}) {dist[k] / 1000:,.1f} km away at "
+        f"{_xy(cx[k], cy[k])}. Drop or fix those rows (a mistyped coordinate, a feature "
+        "of another place) or check the CRS; a larger area is delineated in parts "
+        "(e.g. one run per sub-district).")
+    return False
+
+
+def _check_boundaries(bnd: gpd.GeoDataFrame, main: gpd.GeoDataFrame, main_role: str,
+                      problems: Problems, notes: list[str], *, allow_overlaps: bool,
+                      bnd_ids: pd.Series | None, main_ids: Iterable | None) -> None:
+    """Community boundaries that overlap (refused unless allowed), and gaps between
+    them inside the area (said).
+
+    Overlaps under :data:`OVERLAP_MIN_AREA` m² or :data:`OVERLAP_MIN_SHARE` of the
+    smaller community are slivers and ignored; a gap (a hole in the union of the
+    boundaries) is said when it holds a building or covers :data:`GAP_MIN_AREA` m².
+    Areas are in m², in the metric CRS gridmap works in; places in the CRS of
+    ``boundaries``.
+    """
+    from . import io as gio
+
+    try:
+        work = gio.metric_crs(main)
+    except Exception:  # noqa: BLE001 - the CRS checks have said what is wrong
+        return
+    geoms = np.asarray(shapely.make_valid(np.asarray(bnd.to_crs(work).geometry.values)))
+    present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    labels = [_plain(v) for v in (bnd_ids if bnd_ids is not None else bnd.index)]
+
+    def place(gs: np.ndarray) -> list[str]:
+        pts = gpd.GeoSeries(shapely.point_on_surface(gs), crs=work).to_crs(bnd.crs)
+        return [_xy(p.x, p.y) for p in pts]
+
+    # overlaps: every pair of communities that share more than a sliver
+    i, j = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    pair = i < j
+    i, j = i[pair], j[pair]
+    if len(i):
+        shared = shapely.intersection(geoms[i], geoms[j])
+        a = shapely.area(shared)
+        smaller = np.minimum(shapely.area(geoms[i]), shapely.area(geoms[j]))
+        real = (a >= OVERLAP_MIN_AREA) & (a >= OVERLAP_MIN_SHARE * smaller)
+        if real.any():
+            top = np.flatnonzero(real)[np.argsort(-a[real], kind="stable")[:3]]
+            at = place(shared[top])
+            said = "; ".join(
+                f"{labels[i[t]]!r} and {labels[j[t]]!r} share {a[t]:,.0f} m² "
+                f"({a[t] / smaller[t]:.1%} of the smaller) around {p}"
+                for t, p in zip(top, at, strict=True))
+            n = int(real.sum())
+            more = f"; … ({n} pairs in all)" if n > len(top) else ""
+            text = (f"`boundaries` overlap: {n} pair{'s' if n != 1 else ''} of "
+                    f"communities share land ({said}{more})")
+            if allow_overlaps:
+                notes.append(f"{text}; allowed (allow_overlaps=True): each overlap went "
+                             "to the community listed first in `boundaries`.")
+            else:
+                problems.add(
+                    f"{text}. Each place must be in one community: fix the boundaries "
+                    "(QGIS: Topology Checker, 'must not overlap'; then Difference), or "
+                    "pass allow_overlaps=True (--allow-overlaps) to give each overlap "
+                    "to the community listed first.")
+    # gaps: holes in the union of the boundaries, inside the area's outline
+    union = shapely.union_all(geoms[present])
+    polys = shapely.get_parts(union)
+    polys = polys[shapely.get_type_id(polys) == 3]
+    nr = shapely.get_num_interior_rings(polys)
+    if not nr.sum():
+        return
+    k = np.arange(nr.sum()) - np.repeat(np.cumsum(nr) - nr, nr)
+    holes = shapely.polygons(shapely.get_interior_ring(np.repeat(polys, nr), k))
+    holes = shapely.difference(holes, union)  # a community inside a gap is no gap
+    area = shapely.area(holes)
+    mgeoms = np.asarray((main if main.crs.equals(work) else main.to_crs(work)).geometry.values)
+    pi, hi = shapely.STRtree(holes).query(shapely.point_on_surface(mgeoms),
+                                          predicate="within")
+    held = np.bincount(hi, minlength=len(holes))
+    shown = (area >= GAP_MIN_AREA) | (held > 0)
+    if not shown.any():
+        return
+    top = np.flatnonzero(shown)[np.argsort(-area[shown], kind="stable")[:3]]
+    said = "; ".join(
+        f"{area[t]:,.0f} m² around {p}"
+        + (f" with {held[t]} {main_role if held[t] != 1 else main_role[:-1]} in it"
+           if held[t] else "")
+        for t, p in zip(top, place(holes[top]), strict=True))
+    n = int(shown.sum())
+    more = f"; … ({n} gaps in all)" if n > len(top) else ""
+    inside = np.zeros(len(mgeoms), dtype=bool)
+    inside[pi] = True
+    who = (f" The {main_role} in them ({where(main, inside, main_ids)}) go to the "
+           "nearest community." if inside.any() else "")
+    notes.append(
+        f"`boundaries` leave {n} gap{'s' if n != 1 else ''} inside the area that no "
+        f"community covers ({said}{more}).{who} If the land belongs to a community, "
+        "close the gap in the boundaries (QGIS: Topology Checker, 'must not have "
+        "gaps').")
+
+
 def validate_inputs(
     sources: Mapping[str, Any],
     *,
@@ -236,16 +556,43 @@ def validate_inputs(
     strict: bool = False,
     extra_fields: Iterable[str] = (),
     problems: Problems | None = None,
+    encoding: str | None = None,
+    allow_overlaps: bool = False,
 ) -> Inputs:
     """Read every layer and check every input of :func:`gridmap.delineate` at once.
 
     Every problem found is collected and raised together in one
     :class:`~gridmap.LayerValidationError` (a :class:`~gridmap.CRSMismatchError`
     when the CRSs are the only problems).  What can be repaired without guessing
-    (invalid polygons, layers in another CRS, buildings outside every community
-    boundary, streets that enclose no block) is repaired or worked around and
-    reported in ``notes`` and as a :class:`~gridmap.GridmapWarning`, unless
-    ``strict`` asks to refuse it.
+    (invalid polygons, rows with no geometry, layers in another CRS, buildings
+    outside every community boundary, streets that enclose no block, a file's
+    encoding) is repaired or worked around and reported in ``notes`` and as a
+    :class:`~gridmap.GridmapWarning`, unless ``strict`` asks to refuse it.
+
+    Parameters
+    ----------
+    sources
+        The layers by role (``"buildings"``, ``"streets"``, ...): GeoDataFrames,
+        paths or None.
+    columns, id_column, by, target, tolerance, groups, street_column
+        As for :func:`gridmap.delineate`.
+    strict
+        Refuse what would otherwise be repaired and reported.
+    extra_fields
+        Count fields checked when present (besides ``by`` and ``groups``).
+    problems
+        Problems found before, raised with these.
+    encoding
+        The text encoding of Shapefiles and CSVs (:func:`gridmap.io.read_layer`).
+    allow_overlaps
+        Allow community boundaries that overlap (each overlap goes to the
+        community listed first), with a note, instead of refusing them.
+
+    Returns
+    -------
+    Inputs
+        The layers read and repaired, the notes, the buildings outside every
+        boundary and the rows dropped.
 
     Examples
     --------
@@ -266,9 +613,17 @@ def validate_inputs(
     notes: list[str] = []
     layers: dict[str, gpd.GeoDataFrame | None] = {}
     unread: set[str] = set()
+    try:
+        if encoding is not None:
+            gio._check_encoding(encoding)
+    except LayerValidationError as exc:
+        problems.add(str(exc))
+        encoding = None
     for role in _ROLES:
         try:
-            layers[role] = gio.read_layer(sources.get(role), role=role)
+            layers[role], read_notes = gio.read_layer_noted(
+                sources.get(role), role=role, encoding=encoding, strict=strict)
+            notes += read_notes
         except LayerValidationError as exc:
             problems.add(str(exc))
             layers[role] = None
@@ -284,14 +639,33 @@ def validate_inputs(
         check_layer(gdf, role, problems, geometry=_GEOMETRY[role], required=False)
         if gdf is not None and len(problems.items) + len(problems.crs_items) == before:
             usable[role] = gdf
+    # rows with no geometry: dropped and said, or refused in strict mode
+    dropped: dict[str, list[Any]] = {}
+    weight = (columns or {}).get(by, by)
+    for role, gdf in list(usable.items()):
+        kept, gone = _drop_missing(
+            gdf, role, problems, notes, strict=strict,
+            ids=_labels(gdf, role, id_column, columns),
+            weight=weight if role in ("buildings", "units", "population") else None, by=by)
+        if gone:
+            dropped[role] = gone
+            layers[role] = usable[role] = kept
     # invalid polygons (buildings, boundaries, compounds, sites, units)
     for role in ("buildings", "boundaries", "compounds", "sites", "units"):
         gdf = usable.get(role)
         if gdf is not None:
-            ids = gdf[id_column] if role == "buildings" and id_column in gdf.columns \
-                else gdf["id"] if role == "buildings" and "id" in gdf.columns else None
-            layers[role] = usable[role] = _check_polygons(gdf, role, problems, notes,
-                                                          strict=strict, ids=ids)
+            layers[role] = usable[role] = _check_polygons(
+                gdf, role, problems, notes, strict=strict,
+                ids=_labels(gdf, role, id_column, columns))
+    # coordinates that are no place on Earth in their CRS, and a city's extent
+    misplaced = {role for role, gdf in usable.items()
+                 if not _check_coordinates(gdf, role, problems,
+                                           _labels(gdf, role, id_column, columns))}
+    for role in ("buildings", "units"):
+        gdf = usable.get(role)
+        if gdf is not None and role not in misplaced and not _check_extent(
+                gdf, role, problems, _labels(gdf, role, id_column, columns)):
+            misplaced.add(role)
 
     st_ = usable.get("streets")
     if st_ is not None:
@@ -420,11 +794,14 @@ def validate_inputs(
     # where the layers lie against each other (only when their CRSs are known)
     outside: list[int] = []
     crs_known = all(g.crs is not None for g in usable.values())
-    if crs_known and main_gdf is not None:
+    if crs_known and main_gdf is not None and main_role not in misplaced:
         crs = main_gdf.crs
         pts = shapely.point_on_surface(np.asarray(main_gdf.geometry.values))
         bnd = usable.get("boundaries")
-        if bnd is not None:
+        if bnd is not None and "boundaries" not in misplaced:
+            _check_boundaries(
+                bnd, main_gdf, main_role, problems, notes, allow_overlaps=allow_overlaps,
+                bnd_ids=_labels(bnd, "boundaries", id_column, columns), main_ids=ids)
             union = shapely.union_all(shapely.make_valid(
                 np.asarray(bnd.to_crs(crs).geometry.values)))
             out_mask = ~shapely.intersects(pts, union)
@@ -440,13 +817,14 @@ def validate_inputs(
                     notes.append(f"{text}; each was put in the nearest block of the "
                                  "nearest community.")
         st_ = usable.get("streets")
-        if st_ is not None and main_role == "buildings" and len(main_gdf) > 1:
+        if st_ is not None and main_role == "buildings" and len(main_gdf) > 1 \
+                and "streets" not in misplaced:
             _check_streets_enclose(main_gdf, st_.to_crs(crs), pts, problems, notes,
                                    strict=strict)
     problems.raise_if_any()
     for note in notes:
         warnings.warn(note, GridmapWarning, stacklevel=3)
-    return Inputs(layers=layers, notes=notes, outside=outside)
+    return Inputs(layers=layers, notes=notes, outside=outside, dropped=dropped)
 
 
 def _check_streets_enclose(bld: gpd.GeoDataFrame, st_: gpd.GeoDataFrame, pts: np.ndarray,

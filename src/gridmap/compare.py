@@ -63,6 +63,7 @@ def compare_bases(
     reference: str = "pop_actual",
     target: float = 900,
     tolerance: float = 0.1,
+    encoding: str | None = None,
     **kwargs: Any,
 ) -> BasisComparison:
     """Delineate on each basis with the same target; measure all on the reference.
@@ -79,6 +80,9 @@ def compare_bases(
     target, tolerance
         Target per grid and tolerance, the same for every basis (people per grid
         when the bases are populations).
+    encoding
+        The text encoding of the Shapefiles and CSVs read (e.g. ``"gbk"``), as
+        for :func:`gridmap.delineate`.
     **kwargs
         Any other option of :func:`gridmap.delineate` (boundaries, seed, ...).
 
@@ -122,7 +126,7 @@ def compare_bases(
                       and x not in ("households", "pop_actual"))
         plan = delineate(buildings, streets, population, by=basis, target=target,
                          tolerance=tolerance, groups=tuple(dict.fromkeys((*groups, *carry))),
-                         **kwargs)
+                         encoding=encoding, **kwargs)
         plans[basis] = plan
         g = plan.grids
         if reference not in g or g[reference].isna().all():

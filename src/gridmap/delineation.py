@@ -190,6 +190,8 @@ def delineate(
     community_target: float | None = None,
     community_tolerance: float = 0.2,
     strict: bool = False,
+    encoding: str | None = None,
+    allow_overlaps: bool = False,
     islands: str = "own",
     progress: bool | None = None,
     scheduler: str | None = None,
@@ -272,10 +274,23 @@ def delineate(
         much of ``by`` in its buildings); each stretch is a grid,
         ``kind="road"``, with the buildings in it.
     strict
-        Refuse, instead of repairing and reporting, invalid polygons, layers in
-        different CRSs, buildings outside every community boundary and streets
-        that enclose no block.  Every other bad input is refused either way, all
-        problems in one :class:`~gridmap.LayerValidationError`.
+        Refuse, instead of repairing and reporting, invalid polygons, rows with
+        no geometry (otherwise dropped, not in the plan), layers in different
+        CRSs, buildings outside every community boundary, streets that enclose
+        no block and a file whose text encoding would have to be guessed.  Every
+        other bad input is refused either way, all problems in one
+        :class:`~gridmap.LayerValidationError`.
+    encoding
+        The text encoding of the Shapefiles and CSVs read (e.g. ``"gbk"``,
+        ``"gb18030"``, ``"utf-8"``), overriding a Shapefile's ``.cpg``; other
+        formats are UTF-8 by definition.  Default None: a Shapefile's ``.cpg``,
+        else UTF-8, else GB18030 with a :class:`~gridmap.GridmapWarning` (see
+        :func:`gridmap.io.read_layer`).
+    allow_overlaps
+        Community boundaries that overlap are refused (overlaps under 1 m² or
+        under 0.01 % of the smaller community are slivers and ignored); True
+        allows them, each overlap going to the community listed first in
+        ``boundaries``, with a note and a :class:`~gridmap.GridmapWarning`.
     islands
         What to do with an island, a part of a community that nothing connects to
         the rest (an exclave, a unit across water): ``"own"`` (default) makes it
@@ -338,6 +353,9 @@ def delineate(
     if not isinstance(strict, bool):
         msg = f"strict must be True or False, got {strict!r}."
         raise LayerValidationError(msg)
+    if not isinstance(allow_overlaps, bool):
+        msg = f"allow_overlaps must be True or False, got {allow_overlaps!r}."
+        raise LayerValidationError(msg)
     if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) \
             or restarts < 1:
         msg = (f"restarts must be a whole number of 1 or more, got {restarts!r}: the "
@@ -365,6 +383,7 @@ def delineate(
         columns=columns, id_column=id_column, by=by, target=target,
         tolerance=tolerance, groups=group_cols, street_column=street_column,
         strict=strict, extra_fields=_EXTRA_FIELDS, problems=problems,
+        encoding=encoding, allow_overlaps=allow_overlaps,
     )
     notes: list[str] = list(checked.notes)
     bld, st, pop, bnd, cmp_, sit, unt = (
@@ -872,8 +891,9 @@ def delineate(
         worker_capacity=worker_capacity,
         street_classes=classes,
     )
-    plan.metrics["conservation"] = _conservation(plan, counts, fields, pop_report,
-                                                 unplaced_pop, n_in=len(main))
+    plan.metrics["conservation"] = _conservation(
+        plan, counts, fields, pop_report, unplaced_pop, n_in=len(main),
+        dropped=checked.dropped.get(main_role, []))
     if not plan.metrics["conservation"]["conserved"]:  # a defect, never bad input
         msg = f"the plan lost or made up something: {plan.metrics['conservation']}"
         raise GridmapError(msg)
@@ -913,11 +933,14 @@ def _canonical_order(gdf: gpd.GeoDataFrame, ids: np.ndarray | None) -> np.ndarra
 
 def _conservation(plan: GridPlan, counts: pd.DataFrame, fields: tuple[str, ...],
                   pop_report: dict[str, Any], unplaced: pd.DataFrame | None, *,
-                  n_in: int) -> dict[str, Any]:
+                  n_in: int, dropped: Iterable[Any] = ()) -> dict[str, Any]:
     """Nothing lost: buildings, and every count per building, community and overall.
 
     Counts are whole numbers held in floats, so their sums are exact and are
-    compared exactly; a weighted field (``workload``) to a millionth.
+    compared exactly; a weighted field (``workload``) to a millionth.  ``n_in``
+    counts the buildings (or units) that entered the plan; ``dropped`` are the
+    ids (else row labels) of the input rows with no geometry, left out before
+    the work and listed as ``buildings_dropped``.
     """
     has_buildings = len(plan.buildings) > 0
     out_rows = plan.buildings if has_buildings else plan.units
@@ -968,6 +991,7 @@ def _conservation(plan: GridPlan, counts: pd.DataFrame, fields: tuple[str, ...],
     return {
         "buildings_in": int(n_in),
         "buildings_out": int(n_out),
+        "buildings_dropped": [str(x) for x in dropped],
         "buildings_without_grid": [str(x) for x in out_rows.index[no_grid.to_numpy()]],
         "totals": totals,
         "population_unplaced": rows,

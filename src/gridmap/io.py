@@ -7,28 +7,31 @@ mapped to gridmap's canonical names by the user (``columns={"canonical": "source
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
+import warnings
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyproj
 
-from ._errors import CRSMismatchError, LayerValidationError
+from ._errors import CRSMismatchError, GridmapWarning, LayerValidationError
 
 __all__ = [
     "CANONICAL_COLUMNS",
+    "FALLBACK_ENCODING",
     "LayerSource",
     "metric_crs",
     "read_layer",
-    "to_metric",
     "rename_columns",
+    "to_metric",
 ]
 
-LayerSource = Union[str, os.PathLike, gpd.GeoDataFrame]
+LayerSource = str | os.PathLike | gpd.GeoDataFrame
 
 #: canonical column names a user may map source columns onto
 CANONICAL_COLUMNS = (
@@ -50,6 +53,12 @@ CANONICAL_COLUMNS = (
 
 _OSM_SUFFIXES = (".pbf", ".osm")
 _PARQUET_SUFFIXES = (".parquet", ".geoparquet", ".pq")
+#: formats whose text is UTF-8 by definition: ``encoding=`` does not apply to them
+_UTF8_SUFFIXES = (".gpkg", ".geojson", ".json", ".geojsonl", ".geojsons", ".fgb")
+#: the encoding a Shapefile or CSV without a declared one is read in when its text
+#: is not UTF-8: GB18030 (a superset of GBK and GB2312), what Chinese desktop GIS
+#: writes
+FALLBACK_ENCODING = "GB18030"
 _OSM_TAG_RE = re.compile(r'"([^"]+)"=>"((?:[^"\\]|\\.)*)"')
 
 # which columns of OSM's other_tags to lift into columns, per role
@@ -115,6 +124,8 @@ def read_layer(
     *,
     role: str,
     layer: str | None = None,
+    encoding: str | None = None,
+    strict: bool = False,
 ) -> gpd.GeoDataFrame | None:
     """Read one input layer from a file or take a copy of a GeoDataFrame.
 
@@ -131,11 +142,29 @@ def read_layer(
         multi-layer file by name and in error messages.
     layer
         Layer name; overrides ``PATH#LAYER``.
+    encoding
+        The encoding of the text (column names and values) of a file whose
+        format does not fix one: a Shapefile's ``.dbf`` (overriding its
+        ``.cpg``), a CSV, MapInfo... (e.g. ``"gbk"``, ``"gb18030"``,
+        ``"utf-8"``).  GeoPackage, GeoJSON, FlatGeobuf, GeoParquet and OSM are
+        UTF-8 by definition and ignore it.  Default None: a Shapefile's ``.cpg``
+        (or the code page in its ``.dbf`` header); a Shapefile declaring none, or
+        a CSV, whose text is not UTF-8 is read as GB18030 (what Chinese desktop
+        GIS writes) with a :class:`~gridmap.GridmapWarning`.
+    strict
+        Refuse (:class:`~gridmap.LayerValidationError`) rather than guess the
+        encoding of a file that declares none and is not UTF-8.
 
     Returns
     -------
     geopandas.GeoDataFrame or None
         A new frame (the input is never modified), or None when ``source`` is None.
+
+    Raises
+    ------
+    LayerValidationError
+        The file is missing or unreadable, ``encoding`` is unknown, or (with
+        ``strict``) its encoding would have to be guessed.
 
     Examples
     --------
@@ -144,13 +173,38 @@ def read_layer(
     >>> read_layer(gdf, role="buildings") is gdf
     False
     """
+    gdf, notes = read_layer_noted(source, role=role, layer=layer, encoding=encoding,
+                                  strict=strict)
+    for note in notes:
+        warnings.warn(note, GridmapWarning, stacklevel=2)
+    return gdf
+
+
+def read_layer_noted(
+    source: LayerSource | None,
+    *,
+    role: str,
+    layer: str | None = None,
+    encoding: str | None = None,
+    strict: bool = False,
+) -> tuple[gpd.GeoDataFrame | None, list[str]]:
+    """:func:`read_layer`, with what it guessed returned as notes, not warned.
+
+    Returns
+    -------
+    tuple
+        The frame (or None) and the notes (an encoding guessed), for
+        :func:`gridmap._validate.validate_inputs` to report with the rest.
+    """
+    if encoding is not None:
+        _check_encoding(encoding)
     if source is None:
-        return None
+        return None, []
     if isinstance(source, gpd.GeoDataFrame):
-        return source.copy()
+        return source.copy(), []
     if isinstance(source, (pd.DataFrame, gpd.GeoSeries)):
         if isinstance(source, gpd.GeoSeries):
-            return gpd.GeoDataFrame(geometry=source.copy())
+            return gpd.GeoDataFrame(geometry=source.copy()), []
         msg = (
             f"`{role}` is a pandas DataFrame without geometry; pass a GeoDataFrame "
             "(e.g. geopandas.GeoDataFrame(df, geometry=geopandas.points_from_xy(...), "
@@ -172,11 +226,17 @@ def read_layer(
         )
         raise LayerValidationError(msg)
     suffix = "".join(Path(path).suffixes[-2:]).lower()
+    notes: list[str] = []
     try:
         if suffix.endswith(_PARQUET_SUFFIXES):
-            return gpd.read_parquet(path)
+            return gpd.read_parquet(path), notes
         if suffix.endswith(_OSM_SUFFIXES):
-            return _read_osm(path, role)
+            return _read_osm(path, role), notes
+        if suffix.endswith(_UTF8_SUFFIXES):
+            encoding = None
+        elif encoding is None:
+            encoding, note = _guess_encoding(path, role, strict=strict)
+            notes += [note] if note else []
         if layer is None:
             import pyogrio
 
@@ -189,12 +249,150 @@ def read_layer(
                     f"one with PATH#LAYER (e.g. {path}#{names[0]})."
                 )
                 raise LayerValidationError(msg)
-        return gpd.read_file(path, layer=layer, engine="pyogrio")
+        kw = {"encoding": encoding} if encoding else {}
+        return gpd.read_file(path, layer=layer, engine="pyogrio", **kw), notes
     except LayerValidationError:
         raise
+    except UnicodeDecodeError as exc:
+        msg = (
+            f"`{role}` file {path!r} could not be read: its text is not in "
+            f"{encoding or 'UTF-8'} ({exc.reason} at byte {exc.start}). Give its "
+            "encoding with encoding= (--encoding), e.g. encoding='gb18030' for text "
+            "written by Chinese GIS software."
+        )
+        raise LayerValidationError(msg) from exc
     except Exception as exc:  # GDAL/arrow errors become one clear message
         msg = f"`{role}` file {path!r} could not be read: {exc}"
         raise LayerValidationError(msg) from exc
+
+
+def _check_encoding(encoding: Any) -> None:
+    """Refuse an encoding name Python does not know (GDAL knows the same ones)."""
+    try:
+        codecs.lookup(encoding if isinstance(encoding, str) else "")
+    except LookupError:
+        msg = (
+            f"encoding={encoding!r} is not a text encoding Python knows; give one such "
+            "as 'gb18030', 'gbk', 'big5' or 'utf-8' (encoding=, --encoding)."
+        )
+        raise LayerValidationError(msg) from None
+
+
+# ---------------------------------------------------------------------------
+# the encoding of a Shapefile or CSV that declares none
+# ---------------------------------------------------------------------------
+
+_TRUNCATED_UTF8 = re.compile(rb"[\xc0-\xff][\x80-\xbf]*(?=\n|$)")
+_NON_ASCII_LINE = re.compile(rb"[^\n]*[\x80-\xff][^\n]*")
+
+
+def _dbf_text(data: bytes) -> tuple[bytes, int] | None:
+    """The text of a ``.dbf``: its field names and character fields, one a line.
+
+    Returns the text and the language driver id (byte 29 of the header; 0 when
+    the file declares no code page), or None when ``data`` is no dBase file.
+    Only the character (``C``) fields are taken: the header and the numeric and
+    binary fields hold bytes that are no text.
+    """
+    if len(data) < 33:
+        return None
+    n = int.from_bytes(data[4:8], "little")
+    head = int.from_bytes(data[8:10], "little")
+    width = int.from_bytes(data[10:12], "little")
+    if head < 33 or head > len(data) or width < 1:
+        return None
+    names: list[bytes] = []
+    spans: list[tuple[int, int]] = []
+    start = 1  # each record opens with its deletion flag
+    for pos in range(32, head - 1, 32):
+        desc = data[pos:pos + 32]
+        if len(desc) < 32 or desc[0] == 0x0D:
+            break
+        kind = chr(desc[11])
+        size = desc[16] + (desc[17] << 8 if kind == "C" else 0)  # shapelib's rule
+        names.append(desc[:11].split(b"\0", 1)[0])
+        if kind == "C":
+            spans.append((start, start + size))
+        start += size
+    n = max(0, min(n, (len(data) - head) // width))
+    lines = b"\n".join(names)
+    if spans and n:
+        records = np.frombuffer(data, dtype=np.uint8, count=n * width,
+                                offset=head).reshape(n, width)
+        newline = np.full((n, 1), 0x0A, dtype=np.uint8)
+        parts = [p for a, b in spans if b <= width for p in (records[:, a:b], newline)]
+        if parts:
+            lines += b"\n" + np.hstack(parts).tobytes()
+    return lines, data[29]
+
+
+def _is_utf8(text: bytes) -> bool:
+    """Whether ``text`` is UTF-8, forgiving a character cut at a field's end."""
+    try:
+        _TRUNCATED_UTF8.sub(b"", text).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _guess_encoding(path: str, role: str, *, strict: bool) -> tuple[str | None, str | None]:
+    """The encoding to read a Shapefile or CSV that declares none in, and a note.
+
+    A Shapefile with a ``.cpg``, or with a code page in its ``.dbf`` header, is
+    left to GDAL.  Otherwise pure ASCII is left as it is (no note), UTF-8 is read
+    as UTF-8 (GDAL would take it for ISO-8859-1), and anything else is read as
+    :data:`FALLBACK_ENCODING` with a note, or refused in strict mode.
+    """
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext in (".shp", ".dbf"):
+        if any(p.with_suffix(s).exists() for s in (".cpg", ".CPG")):
+            return None, None
+        dbf = next((q for q in (p.with_suffix(".dbf"), p.with_suffix(".DBF")) if q.exists()),
+                   None)
+        if dbf is None:
+            return None, None
+        got = _dbf_text(dbf.read_bytes())
+        if got is None or got[1] != 0:
+            return None, None
+        text, where = got[0], f"file {path!r} has no .cpg and its text"
+        fix = "or add a .cpg file beside it holding the encoding's name"
+    elif ext in (".csv", ".tsv"):
+        text, where = p.read_bytes(), f"file {path!r} has text that"
+        fix = "or save it as UTF-8"
+    else:
+        return None, None
+    if text.isascii():
+        return None, None
+    if _is_utf8(text):
+        return "UTF-8", None
+    # the first few pieces of text that are not ASCII, for the user to judge
+    samples = [m.group(0) for _, m in zip(range(3), _NON_ASCII_LINE.finditer(text))]
+    try:
+        text.decode(FALLBACK_ENCODING)
+    except UnicodeDecodeError:
+        shown = ", ".join(repr(t.decode("latin-1").strip()[:40]) for t in samples)
+        msg = (
+            f"`{role}` {where} is neither UTF-8 nor {FALLBACK_ENCODING} (e.g. "
+            f"{shown}). Give its encoding with encoding= (--encoding), {fix}."
+        )
+        raise LayerValidationError(msg) from None
+    seen = ", ".join(repr(t.decode(FALLBACK_ENCODING).strip()[:40]) for t in samples)
+    if strict:
+        msg = (
+            f"`{role}` {where} is not UTF-8 (as {FALLBACK_ENCODING} it reads "
+            f"{seen}); strict mode does not guess an encoding. Give it with "
+            f"encoding='gb18030' (--encoding gb18030) or the right one, {fix}, or "
+            "leave strict mode."
+        )
+        raise LayerValidationError(msg)
+    note = (
+        f"`{role}` {where} is not UTF-8; it was read as {FALLBACK_ENCODING} (the "
+        f"encoding Chinese GIS software writes), which gives e.g. {seen}. If the text "
+        "looks wrong, give the right encoding with encoding= (--encoding), e.g. "
+        f"encoding='big5', {fix}. Use strict=True (--strict) to refuse a guess."
+    )
+    return FALLBACK_ENCODING, note
 
 
 def rename_columns(

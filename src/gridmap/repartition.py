@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ._errors import GridmapWarning
 from .partition import GridAssignment, UnitGraph, refine, repair
 from .partition.bisection import recursive_bisection
 from .partition.flow import flow_rebalance, grow_grid
@@ -355,6 +357,7 @@ def repartition(
     seed: int | None = 0,
     id_column: str | None = None,
     columns: dict[str, str] | None = None,
+    encoding: str | None = None,
     **kwargs: Any,
 ) -> GridPlan:
     """Re-balance a plan for new population, buildings and demolitions.
@@ -379,6 +382,11 @@ def repartition(
         so (default 2; ``None``: no bound).  It keeps a plan whose grids were
         out of tolerance for want of a better cut from being reshuffled for a
         small change.
+    id_column, columns
+        As for :func:`gridmap.delineate` (default: the plan's id column).
+    encoding
+        The text encoding of the Shapefiles and CSVs read (e.g. ``"gbk"``), as
+        for :func:`gridmap.delineate`.
     **kwargs
         Further options of :func:`gridmap.delineate`, e.g. ``strict=True`` to
         refuse rather than repair bad input, ``islands=`` for parts cut off from
@@ -416,13 +424,19 @@ def repartition(
     old_b = plan.buildings
     id_col = id_column or params.get("id_column") or (
         "building_id" if "building_id" in old_b.columns else "id")
+    read_notes: list[str] = []
     if buildings is None:
         drop = [c for c in ("grid_id", "unit_id") if c in old_b.columns]
         buildings = old_b.drop(columns=drop)
     else:
-        from .io import read_layer
+        from .io import read_layer_noted
 
-        buildings = _without_derived_gaps(read_layer(buildings, role="buildings"), plan, by)
+        buildings, read_notes = read_layer_noted(buildings, role="buildings",
+                                                 encoding=encoding,
+                                                 strict=kwargs.get("strict") is True)
+        for note in read_notes:
+            warnings.warn(note, GridmapWarning, stacklevel=2)
+        buildings = _without_derived_gaps(buildings, plan, by)
         if id_col in buildings.columns and id_col in old_b.columns:
             plan = _ids_like(plan, buildings[id_col], id_col)
             old_b = plan.buildings
@@ -464,10 +478,11 @@ def repartition(
         units = plan.units[[plan.units.geometry.name]]
     new = delineate(buildings, streets, population, boundaries=bnd, by=by, target=target,
                     tolerance=tolerance, seed=seed, id_column=id_col, columns=columns,
-                    units=units,
+                    units=units, encoding=encoding,
                     street_column="class" if streets is not None else None,
                     division_code=params.get("division_code", "000000"),
                     _previous=previous, **kwargs)
+    new.metrics["notes"][:0] = read_notes  # the encoding guessed, said first
     new.metrics["changes"] = _changes(plan, new, id_col, by)
     return dataclasses.replace(new, previous=plan)
 
