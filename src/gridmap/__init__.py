@@ -16,6 +16,8 @@ from ._errors import (
     GridmapWarning,
     InfeasiblePartitionError,
     LayerValidationError,
+    OptionError,
+    OutputFolderError,
 )
 from .compare import BasisComparison, compare_bases
 from .delineation import delineate
@@ -40,6 +42,8 @@ __all__ = [
     "GridmapWarning",
     "InfeasiblePartitionError",
     "LayerValidationError",
+    "OptionError",
+    "OutputFolderError",
     "__version__",
     "compare_bases",
     "delineate",

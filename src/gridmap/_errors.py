@@ -13,6 +13,8 @@ __all__ = [
     "GridmapWarning",
     "InfeasiblePartitionError",
     "LayerValidationError",
+    "OptionError",
+    "OutputFolderError",
 ]
 
 
@@ -24,12 +26,11 @@ class GridmapWarning(UserWarning):
     """Input that gridmap repaired or worked around (and says so in the plan's notes)."""
 
 
-class LayerValidationError(GridmapError, ValueError):
-    """An input layer is unusable: empty, wrong geometry, missing column, bad values.
+class _ProblemsError(GridmapError, ValueError):
+    """An error that lists every problem found, one message each."""
 
-    ``problems`` holds every problem found, one message each, so that all of them
-    can be fixed in one go.
-    """
+    #: what the problems are in, for the message's first line
+    about = "the input"
 
     def __init__(self, problems: list[str] | str) -> None:
         if isinstance(problems, str):
@@ -38,10 +39,32 @@ class LayerValidationError(GridmapError, ValueError):
         if len(self.problems) == 1:
             msg = self.problems[0]
         else:
-            msg = f"{len(self.problems)} problems in the input:\n" + "\n".join(
+            msg = f"{len(self.problems)} problems in {self.about}:\n" + "\n".join(
                 f"  - {p}" for p in self.problems
             )
         super().__init__(msg)
+
+
+class LayerValidationError(_ProblemsError):
+    """An input layer is unusable: empty, wrong geometry, missing column, bad values.
+
+    ``problems`` holds every problem found, one message each, so that all of them
+    can be fixed in one go.
+    """
+
+
+class OptionError(_ProblemsError):
+    """An option has a value gridmap cannot use (a map scheme, a CRS, a font...).
+
+    Raised before any work starts; ``problems`` lists every bad option.
+    """
+
+    about = "the options"
+
+
+class OutputFolderError(GridmapError, OSError):
+    """The output folder cannot take this run's files: not writable, another run
+    writing to it, or files of an earlier plan that this run would leave behind."""
 
 
 class CRSMismatchError(LayerValidationError):

@@ -12,11 +12,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ._errors import GridmapError, GridmapWarning
+from ._errors import GridmapError, OptionError, OutputFolderError
+from .options import check_crs
+from .output import OutputFolder
+from .plan import METRICS_FILE, PLAN_FILE
+
+if TYPE_CHECKING:
+    from ._progress import StageTimer
+    from .options import MapOptions
+    from .plan import GridPlan
 
 __all__ = ["build_parser", "main"]
 
@@ -126,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--reference", default="pop_actual",
                     help="field the real load is measured on (default pop_actual)")
     cp.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _overwrite_option(cp)
     _progress_option(cp)
     cp.set_defaults(target=900.0)
     return p
@@ -218,6 +231,9 @@ def _plan_options(d: argparse.ArgumentParser, *, by: bool = True) -> None:
     d.add_argument("--community-tolerance", type=float, default=0.2,
                    help="tolerance of the communities delineated first (default 0.2)")
     _check_options(d)
+    d.add_argument("--allow-overlaps", action="store_true",
+                   help="accept community boundaries that overlap (each overlap goes to "
+                   "the community listed first) instead of refusing them")
     _dask_option(d)
     d.add_argument("--group", action="append", default=[], metavar="COLUMN",
                    help="a further count column to carry to every grid (key persons, "
@@ -225,7 +241,10 @@ def _plan_options(d: argparse.ArgumentParser, *, by: bool = True) -> None:
 
 
 def _check_options(p: argparse.ArgumentParser) -> None:
-    """--strict and --islands: how bad or awkward input is handled."""
+    """--strict, --islands and --encoding: how bad or awkward input is handled."""
+    p.add_argument("--encoding",
+                   help="text encoding of Shapefiles and CSVs without a .cpg (e.g. GBK, "
+                   "GB18030, UTF-8); default: UTF-8, else GB18030 with a note")
     p.add_argument("--strict", action="store_true",
                    help="refuse, instead of repairing and reporting, invalid polygons, "
                    "layers in different CRSs, buildings outside every boundary and "
@@ -236,13 +255,22 @@ def _check_options(p: argparse.ArgumentParser) -> None:
 
 
 def _output_options(p: argparse.ArgumentParser, *, no_map: bool = False) -> None:
-    """--no-map (where maps are optional), the map options, and --quiet."""
+    """--no-map (where maps are optional), --overwrite, the map options, and --quiet."""
+    if no_map:
+        _overwrite_option(p)
     if no_map:
         p.add_argument("--no-map", action="store_true",
                        help="do not write coverage.html and workload.html")
     _map_options(p)
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     _progress_option(p)
+
+
+def _overwrite_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="remove files of an earlier plan in the output folder that this "
+                   "run does not write (maps, changes.csv...), and let a re-partition "
+                   "write into the folder of the plan it reads")
 
 
 def _dask_option(p: argparse.ArgumentParser) -> None:
@@ -289,56 +317,106 @@ def _sized(path) -> str:
     return f"{path} ({size / 1e6:.1f} MB)" if size >= 1e5 else f"{path} ({size / 1e3:.0f} kB)"
 
 
-def _write_maps(plan, out, args: argparse.Namespace) -> list:
-    """Write the HTML maps (and with --png the static ones); each file atomically."""
-    import os
+def _maps_of(args: argparse.Namespace) -> MapOptions:
+    """The map options of the command, checked (before any work)."""
+    from .options import MapOptions
 
-    gcj = True if args.gcj02 else None
-    written = []
+    return MapOptions(
+        tiles=args.tiles, gcj02=True if args.gcj02 else None,
+        buildings=(False if args.no_buildings_layer else
+                   True if args.buildings_layer else None),
+        privacy_threshold=args.privacy_threshold, scheme=args.scheme, classes=args.classes,
+        png=args.png, font=args.font)
 
-    def save(path, write) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        write(tmp)
-        os.replace(tmp, path)
-        written.append(path)
 
-    cov = plan.coverage_map(tiles=args.tiles, gcj02=gcj,
-                            buildings=(False if args.no_buildings_layer else
-                                       True if args.buildings_layer else None),
-                            privacy_threshold=args.privacy_threshold)
-    save(out / "coverage.html", lambda p: cov.save(str(p)))
-    work = plan.workload_map(tiles=args.tiles, gcj02=gcj, scheme=args.scheme, k=args.classes,
-                             privacy_threshold=args.privacy_threshold, font=args.font)
-    save(out / "workload.html", lambda p: work.save(str(p)))
-    if args.png:
+def _map_files(maps: MapOptions | None) -> list[str]:
+    """The files the maps of a run are written to."""
+    if maps is None:
+        return []
+    files = ["coverage.html", "workload.html"]
+    return files + (["coverage.png", "workload.png", "load_chart.png"] if maps.png else [])
+
+
+def _write_maps(plan: GridPlan, folder: Path, maps: MapOptions) -> None:
+    """Write the HTML maps (and with ``png`` the static ones) into ``folder``."""
+    cov = plan.coverage_map(tiles=maps.tiles, gcj02=maps.gcj02, buildings=maps.buildings,
+                            privacy_threshold=maps.privacy_threshold)
+    cov.save(str(folder / "coverage.html"))
+    work = plan.workload_map(tiles=maps.tiles, gcj02=maps.gcj02, scheme=maps.scheme,
+                             k=maps.classes, privacy_threshold=maps.privacy_threshold)
+    work.save(str(folder / "workload.html"))
+    if maps.png:
         import matplotlib.pyplot as plt
 
-        for name, kind in (("coverage.png", "coverage"), ("workload.png", "workload")):
-            def draw(p, kind=kind):
-                fig = plan.static_map(None, kind=kind, font=args.font, scheme=args.scheme,
-                                      k=args.classes)
-                fig.savefig(p, dpi=200, format="png")
-                plt.close(fig)
-            save(out / name, draw)
-
-        def chart(p):
-            fig = plan.load_chart(font=args.font)
-            fig.savefig(p, dpi=150, format="png")
+        for name in ("coverage", "workload"):
+            fig = plan.static_map(None, kind=name, font=maps.font, scheme=maps.scheme,
+                                  k=maps.classes)
+            fig.savefig(folder / f"{name}.png", dpi=200, format="png")
             plt.close(fig)
-        save(out / "load_chart.png", chart)
-    return written
+        fig = plan.load_chart(font=maps.font)
+        fig.savefig(folder / "load_chart.png", dpi=150, format="png")
+        plt.close(fig)
+
+
+def _write_plan(plan: GridPlan, run: OutputFolder, maps: MapOptions | None,
+                timer: StageTimer | None = None) -> list[Path]:
+    """The whole set of a plan's files, staged and put in place together: the
+    GeoPackage, the maps, the tables of a re-partition, and metrics.json last
+    (with the time the others took)."""
+    if timer is not None:
+        timer.stage("write")
+    plan._write_layers(run.staging)
+    if plan.previous is not None:
+        _write_changes(plan, run.staging)
+    if maps is not None:
+        if timer is not None:
+            timer.stage("maps")
+        with warnings.catch_warnings(record=True) as caught:
+            # what the maps worked around (a static map without a CJK font) is a
+            # note of the plan, in metrics.json too
+            warnings.simplefilter("default")
+            _write_maps(plan, run.staging, maps)
+            if plan.previous is not None:
+                diff = plan.diff_map(tiles=maps.tiles, gcj02=maps.gcj02,
+                                     privacy_threshold=maps.privacy_threshold)
+                diff.save(str(run.staging / "diff.html"))
+        notes = plan.metrics.setdefault("notes", [])
+        notes += [t for t in dict.fromkeys(str(w.message).strip() for w in caught)
+                  if t not in notes]
+    if timer is not None:
+        timer.done()
+    plan._write_metrics(run.staging)
+    return run.commit()
+
+
+def _write_changes(plan: GridPlan, folder: Path) -> None:
+    """changes.csv (per pair of grids) and handover.csv (per building) of a
+    re-partition."""
+    import pandas as pd
+
+    by = plan.params.get("by", "households")
+    table = pd.DataFrame(plan.metrics["changes"]["moves"],
+                         columns=["old", "new", "buildings", by])
+    table.rename(columns={"old": "from_grid", "new": "to_grid"}).to_csv(
+        folder / "changes.csv", index=False, encoding="utf-8")
+    # the table for the grid workers opens in Excel with its Chinese intact (BOM)
+    plan.handover.to_csv(folder / "handover.csv", index=False, encoding="utf-8-sig")
 
 
 def _map(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from .plan import PLAN_FILE, read_plan
 
-    from .plan import read_plan
-
-    plan = read_plan(args.plan)
+    maps = _maps_of(args)
     src = Path(args.plan)
+    if not (src / PLAN_FILE if src.is_dir() else src).exists():
+        msg = (f"no plan at {args.plan!r}: expected a folder holding {PLAN_FILE} or the "
+               "file")
+        raise OutputFolderError(msg)
     out = Path(args.out) if args.out else (src if src.is_dir() else src.parent)
-    out.mkdir(parents=True, exist_ok=True)
-    written = _write_maps(plan, out, args)
+    with OutputFolder(out, writes=_map_files(maps), overwrite=True) as run:
+        plan = read_plan(args.plan)
+        _write_maps(plan, run.staging, maps)
+        written = run.commit()
     if not args.quiet:
         print("wrote " + ", ".join(_sized(p) for p in written))
     return 0
@@ -385,6 +463,8 @@ def _plan_kwargs(args: argparse.Namespace) -> dict:
         community_tolerance=args.community_tolerance,
         strict=args.strict,
         islands=args.islands,
+        encoding=args.encoding,
+        allow_overlaps=args.allow_overlaps,
         progress=_progress(args),
         scheduler=args.dask,
         exact=not args.no_exact,
@@ -396,67 +476,54 @@ def _delineate(args: argparse.Namespace) -> int:
     from ._progress import STAGES, StageTimer
     from .delineation import delineate
 
+    maps = None if args.no_map else _maps_of(args)
+    check_crs(args.crs)
     kw = _plan_kwargs(args)
-    # one stage bar for the whole command, maps and write included
-    timer = StageTimer(kw.pop("progress"),
-                       stages=STAGES if not args.no_map else STAGES[:-2] + ("write",))
-    try:
-        plan = delineate(args.buildings, args.streets, args.population, by=args.by,
-                         _timer=timer, **kw)
-        timer.stage("write")
-        out = plan.to_file(args.out)
-        written = [out / "plan.gpkg", out / "metrics.json"]
-        if not args.no_map:
-            timer.stage("maps")
-            written += _write_maps(plan, out, args)
-            # metrics.json again, now with the time the maps took
-            timer.done()
-            plan._write_metrics(out)
-    finally:
-        timer.close()
+    with OutputFolder(args.out, writes=[PLAN_FILE, METRICS_FILE, *_map_files(maps)],
+                      overwrite=args.overwrite) as run:
+        # one stage bar for the whole command, maps and write included
+        timer = StageTimer(kw.pop("progress"),
+                           stages=STAGES if maps is not None else STAGES[:-2] + ("write",))
+        try:
+            plan = delineate(args.buildings, args.streets, args.population, by=args.by,
+                             _timer=timer, **kw)
+            written = _write_plan(plan, run, maps, timer)
+        finally:
+            timer.close()
     if not args.quiet:
-        print(plan)
-        for note in plan.metrics.get("notes", []):
-            print(f"  note: {note}")
+        _say_plan(plan, args)
         print("wrote " + ", ".join(_sized(p) for p in written))
     return 0
 
 
+def _say_plan(plan: GridPlan, args: argparse.Namespace) -> None:
+    """The plan's summary and its notes (which the warnings then need not repeat)."""
+    print(plan)
+    for note in plan.metrics.get("notes", []):
+        print(f"  note: {note}")
+        args.said.add(str(note).strip())
+
+
 def _repartition(args: argparse.Namespace) -> int:
-    import os
-
-    import pandas as pd
-
     from .repartition import repartition
 
-    plan = repartition(args.plan, args.buildings, args.population, by=args.by,
-                       target=args.target, tolerance=args.tolerance, lock=args.lock,
-                       seed=args.seed, id_column=args.id_column, progress=_progress(args),
-                       strict=args.strict, islands=args.islands)
-    out = plan.to_file(args.out)
-    ch = plan.metrics["changes"]
-    by = plan.params.get("by", "households")
-    table = pd.DataFrame(ch["moves"], columns=["old", "new", "buildings", by])
-    tmp = out / ".changes.csv.tmp"
-    table.rename(columns={"old": "from_grid", "new": "to_grid"}).to_csv(
-        tmp, index=False, encoding="utf-8")
-    os.replace(tmp, out / "changes.csv")
-    # the table for the grid workers opens in Excel with its Chinese intact (BOM)
-    tmp = out / ".handover.csv.tmp"
-    plan.handover.to_csv(tmp, index=False, encoding="utf-8-sig")
-    os.replace(tmp, out / "handover.csv")
-    written = [out / "plan.gpkg", out / "metrics.json", out / "changes.csv",
-               out / "handover.csv"]
-    if not args.no_map:
-        written += _write_maps(plan, out, args)
-        diff = plan.diff_map(tiles=args.tiles, gcj02=True if args.gcj02 else None,
-                             privacy_threshold=args.privacy_threshold)
-        tmp = out / ".diff.html.tmp"
-        diff.save(str(tmp))
-        os.replace(tmp, out / "diff.html")
-        written.append(out / "diff.html")
+    maps = None if args.no_map else _maps_of(args)
+    plan_dir = Path(args.plan) if Path(args.plan).is_dir() else Path(args.plan).parent
+    _check_locks(args.plan, args.lock)
+    writes = [PLAN_FILE, METRICS_FILE, "changes.csv", "handover.csv", *_map_files(maps),
+              *(["diff.html"] if maps is not None else [])]
+    with OutputFolder(args.out, writes=writes, overwrite=args.overwrite,
+                      protect=plan_dir) as run:
+        plan = repartition(args.plan, args.buildings, args.population, by=args.by,
+                           target=args.target, tolerance=args.tolerance, lock=args.lock,
+                           seed=args.seed, id_column=args.id_column,
+                           progress=_progress(args), strict=args.strict,
+                           islands=args.islands, encoding=args.encoding)
+        written = _write_plan(plan, run, maps)
     if not args.quiet:
-        print(plan)
+        ch = plan.metrics["changes"]
+        by = plan.params.get("by", "households")
+        _say_plan(plan, args)
         print(f"  {ch['share_households_kept']:.1%} of {by} keep their grid; "
               f"{ch['buildings_moved']} building(s) moved, {ch['buildings_new']} new, "
               f"{ch['buildings_demolished']} demolished; new grids {ch['grids_new']}, "
@@ -465,27 +532,52 @@ def _repartition(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare(args: argparse.Namespace) -> int:
-    import os
-    from pathlib import Path
+def _check_locks(plan: str, lock: Sequence[int]) -> None:
+    """Refuse, before any work, grids to lock that the plan does not have."""
+    if not lock:
+        return
+    import pyogrio
 
+    from .plan import PLAN_FILE
+
+    p = Path(plan)
+    gpkg = p / PLAN_FILE if p.is_dir() else p
+    if not gpkg.exists():
+        return  # repartition says what is missing
+    try:
+        ids = pyogrio.read_dataframe(gpkg, layer="grids", columns=["grid_id"],
+                                     read_geometry=False)["grid_id"]
+    except Exception:  # noqa: BLE001 - not a plan: repartition says so
+        return
+    unknown = sorted(set(lock) - set(ids.astype(int).tolist()))
+    if unknown:
+        msg = (f"--lock names grid(s) {unknown} that the plan {gpkg} does not have; its "
+               f"grid ids run from {int(ids.min())} to {int(ids.max())} (the grid_id "
+               "column of its grids layer).")
+        raise OptionError(msg)
+
+
+def _compare(args: argparse.Namespace) -> int:
     from .compare import compare_bases
 
+    check_crs(args.crs)
     kw = _plan_kwargs(args)
     target, tolerance = kw.pop("target"), kw.pop("tolerance")
-    c = compare_bases(args.buildings, args.streets, args.population, bases=args.bases,
-                      reference=args.reference, target=target, tolerance=tolerance, **kw)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for basis, plan in c.plans.items():
-        written.append(plan.to_file(out / basis) / "plan.gpkg")
-    for name, table in (("compare_grids.csv", c.grids),
-                        ("compare_summary.csv", c.summary.rename_axis("basis"))):
-        tmp = out / f".{name}.tmp"
-        table.to_csv(tmp, index=name == "compare_summary.csv", encoding="utf-8")
-        os.replace(tmp, out / name)
-        written.append(out / name)
+    tables = ("compare_grids.csv", "compare_summary.csv")
+    writes = [f"{b}/{f}" for b in args.bases for f in (PLAN_FILE, METRICS_FILE)]
+    with OutputFolder(args.out, writes=[*writes, *tables],
+                      overwrite=args.overwrite) as run:
+        c = compare_bases(args.buildings, args.streets, args.population, bases=args.bases,
+                          reference=args.reference, target=target, tolerance=tolerance,
+                          **kw)
+        for basis, plan in c.plans.items():
+            (run.staging / basis).mkdir()
+            plan._write_layers(run.staging / basis)
+            plan._write_metrics(run.staging / basis)
+        c.grids.to_csv(run.staging / tables[0], index=False, encoding="utf-8")
+        c.summary.rename_axis("basis").to_csv(run.staging / tables[1], index=True,
+                                              encoding="utf-8")
+        written = run.commit()
     if not args.quiet:
         print(f"measured on {c.reference}, target {c.target:g} ±{c.tolerance:.0%}:")
         print(c.summary.to_string(float_format=lambda v: f"{v:.3f}"))
@@ -493,14 +585,30 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised where the run is so that every clean-up runs as for Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``gridmap`` command; returns the exit status."""
+    """Run the ``gridmap`` command; returns the exit status.
+
+    0 on success; 1 for bad input, bad options or an output folder that cannot
+    take the plan; 2 for a defect; 130 and 143 when interrupted (SIGINT,
+    SIGTERM).  Whatever the status, the output folder holds either the whole set
+    of files of this run or exactly what it held before.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.said = set()  # the notes printed with the plan
+    quiet = bool(getattr(args, "quiet", False))
     logger = logging.getLogger("gridmap")
     handler = None
     level = logger.level
-    if not getattr(args, "quiet", False):
+    if not quiet:
         # for this run only: a second run (a script, a notebook, the tests) must not
         # print twice, nor write to a stream that has since been closed
         handler = logging.StreamHandler(sys.stderr)
@@ -508,18 +616,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
     try:
-        with warnings.catch_warnings():
-            # what was repaired is printed with the plan's notes (and kept in
-            # metrics.json), once, without Python's warning prefix
-            warnings.simplefilter("ignore", GridmapWarning)
-            return _run(parser, args)
+        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: SIGTERM keeps its handler
+        old_term = None
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            # every warning, gridmap's or a library's, is said once as gridmap's
+            # own note (what was repaired is among the plan's notes already);
+            # --quiet says none
+            warnings.simplefilter("default")
+            status = _run(parser, args)
+        if not quiet:
+            _say_warnings(caught, args.said)
+        return status
     finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
         if handler is not None:
             logger.removeHandler(handler)
             logger.setLevel(level)
 
 
+def _say_warnings(caught: list[warnings.WarningMessage], said: set[str]) -> None:
+    """Warnings the run raised, each once, as notes, unless printed already."""
+    for w in caught:
+        text = str(w.message).strip()
+        if text in said:
+            continue
+        said.add(text)
+        print(f"gridmap: note: {text}", file=sys.stderr)
+
+
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    where = getattr(args, "out", None)
+    if args.command == "map" and where is None:
+        where = args.plan
     try:
         if args.command == "delineate":
             return _delineate(args)
@@ -529,6 +660,12 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             return _compare(args)
         if args.command == "repartition":
             return _repartition(args)
+    except KeyboardInterrupt:
+        print(f"gridmap: interrupted; {where} unchanged", file=sys.stderr)
+        return 130
+    except _Terminated:
+        print(f"gridmap: terminated; {where} unchanged", file=sys.stderr)
+        return 143
     except GridmapError as exc:
         print(f"gridmap: error: {exc}", file=sys.stderr)
         return 1
@@ -536,13 +673,11 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         print(f"gridmap: error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # a defect: say so plainly; GRIDMAP_DEBUG=1 shows where
-        import os
-
         if os.environ.get("GRIDMAP_DEBUG"):
             raise
-        print(f"gridmap: internal error ({type(exc).__name__}): {exc}. No plan files "
-              "were left half-written. Please report this with the command you ran; "
-              "set GRIDMAP_DEBUG=1 to see where it happened.", file=sys.stderr)
+        print(f"gridmap: internal error ({type(exc).__name__}): {exc}. {where} was left "
+              "as it was. Please report this with the command you ran; set "
+              "GRIDMAP_DEBUG=1 to see where it happened.", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command!r}")
     return 2

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,57 +165,59 @@ class GridPlan:
         return static_map(self, path, **kwargs)
 
     def _write_metrics(self, folder: str | os.PathLike) -> Path:
-        """(Re)write ``metrics.json`` in ``folder``, e.g. after the maps are timed."""
-        return _write_metrics_file(self.metrics, Path(folder))
+        """Write ``metrics.json`` into ``folder`` (a run's staging folder)."""
+        path = Path(folder) / METRICS_FILE
+        path.write_text(json.dumps(_jsonable(self.metrics), ensure_ascii=False, indent=2),
+                        encoding="utf-8")
+        return path
 
-    def to_file(self, out_dir: str | os.PathLike, *, units: bool = True) -> Path:
-        """Write ``plan.gpkg`` and ``metrics.json``.
-
-        ``plan.gpkg`` has the layers ``grids``, ``buildings``, ``units`` and,
-        when the plan has streets, ``streets``.
-
-        The files are written to a temporary folder beside ``out_dir`` and moved
-        into place at the end, so an interrupted run never leaves half a plan.
-
-        Returns the folder written.
-        """
+    def _write_layers(self, folder: str | os.PathLike, *, units: bool = True) -> Path:
+        """Write ``plan.gpkg`` into ``folder`` (a run's staging folder), timed as the
+        stage ``write``."""
         from ._progress import _reset_peak_rss, peak_rss_mb
 
         t0, c0 = time.perf_counter(), time.process_time()
         _reset_peak_rss()
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".gridmap-", dir=out))
-        try:
-            gpkg = tmp / PLAN_FILE
-            self.grids.to_file(gpkg, layer="grids", driver="GPKG", engine="pyogrio")
-            self.buildings.to_file(gpkg, layer="buildings", driver="GPKG", engine="pyogrio")
-            if units:
-                self.units.to_file(gpkg, layer="units", driver="GPKG", engine="pyogrio")
-            if self.streets is not None and len(self.streets):
-                self.streets.to_file(gpkg, layer="streets", driver="GPKG", engine="pyogrio")
-            peak = peak_rss_mb()
-            self.timings["write"] = {
-                "seconds": round(time.perf_counter() - t0, 3),
-                "cpu_seconds": round(time.process_time() - c0, 3),
-                "peak_mb": round(peak, 1) if peak is not None else None,
-            }
-            self._write_metrics(tmp)
-            for name in (PLAN_FILE, METRICS_FILE):
-                os.replace(tmp / name, out / name)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return out
+        gpkg = Path(folder) / PLAN_FILE
+        self.grids.to_file(gpkg, layer="grids", driver="GPKG", engine="pyogrio")
+        self.buildings.to_file(gpkg, layer="buildings", driver="GPKG", engine="pyogrio")
+        if units:
+            self.units.to_file(gpkg, layer="units", driver="GPKG", engine="pyogrio")
+        if self.streets is not None and len(self.streets):
+            self.streets.to_file(gpkg, layer="streets", driver="GPKG", engine="pyogrio")
+        peak = peak_rss_mb()
+        self.timings["write"] = {
+            "seconds": round(time.perf_counter() - t0, 3),
+            "cpu_seconds": round(time.process_time() - c0, 3),
+            "peak_mb": round(peak, 1) if peak is not None else None,
+        }
+        return gpkg
 
+    def to_file(self, out_dir: str | os.PathLike, *, units: bool = True,
+                overwrite: bool = False) -> Path:
+        """Write ``plan.gpkg`` and ``metrics.json``, together or not at all.
 
-def _write_metrics_file(metrics: dict[str, Any], folder: Path) -> Path:
-    """Write ``metrics.json`` into ``folder`` atomically."""
-    path = Path(folder) / METRICS_FILE
-    tmp = path.with_name(f".{METRICS_FILE}.tmp")
-    tmp.write_text(json.dumps(_jsonable(metrics), ensure_ascii=False, indent=2),
-                   encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+        ``plan.gpkg`` has the layers ``grids``, ``buildings``, ``units`` and,
+        when the plan has streets, ``streets``.
+
+        Both files are written to a temporary folder beside ``out_dir`` and moved
+        into place together at the end (:class:`gridmap.output.OutputFolder`):
+        a failure or an interrupt leaves ``out_dir`` as it was.  Maps or tables
+        of an earlier plan in ``out_dir`` (``coverage.html``, ``changes.csv``...)
+        would describe another plan beside this one: they are refused
+        (:class:`~gridmap.OutputFolderError`, naming them) unless ``overwrite``,
+        which removes them.
+
+        Returns the folder written.
+        """
+        from .output import OutputFolder
+
+        with OutputFolder(out_dir, writes=[PLAN_FILE, METRICS_FILE],
+                          overwrite=overwrite) as run:
+            self._write_layers(run.staging, units=units)
+            self._write_metrics(run.staging)
+            run.commit()
+        return Path(out_dir)
 
 
 def read_plan(path: str | os.PathLike) -> GridPlan:
