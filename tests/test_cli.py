@@ -116,17 +116,33 @@ def test_map_of_a_missing_plan_is_a_clear_error(tmp_path, capsys):
     assert "no plan at" in capsys.readouterr().err
 
 
-def test_no_exact_turns_the_exact_recut_off():
-    from gridmap.cli import _plan_kwargs, build_parser
+def test_the_command_line_builds_the_option_objects():
+    """Every option of ``delineate`` comes from the option objects: the defaults
+    on the command line are the objects' own, and flags map to their fields."""
+    from gridmap.cli import build_parser
+    from gridmap.options import (
+        Balance,
+        Inputs,
+        Population,
+        Search,
+        SpecialGrids,
+        Workload,
+        from_arguments,
+    )
 
     base = ["delineate", "--buildings", "b.gpkg", "--out", "out"]
-    assert _plan_kwargs(build_parser().parse_args(base))["exact"] is True
-    assert _plan_kwargs(build_parser().parse_args([*base, "--no-exact"]))["exact"] is False
+    args = build_parser().parse_args(base)
+    for kind in (Balance, Population, SpecialGrids, Workload, Search, Inputs):
+        assert from_arguments(kind, args) == kind()
+    args = build_parser().parse_args(
+        [*base, "--no-exact", "--restarts", "3", "--target-for", "old=250:0.15",
+         "--road-name", "南京东路", "--workload", "households=1", "--column",
+         "households=HH", "--dask"])
+    search = from_arguments(Search, args)
+    assert (search.exact, search.restarts, search.scheduler) == (False, 3, "local")
+    assert from_arguments(Balance, args).targets == {"old": (250.0, 0.15)}
+    special = from_arguments(SpecialGrids, args)
+    assert special.road_names == ("南京东路",) and special.road_grids
+    assert from_arguments(Workload, args).formula == {"households": 1.0}
+    assert from_arguments(Inputs, args).columns == {"households": "HH"}
 
-
-def test_restarts_from_the_command_line():
-    from gridmap.cli import _plan_kwargs, build_parser
-
-    base = ["delineate", "--buildings", "b.gpkg", "--out", "out"]
-    assert _plan_kwargs(build_parser().parse_args(base))["restarts"] == 1
-    assert _plan_kwargs(build_parser().parse_args([*base, "--restarts", "3"]))["restarts"] == 3

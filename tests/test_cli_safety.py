@@ -324,11 +324,11 @@ def test_quiet_prints_nothing_but_errors(tmp_path, layers):
     args = ["delineate", "--buildings", str(tmp_path / "bad.gpkg"), "--streets",
             layers[3], "--target", "400", "--out", str(tmp_path / "q")]
     code = ("import sys, warnings\nfrom gridmap.cli import main\n"
-            "import gridmap.delineation as d\norig = d.delineate\n"
+            "import gridmap.delineation as d\norig = d.make_plan\n"
             "def noisy(*a, **k):\n"
             "    warnings.warn('a library says so', DeprecationWarning)\n"
             "    return orig(*a, **k)\n"
-            "d.delineate = noisy\nsys.exit(main(sys.argv[1:]))\n")
+            "d.make_plan = noisy\nsys.exit(main(sys.argv[1:]))\n")
     quiet = subprocess.run([sys.executable, "-c", code, *args, "--quiet"],
                            capture_output=True, text=True, cwd=ROOT, check=False)
     assert quiet.returncode == 0

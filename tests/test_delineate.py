@@ -176,7 +176,7 @@ def test_duplicate_ids_rejected(city4):
 def test_grids_with_a_hairline_crack_between_them_are_sealed():
     # two grids whose shared edge differs by 2 mm in the middle: a thin triangle
     # between them that no grid covers; sealed, they share the edge exactly
-    from gridmap._assemble import _seal
+    from gridmap.assemble import _seal
 
     a = shapely.box(0, 0, 10, 10)
     b = shapely.Polygon([(10, 0), (20, 0), (20, 10), (10, 10), (10.002, 5)])
@@ -193,7 +193,7 @@ def test_grids_with_a_hairline_crack_between_them_are_sealed():
 def test_a_crack_open_to_the_area_outline_is_sealed():
     # a 2 mm gap along the whole shared edge, open at both ends: sealed against
     # the area's outline, the two grids cover the area
-    from gridmap._assemble import _seal
+    from gridmap.assemble import _seal
 
     out = _seal(np.array([shapely.box(0, 0, 9.998, 10), shapely.box(10, 0, 20, 10)],
                          dtype=object), area=shapely.box(0, 0, 20, 10))
@@ -241,7 +241,7 @@ def test_an_empty_block_the_grids_around_it_must_share_is_split_into_sectors():
 
 
 def test_reconnect_gives_a_grids_cut_off_piece_to_the_grid_it_touches():
-    from gridmap.delineation import _reconnect
+    from gridmap.balance import reconnect as _reconnect
     from gridmap.partition import GridAssignment, UnitGraph
 
     # a path 0-1-2-3-4: grid 0 holds 0, 1 and 3 (3 cut off by grid 1's unit 2)
@@ -302,7 +302,8 @@ def test_a_grid_walled_in_by_cells_passes_along_the_open_land(monkeypatch):
 
 
 def test_shed_moves_an_oversize_grids_light_units_to_the_grid_they_touch():
-    from gridmap.delineation import _laden, _shed
+    from gridmap.balance import oversize_holding_more as _laden
+    from gridmap.balance import release_from_oversize as _shed
     from gridmap.partition import GridAssignment, UnitGraph
 
     # a path 0-1-2-3: an oversize grid of 500 holds two light units (10 and 5)

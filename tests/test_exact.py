@@ -197,7 +197,7 @@ def _reason_of_first(neighbour_weight):
     """The reason given for a light grid of two units (45 + 40) next to one grid."""
     import pandas as pd
 
-    from gridmap._assemble import _reasons
+    from gridmap.metrics import reasons as _reasons
 
     g = path([45, 40, neighbour_weight])
     grids = pd.DataFrame({

@@ -606,11 +606,54 @@ def validate_inputs(
     ...     print(len(exc.problems))
     2
     """
-    from . import io as gio
-    from .population import _counts
-
     problems = problems if problems is not None else Problems()
     notes: list[str] = []
+    layers, unread = _read_layers(sources, problems, notes, encoding=encoding,
+                                  strict=strict)
+    check_params(problems, target=target, tolerance=tolerance, by=by)
+    _check_something_to_partition(layers, unread, problems)
+    usable = _usable_layers(layers, problems)
+    dropped = _drop_rows_without_geometry(layers, usable, problems, notes,
+                                          strict=strict, by=by, id_column=id_column,
+                                          columns=columns)
+    _repair_invalid_polygons(layers, usable, problems, notes, strict=strict,
+                             id_column=id_column, columns=columns)
+    misplaced = _misplaced_layers(usable, problems, id_column=id_column,
+                                  columns=columns)
+    _closed_streets_as_lines(layers, usable)
+    renamed = _renamed_layers(usable, columns, problems)
+    main_role = "buildings" if "buildings" in renamed else "units"
+    ids = None
+    if renamed.get(main_role) is not None:
+        ids = _check_ids(renamed[main_role], main_role, id_column, problems)
+        _check_street_column(renamed, street_column, problems)
+    if "population" not in unread:  # an unread layer's counts are not looked for
+        _check_counts(renamed, main_role, problems, by=by, target=target,
+                      groups=groups, extra_fields=extra_fields)
+    _check_crs(usable, main_role, problems, notes, strict=strict)
+    outside = _check_where_layers_lie(
+        usable, main_role, misplaced, ids, problems, notes, strict=strict,
+        allow_overlaps=allow_overlaps, id_column=id_column, columns=columns)
+    problems.raise_if_any()
+    for note in notes:
+        warnings.warn(note, GridmapWarning, stacklevel=3)
+    return Inputs(layers=layers, notes=notes, outside=outside, dropped=dropped)
+
+
+# the steps of validate_inputs, in their order
+
+def _read_layers(sources: Mapping[str, Any], problems: Problems, notes: list[str], *,
+                 encoding: str | None, strict: bool
+                 ) -> tuple[dict[str, gpd.GeoDataFrame | None], set[str]]:
+    """Read every layer of ``sources`` (GeoDataFrames, paths or None) by role.
+
+    In: the sources and the text ``encoding`` (checked first; a bad one is a
+    problem and the files are read without it).  Out: every role's layer (None
+    when not given or not readable) and the roles that could not be read (their
+    problem is added); what reading repaired is added to ``notes``.
+    """
+    from . import io as gio
+
     layers: dict[str, gpd.GeoDataFrame | None] = {}
     unread: set[str] = set()
     try:
@@ -628,10 +671,24 @@ def validate_inputs(
             problems.add(str(exc))
             layers[role] = None
             unread.add(role)
-    check_params(problems, target=target, tolerance=tolerance, by=by)
-    bld, unt = layers["buildings"], layers["units"]
-    if bld is None and unt is None and not ({"buildings", "units"} & unread):
+    return layers, unread
+
+
+def _check_something_to_partition(layers: Mapping[str, gpd.GeoDataFrame | None],
+                                  unread: set[str], problems: Problems) -> None:
+    """A problem when neither buildings nor units were given (nor failed to read)."""
+    if layers["buildings"] is None and layers["units"] is None \
+            and not ({"buildings", "units"} & unread):
         problems.add("give `buildings` (footprints) or `units` (polygons to partition).")
+
+
+def _usable_layers(layers: Mapping[str, gpd.GeoDataFrame | None],
+                   problems: Problems) -> dict[str, gpd.GeoDataFrame]:
+    """The layers given whose shape is right (:func:`check_layer` found nothing).
+
+    In: every role's layer.  Out: those present, not empty, of the right
+    geometry, with a CRS, by role; the problems of the others are added.
+    """
     usable: dict[str, gpd.GeoDataFrame] = {}
     for role in _ROLES:
         gdf = layers[role]
@@ -639,7 +696,21 @@ def validate_inputs(
         check_layer(gdf, role, problems, geometry=_GEOMETRY[role], required=False)
         if gdf is not None and len(problems.items) + len(problems.crs_items) == before:
             usable[role] = gdf
-    # rows with no geometry: dropped and said, or refused in strict mode
+    return usable
+
+
+def _drop_rows_without_geometry(layers: dict[str, gpd.GeoDataFrame | None],
+                                usable: dict[str, gpd.GeoDataFrame], problems: Problems,
+                                notes: list[str], *, strict: bool, by: str,
+                                id_column: str | None,
+                                columns: Mapping[str, str] | None
+                                ) -> dict[str, list[Any]]:
+    """Rows with no geometry: dropped and said, or refused in strict mode.
+
+    In: the usable layers (updated in place in ``layers`` and ``usable``).  Out:
+    per layer, the ids (else row labels) of the rows dropped; the ``by`` count
+    they held is said for buildings, units and population.
+    """
     dropped: dict[str, list[Any]] = {}
     weight = (columns or {}).get(by, by)
     for role, gdf in list(usable.items()):
@@ -650,14 +721,33 @@ def validate_inputs(
         if gone:
             dropped[role] = gone
             layers[role] = usable[role] = kept
-    # invalid polygons (buildings, boundaries, compounds, sites, units)
+    return dropped
+
+
+def _repair_invalid_polygons(layers: dict[str, gpd.GeoDataFrame | None],
+                             usable: dict[str, gpd.GeoDataFrame], problems: Problems,
+                             notes: list[str], *, strict: bool, id_column: str | None,
+                             columns: Mapping[str, str] | None) -> None:
+    """Invalid polygons of buildings, boundaries, compounds, sites and units:
+    repaired and said (updated in place in ``layers`` and ``usable``), or
+    refused in strict mode."""
     for role in ("buildings", "boundaries", "compounds", "sites", "units"):
         gdf = usable.get(role)
         if gdf is not None:
             layers[role] = usable[role] = _check_polygons(
                 gdf, role, problems, notes, strict=strict,
                 ids=_labels(gdf, role, id_column, columns))
-    # coordinates that are no place on Earth in their CRS, and a city's extent
+
+
+def _misplaced_layers(usable: Mapping[str, gpd.GeoDataFrame], problems: Problems, *,
+                      id_column: str | None,
+                      columns: Mapping[str, str] | None) -> set[str]:
+    """The layers with coordinates that are no place on Earth in their CRS, and
+    the buildings or units wider than a city's extent (:data:`MAX_EXTENT`).
+
+    In: the usable layers.  Out: the roles refused (their problems are added);
+    later checks of where the layers lie leave them out.
+    """
     misplaced = {role for role, gdf in usable.items()
                  if not _check_coordinates(gdf, role, problems,
                                            _labels(gdf, role, id_column, columns))}
@@ -666,17 +756,36 @@ def validate_inputs(
         if gdf is not None and role not in misplaced and not _check_extent(
                 gdf, role, problems, _labels(gdf, role, id_column, columns)):
             misplaced.add(role)
+    return misplaced
 
-    st_ = usable.get("streets")
-    if st_ is not None:
-        rings = (st_.geometry.geom_type == "LinearRing").to_numpy()
-        if rings.any():  # a closed line is a street too: as a LineString
-            st_ = st_.copy()
-            col = st_.geometry.name
-            st_.loc[rings, col] = [shapely.LineString(g.coords)
-                                   for g in st_.geometry[rings]]
-            layers["streets"] = usable["streets"] = st_
-    # column names: a source name in `columns` that no layer has is a typo
+
+def _closed_streets_as_lines(layers: dict[str, gpd.GeoDataFrame | None],
+                             usable: dict[str, gpd.GeoDataFrame]) -> None:
+    """Streets drawn as closed rings become LineStrings (a closed line is a
+    street too); updated in place in ``layers`` and ``usable``."""
+    streets = usable.get("streets")
+    if streets is None:
+        return
+    rings = (streets.geometry.geom_type == "LinearRing").to_numpy()
+    if rings.any():
+        streets = streets.copy()
+        col = streets.geometry.name
+        streets.loc[rings, col] = [shapely.LineString(g.coords)
+                                   for g in streets.geometry[rings]]
+        layers["streets"] = usable["streets"] = streets
+
+
+def _renamed_layers(usable: Mapping[str, gpd.GeoDataFrame],
+                    columns: Mapping[str, str] | None,
+                    problems: Problems) -> dict[str, gpd.GeoDataFrame]:
+    """The usable layers with their columns renamed to gridmap's names.
+
+    In: the layers and ``columns`` (canonical name -> source name); a source
+    name that no layer has is a typo and a problem.  Out: the renamed layers by
+    role.
+    """
+    from . import io as gio
+
     everything = {c for g in usable.values() for c in _columns(g)}
     for canonical, source in (columns or {}).items():
         if source not in everything:
@@ -685,146 +794,203 @@ def validate_inputs(
                 f"{closest(source, everything)} The layers' columns are "
                 f"{sorted(everything)}."
             )
-    renamed = {r: gio.rename_columns(g, dict(columns) if columns else None, role=r)
-               for r, g in usable.items()}
+    return {r: gio.rename_columns(g, dict(columns) if columns else None, role=r)
+            for r, g in usable.items()}
 
-    main_role = "buildings" if "buildings" in renamed else "units"
-    main = renamed.get(main_role)
-    ids = None
-    if main is not None:
-        cols = _columns(main)
-        col = id_column if id_column else ("id" if "id" in main.columns else None)
-        if id_column and id_column not in main.columns:
-            problems.add(
-                f"`{main_role}` has no id column {id_column!r} (id_column=, --id-column)."
-                f"{closest(id_column, cols)} Its columns are {cols}."
-            )
-            col = None
-        if col is not None:
-            values = main[col]
-            ids = values.tolist()
-            dup = values.duplicated(keep=False).to_numpy() & values.notna().to_numpy()
-            if dup.any():
-                seen = sorted({str(v) for v in values[dup]})[:5]
-                problems.add(
-                    f"`{main_role}` id column {col!r} has duplicate values {seen} in "
-                    f"{where(main, dup, ids)}; ids must be unique. Fix the data or pick "
-                    "another column with id_column= (--id-column)."
-                )
-            empty = values.isna().to_numpy()
-            if empty.any():
-                problems.add(
-                    f"`{main_role}` id column {col!r} is empty in {where(main, empty)}; "
-                    "give every row an id or pick another column with id_column=."
-                )
-        if street_column and "streets" in renamed \
-                and street_column not in renamed["streets"].columns:
-            scol = _columns(renamed["streets"])
-            problems.add(
-                f"`streets` has no class column {street_column!r} (street_column=)."
-                f"{closest(street_column, scol)} Its columns are {scol}."
-            )
 
-    # the counts: where they come from, and that they are counts
+def _check_ids(main: gpd.GeoDataFrame, main_role: str, id_column: str | None,
+               problems: Problems) -> list[Any] | None:
+    """The ids of the buildings (or units): their column there, unique, none empty.
+
+    In: the renamed buildings (or units) and ``id_column`` (default ``"id"``
+    when there is one).  Out: the ids in row order, None without an id column.
+    """
+    cols = _columns(main)
+    col = id_column if id_column else ("id" if "id" in main.columns else None)
+    if id_column and id_column not in main.columns:
+        problems.add(
+            f"`{main_role}` has no id column {id_column!r} (id_column=, --id-column)."
+            f"{closest(id_column, cols)} Its columns are {cols}."
+        )
+        col = None
+    if col is None:
+        return None
+    values = main[col]
+    ids = values.tolist()
+    dup = values.duplicated(keep=False).to_numpy() & values.notna().to_numpy()
+    if dup.any():
+        seen = sorted({str(v) for v in values[dup]})[:5]
+        problems.add(
+            f"`{main_role}` id column {col!r} has duplicate values {seen} in "
+            f"{where(main, dup, ids)}; ids must be unique. Fix the data or pick "
+            "another column with id_column= (--id-column)."
+        )
+    empty = values.isna().to_numpy()
+    if empty.any():
+        problems.add(
+            f"`{main_role}` id column {col!r} is empty in {where(main, empty)}; "
+            "give every row an id or pick another column with id_column=."
+        )
+    return ids
+
+
+def _check_street_column(renamed: Mapping[str, gpd.GeoDataFrame],
+                         street_column: str | None, problems: Problems) -> None:
+    """The streets' class column (``street_column``) is there, when both are given."""
+    if street_column and "streets" in renamed \
+            and street_column not in renamed["streets"].columns:
+        scol = _columns(renamed["streets"])
+        problems.add(
+            f"`streets` has no class column {street_column!r} (street_column=)."
+            f"{closest(street_column, scol)} Its columns are {scol}."
+        )
+
+
+def _check_counts(renamed: Mapping[str, gpd.GeoDataFrame], main_role: str,
+                  problems: Problems, *, by: str, target: Any, groups: Iterable[str],
+                  extra_fields: Iterable[str]) -> None:
+    """The counts: where they come from, and that they are counts.
+
+    In: the renamed layers; the counts are read from the population layer when
+    there is one, else from the buildings (or units).  The balance field ``by``
+    (unless it is estimated or the workload), the group columns and the count
+    fields present must be whole, non-negative numbers; without a population
+    layer the total of ``by`` must be positive and reach the ``target``.  Out:
+    nothing; the problems are added.
+    """
+    from .population import _counts
+
     pop = renamed.get("population")
+    main = renamed.get(main_role)
     on_workload = by == "workload"
     wanted = tuple(dict.fromkeys((*_ESTIMABLE, *(() if on_workload else (by,)),
                                   *extra_fields, *groups)))
     source_role = "population" if pop is not None else main_role
     source = pop if pop is not None else main
-    weight_ok = False
-    if source is not None and ("population" in usable or "population" not in unread):
-        cols = _columns(source)
-        if pop is None and not on_workload and by not in source.columns and (
-                main_role == "units" or by not in _ESTIMABLE):
-            hint = ("" if main_role == "units" else
-                    f" (only {list(_ESTIMABLE)} can be estimated from floor area)")
+    if source is None:
+        return
+    cols = _columns(source)
+    if pop is None and not on_workload and by not in source.columns and (
+            main_role == "units" or by not in _ESTIMABLE):
+        hint = ("" if main_role == "units" else
+                f" (only {list(_ESTIMABLE)} can be estimated from floor area)")
+        problems.add(
+            f"`{main_role}` has no column {by!r} to balance on{hint}."
+            f"{closest(by, cols)} Its columns are {cols}. Map yours with "
+            f"columns={{{by!r}: 'YOUR_COLUMN'}} (--column {by}=YOUR_COLUMN) or "
+            "choose another by=."
+        )
+    absent_groups = [c for c in groups if c not in source.columns]
+    if absent_groups:
+        where_ = "population layer" if source_role == "population" else source_role
+        problems.add(
+            f"group column(s) {absent_groups} are not in the {where_}; its columns "
+            f"are {cols}.{closest(absent_groups[0], cols)} Map a source column with "
+            "columns={'name': 'SOURCE'} or leave the group out."
+        )
+    present = tuple(f for f in wanted if f in source.columns)
+    before = len(problems.items)
+    for f in present:
+        _, found = _counts(source, (f,), source_role, whole=f in COUNT_FIELDS)
+        for msg in found:
+            problems.add(msg)
+    weight_ok = by in present and len(problems.items) == before
+    if weight_ok and pop is None:
+        total = float(pd.to_numeric(source[by]).sum())
+        if total <= 0:
             problems.add(
-                f"`{main_role}` has no column {by!r} to balance on{hint}."
-                f"{closest(by, cols)} Its columns are {cols}. Map yours with "
-                f"columns={{{by!r}: 'YOUR_COLUMN'}} (--column {by}=YOUR_COLUMN) or "
-                "choose another by=."
+                f"the total of {by!r} on `{source_role}` is {total:g}: there is "
+                "nothing to balance. Give population (population=...) or choose "
+                "another by=."
             )
-        absent_groups = [c for c in groups if c not in source.columns]
-        if absent_groups:
-            where_ = "population layer" if source_role == "population" else source_role
+        elif _is_number(target) and target > total:
             problems.add(
-                f"group column(s) {absent_groups} are not in the {where_}; its columns "
-                f"are {cols}.{closest(absent_groups[0], cols)} Map a source column with "
-                "columns={'name': 'SOURCE'} or leave the group out."
+                f"target {target:g} is above the total of {by!r} ({total:g}): the "
+                "area would not make even one grid. Lower the target (e.g. "
+                f"{max(1, total / 10):.0f})."
             )
-        present = tuple(f for f in wanted if f in source.columns)
-        before = len(problems.items)
-        for f in present:
-            _, found = _counts(source, (f,), source_role, whole=f in COUNT_FIELDS)
-            for msg in found:
-                problems.add(msg)
-        weight_ok = by in present and len(problems.items) == before
-        if weight_ok and pop is None:
-            total = float(pd.to_numeric(source[by]).sum())
-            if total <= 0:
-                problems.add(
-                    f"the total of {by!r} on `{source_role}` is {total:g}: there is "
-                    "nothing to balance. Give population (population=...) or choose "
-                    "another by=."
-                )
-            elif _is_number(target) and target > total:
-                problems.add(
-                    f"target {target:g} is above the total of {by!r} ({total:g}): the "
-                    "area would not make even one grid. Lower the target (e.g. "
-                    f"{max(1, total / 10):.0f})."
-                )
 
-    # CRSs: one for all, or reprojected and said (refused in strict mode)
+
+def _check_crs(usable: Mapping[str, gpd.GeoDataFrame], main_role: str,
+               problems: Problems, notes: list[str], *, strict: bool) -> None:
+    """CRSs: one for all, or reprojected to that of the buildings (or units) and
+    said (refused in strict mode)."""
     main_gdf = usable.get(main_role)
-    if main_gdf is not None and main_gdf.crs is not None:
-        for role, gdf in usable.items():
-            if role == main_role or gdf.crs is None or gdf.crs.equals(main_gdf.crs):
-                continue
-            text = (f"`{role}` is in {gdf.crs.to_string()} but `{main_role}` in "
-                    f"{main_gdf.crs.to_string()}")
-            if strict:
-                problems.add(
-                    f"{text}; strict mode does not reproject. Reproject it first "
-                    f"(e.g. {role}.to_crs({main_role}.crs), ogr2ogr -t_srs) or leave "
-                    "strict mode.", crs=True)
-            else:
-                notes.append(f"{text}; it was reprojected to the CRS of `{main_role}`.")
+    if main_gdf is None or main_gdf.crs is None:
+        return
+    for role, gdf in usable.items():
+        if role == main_role or gdf.crs is None or gdf.crs.equals(main_gdf.crs):
+            continue
+        text = (f"`{role}` is in {gdf.crs.to_string()} but `{main_role}` in "
+                f"{main_gdf.crs.to_string()}")
+        if strict:
+            problems.add(
+                f"{text}; strict mode does not reproject. Reproject it first "
+                f"(e.g. {role}.to_crs({main_role}.crs), ogr2ogr -t_srs) or leave "
+                "strict mode.", crs=True)
+        else:
+            notes.append(f"{text}; it was reprojected to the CRS of `{main_role}`.")
 
-    # where the layers lie against each other (only when their CRSs are known)
-    outside: list[int] = []
+
+def _check_where_layers_lie(usable: Mapping[str, gpd.GeoDataFrame], main_role: str,
+                            misplaced: set[str], ids: list[Any] | None,
+                            problems: Problems, notes: list[str], *, strict: bool,
+                            allow_overlaps: bool, id_column: str | None,
+                            columns: Mapping[str, str] | None) -> list[int]:
+    """Where the layers lie against each other (only when their CRSs are known
+    and their coordinates are places).
+
+    The community boundaries: overlaps and gaps, and the buildings (or units)
+    outside every community; the streets: far from the buildings or enclosing
+    none.  Out: the positions of the buildings (or units) outside every community
+    boundary.
+    """
+    main_gdf = usable.get(main_role)
     crs_known = all(g.crs is not None for g in usable.values())
-    if crs_known and main_gdf is not None and main_role not in misplaced:
-        crs = main_gdf.crs
-        pts = shapely.point_on_surface(np.asarray(main_gdf.geometry.values))
-        bnd = usable.get("boundaries")
-        if bnd is not None and "boundaries" not in misplaced:
-            _check_boundaries(
-                bnd, main_gdf, main_role, problems, notes, allow_overlaps=allow_overlaps,
-                bnd_ids=_labels(bnd, "boundaries", id_column, columns), main_ids=ids)
-            union = shapely.union_all(shapely.make_valid(
-                np.asarray(bnd.to_crs(crs).geometry.values)))
-            out_mask = ~shapely.intersects(pts, union)
-            outside = np.flatnonzero(out_mask).tolist()
-            if outside:
-                text = (f"`{main_role}` has {where(main_gdf, out_mask, ids)} outside "
-                        "every community boundary")
-                if strict:
-                    problems.add(
-                        f"{text}. Extend the boundaries to cover them, drop those rows, "
-                        "or leave strict mode to put each in the nearest block.")
-                else:
-                    notes.append(f"{text}; each was put in the nearest block of the "
-                                 "nearest community.")
-        st_ = usable.get("streets")
-        if st_ is not None and main_role == "buildings" and len(main_gdf) > 1 \
-                and "streets" not in misplaced:
-            _check_streets_enclose(main_gdf, st_.to_crs(crs), pts, problems, notes,
-                                   strict=strict)
-    problems.raise_if_any()
-    for note in notes:
-        warnings.warn(note, GridmapWarning, stacklevel=3)
-    return Inputs(layers=layers, notes=notes, outside=outside, dropped=dropped)
+    if not crs_known or main_gdf is None or main_role in misplaced:
+        return []
+    outside: list[int] = []
+    pts = shapely.point_on_surface(np.asarray(main_gdf.geometry.values))
+    boundaries = usable.get("boundaries")
+    if boundaries is not None and "boundaries" not in misplaced:
+        _check_boundaries(
+            boundaries, main_gdf, main_role, problems, notes,
+            allow_overlaps=allow_overlaps,
+            bnd_ids=_labels(boundaries, "boundaries", id_column, columns), main_ids=ids)
+        outside = _outside_every_community(main_gdf, main_role, boundaries, pts, ids,
+                                           problems, notes, strict=strict)
+    streets = usable.get("streets")
+    if streets is not None and main_role == "buildings" and len(main_gdf) > 1 \
+            and "streets" not in misplaced:
+        _check_streets_enclose(main_gdf, streets.to_crs(main_gdf.crs), pts, problems,
+                               notes, strict=strict)
+    return outside
+
+
+def _outside_every_community(main: gpd.GeoDataFrame, main_role: str,
+                             boundaries: gpd.GeoDataFrame, pts: np.ndarray,
+                             ids: list[Any] | None, problems: Problems,
+                             notes: list[str], *, strict: bool) -> list[int]:
+    """The buildings (or units) whose point on surface ``pts`` lies in no community
+    boundary: said (each goes to the nearest block), or refused in strict mode.
+
+    Out: their positions.
+    """
+    union = shapely.union_all(shapely.make_valid(
+        np.asarray(boundaries.to_crs(main.crs).geometry.values)))
+    out_mask = ~shapely.intersects(pts, union)
+    outside = np.flatnonzero(out_mask).tolist()
+    if outside:
+        text = (f"`{main_role}` has {where(main, out_mask, ids)} outside "
+                "every community boundary")
+        if strict:
+            problems.add(
+                f"{text}. Extend the boundaries to cover them, drop those rows, "
+                "or leave strict mode to put each in the nearest block.")
+        else:
+            notes.append(f"{text}; each was put in the nearest block of the "
+                         "nearest community.")
+    return outside
 
 
 def _check_streets_enclose(bld: gpd.GeoDataFrame, st_: gpd.GeoDataFrame, pts: np.ndarray,

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import geopandas as gpd
 import networkx as nx
 import numpy as np
 import shapely
+
+from .partition._graph import UnitGraph
 
 __all__ = [
     "DEFAULT_BARRIERS",
@@ -22,6 +25,7 @@ __all__ = [
     "Adjacency",
     "build_adjacency",
     "street_rank",
+    "unit_graph",
 ]
 
 #: cost of a grid edge along a street of each class, per metre: low where a grid
@@ -359,3 +363,32 @@ def build_adjacency(
         cost = cost * (1 - frac) + costs["none"] * frac
     barrier = np.array([k in barriers for k in kind], dtype=bool)
     return Adjacency(a, b, length, kind, cost, barrier, n)
+
+
+def unit_graph(units: gpd.GeoDataFrame, building_unit: np.ndarray, weight: np.ndarray, *,
+               streets: np.ndarray, street_classes: np.ndarray,
+               cut_cost: dict[str, float] | None,
+               barriers: frozenset[str]) -> tuple[Adjacency, UnitGraph]:
+    """Stage 5: the units' adjacency and the graph the partition works on.
+
+    In: the units (column ``block``), the unit of every building and the
+    building's balance weight, the street lines and their classes, the cut cost
+    and barriers.  Out: the :class:`Adjacency` (shared edges, their street and
+    cost) and the :class:`~gridmap.partition.UnitGraph` (unit weights,
+    centroids, edges with their cut cost).
+    """
+    has_streets = len(streets) > 0
+    adj = build_adjacency(
+        units.geometry.values, block=units["block"].to_numpy(),
+        streets=streets if has_streets else None,
+        street_classes=street_classes if has_streets else None,
+        cut_cost=cut_cost, barriers=barriers,
+    )
+    w = np.bincount(building_unit, weights=weight, minlength=len(units))
+    cen = shapely.centroid(units.geometry.values)
+    xy = np.column_stack([shapely.get_x(cen), shapely.get_y(cen)])
+    # an empty unit (none should be) sits at the middle rather than nowhere
+    xy = np.where(np.isfinite(xy), xy, np.nanmean(xy, axis=0))
+    g = UnitGraph.from_edges(len(units), w, xy, adj.i, adj.j, adj.length * adj.cost,
+                             adj.barrier)
+    return adj, g

@@ -10,19 +10,17 @@ the tolerance band.
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .colours import CHART_COLOURS
+
+if TYPE_CHECKING:  # charts take a plan; the plan's module imports them, not the reverse
+    from .plan import GridPlan
+
 __all__ = ["CHART_COLOURS", "load_chart_svg"]
 
-#: fills of the load chart (as in :func:`gridmap.static.load_chart`)
-CHART_COLOURS = {
-    "within": "#4575b4",   # a grid within its band
-    "out": "#d7191c",      # a grid out of its band
-    "flagged": "#fdae61",  # one unit heavier than a grid, or an island
-    "band": "#a6d96a",     # the band ±tolerance (drawn at 35% opacity)
-}
 
 def _num(v: float) -> str:
     """A coordinate with at most two decimals and no trailing zeros."""
@@ -36,7 +34,7 @@ def _pct(v: float) -> str:
     return "0%" if v == 0 else ("+" if v > 0 else "\u2212") + s
 
 
-def _chart_data(plan: Any) -> dict[str, Any]:
+def _chart_data(plan: GridPlan) -> dict[str, Any]:
     """Deviation (%), tolerance (%) and colour of every charted grid, in bar order.
 
     Charted are the community grids that have a deviation (road and unit grids
@@ -94,7 +92,7 @@ def _ticks(top: float) -> list[float]:
     return [i * step for i in range(-k, k + 1)]
 
 
-def load_chart_svg(plan: Any, *, width: int = 480, height: int = 230,
+def load_chart_svg(plan: GridPlan, *, width: int = 480, height: int = 230,
                    element_id: str = "gridmap-load-chart") -> str:
     """The load of every grid against the tolerance band, as SVG markup.
 

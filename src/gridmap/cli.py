@@ -21,52 +21,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import GridmapError, OptionError, OutputFolderError
-from .options import check_crs
 from .output import OutputFolder
 from .plan import METRICS_FILE, PLAN_FILE
 
 if TYPE_CHECKING:
     from ._progress import StageTimer
-    from .options import MapOptions
+    from .layers import LayerSources
+    from .options import MapOptions, Options
     from .plan import GridPlan
 
 __all__ = ["build_parser", "main"]
-
-
-def _column_pair(text: str) -> tuple[str, str]:
-    if "=" not in text:
-        msg = f"--column takes CANONICAL=SOURCE (e.g. households=HH), got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    a, b = text.split("=", 1)
-    return a.strip(), b.strip()
-
-
-def _weight_pair(text: str) -> tuple[str, float]:
-    if "=" not in text:
-        msg = f"--workload takes COLUMN=WEIGHT (e.g. pop_floating=0.5), got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    a, b = text.split("=", 1)
-    try:
-        return a.strip(), float(b)
-    except ValueError:
-        msg = f"--workload weight must be a number, got {b!r} in {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-
-
-def _target_for(text: str) -> tuple[str, tuple[float, float] | float]:
-    if "=" not in text:
-        msg = f"--target-for takes TYPE=TARGET[:TOLERANCE] (e.g. old_town=250:0.15), got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    key, val = text.split("=", 1)
-    try:
-        parts = [float(x) for x in val.split(":")]
-    except ValueError:
-        msg = f"--target-for needs numbers after '=', got {val!r} in {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if len(parts) not in (1, 2):
-        msg = f"--target-for takes TYPE=TARGET or TYPE=TARGET:TOLERANCE, got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return key.strip(), (parts[0] if len(parts) == 1 else (parts[0], parts[1]))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,99 +109,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plan_options(d: argparse.ArgumentParser, *, by: bool = True) -> None:
-    """The options of the layers and of the partition (delineate, compare)."""
-    d.add_argument("--buildings", help="building footprints (polygons)")
-    d.add_argument("--streets", help="street centre-lines with a class column")
-    d.add_argument("--population", help="population: points or areas with counts")
-    d.add_argument("--boundaries", help="community boundaries (polygons)")
-    d.add_argument("--compounds", help="compound (小区) polygons, kept whole")
-    d.add_argument("--units", help="units to partition as they are (census blocks...)")
-    d.add_argument("--id-column", help="building (or unit) id column (default: id)")
-    d.add_argument("--target", type=float, default=300.0,
-                   help="target per grid on the balance field (default 300)")
-    d.add_argument("--tolerance", type=float, default=0.1,
-                   help="allowed deviation from the community mean (default 0.1 = ±10%%)")
-    if by:
-        d.add_argument("--by", default="households",
-                       help="balance field: households, pop_actual, workload or any "
-                       "numeric column")
+    """The layers, the output folder and every option of a plan (delineate, compare),
+    made from the option objects (:func:`gridmap.options.add_arguments`)."""
+    from .options import add_arguments
+
+    layers = d.add_argument_group("layers: files GDAL reads, GeoParquet, OSM .pbf; "
+                                  "PATH#LAYER picks a layer")
+    layers.add_argument("--buildings", help="building footprints (polygons)")
+    layers.add_argument("--streets", help="street centre-lines with a class column")
+    layers.add_argument("--population", help="population: points or areas with counts")
+    layers.add_argument("--boundaries", help="community boundaries (polygons)")
+    layers.add_argument("--compounds", help="compound (小区) polygons, kept whole")
+    layers.add_argument("--units",
+                        help="units to partition as they are (census blocks...)")
+    layers.add_argument("--sites", help="sites of schools, hospitals, markets... "
+                        "(polygons, e.g. OSM landuse): unit-type grids")
     d.add_argument("--out", required=True, help="output folder")
-    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    d.add_argument("--restarts", type=int, default=1,
-                   help="make this many plans (seeds seed, seed+1, ...) and keep the "
-                   "one with the fewest grids out of tolerance (default 1)")
-    d.add_argument("--no-exact", action="store_true",
-                   help="skip the exact re-cut of the grids left out of the band "
-                   "(a little faster, less balanced)")
-    d.add_argument("--crs", default="auto", help="metric CRS to work in (default auto)")
-    d.add_argument("--division-code", default="000000",
-                   help="6-digit administrative division code for grid codes")
-    d.add_argument("--street-column", help="street class column (default: highway, ...)")
-    d.add_argument("--column", action="append", type=_column_pair, default=[],
-                   metavar="CANONICAL=SOURCE",
-                   help="map a source column to a canonical name (repeatable)")
-    d.add_argument("--split-above", type=float,
-                   help="split blocks holding more than this (default: the target)")
-    d.add_argument("--max-distance", type=float, default=50.0,
-                   help="metres within which a population point joins the nearest building")
-    d.add_argument("--dwelling-size", type=float, default=90.0,
-                   help="floor area per household for estimates, m² (default 90)")
-    d.add_argument("--persons-per-household", type=float, default=2.62,
-                   help="persons per household for estimates (default 2.62)")
-    d.add_argument("--default-levels", type=float, default=1.0,
-                   help="storeys of a building with no levels or height (default 1)")
-    d.add_argument("--workload", action="append", type=_weight_pair, default=[],
-                   metavar="COLUMN=WEIGHT",
-                   help="a term of the workload formula (repeatable; replaces the default "
-                   "households=1 pop_floating=0.5 elderly=0.5 shops=2 cases=1 area_km2=50)")
-    d.add_argument("--worker-capacity", type=float, default=None,
-                   help="workload one grid worker carries (default 500)")
-    d.add_argument("--target-for", action="append", type=_target_for, default=[],
-                   metavar="TYPE=TARGET[:TOLERANCE]",
-                   help="a target (and tolerance) for one community type, e.g. "
-                   "old_town=250:0.15 (repeatable; differentiated targets)")
-    d.add_argument("--type-column", default="community_type",
-                   help="column on the boundaries or buildings naming the community "
-                   "type (default community_type)")
-    d.add_argument("--sites", help="sites of schools, hospitals, markets... (polygons, "
-                   "e.g. OSM landuse): unit-type grids")
-    d.add_argument("--unit-kind", action="append", default=[], metavar="KIND",
-                   help="a site kind that makes a unit grid (repeatable; default school, "
-                   "university, college, kindergarten, hospital, clinic, marketplace, "
-                   "construction, stadium, sports_centre, government, townhall, ...)")
-    d.add_argument("--unit-kind-column", help="column of the sites naming their kind")
-    d.add_argument("--unit-min-area", type=float, default=5000.0,
-                   help="smallest site (m²) that is a unit grid (default 5000)")
-    d.add_argument("--headcount-column", help="column of the sites with their headcount")
-    d.add_argument("--unit-min-headcount", type=float, default=500.0,
-                   help="a site with at least this headcount is a unit grid whatever "
-                   "its area (default 500)")
-    d.add_argument("--road-grids", action="store_true",
-                   help="make road-type grids along the main streets")
-    d.add_argument("--road-class", action="append", default=[], metavar="CLASS",
-                   help="street class with road grids (repeatable; default primary, "
-                   "secondary)")
-    d.add_argument("--road-name", action="append", default=[], metavar="NAME",
-                   help="a street by name with road grids (repeatable)")
-    d.add_argument("--road-depth", type=float, default=15.0,
-                   help="frontage depth each side of the centre-line, m (default 15)")
-    d.add_argument("--road-max-length", type=float, default=800.0,
-                   help="longest stretch of road in one road grid, m (default 800)")
-    d.add_argument("--road-max-load", type=float,
-                   help="most of the balance field in one road grid's buildings")
-    d.add_argument("--community-target", type=float,
-                   help="with no --boundaries: delineate communities of about this much "
-                   "(e.g. 2000 households) first, then the grids inside each")
-    d.add_argument("--community-tolerance", type=float, default=0.2,
-                   help="tolerance of the communities delineated first (default 0.2)")
-    _check_options(d)
-    d.add_argument("--allow-overlaps", action="store_true",
-                   help="accept community boundaries that overlap (each overlap goes to "
-                   "the community listed first) instead of refusing them")
-    _dask_option(d)
-    d.add_argument("--group", action="append", default=[], metavar="COLUMN",
-                   help="a further count column to carry to every grid (key persons, "
-                   "people needing care...; repeatable)")
+    add_arguments(d, exclude=() if by else ("by",))
 
 
 def _check_options(p: argparse.ArgumentParser) -> None:
@@ -271,13 +159,6 @@ def _overwrite_option(p: argparse.ArgumentParser) -> None:
                    help="remove files of an earlier plan in the output folder that this "
                    "run does not write (maps, changes.csv...), and let a re-partition "
                    "write into the folder of the plan it reads")
-
-
-def _dask_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dask", nargs="?", const="local", default=None, metavar="ADDRESS",
-                   help="partition the communities in parallel on Dask: alone, a "
-                   "cluster on this machine; with an address (tcp://host:8786), that "
-                   "scheduler's cluster. Same plan. Needs pip install 'gridmap[dask]'")
 
 
 def _progress_option(p: argparse.ArgumentParser) -> None:
@@ -359,34 +240,32 @@ def _write_maps(plan: GridPlan, folder: Path, maps: MapOptions) -> None:
 
 
 def _write_plan(plan: GridPlan, run: OutputFolder, maps: MapOptions | None,
-                timer: StageTimer | None = None) -> list[Path]:
+                timer: StageTimer | None = None) -> tuple[list[Path], list[str]]:
     """The whole set of a plan's files, staged and put in place together: the
     GeoPackage, the maps, the tables of a re-partition, and metrics.json last
-    (with the time the others took)."""
+    (with the time the others took).  Returns the files and the notes of the
+    maps (what they worked around, e.g. a static map without a CJK font)."""
     if timer is not None:
         timer.stage("write")
-    plan._write_layers(run.staging)
+    written = plan._write_layers(run.staging)
     if plan.previous is not None:
         _write_changes(plan, run.staging)
+    notes: list[str] = []
     if maps is not None:
         if timer is not None:
             timer.stage("maps")
         with warnings.catch_warnings(record=True) as caught:
-            # what the maps worked around (a static map without a CJK font) is a
-            # note of the plan, in metrics.json too
             warnings.simplefilter("default")
             _write_maps(plan, run.staging, maps)
             if plan.previous is not None:
                 diff = plan.diff_map(tiles=maps.tiles, gcj02=maps.gcj02,
                                      privacy_threshold=maps.privacy_threshold)
                 diff.save(str(run.staging / "diff.html"))
-        notes = plan.metrics.setdefault("notes", [])
-        notes += [t for t in dict.fromkeys(str(w.message).strip() for w in caught)
-                  if t not in notes]
-    if timer is not None:
-        timer.done()
-    plan._write_metrics(run.staging)
-    return run.commit()
+        notes = list(dict.fromkeys(str(w.message).strip() for w in caught))
+    # the stages of the whole command as its timer saw them, else the write alone
+    timings = dict(timer.done()) if timer is not None else {"write": written}
+    plan._write_metrics(run.staging, timings=timings, notes=notes)
+    return run.commit(), notes
 
 
 def _write_changes(plan: GridPlan, folder: Path) -> None:
@@ -422,84 +301,67 @@ def _map(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plan_kwargs(args: argparse.Namespace) -> dict:
-    """The keyword arguments of delineate() that the plan options give."""
-    return dict(
-        boundaries=args.boundaries,
-        compounds=args.compounds,
-        units=args.units,
-        columns=dict(args.column) or None,
-        id_column=args.id_column,
-        target=args.target,
-        tolerance=args.tolerance,
-        crs=args.crs,
-        seed=args.seed,
-        split_above=args.split_above,
-        street_column=args.street_column,
-        max_distance=args.max_distance,
-        dwelling_size=args.dwelling_size,
-        persons_per_household=args.persons_per_household,
-        default_levels=args.default_levels,
-        division_code=args.division_code,
-        workload=dict(args.workload) or None,
-        **({"worker_capacity": args.worker_capacity} if args.worker_capacity is not None
-           else {}),
-        groups=tuple(args.group),
-        targets=dict(args.target_for) or None,
-        type_column=args.type_column,
-        sites=args.sites,
-        **({"unit_kinds": tuple(args.unit_kind)} if args.unit_kind else {}),
-        unit_kind_column=args.unit_kind_column,
-        unit_min_area=args.unit_min_area,
-        headcount_column=args.headcount_column,
-        unit_min_headcount=args.unit_min_headcount,
-        road_grids=args.road_grids or bool(args.road_name),
-        **({"road_classes": tuple(args.road_class)} if args.road_class else {}),
-        road_names=tuple(args.road_name),
-        road_depth=args.road_depth,
-        road_max_length=args.road_max_length,
-        road_max_load=args.road_max_load,
-        community_target=args.community_target,
-        community_tolerance=args.community_tolerance,
-        strict=args.strict,
-        islands=args.islands,
-        encoding=args.encoding,
-        allow_overlaps=args.allow_overlaps,
-        progress=_progress(args),
-        scheduler=args.dask,
-        exact=not args.no_exact,
-        restarts=args.restarts,
+def _options_of(args: argparse.Namespace) -> Options:
+    """The plan's options from the command line, every bad value said at once."""
+    from .options import (
+        Balance,
+        Inputs,
+        Options,
+        Population,
+        Search,
+        SpecialGrids,
+        Workload,
+        from_arguments,
     )
+
+    made, problems = {}, []
+    for name, kind in (("balance", Balance), ("population", Population),
+                       ("special", SpecialGrids), ("workload", Workload),
+                       ("search", Search), ("inputs", Inputs)):
+        try:
+            made[name] = from_arguments(kind, args)
+        except OptionError as exc:
+            problems += exc.problems
+    if problems:
+        raise OptionError(problems)
+    return Options(**made)
+
+
+def _sources(args: argparse.Namespace) -> LayerSources:
+    from .layers import LayerSources
+
+    return LayerSources(args.buildings, args.streets, args.population, args.boundaries,
+                        args.compounds, args.units, args.sites)
 
 
 def _delineate(args: argparse.Namespace) -> int:
     from ._progress import STAGES, StageTimer
-    from .delineation import delineate
+    from .delineation import make_plan
 
     maps = None if args.no_map else _maps_of(args)
-    check_crs(args.crs)
-    kw = _plan_kwargs(args)
+    options = _options_of(args)
     with OutputFolder(args.out, writes=[PLAN_FILE, METRICS_FILE, *_map_files(maps)],
                       overwrite=args.overwrite) as run:
         # one stage bar for the whole command, maps and write included
-        timer = StageTimer(kw.pop("progress"),
+        timer = StageTimer(_progress(args),
                            stages=STAGES if maps is not None else STAGES[:-2] + ("write",))
         try:
-            plan = delineate(args.buildings, args.streets, args.population, by=args.by,
-                             _timer=timer, **kw)
-            written = _write_plan(plan, run, maps, timer)
+            plan = make_plan(_sources(args), options, timer=timer)
+            written, notes = _write_plan(plan, run, maps, timer)
         finally:
             timer.close()
     if not args.quiet:
-        _say_plan(plan, args)
+        _say_plan(plan, args, notes)
         print("wrote " + ", ".join(_sized(p) for p in written))
     return 0
 
 
-def _say_plan(plan: GridPlan, args: argparse.Namespace) -> None:
-    """The plan's summary and its notes (which the warnings then need not repeat)."""
+def _say_plan(plan: GridPlan, args: argparse.Namespace, more: list[str] = ()) -> None:
+    """The plan's summary and its notes, with those of its maps (which the
+    warnings then need not repeat)."""
     print(plan)
-    for note in plan.metrics.get("notes", []):
+    notes = plan.metrics.get("notes", [])
+    for note in [*notes, *(n for n in more if n not in notes)]:
         print(f"  note: {note}")
         args.said.add(str(note).strip())
 
@@ -519,11 +381,11 @@ def _repartition(args: argparse.Namespace) -> int:
                            seed=args.seed, id_column=args.id_column,
                            progress=_progress(args), strict=args.strict,
                            islands=args.islands, encoding=args.encoding)
-        written = _write_plan(plan, run, maps)
+        written, notes = _write_plan(plan, run, maps)
     if not args.quiet:
         ch = plan.metrics["changes"]
         by = plan.params.get("by", "households")
-        _say_plan(plan, args)
+        _say_plan(plan, args, notes)
         print(f"  {ch['share_households_kept']:.1%} of {by} keep their grid; "
               f"{ch['buildings_moved']} building(s) moved, {ch['buildings_new']} new, "
               f"{ch['buildings_demolished']} demolished; new grids {ch['grids_new']}, "
@@ -560,20 +422,24 @@ def _check_locks(plan: str, lock: Sequence[int]) -> None:
 def _compare(args: argparse.Namespace) -> int:
     from .compare import compare_bases
 
-    check_crs(args.crs)
-    kw = _plan_kwargs(args)
-    target, tolerance = kw.pop("target"), kw.pop("tolerance")
+    options = _options_of(args)
     tables = ("compare_grids.csv", "compare_summary.csv")
     writes = [f"{b}/{f}" for b in args.bases for f in (PLAN_FILE, METRICS_FILE)]
     with OutputFolder(args.out, writes=[*writes, *tables],
                       overwrite=args.overwrite) as run:
-        c = compare_bases(args.buildings, args.streets, args.population, bases=args.bases,
-                          reference=args.reference, target=target, tolerance=tolerance,
-                          **kw)
+        src = _sources(args)
+        c = compare_bases(src.buildings, src.streets, src.population, bases=args.bases,
+                          reference=args.reference, target=options.balance.target,
+                          tolerance=options.balance.tolerance,
+                          boundaries=src.boundaries, compounds=src.compounds,
+                          units=src.units, sites=src.sites, balance=options.balance,
+                          population_model=options.population, special=options.special,
+                          workload=options.workload, search=options.search,
+                          inputs=options.inputs, progress=_progress(args))
         for basis, plan in c.plans.items():
             (run.staging / basis).mkdir()
-            plan._write_layers(run.staging / basis)
-            plan._write_metrics(run.staging / basis)
+            written = plan._write_layers(run.staging / basis)
+            plan._write_metrics(run.staging / basis, timings={"write": written})
         c.grids.to_csv(run.staging / tables[0], index=False, encoding="utf-8")
         c.summary.rename_axis("basis").to_csv(run.staging / tables[1], index=True,
                                               encoding="utf-8")

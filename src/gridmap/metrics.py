@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import geopandas as gpd
 import numpy as np
@@ -31,16 +31,25 @@ import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from . import band
 from ._validate import Problems, check_layer
+from .partition.exact import RegionLimits
 
-__all__ = ["GRID_KINDS", "evaluate"]
+if TYPE_CHECKING:
+    from .assemble import Assembled
+    from .balance import Balanced
+    from .communities import Communities
+    from .options import Workload
+    from .population import Counts
+    from .special import Carve
+
+__all__ = ["GRID_KINDS", "evaluate", "evaluate_plan", "reasons"]
 
 #: the three kinds of grid (社区型 / 道路型 / 单位型)
 GRID_KINDS = ("community", "road", "unit")
 
-#: slack on the tolerance test, so that a deviation of exactly ``tolerance``
-#: passes despite floating-point rounding
-_TOLERANCE_EPS = 1e-9
+#: slack on the tolerance test (kept here for callers; :mod:`gridmap.band` holds it)
+_TOLERANCE_EPS = band.TOLERANCE_EPS
 
 #: length (m) of a boundary segment left uncovered by the street corridor that
 #: still counts as covered: floating-point crumbs where two buffers meet
@@ -286,22 +295,21 @@ def _balance(
     use = ordinary | ~has_ordinary[codes]
     v = value[is_comm]
     count = np.bincount(codes[use], minlength=k)
-    total = np.bincount(codes[use], weights=v[use], minlength=k)
+    mean = band.community_means(v, codes, ordinary, k)
     with np.errstate(divide="ignore", invalid="ignore"):
-        mean = total / count
         std = np.sqrt(
             np.bincount(codes[use], weights=(v[use] - mean[codes[use]]) ** 2, minlength=k)
             / count
         )
         cv = std / mean
-        community_mean = np.full(n, np.nan)
-        community_mean[is_comm] = mean[codes]
-        deviation = value / community_mean - 1.0
+    community_mean = np.full(n, np.nan)
+    community_mean[is_comm] = mean[codes]
+    deviation = band.deviation(value, community_mean)
     v = v[use]
     abs_dev = np.abs(deviation)
     tolerance = np.asarray(tolerance, dtype=float) if np.ndim(tolerance) else tolerance
-    within = abs_dev <= tolerance + _TOLERANCE_EPS
-    oversize = is_comm & single & (deviation > tolerance + _TOLERANCE_EPS)
+    within = ~band.out_of_band(deviation, tolerance)
+    oversize = is_comm & band.oversize_exempt(single, deviation, tolerance)
     within = np.where(oversize | ~is_comm, True, within)
     exception = np.full(n, None, dtype=object)
     exception[oversize] = "single_unit"
@@ -593,38 +601,64 @@ def evaluate(
     >>> overall["street_share"], overall["gap_m2"], overall["internal_boundary_m"]
     (1.0, 0.0, 500.0)
     """
-    _check(
-        grids,
-        buildings,
-        area,
-        streets,
-        community_boundaries,
-        exempt,
-        by,
-        tolerance,
-        snap,
-    )
+    _check(grids, buildings, area, streets, community_boundaries, exempt, by,
+           tolerance, snap)
     geoms = np.asarray(grids.geometry.values, dtype=object)
     present = [c for c in count_fields if c in grids.columns]
-
     balance_cols, balance = _balance(grids, by, tolerance)
+    shapes = _grid_shapes(geoms)
+    per_building, building_figures = _buildings(grids, geoms, buildings)
+    per_grid = _per_grid_table(grids, balance_cols, shapes, per_building, present)
+    area_geom = _jurisdiction(area)
+    union, coverage = _coverage(geoms, area_geom)
+    boundary = _boundaries(geoms, union, area_geom,
+                           _street_lines(streets, community_boundaries),
+                           _exempt_blocks(exempt), snap)
+    overall: dict[str, Any] = {
+        **_plan_settings(grids, by, tolerance, snap), **balance,
+        **_shape_figures(geoms, shapes), **coverage, **boundary, **building_figures,
+        "totals": {c: _plain(grids[c].sum()) for c in present},
+    }
+    return per_grid, overall
+
+
+# --------------------------------------------------------------- the steps of evaluate
+def _grid_shapes(geoms: np.ndarray) -> dict[str, np.ndarray]:
+    """The shape of every grid (contiguity and compactness).
+
+    In: the grid geometries.  Out: per grid, ``n_parts`` (polygon parts),
+    ``area_m2``, ``perimeter_m`` (holes included) and ``polsby_popper``
+    (:math:`4\\pi A/P^2`, NaN without a perimeter).
+    """
     n_parts = shapely.get_num_geometries(geoms)
     area_m2 = shapely.area(geoms)
     perimeter = shapely.length(geoms)
     with np.errstate(divide="ignore", invalid="ignore"):
         pp = np.where(perimeter > 0, 4.0 * np.pi * area_m2 / perimeter**2, np.nan)
-    per_building, building_figures = _buildings(grids, geoms, buildings)
+    return {"n_parts": n_parts, "area_m2": area_m2, "perimeter_m": perimeter,
+            "polsby_popper": pp}
 
+
+def _per_grid_table(grids: gpd.GeoDataFrame, balance_cols: dict[str, Any],
+                    shapes: dict[str, np.ndarray], per_building: np.ndarray | None,
+                    present: list[str]) -> pd.DataFrame:
+    """The per-grid table of :func:`evaluate`, indexed like ``grids``.
+
+    In: the grids, their balance columns (:func:`_balance`), their shapes
+    (:func:`_grid_shapes`), the buildings of each (None without buildings) and
+    the count fields present.  Out: ids, community, kind, balance, shape,
+    ``n_buildings`` and the count fields.
+    """
     per_grid = pd.DataFrame(
         {
             "grid_id": grids["grid_id"].to_numpy(),
             "community_id": grids["community_id"].to_numpy(),
             "kind": grids["kind"].to_numpy(),
             **balance_cols,
-            "n_parts": n_parts.astype(int),
-            "area_m2": area_m2,
-            "perimeter_m": perimeter,
-            "polsby_popper": pp,
+            "n_parts": shapes["n_parts"].astype(int),
+            "area_m2": shapes["area_m2"],
+            "perimeter_m": shapes["perimeter_m"],
+            "polsby_popper": shapes["polsby_popper"],
             "n_buildings": pd.array(
                 per_building if per_building is not None else [pd.NA] * len(grids),
                 dtype="Int64",
@@ -634,44 +668,225 @@ def evaluate(
     )
     for c in present:
         per_grid[c] = grids[c].to_numpy()
+    return per_grid
 
+
+def _jurisdiction(area: GeometryLike | None) -> BaseGeometry | None:
+    """The jurisdiction the grids should tile: the union of ``area``, None without."""
     area_geoms, _ = _geometries(area)
-    area_geom = shapely.union_all(area_geoms) if len(area_geoms) else None
-    union, coverage = _coverage(geoms, area_geom)
+    return shapely.union_all(area_geoms) if len(area_geoms) else None
 
+
+def _street_lines(streets: GeometryLike | None,
+                  community_boundaries: GeometryLike | None) -> np.ndarray | None:
+    """The lines a grid boundary may follow: street centre-lines and community
+    boundaries, as lines; None when neither is given."""
     street_geoms = np.concatenate(
         [_geometries(streets)[0], _geometries(community_boundaries)[0]]
     )
-    street_lines = (
+    return (
         _as_lines(street_geoms)
         if streets is not None or community_boundaries is not None
         else None
     )
-    exempt_geoms, _ = _geometries(exempt)
-    exempt_geoms = exempt_geoms[~shapely.is_missing(exempt_geoms)]
-    boundary = _boundaries(geoms, union, area_geom, street_lines, exempt_geoms, snap)
 
+
+def _exempt_blocks(exempt: GeometryLike | None) -> np.ndarray:
+    """The polygons of the blocks exempt from the street share (none missing)."""
+    exempt_geoms, _ = _geometries(exempt)
+    return exempt_geoms[~shapely.is_missing(exempt_geoms)]
+
+
+def _plan_settings(grids: gpd.GeoDataFrame, by: str,
+                   tolerance: float | Sequence[float], snap: float) -> dict[str, Any]:
+    """The first overall figures: how many grids of each kind, and the settings
+    they were judged with (``by``, ``tolerance``: one, or ``"per grid"``, ``snap``)."""
     kinds = grids["kind"].value_counts()
     by_kind = {k: int(kinds.get(k, 0)) for k in GRID_KINDS}
-    finite_pp = pp[np.isfinite(pp)]
-    overall: dict[str, Any] = {
+    if not np.ndim(tolerance):
+        judged: Any = _plain(tolerance)
+    else:
+        each = np.asarray(tolerance)
+        judged = float(each[0]) if len(set(each.tolist())) == 1 else "per grid"
+    return {
         "n_grids": len(grids),
         "n_grids_by_kind": by_kind,
         "by": by,
-        "tolerance": _plain(tolerance) if not np.ndim(tolerance)
-        else (float(np.asarray(tolerance)[0]) if len(set(np.asarray(tolerance).tolist())) == 1
-              else "per grid"),
+        "tolerance": judged,
         "snap": _plain(snap),
-        **balance,
+    }
+
+
+def _shape_figures(geoms: np.ndarray, shapes: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The overall figures of the grids' shapes.
+
+    In: the grid geometries and their shapes (:func:`_grid_shapes`).  Out:
+    contiguity (``contiguous``, ``n_noncontiguous``, ``n_empty``), ``n_invalid``
+    and the mean and least Polsby–Popper score.
+    """
+    n_parts, pp = shapes["n_parts"], shapes["polsby_popper"]
+    finite_pp = pp[np.isfinite(pp)]
+    return {
         "contiguous": bool((n_parts == 1).all()),
         "n_noncontiguous": int((n_parts > 1).sum()),
         "n_empty": int((n_parts == 0).sum()),
         "n_invalid": int((~shapely.is_valid(geoms[~shapely.is_missing(geoms)])).sum()),
         "polsby_popper_mean": _plain(finite_pp.mean()) if len(finite_pp) else None,
         "polsby_popper_min": _plain(finite_pp.min()) if len(finite_pp) else None,
-        **coverage,
-        **boundary,
-        **building_figures,
-        "totals": {c: _plain(grids[c].sum()) for c in present},
     }
-    return per_grid, overall
+
+
+# ----------------------------------------------------------------------------
+# stage 8 of a plan: every figure of the grids, once
+# ----------------------------------------------------------------------------
+def evaluate_plan(assembled: Assembled, balanced: Balanced, counts: Counts,
+                  communities: Communities, *, area: shapely.Geometry,
+                  streets: np.ndarray, carve: Carve, buildings: gpd.GeoDataFrame | None,
+                  exempt_blocks: np.ndarray, block_geoms: np.ndarray,
+                  workload: Workload, work_crs: Any
+                  ) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    """Stage 8: the figures of every grid and of the plan, and the workload.
+
+    In: the assembled grids (stage 7, working CRS), the balanced assignment and
+    its units, the counts, the communities, the area, the streets, the blocks
+    split before the balancing (their off-street edges are exempt from the street
+    share) and the :class:`~gridmap.options.Workload`.  Out: the grids with
+    every per-grid figure, workload, workers and the reason of every grid out of
+    the band; and the overall figures (:func:`evaluate`'s, with the violations).
+    """
+    from .workload import grid_workload
+
+    grids = assembled.grids.copy()
+    exempt = gpd.GeoSeries(block_geoms[exempt_blocks], crs=work_crs)
+    # the exception is a grid that is one indivisible unit (or one building): an
+    # oversize grid that had to take a leftover no other grid touches is judged
+    grids["single_unit"] = (grids["flag"] == "oversize") & (
+        (assembled.n_units == 1) | (grids["n_buildings"].to_numpy() == 1))
+    located = None
+    if buildings is not None:
+        located = gpd.GeoDataFrame({"grid_id": assembled.building_grid_id},
+                                   geometry=buildings.geometry.values, crs=work_crs)
+    outlines = [np.asarray(x, dtype=object) for x in (communities.polygons, carve.geometry)
+                if x is not None and len(x)]
+    per_grid, overall = evaluate(
+        grids,
+        buildings=located,
+        area=area,
+        streets=gpd.GeoSeries(streets, crs=work_crs) if len(streets) else None,
+        # community outlines and the outlines of road and unit grids bound grids
+        # the way streets do
+        community_boundaries=gpd.GeoSeries(np.concatenate(outlines), crs=work_crs)
+        if outlines else None,
+        exempt=exempt if len(exempt) else None,
+        by=counts.by,
+        tolerance=grids["tolerance"].to_numpy(),
+        count_fields=counts.fields,
+    )
+    for col in per_grid.columns:
+        if col not in grids.columns:
+            grids[col] = per_grid[col].to_numpy()
+    load, load_report = grid_workload(grids, weights=workload.formula,
+                                      capacity=workload.capacity,
+                                      area_km2=grids.geometry.area.to_numpy() / 1e6)
+    for col in load.columns:
+        grids[col] = load[col].to_numpy()
+    load_report["total_workload"] = float(load["workload"].sum())
+    load_report["total_workers"] = int(load["workers"].sum())
+    grids["reason"] = reasons(grids, assembled.labels, assembled.order, assembled.new_id,
+                              balanced.units.graph, counts.by,
+                              grids["tolerance"].to_numpy(),
+                              checks=balanced.assignment.checks)
+    overall["violations"] = [
+        {
+            "grid_id": int(r.grid_id),
+            "code": r.code,
+            "value": float(getattr(r, "value", np.nan)),
+            "deviation": float(r.deviation),
+            "reason": r.reason,
+        }
+        for r in grids[grids["reason"] != ""].itertuples()
+    ]
+    overall["workload"] = load_report
+    return grids, overall
+
+
+def reasons(grids: gpd.GeoDataFrame, labels: np.ndarray, order: np.ndarray,
+             new_id: np.ndarray, g, by: str, tolerance: np.ndarray,
+             checks: dict[int, dict] | None = None) -> list[str]:
+    """Why each grid out of tolerance is so: its units and its neighbours.
+
+    ``tolerance`` is that of every grid (row); ``checks`` what the exact re-cut
+    found for a grid (by its number in the assignment).
+    """
+    out = [""] * len(grids)
+    dev = dict(zip(grids["grid_id"], grids["deviation"], strict=True))
+    # the grids judged against the mean: ordinary community grids, by community
+    plain = (grids["kind"] == "community") & (grids["flag"].fillna("") == "")
+    judged = dict(zip(grids["grid_id"], grids["community_id"].where(plain), strict=True))
+    for row, r in enumerate(grids.itertuples()):
+        if bool(r.within_tolerance) or r.kind != "community":
+            continue
+        old = int(order[row])
+        units = np.flatnonzero(labels == old)
+        w = g.weight[units]
+        mean = float(r.community_mean)
+        big = int(units[np.argmax(w)])
+        nbrs = sorted({int(new_id[labels[x]]) for u in units.tolist()
+                       for x in g.neighbours(u).tolist() if labels[x] != old})
+        around = ", ".join(f"{n} ({dev.get(n, float('nan')):+.0%})" for n in nbrs[:8])
+        side = "below" if r.deviation < 0 else "above"
+        tol = float(tolerance[row])
+        if r.flag == "oversize" and len(units) > 1:
+            rest = units[units != big]
+            text = (
+                f"unit {big + 1} alone holds {w.max():g} {by}, "
+                f"{w.max() / mean:.0%} of the community mean {mean:g}, more than a grid; "
+                f"the grid also holds {len(rest)} other unit(s) of "
+                f"{float(g.weight[rest].sum()):g} {by}, so it is not one indivisible unit"
+            )
+        elif len(units) == 1:
+            text = (
+                f"one indivisible unit (unit {big + 1}) of {w.max():g} {by}, "
+                f"{w.max() / mean:.0%} of the community mean {mean:g}: {side} the "
+                f"±{tol:.0%} band alone"
+            )
+        else:
+            text = (
+                f"{len(units)} units, the largest (unit {big + 1}) {w.max():g} {by} = "
+                f"{w.max() / mean:.0%} of the community mean {mean:g}: "
+            )
+            peers = [n for n in nbrs if pd.notna(judged.get(n))
+                     and judged.get(n) == r.community_id]
+            sign = -1 if r.deviation < 0 else 1
+            if peers and all(sign * dev[n] > tol / 2 for n in peers):
+                # no neighbour has weight to spare (or room for more): the grids
+                # of the area are too many (too few) for it, whatever the units
+                text += (f"every neighbouring grid of its community is "
+                         f"{'light' if sign < 0 else 'heavy'} too (beyond half the band): "
+                         f"the area has "
+                         f"{'more' if sign < 0 else 'fewer'} grids than its {by} fill")
+            else:
+                text += f"the units here are too coarse to trade within ±{tol:.0%}"
+        out[row] = f"{text}; neighbouring grids {around or 'none'}"
+        check = (checks or {}).get(old)
+        if check and check["verdict"] == "infeasible":
+            others = ", ".join(str(int(new_id[x])) for x in check["region"] if x != old)
+            out[row] += (
+                f"; exact check: no plan of this grid and the {check['grids'] - 1} "
+                f"grid(s) around it, {others} ({check['units']} units), has every "
+                "grid within the band"
+            )
+            if check.get("reach") is not None:
+                # the proof covers only plans that move units a few steps
+                out[row] += f" (plans moving units up to {check['reach']} units away)"
+        elif check and check["verdict"] == "limit":
+            out[row] += "; exact check: undecided (solver limit)"
+        elif check and check["verdict"] == "not checked":
+            lim = RegionLimits()
+            out[row] += ("; exact check: not run (no neighbouring grid of its community "
+                         f"fits a region of up to {lim.max_grids} grids, {lim.max_units} "
+                         f"units and {lim.max_nodes} programme nodes, or the plan's "
+                         "solver budget was spent)")
+    return out
+
+

@@ -7,11 +7,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import networkx as nx
 import pandas as pd
+
+if TYPE_CHECKING:
+    from .options import Options
 
 __all__ = ["METRICS_FILE", "PLAN_FILE", "GridPlan", "read_plan"]
 
@@ -66,6 +69,10 @@ class GridPlan:
     previous : GridPlan or None
         For a plan made by :func:`gridmap.repartition`: the plan it re-balanced,
         for :attr:`handover` and :meth:`diff_map`.  Not written to file.
+    options : gridmap.options.Options or None
+        Every option the plan was made with (written to ``metrics.json`` as
+        ``options`` and given back by :func:`read_plan`); None for a plan
+        written before options were stored.
     """
 
     grids: gpd.GeoDataFrame
@@ -76,6 +83,7 @@ class GridPlan:
     area: gpd.GeoSeries = field(repr=False)
     streets: gpd.GeoDataFrame | None = field(default=None, repr=False)
     previous: GridPlan | None = field(default=None, repr=False)
+    options: Options | None = field(default=None, repr=False)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -93,7 +101,7 @@ class GridPlan:
         the same as ``metrics["timings"]``.  Peak memory is the process's peak
         resident size during the stage (see :mod:`gridmap._progress`).
         """
-        return self.metrics.setdefault("timings", {})
+        return self.metrics.get("timings", {})
 
     @property
     def violations(self) -> pd.DataFrame:
@@ -126,7 +134,7 @@ class GridPlan:
     @property
     def handover(self) -> pd.DataFrame:
         """Buildings that change grid, for the grid workers; see :func:`gridmap.repartition.handover`."""
-        from .repartition import handover
+        from .changes import handover
 
         if self.previous is None:
             msg = ("this plan has no previous plan to compare with: the handover table "
@@ -164,16 +172,27 @@ class GridPlan:
 
         return static_map(self, path, **kwargs)
 
-    def _write_metrics(self, folder: str | os.PathLike) -> Path:
-        """Write ``metrics.json`` into ``folder`` (a run's staging folder)."""
+    def _write_metrics(self, folder: str | os.PathLike, *,
+                       timings: dict[str, Any] | None = None,
+                       notes: list[str] | None = None) -> Path:
+        """Write ``metrics.json`` into ``folder`` (a run's staging folder): the
+        plan's metrics with the ``timings`` of the run's later stages (write,
+        maps) and its later ``notes`` added; the plan itself is not changed."""
+        metrics = dict(self.metrics)
+        if timings:
+            metrics["timings"] = {**self.timings, **timings}
+        if notes:
+            metrics["notes"] = [*metrics.get("notes", []),
+                                *(n for n in notes if n not in metrics.get("notes", []))]
         path = Path(folder) / METRICS_FILE
-        path.write_text(json.dumps(_jsonable(self.metrics), ensure_ascii=False, indent=2),
+        path.write_text(json.dumps(_jsonable(metrics), ensure_ascii=False, indent=2),
                         encoding="utf-8")
         return path
 
-    def _write_layers(self, folder: str | os.PathLike, *, units: bool = True) -> Path:
-        """Write ``plan.gpkg`` into ``folder`` (a run's staging folder), timed as the
-        stage ``write``."""
+    def _write_layers(self, folder: str | os.PathLike, *,
+                      units: bool = True) -> dict[str, float | None]:
+        """Write ``plan.gpkg`` into ``folder`` (a run's staging folder); returns the
+        seconds, CPU seconds and peak memory it took (the stage ``write``)."""
         from ._progress import _reset_peak_rss, peak_rss_mb
 
         t0, c0 = time.perf_counter(), time.process_time()
@@ -186,12 +205,11 @@ class GridPlan:
         if self.streets is not None and len(self.streets):
             self.streets.to_file(gpkg, layer="streets", driver="GPKG", engine="pyogrio")
         peak = peak_rss_mb()
-        self.timings["write"] = {
+        return {
             "seconds": round(time.perf_counter() - t0, 3),
             "cpu_seconds": round(time.process_time() - c0, 3),
             "peak_mb": round(peak, 1) if peak is not None else None,
         }
-        return gpkg
 
     def to_file(self, out_dir: str | os.PathLike, *, units: bool = True,
                 overwrite: bool = False) -> Path:
@@ -214,8 +232,8 @@ class GridPlan:
 
         with OutputFolder(out_dir, writes=[PLAN_FILE, METRICS_FILE],
                           overwrite=overwrite) as run:
-            self._write_layers(run.staging, units=units)
-            self._write_metrics(run.staging)
+            written = self._write_layers(run.staging, units=units)
+            self._write_metrics(run.staging, timings={"write": written})
             run.commit()
         return Path(out_dir)
 
@@ -273,5 +291,10 @@ def read_plan(path: str | os.PathLike) -> GridPlan:
     import shapely
 
     area = gpd.GeoSeries([shapely.union_all(grids.geometry.values)], crs=grids.crs)
+    options = None
+    if isinstance(metrics.get("options"), dict):
+        from .options import Options
+
+        options = Options.from_dict(metrics["options"])
     return GridPlan(grids=grids, buildings=buildings, units=units, metrics=metrics,
-                    graph=graph, area=area, streets=streets)
+                    graph=graph, area=area, streets=streets, options=options)

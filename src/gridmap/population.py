@@ -32,7 +32,12 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from gridmap._errors import CRSMismatchError, LayerValidationError
+from gridmap._errors import (
+    CRSMismatchError,
+    InfeasiblePartitionError,
+    LayerValidationError,
+)
+from gridmap.options import Options
 
 __all__ = [
     "BUILDING_TYPE_COLUMNS",
@@ -40,10 +45,12 @@ __all__ = [
     "DEFAULT_NON_RESIDENTIAL",
     "HEIGHT_COLUMNS",
     "LEVELS_COLUMNS",
+    "Counts",
     "PopulationResult",
     "floor_area",
     "is_residential",
     "levels",
+    "place_population",
     "population_onto_buildings",
 ]
 
@@ -501,6 +508,43 @@ def population_onto_buildings(
     >>> result.report["points"]["unplaced_positions"]
     [3]
     """
+    field_list, residential_mask = _check_arguments(
+        buildings, fields, residential, max_distance=max_distance,
+        dwelling_size=dwelling_size, persons_per_household=persons_per_household)
+    weight_kwargs = {"levels_column": levels_column, "height_column": height_column,
+                     "storey_height": storey_height, "default_levels": default_levels}
+    if population is None:
+        return _from_buildings_or_estimate(
+            buildings, field_list, residential_mask, dwelling_size=dwelling_size,
+            persons_per_household=persons_per_household, weight_kwargs=weight_kwargs)
+    population, kind = _check_population_layer(population, buildings)
+    if kind == "points":
+        return _from_points(buildings, population, field_list,
+                            max_distance=max_distance, point_weight=point_weight,
+                            persons_per_household=persons_per_household)
+    return _from_areas(buildings, population, field_list, residential_mask,
+                       weight_kwargs=weight_kwargs)
+
+
+# the steps of population_onto_buildings
+
+
+def _check_arguments(
+    buildings: gpd.GeoDataFrame,
+    fields: str | Sequence[str] | None,
+    residential: pd.Series | Sequence[bool] | np.ndarray | None,
+    *,
+    max_distance: float | None,
+    dwelling_size: float,
+    persons_per_household: float,
+) -> tuple[tuple[str, ...] | None, np.ndarray]:
+    """Check the buildings and the arguments of :func:`population_onto_buildings`.
+
+    In: the buildings (a GeoDataFrame of polygons), the count ``fields``, the
+    ``residential`` flags and the numbers.  Out: the field names (None for the
+    default) and the residential flag of every building.  Raises
+    :class:`~gridmap.LayerValidationError` with every problem found.
+    """
     problems: list[str] = []
     _check_geoframe(buildings, "buildings", problems)
     if problems:
@@ -528,49 +572,73 @@ def population_onto_buildings(
     residential_mask = _residential_mask(buildings, residential, problems)
     if problems:
         raise LayerValidationError(problems)
+    return field_list, residential_mask
 
+
+def _from_buildings_or_estimate(
+    buildings: gpd.GeoDataFrame,
+    field_list: tuple[str, ...] | None,
+    residential: np.ndarray,
+    *,
+    dwelling_size: float,
+    persons_per_household: float,
+    weight_kwargs: dict[str, Any],
+) -> PopulationResult:
+    """Without a population layer: the counts on the buildings, else an estimate.
+
+    In: the buildings and the fields asked for (None: whichever of
+    :data:`DEFAULT_FIELDS` they have).  Out: the counts taken as they are when
+    the buildings have every field (or, by default, any); an estimate from floor
+    area when they have none and the fields are estimable.  Raises
+    :class:`~gridmap.LayerValidationError` when they have some fields only, or
+    none and a field that cannot be estimated is asked for.
+    """
+    present = [f for f in (field_list or DEFAULT_FIELDS) if f in buildings.columns]
+    if field_list is None and present:
+        return _from_buildings(buildings, tuple(present))
+    if field_list is not None and len(present) == len(field_list):
+        return _from_buildings(buildings, field_list)
+    if present:
+        missing = [f for f in field_list or () if f not in present]
+        raise LayerValidationError(
+            f"buildings has the count columns {present} but not {missing}, "
+            f"and no population layer was given. Its columns are "
+            f"{_columns(buildings)}. Add the missing columns, drop them from "
+            f"`fields`, or pass a population layer."
+        )
+    wanted = field_list or DEFAULT_FIELDS
+    not_estimable = [f for f in wanted if f not in DEFAULT_FIELDS]
+    if not_estimable:
+        raise LayerValidationError(
+            f"buildings has none of the fields {list(wanted)} and no population "
+            f"layer was given; only {list(DEFAULT_FIELDS)} can be estimated from "
+            f"floor area, not {not_estimable}. Its columns are "
+            f"{_columns(buildings)}. Pass a population layer (points or areas) "
+            f"or add the columns to buildings."
+        )
+    return _estimate(
+        buildings,
+        tuple(wanted),
+        residential,
+        dwelling_size=dwelling_size,
+        persons_per_household=persons_per_household,
+        weight_kwargs=weight_kwargs,
+    )
+
+
+def _check_population_layer(
+    population: Any, buildings: gpd.GeoDataFrame
+) -> tuple[gpd.GeoDataFrame, str | None]:
+    """Check the population layer against the buildings.
+
+    In: the layer (a GeoDataFrame or GeoSeries of points or polygons) and the
+    buildings.  Out: the layer as a GeoDataFrame and its form, ``"points"`` or
+    ``"areas"``.  Raises :class:`~gridmap.LayerValidationError` when it is not
+    a layer, is empty or has missing, wrong or mixed geometries, and
+    :class:`~gridmap.CRSMismatchError` when its CRS is not the buildings'.
+    """
     if isinstance(population, gpd.GeoSeries):
         population = gpd.GeoDataFrame(geometry=population)
-    weight_kwargs = {
-        "levels_column": levels_column,
-        "height_column": height_column,
-        "storey_height": storey_height,
-        "default_levels": default_levels,
-    }
-
-    if population is None:
-        present = [f for f in (field_list or DEFAULT_FIELDS) if f in buildings.columns]
-        if field_list is None and present:
-            return _from_buildings(buildings, tuple(present))
-        if field_list is not None and len(present) == len(field_list):
-            return _from_buildings(buildings, field_list)
-        if present:
-            missing = [f for f in field_list or () if f not in present]
-            raise LayerValidationError(
-                f"buildings has the count columns {present} but not {missing}, "
-                f"and no population layer was given. Its columns are "
-                f"{_columns(buildings)}. Add the missing columns, drop them from "
-                f"`fields`, or pass a population layer."
-            )
-        wanted = field_list or DEFAULT_FIELDS
-        not_estimable = [f for f in wanted if f not in DEFAULT_FIELDS]
-        if not_estimable:
-            raise LayerValidationError(
-                f"buildings has none of the fields {list(wanted)} and no population "
-                f"layer was given; only {list(DEFAULT_FIELDS)} can be estimated from "
-                f"floor area, not {not_estimable}. Its columns are "
-                f"{_columns(buildings)}. Pass a population layer (points or areas) "
-                f"or add the columns to buildings."
-            )
-        return _estimate(
-            buildings,
-            tuple(wanted),
-            residential_mask,
-            dwelling_size=dwelling_size,
-            persons_per_household=persons_per_household,
-            weight_kwargs=weight_kwargs,
-        )
-
     if not isinstance(population, gpd.GeoDataFrame):
         raise LayerValidationError(
             f"population must be a GeoDataFrame of points or polygons, or None; got "
@@ -588,6 +656,7 @@ def population_onto_buildings(
             f"{_crs_name(buildings.crs)}. Reproject one of them, e.g. "
             f"`population.to_crs(buildings.crs)`."
         )
+    problems: list[str] = []
     kind = _check_geometries(
         population,
         "population",
@@ -597,22 +666,7 @@ def population_onto_buildings(
     )
     if problems:
         raise LayerValidationError(problems)
-    if kind == "points":
-        return _from_points(
-            buildings,
-            population,
-            field_list,
-            max_distance=max_distance,
-            point_weight=point_weight,
-            persons_per_household=persons_per_household,
-        )
-    return _from_areas(
-        buildings,
-        population,
-        field_list,
-        residential_mask,
-        weight_kwargs=weight_kwargs,
-    )
+    return population, kind
 
 
 # ----------------------------------------------------------------------------
@@ -1316,3 +1370,151 @@ def _is_number(x: Any) -> bool:
 
 def _is_positive(x: Any) -> bool:
     return _is_number(x) and x > 0
+
+
+# ----------------------------------------------------------------------------
+# stage 2 of a plan: the counts of every building (or unit) the plan balances
+# ----------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Counts:
+    """Stage 2's output: what every building (or unit given directly) holds.
+
+    ``table`` has one row per building in the canonical order of stage 1, a
+    float column per field in ``fields`` (whole numbers but for ``workload``)
+    and ``estimated``; ``by`` is the balance field.
+    """
+
+    table: pd.DataFrame
+    fields: tuple[str, ...]
+    by: str
+    report: dict[str, Any]
+    unplaced: pd.DataFrame | None
+    estimated: bool
+
+    @property
+    def weight(self) -> np.ndarray:
+        """The balance field of every building."""
+        return self.table[self.by].to_numpy(dtype=float)
+
+
+def place_population(buildings: gpd.GeoDataFrame | None,
+                     population: gpd.GeoDataFrame | None,
+                     units: gpd.GeoDataFrame | None, options: Options, *,
+                     count_fields: tuple[str, ...], extra_fields: tuple[str, ...],
+                     notes: list[str]) -> Counts:
+    """Stage 2: the population onto the buildings (or the counts of the units).
+
+    In: the buildings (working CRS, canonical order) and the population layer
+    of stage 1 (or, with no buildings, the units given directly), and the
+    options.  Out: :class:`Counts`, with the totals conserved and reported.
+    """
+    by = options.balance.by
+    on_workload = by == "workload"
+    groups = options.population.groups
+    fields = tuple(dict.fromkeys((*count_fields, by)))
+    if buildings is not None:
+        source_cols = (population if population is not None else buildings).columns
+        missing_groups = [c for c in groups if c not in source_cols]
+        if missing_groups:
+            raise LayerValidationError(
+                f"group column(s) {missing_groups} are not in the "
+                f"{'population layer' if population is not None else 'buildings'}; its "
+                f"columns are {sorted(map(str, source_cols))}. Map a source column with "
+                "columns={'name': 'SOURCE'} or leave the group out."
+            )
+        extra = tuple(f for f in (*extra_fields, *groups) if f in source_cols and f != by)
+        given = tuple(f for f in count_fields if f in source_cols)
+        if on_workload:
+            # workload is worked out from the counts below; the counts come as usual
+            pfields = None if not extra else (tuple(dict.fromkeys((*given, *extra)))
+                                               if given else None)
+        elif by in count_fields and not extra:
+            pfields = None
+        elif by in count_fields and not given:
+            # counts estimated from floor area: the extra columns cannot ride along
+            pfields = None
+            notes.append(f"columns {list(extra)} were not used: with no households or "
+                         "pop_actual given, population is estimated from floor area.")
+        else:
+            pfields = tuple(dict.fromkeys((*given, by, *extra)))
+        pm = options.population
+        pres = population_onto_buildings(
+            buildings, population, fields=pfields, max_distance=pm.max_distance,
+            dwelling_size=pm.dwelling_size, persons_per_household=pm.persons_per_household,
+            default_levels=pm.default_levels,
+        )
+        table = pres.counts
+        fields = tuple(pres.fields)
+        if on_workload:
+            table, fields = _with_workload(table, fields, options.workload.formula)
+        if by not in fields:
+            raise LayerValidationError(
+                f"the balance field {by!r} is not in the population "
+                f"({', '.join(fields) or 'no counts'}); choose by= among them or give "
+                f"a column {by!r}."
+            )
+        report = {"method": pres.method, **pres.report}
+        unplaced = pres.unplaced
+        estimated = bool(table["estimated"].any()) if "estimated" in table else False
+    else:
+        um = units.reset_index(drop=True)
+        fields = tuple(dict.fromkeys(
+            (*(f for f in fields if f != "workload" or not on_workload),
+             *(f for f in (*extra_fields, *groups) if f in um))))
+        table = pd.DataFrame({f: pd.to_numeric(um[f], errors="coerce") if f in um
+                              else 0.0 for f in fields})
+        if on_workload:
+            table, fields = _with_workload(table.fillna(0.0), fields,
+                                           options.workload.formula)
+        bad = table[by].isna() | (table[by] < 0)
+        if bad.any():
+            raise LayerValidationError(
+                f"`units` column {by!r} is empty or negative in rows "
+                f"{list(um.index[bad][:5])}; give a count of 0 or more for every unit."
+            )
+        table = table.fillna(0.0)
+        table["estimated"] = False
+        report = {"method": "units"}
+        unplaced = None
+        estimated = False
+    counts = Counts(table, fields, by, report, unplaced, estimated)
+    total = float(counts.weight.sum())
+    target = options.balance.target
+    if total <= 0:
+        raise InfeasiblePartitionError(
+            f"the total of {by!r} is {total:g}: there is nothing to balance. Give "
+            "population (population=...) or choose another by=."
+        )
+    if target > total:
+        raise InfeasiblePartitionError(
+            f"target {target:g} is above the total of {by!r} ({total:g}): the area "
+            f"would not make even one grid. Lower the target (e.g. {max(1, total / 10):.0f})."
+        )
+    return counts
+
+
+def _with_workload(counts: pd.DataFrame, fields: tuple[str, ...],
+                   weights: dict[str, float] | None) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Add each building's workload (the formula without its area term) to the counts.
+
+    The area term belongs to a grid's extent, not to a building, so the balance
+    uses the rest of the formula; the workload reported per grid has all of it.
+    """
+    from .workload import DEFAULT_WORKLOAD
+
+    w = dict(DEFAULT_WORKLOAD if weights is None else weights)
+    used = [c for c in w if c in counts.columns and c != "area_km2"]
+    if not used:
+        msg = (
+            f"by='workload', but none of the workload formula's columns "
+            f"{[c for c in w if c != 'area_km2']} is in the counts ({list(fields)}); "
+            "give workload weights on the columns you have, e.g. "
+            "workload={'pop_actual': 0.4}, --workload pop_actual=0.4"
+        )
+        raise LayerValidationError(msg)
+    load = np.zeros(len(counts))
+    for col in used:
+        load += float(w[col]) * counts[col].to_numpy(dtype=float)
+    counts = counts.copy()
+    counts["workload"] = load
+    return counts, (*fields, "workload")

@@ -10,15 +10,22 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
-import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
 
+from ._errors import GridmapError
+from .changes import handover
+from .chart import load_chart_svg
+from .colours import DIFF_COLOURS, KIND_COLOURS, PALETTE, RAMP, classify, grid_colours
 from .io import to_metric
+from .workload import grid_workload
+
+if TYPE_CHECKING:  # maps take a plan; the plan's module imports them, not the reverse
+    from .plan import GridPlan
 
 __all__ = [
     "PALETTE",
@@ -30,13 +37,6 @@ __all__ = [
     "wgs84_to_gcj02",
     "workload_map",
 ]
-
-#: fill colours for grids; neighbours never share one (a greedy colouring of the
-#: grids' adjacency rarely needs more than five)
-PALETTE = (
-    "#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3",
-    "#fdb462", "#b3de69", "#fccde5", "#d9d9d9", "#bc80bd",
-)
 
 #: base-map presets: URL template, attribution, whether the tiles are in GCJ-02
 TILES: dict[str, tuple[str, str, bool]] = {
@@ -58,9 +58,6 @@ TILES: dict[str, tuple[str, str, bool]] = {
     ),
 }
 _SUBDOMAINS = {"amap": "1234", "tencent": "0123"}
-
-#: fills of road and unit grids (community grids take the palette)
-KIND_COLOURS = {"road": "#969696", "unit": "#6baed6"}
 
 #: above this many buildings the coverage map leaves them out unless asked
 BUILDINGS_SHOWN = 20_000
@@ -135,23 +132,6 @@ def offline(m: Any) -> Any:
     root.header.add_child(folium.Element(f"<style>{css}</style>"), name="leaflet_css")
     root.header.add_child(folium.Element(f"<script>{js}</script>"), name="leaflet_js")
     return m
-
-
-def grid_colours(grids: gpd.GeoDataFrame) -> list[str]:
-    """A colour per grid such that grids sharing an edge never share a colour."""
-    geoms = np.asarray(grids.geometry.values)
-    tree = shapely.STRtree(geoms)
-    a, b = tree.query(geoms, predicate="intersects")
-    keep = a < b
-    a, b = a[keep], b[keep]
-    shared = shapely.length(
-        shapely.intersection(shapely.boundary(geoms[a]), shapely.boundary(geoms[b]))
-    )
-    g = nx.Graph()
-    g.add_nodes_from(range(len(geoms)))
-    g.add_edges_from(zip(a[shared > 0].tolist(), b[shared > 0].tolist(), strict=True))
-    colouring = nx.greedy_color(g, strategy="largest_first")
-    return [PALETTE[colouring[i] % len(PALETTE)] for i in range(len(geoms))]
 
 
 def _fmt(value: Any, threshold: int) -> str:
@@ -296,7 +276,7 @@ def _without_pinholes(geom: Any, smallest: float = 1000.0) -> Any:
     return shapely.union_all(parts) if parts else geom
 
 
-def _context_layers(m: Any, plan: Any, shown: gpd.GeoDataFrame, simplify: float,
+def _context_layers(m: Any, plan: GridPlan, shown: gpd.GeoDataFrame, simplify: float,
                     gcj02: bool, *, streets: bool = True) -> None:
     """Community and sub-district boundaries, and the streets, as layers."""
     folium = _folium()
@@ -379,7 +359,7 @@ def _box(m: Any, inner: str, where: str = "bottom:40px;left:12px") -> None:
 
 
 def coverage_map(
-    plan: Any,
+    plan: GridPlan,
     *,
     tiles: str | None = None,
     attribution: str | None = None,
@@ -485,7 +465,7 @@ def coverage_map(
 
 
 def workload_map(
-    plan: Any,
+    plan: GridPlan,
     *,
     scheme: str = "Quantiles",
     k: int = 5,
@@ -543,17 +523,12 @@ def workload_map(
     """
     from urllib.parse import quote
 
-    from .chart import load_chart_svg
-    from .static import RAMP, classify
-
     del font  # the chart is SVG now: the browser draws its text
 
     _check_threshold(privacy_threshold)
     shift = _is_gcj02(tiles, gcj02)
     grids = plan.grids
     if "workload" not in grids:
-        from .workload import grid_workload
-
         metric = to_metric(grids)
         load, _ = grid_workload(grids, area_km2=metric.geometry.area.to_numpy() / 1e6)
         grids = grids.join(load)
@@ -591,15 +566,9 @@ def workload_map(
     return offline(m)
 
 
-#: colours of the diff map
-DIFF_COLOURS = {"kept": "#f0f0f0", "changed": "#fdd49e", "new": "#a1d99b",
-                "moved": "#e31a1c", "new_building": "#31a354", "demolished": "#636363",
-                "before": "#2166ac", "area": "#fb6a4a"}
-
-
 def diff_map(
-    plan: Any,
-    previous: Any = None,
+    plan: GridPlan,
+    previous: GridPlan | None = None,
     *,
     tiles: str | None = None,
     attribution: str | None = None,
@@ -646,9 +615,6 @@ def diff_map(
     >>> "cdn." in m.get_root().render()
     False
     """
-    from ._errors import GridmapError
-    from .repartition import handover
-
     folium = _folium()
     _check_threshold(privacy_threshold)
     previous = previous if previous is not None else getattr(plan, "previous", None)
@@ -684,7 +650,28 @@ def diff_map(
         popup=folium.GeoJsonPopup(fields=["code", "state", "before", "after"], aliases=[
             "网格编码 code", "变化 change", f"调整前 {by} before", f"调整后 {by} after"]),
     ).add_to(m)
-    # the area that changed hands: each grid's polygon outside its old self
+    _changed_area_layer(m, grids, before, is_new, simplify, shift)
+    old_lines = before[["grid_id", before.geometry.name]].copy()
+    old_lines["geometry"] = shapely.boundary(np.asarray(old_lines.geometry.values))
+    folium.GeoJson(
+        _display(old_lines, simplify, shift).__geo_interface__, name="原网格边界 boundaries before",
+        style_function=lambda f: {"color": DIFF_COLOURS["before"], "weight": 2.5,
+                                  "dashArray": "6 4", "opacity": 0.9},
+    ).add_to(m)
+    if len(table):
+        _moved_buildings_layer(m, plan, previous, table, simplify, shift, privacy_threshold)
+    if labels:
+        _code_labels(m, shown)
+    _diff_legend(m, plan, table, shift)
+    folium.LayerControl(collapsed=False).add_to(m)
+    return offline(m)
+
+
+def _changed_area_layer(m: Any, grids: gpd.GeoDataFrame, before: gpd.GeoDataFrame,
+                        is_new: np.ndarray, simplify: float, shift: bool) -> None:
+    """The diff map's layer of the area that changed hands: each grid's polygon
+    outside its old self (a new grid is all new: its green says so without red)."""
+    folium = _folium()
     metric_new = to_metric(grids)
     metric_old = before.to_crs(metric_new.crs).set_index("grid_id").geometry
     old_same = metric_old.reindex(grids["grid_id"]).to_numpy()
@@ -693,7 +680,6 @@ def diff_map(
                       shapely.difference(new_geoms, np.where(pd.isna(old_same), None, old_same),
                                          grid_size=0.01))
     gained = shapely.buffer(shapely.buffer(gained, -0.5), 0.5)  # seams are not areas
-    # a new grid is all new: its green says so without red over it
     keep = ~is_new & ~shapely.is_empty(gained) & (shapely.area(gained) > 1.0)
     if keep.any():
         area = gpd.GeoDataFrame({"code": grids["code"].astype(str).to_numpy()[keep]},
@@ -704,47 +690,51 @@ def diff_map(
                                       "weight": 0.5, "fillOpacity": 0.45},
             tooltip=folium.GeoJsonTooltip(fields=["code"], aliases=["now in grid 现属网格"]),
         ).add_to(m)
-    old_lines = before[["grid_id", before.geometry.name]].copy()
-    old_lines["geometry"] = shapely.boundary(np.asarray(old_lines.geometry.values))
+
+
+def _moved_buildings_layer(m: Any, plan: GridPlan, previous: GridPlan, table: pd.DataFrame,
+                           simplify: float, shift: bool, privacy_threshold: int) -> None:
+    """The diff map's layer of the buildings in the handover ``table``: moved
+    (red), new (green), demolished (dashed outline, drawn where it stood)."""
+    folium = _folium()
+    by = plan.params.get("by", "households")
+    grids = plan.grids
+    geom_of = pd.concat([previous.buildings.to_crs(grids.crs).set_index(
+        plan.params.get("id_column") or "id").geometry,
+        plan.buildings.set_index(plan.params.get("id_column") or "id").geometry])
+    geom_of = geom_of[~geom_of.index.duplicated(keep="last")]
+    id_col = table.columns[0]
+    moved = gpd.GeoDataFrame({
+        "id": table[id_col].astype(str).to_numpy(),
+        "change": table["change"].to_numpy(),
+        "from": table["from_code"].fillna("–").astype(str).to_numpy(),
+        "to": table["to_code"].fillna("–").astype(str).to_numpy(),
+        by: table[by].map(lambda v: "–" if pd.isna(v) else _fmt(v, privacy_threshold))
+        .to_numpy(),
+    }, geometry=geom_of.reindex(table[id_col]).to_numpy(), crs=grids.crs)
+    moved = _display(moved, 0.5 * simplify, shift)
+    style = {"moved": (DIFF_COLOURS["moved"], 0.9, ""),
+             "new": (DIFF_COLOURS["new_building"], 0.9, ""),
+             "demolished": ("#ffffff", 0.0, "3 2")}
+    moved["_fill"] = moved["change"].map(lambda c: style[c][0])
+    moved["_op"] = moved["change"].map(lambda c: style[c][1])
+    moved["_dash"] = moved["change"].map(lambda c: style[c][2])
     folium.GeoJson(
-        _display(old_lines, simplify, shift).__geo_interface__, name="原网格边界 boundaries before",
-        style_function=lambda f: {"color": DIFF_COLOURS["before"], "weight": 2.5,
-                                  "dashArray": "6 4", "opacity": 0.9},
+        moved.__geo_interface__, name="换网格的楼栋 buildings that change grid",
+        style_function=lambda f: {"fillColor": f["properties"]["_fill"],
+                                  "fillOpacity": f["properties"]["_op"],
+                                  "color": "#333", "weight": 1,
+                                  "dashArray": f["properties"]["_dash"] or None},
+        tooltip=folium.GeoJsonTooltip(fields=["id"], aliases=["楼栋 building"]),
+        popup=folium.GeoJsonPopup(fields=["id", "change", "from", "to", by], aliases=[
+            "楼栋 building", "变化 change", "原网格 from grid", "新网格 to grid", by]),
     ).add_to(m)
+
+
+def _diff_legend(m: Any, plan: GridPlan, table: pd.DataFrame, shift: bool) -> None:
+    """The diff map's box: what changed, in figures, and what each colour means."""
+    by = plan.params.get("by", "households")
     counts = table["change"].value_counts()
-    if len(table):
-        geom_of = pd.concat([previous.buildings.to_crs(grids.crs).set_index(
-            plan.params.get("id_column") or "id").geometry,
-            plan.buildings.set_index(plan.params.get("id_column") or "id").geometry])
-        geom_of = geom_of[~geom_of.index.duplicated(keep="last")]
-        id_col = table.columns[0]
-        moved = gpd.GeoDataFrame({
-            "id": table[id_col].astype(str).to_numpy(),
-            "change": table["change"].to_numpy(),
-            "from": table["from_code"].fillna("–").astype(str).to_numpy(),
-            "to": table["to_code"].fillna("–").astype(str).to_numpy(),
-            by: table[by].map(lambda v: "–" if pd.isna(v) else _fmt(v, privacy_threshold))
-            .to_numpy(),
-        }, geometry=geom_of.reindex(table[id_col]).to_numpy(), crs=grids.crs)
-        moved = _display(moved, 0.5 * simplify, shift)
-        style = {"moved": (DIFF_COLOURS["moved"], 0.9, ""),
-                 "new": (DIFF_COLOURS["new_building"], 0.9, ""),
-                 "demolished": ("#ffffff", 0.0, "3 2")}
-        moved["_fill"] = moved["change"].map(lambda c: style[c][0])
-        moved["_op"] = moved["change"].map(lambda c: style[c][1])
-        moved["_dash"] = moved["change"].map(lambda c: style[c][2])
-        folium.GeoJson(
-            moved.__geo_interface__, name="换网格的楼栋 buildings that change grid",
-            style_function=lambda f: {"fillColor": f["properties"]["_fill"],
-                                      "fillOpacity": f["properties"]["_op"],
-                                      "color": "#333", "weight": 1,
-                                      "dashArray": f["properties"]["_dash"] or None},
-            tooltip=folium.GeoJsonTooltip(fields=["id"], aliases=["楼栋 building"]),
-            popup=folium.GeoJsonPopup(fields=["id", "change", "from", "to", by], aliases=[
-                "楼栋 building", "变化 change", "原网格 from grid", "新网格 to grid", by]),
-        ).add_to(m)
-    if labels:
-        _code_labels(m, shown)
     ch = plan.metrics.get("changes", {})
     kept = ch.get("share_households_kept")
 
@@ -770,13 +760,9 @@ def diff_map(
          f"{swatch(DIFF_COLOURS['new_building'])} new &nbsp;"
          f"{swatch('#fff', '1px dashed #333')} demolished"
          + ("<br>overlay shifted to GCJ-02" if shift else ""))
-    folium.LayerControl(collapsed=False).add_to(m)
-    return offline(m)
 
 
 def _check_threshold(threshold: Any) -> None:
-    from ._errors import GridmapError
-
     if isinstance(threshold, bool) or not isinstance(threshold, (int, np.integer)) \
             or threshold < 1:
         msg = (f"privacy_threshold must be a whole number of at least 1, got {threshold!r}; "

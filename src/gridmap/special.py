@@ -14,18 +14,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
 import shapely
 
+from ._errors import LayerValidationError
 from .units import planar_faces
+
+if TYPE_CHECKING:
+    from .layers import StreetLines
+    from .options import SpecialGrids
 
 __all__ = [
     "COMMERCIAL_NAME_MARKERS",
     "DEFAULT_ROAD_CLASSES",
     "DEFAULT_UNIT_KINDS",
     "Carve",
+    "carve_special_grids",
     "road_stretches",
     "unit_sites",
 ]
@@ -261,3 +268,47 @@ def road_stretches(
                 polys.append(part)
                 labels.append(named[0] if named else "road")
     return np.asarray(polys, dtype=object), np.asarray(labels, dtype=object)
+
+
+def carve_special_grids(sites: gpd.GeoDataFrame | None, lines: StreetLines,
+                        area: shapely.Geometry, special: SpecialGrids, *,
+                        given_units: bool, load_points: np.ndarray | None,
+                        load: np.ndarray, notes: list[str]) -> Carve:
+    """Stage 3: the unit sites and road stretches carved out of the area.
+
+    In: the sites layer, the street lines over ground and the area (working
+    CRS), the :class:`~gridmap.options.SpecialGrids` options, and the load of
+    every building (its point and balance weight, for ``road_max_load``).
+    Out: the :class:`Carve` of every road and unit grid.
+    """
+    empty = np.array([], dtype=object)
+    if given_units and (sites is not None or special.road_grids):
+        notes.append("road and unit grids need buildings and streets; with units given "
+                     "directly none were made.")
+        return Carve.empty()
+    u_geom, u_label = unit_sites(
+        sites, area, kinds=special.unit_kinds, kind_column=special.unit_kind_column,
+        min_area=special.unit_min_area, headcount_column=special.headcount_column,
+        min_headcount=special.unit_min_headcount)
+    r_geom, r_label = empty, empty
+    if special.road_grids:
+        if not len(lines):
+            raise LayerValidationError("road_grids=True needs streets with a class column")
+        ground = lines.overground
+        exclude = shapely.union_all(u_geom) if len(u_geom) else None
+        r_geom, r_label = road_stretches(
+            lines.geometry[ground], lines.classes[ground], lines.names[ground], area,
+            road_classes=special.road_classes, road_names=special.road_names,
+            depth=special.road_depth, max_length=special.road_max_length,
+            exclude=exclude, load_points=load_points, load=load,
+            max_load=special.road_max_load)
+        if not len(r_geom):
+            notes.append(f"no street of the classes {sorted(special.road_classes)} or "
+                         f"names {sorted(special.road_names)}: no road grids.")
+    if sites is not None and not len(u_geom):
+        notes.append(f"no site of the kinds asked for is at least "
+                     f"{special.unit_min_area:g} m²: no unit grids.")
+    geom = np.concatenate([u_geom, r_geom]) if len(u_geom) or len(r_geom) else empty
+    kind = np.array(["unit"] * len(u_geom) + ["road"] * len(r_geom), dtype=object)
+    label = np.concatenate([u_label, r_label]) if len(geom) else empty
+    return Carve(geom, kind, label)

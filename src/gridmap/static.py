@@ -14,13 +14,17 @@ import io
 import os
 import re
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._errors import GridmapError, GridmapWarning
+from .colours import CHART_COLOURS, RAMP, classify, grid_colours
 from .io import to_metric
+
+if TYPE_CHECKING:  # maps take a plan; the plan's module imports them, not the reverse
+    from .plan import GridPlan
 
 __all__ = ["CJK_FONTS", "FALLBACK_FONT", "cjk_font", "load_chart", "static_map"]
 
@@ -64,8 +68,6 @@ def cjk_font(path: str | os.PathLike | None = None) -> str:
         when none is found: they draw English labels and warn.)
     """
     from matplotlib import font_manager as fm
-
-    from ._errors import GridmapError
 
     if path is not None:
         p = Path(path)
@@ -119,8 +121,6 @@ def _font_or_fallback(path: str | os.PathLike | None) -> tuple[str, bool]:
     with one :class:`gridmap.GridmapWarning`.  A named ``path`` that does not
     exist is still an error.
     """
-    from ._errors import GridmapError, GridmapWarning
-
     if path is not None:
         return cjk_font(path), True
     try:
@@ -147,7 +147,7 @@ def _rc(name: str) -> dict[str, Any]:
     return {"font.family": [name, "DejaVu Sans"], "axes.unicode_minus": False}
 
 
-def _band(plan: Any) -> tuple[np.ndarray, np.ndarray, float, str]:
+def _band(plan: GridPlan) -> tuple[np.ndarray, np.ndarray, float, str]:
     g = plan.grids
     by = plan.params.get("by", "households")
     tol = float(plan.params.get("tolerance", 0.1))
@@ -157,7 +157,7 @@ def _band(plan: Any) -> tuple[np.ndarray, np.ndarray, float, str]:
     return dev, flag, tol, by
 
 
-def load_chart(plan: Any, *, font: str | os.PathLike | None = None, ax: Any = None) -> Any:
+def load_chart(plan: GridPlan, *, font: str | os.PathLike | None = None, ax: Any = None) -> Any:
     """A chart of every grid's load against the tolerance band.
 
     Bars are each grid's deviation from its community mean on the balance
@@ -187,7 +187,7 @@ def load_chart(plan: Any, *, font: str | os.PathLike | None = None, ax: Any = No
     return _load_chart(plan, name, cjk, ax)
 
 
-def _load_chart(plan: Any, name: str, cjk: bool, ax: Any) -> Any:
+def _load_chart(plan: GridPlan, name: str, cjk: bool, ax: Any) -> Any:
     plt = _pyplot()
     dev, flag, tol, by = _band(plan)
     order = np.lexsort((np.arange(len(dev)), dev))
@@ -202,9 +202,10 @@ def _load_chart(plan: Any, name: str, cjk: bool, ax: Any) -> Any:
         ordinary = np.abs(dev[~flag]) if (~flag).any() else np.array([tol])
         top = max(2 * tol, float(ordinary.max(initial=0))) * 100 * 1.15
         shown = np.clip(dev[order] * 100, -top, top)
-        colours = np.where(flag[order], "#fdae61",
-                           np.where(np.abs(dev[order]) > tol + 1e-9, "#d7191c", "#4575b4"))
-        ax.axhspan(-tol * 100, tol * 100, color="#a6d96a", alpha=0.35, lw=0)
+        colours = np.where(flag[order], CHART_COLOURS["flagged"],
+                           np.where(np.abs(dev[order]) > tol + 1e-9, CHART_COLOURS["out"],
+                                    CHART_COLOURS["within"]))
+        ax.axhspan(-tol * 100, tol * 100, color=CHART_COLOURS["band"], alpha=0.35, lw=0)
         ax.bar(x, shown, width=1.0, color=colours, lw=0)
         ax.axhline(0, color="#333", lw=0.6)
         ax.set_xlim(-0.5, len(dev) - 0.5)
@@ -222,7 +223,7 @@ def _load_chart(plan: Any, name: str, cjk: bool, ax: Any) -> Any:
     return fig
 
 
-def chart_png(plan: Any, *, font: str | os.PathLike | None = None) -> bytes:
+def chart_png(plan: GridPlan, *, font: str | os.PathLike | None = None) -> bytes:
     """:func:`load_chart` as PNG bytes."""
     plt = _pyplot()
     fig = load_chart(plan, font=font)
@@ -233,7 +234,7 @@ def chart_png(plan: Any, *, font: str | os.PathLike | None = None) -> bytes:
 
 
 def static_map(
-    plan: Any,
+    plan: GridPlan,
     path: str | os.PathLike | None = None,
     *,
     kind: str = "coverage",
@@ -263,9 +264,6 @@ def static_map(
     -------
     matplotlib.figure.Figure
     """
-    from ._errors import GridmapError
-    from .render import grid_colours
-
     if kind not in ("coverage", "workload"):
         msg = f"kind must be 'coverage' or 'workload', got {kind!r}"
         raise GridmapError(msg)
@@ -306,54 +304,6 @@ def static_map(
     if path is not None:
         fig.savefig(path, dpi=dpi)
     return fig
-
-
-#: sequential colour ramps (ColorBrewer YlOrRd) by number of classes
-RAMP: dict[int, Sequence[str]] = {
-    1: ("#fd8d3c",),
-    2: ("#fecc5c", "#e31a1c"),
-    3: ("#ffeda0", "#feb24c", "#f03b20"),
-    4: ("#ffffb2", "#fecc5c", "#fd8d3c", "#e31a1c"),
-    5: ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"),
-    6: ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026"),
-    7: ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#b10026"),
-}
-
-
-def classify(values: np.ndarray, *, scheme: str = "Quantiles",
-             k: int = 5) -> tuple[list[float], np.ndarray]:
-    """Class upper bounds and the class of every value (mapclassify).
-
-    ``scheme`` is any mapclassify classifier (``Quantiles``, ``EqualInterval``,
-    ``FisherJenks``, ``HeadTailBreaks``, ``NaturalBreaks``...); ``k`` is capped
-    at 7 and at the number of distinct values.  The default, ``Quantiles``, is
-    deterministic; ``NaturalBreaks`` uses random k-means starts and may draw
-    different classes from run to run.
-    """
-    from ._errors import GridmapError
-
-    try:
-        import mapclassify
-    except ImportError as exc:
-        msg = "gridmap's workload maps need mapclassify: pip install mapclassify"
-        raise ImportError(msg) from exc
-    values = np.nan_to_num(np.asarray(values, dtype=float))
-    distinct = len(np.unique(values))
-    k = max(1, min(int(k), 7, distinct))
-    if k == 1:
-        return [float(values.max(initial=0.0))], np.zeros(len(values), dtype=int)
-    cls = getattr(mapclassify, scheme, None)
-    if cls is None:
-        msg = (f"unknown classification scheme {scheme!r}; use one of mapclassify's, "
-               "e.g. NaturalBreaks, Quantiles, EqualInterval, FisherJenks")
-        raise GridmapError(msg)
-    kwargs = {} if scheme in ("HeadTailBreaks", "StdMean", "BoxPlot", "Percentiles") \
-        else {"k": k}
-    c = cls(values, **kwargs)
-    bins = [float(b) for b in c.bins]
-    yb = np.minimum(np.asarray(c.yb, dtype=int), min(len(bins), 7) - 1)
-    bins = bins[:7]
-    return bins, yb
 
 
 def _legend(ax: Any, bins: list[float], vmin: float, k: int, cjk: bool = True) -> None:

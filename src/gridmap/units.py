@@ -13,15 +13,23 @@ building.  The units are those blocks and cells; they tile the area exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
+from .adjacency import Adjacency, unit_graph
+
+if TYPE_CHECKING:
+    from .partition import UnitGraph
+
 __all__ = [
     "NON_BLOCKING_CLASSES",
     "Blocks",
+    "UnitMaker",
+    "Units",
     "assign_by_overlap",
     "build_units",
     "make_blocks",
@@ -1069,3 +1077,92 @@ def block_table(blocks: Blocks, values: pd.DataFrame) -> pd.DataFrame:
     df = df.reindex(range(len(blocks.geometry)), fill_value=0)
     df["n_buildings"] = np.bincount(blocks.building_block, minlength=len(blocks.geometry))
     return df
+
+
+@dataclass(frozen=True)
+class Units:
+    """Stages 4 and 5's output: the units partitioned, and their graph.
+
+    ``table`` has a row per unit (columns ``block``, ``community``, ``split``);
+    ``building_unit`` is the unit of every building; ``split`` and ``opened``
+    say which blocks were cut into cells and which had their land opened;
+    ``adjacency`` and ``graph`` are what :func:`gridmap.adjacency.unit_graph`
+    made of them.
+    """
+
+    table: gpd.GeoDataFrame
+    building_unit: np.ndarray
+    split: np.ndarray
+    opened: np.ndarray
+    adjacency: Adjacency
+    graph: UnitGraph
+
+    @property
+    def community(self) -> np.ndarray:
+        """The community of every unit."""
+        return self.table["community"].to_numpy()
+
+    @property
+    def block(self) -> np.ndarray:
+        """The block of every unit."""
+        return self.table["block"].to_numpy()
+
+
+@dataclass(frozen=True)
+class UnitMaker:
+    """Cuts the units of a plan out of its blocks and builds their graph.
+
+    The blocks, the buildings (their geometry and balance weight) and the
+    streets are fixed; :meth:`make` cuts the blocks of ``split`` into cells (and
+    opens the land of those in ``opened``), as many times as the balancing asks,
+    each block's cells kept in a ``cache`` between calls.
+    """
+
+    blocks: Blocks
+    building_geoms: np.ndarray
+    weight: np.ndarray
+    streets: np.ndarray
+    street_classes: np.ndarray
+    cut_cost: dict[str, float] | None
+    barriers: frozenset[str]
+
+    @property
+    def n_buildings(self) -> np.ndarray:
+        """How many buildings every block holds."""
+        return np.bincount(self.blocks.building_block, minlength=len(self.blocks.geometry))
+
+    @property
+    def special(self) -> np.ndarray:
+        """The carved polygon (road or unit grid) every block is, or -1."""
+        if self.blocks.special is not None:
+            return self.blocks.special
+        return np.full(len(self.blocks.geometry), -1, dtype=np.int64)
+
+    def make(self, split: np.ndarray, opened: np.ndarray | None = None, *,
+             cache: dict[Any, Any] | None = None, progress: bool = False) -> Units:
+        """The units with the blocks of ``split`` cut (those of ``opened`` opened),
+        and their graph."""
+        table, building_unit = self.cut(split, opened, cache=cache, progress=progress)
+        return self.connect(table, building_unit, split, opened)
+
+    def cut(self, split: np.ndarray, opened: np.ndarray | None = None, *,
+            cache: dict[Any, Any] | None = None, progress: bool = False
+            ) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+        """Stage 4: the units (:func:`build_units`) and the unit of every building."""
+        return build_units(self.blocks, self.building_geoms, split, cache=cache,
+                           opened=opened, progress=progress)
+
+    def connect(self, table: gpd.GeoDataFrame, building_unit: np.ndarray,
+                split: np.ndarray, opened: np.ndarray | None = None) -> Units:
+        """Stage 5: the units with their adjacency and graph."""
+        adj, g = self.graph(table, building_unit)
+        none = np.zeros(len(self.blocks.geometry), dtype=bool)
+        return Units(table, building_unit, np.asarray(split, dtype=bool),
+                     none if opened is None else np.asarray(opened, dtype=bool), adj, g)
+
+    def graph(self, table: gpd.GeoDataFrame,
+              building_unit: np.ndarray) -> tuple[Adjacency, UnitGraph]:
+        """The adjacency and graph of units (stage 5)."""
+        return unit_graph(table, building_unit, self.weight, streets=self.streets,
+                          street_classes=self.street_classes, cut_cost=self.cut_cost,
+                          barriers=self.barriers)

@@ -161,7 +161,51 @@ def partition_graph(
     """
     labels = np.full(g.n, -1, dtype=np.int64)
     out = GridAssignment(labels)
-    targets, tolerances = target, tolerance
+    free = _carve_special_grids(g, community, out, fixed, fixed_kind)
+    todo = _communities_to_cut(g, community, free, out, target=target,
+                               tolerance=tolerance, islands=islands,
+                               community_names=community_names)
+    cuts = _cut_communities(todo, seed=seed, n_trees=n_trees, n_starts=n_starts,
+                            scheduler=scheduler, progress=progress)
+    to_refine = []
+    for one, cut in zip(todo, cuts, strict=True):
+        refinement = _place_community_grids(g, one, cut, out, islands=islands)
+        if refinement is not None:
+            to_refine.append(refinement)
+    _refine_communities(to_refine, labels, scheduler=scheduler)
+    out.labels = labels
+    return out
+
+
+# the steps of partition_graph
+
+@dataclass
+class _CommunityToCut:
+    """One community to cut into grids: its number, its units (global positions,
+    sorted), its own unit graph (no grid leaves it, and arrays the size of the
+    whole district in the inner loops would make the run quadratic), its free
+    units (local positions: neither carved nor oversize) and its target and
+    tolerance."""
+
+    community: int
+    units: np.ndarray
+    graph: UnitGraph
+    free: np.ndarray
+    target: float
+    tolerance: float
+
+
+def _carve_special_grids(g: UnitGraph, community: np.ndarray, out: GridAssignment,
+                         fixed: np.ndarray | None, fixed_kind: np.ndarray | None
+                         ) -> np.ndarray:
+    """The road and unit grids, made first: one grid per carved polygon.
+
+    In: the carved polygon of every unit (``fixed``, -1 for none) and the kind
+    of every carved polygon.  Each grid is put in the community it lies in most
+    (by weight) and its units are labelled in ``out``.  Out: for every unit,
+    whether it is free (in no carved polygon).
+    """
+    labels = out.labels
     free = np.ones(g.n, dtype=bool)
     if fixed is not None and (np.asarray(fixed) >= 0).any():
         fixed = np.asarray(fixed)
@@ -169,122 +213,191 @@ def partition_graph(
             members = np.flatnonzero(fixed == sp)
             kind = str(fixed_kind[sp]) if fixed_kind is not None else "unit"
             # the community it lies in most
-            c = int(np.bincount(community[members], weights=g.weight[members] + 1e-9).argmax())
+            c = int(np.bincount(community[members],
+                                weights=g.weight[members] + 1e-9).argmax())
             gid = out.new_grid(c, kind, kind=kind)
             out.special[gid] = int(sp)
             labels[members] = gid
             free[members] = False
+    return free
+
+
+def _communities_to_cut(g: UnitGraph, community: np.ndarray, free: np.ndarray,
+                        out: GridAssignment, *, target: float | np.ndarray,
+                        tolerance: float | np.ndarray, islands: str,
+                        community_names: list | None) -> list[_CommunityToCut]:
+    """Every community, in the order of their numbers, made ready to cut.
+
+    In each: a free unit heavier than a grid (above the target and its
+    tolerance) becomes a grid of its own, flagged ``oversize``; the parts cut
+    off from the rest are recorded as islands (:func:`_record_islands`).  Out:
+    the communities with free units left, each with its own target and
+    tolerance (差异性), or the one for all.
+    """
+    labels = out.labels
+    targets, tolerances = target, tolerance
     order = np.argsort(community, kind="stable")
     cvals, cstart = np.unique(community[order], return_index=True)
     cbounds = np.r_[cstart, len(order)]
-    from .._progress import bar
-    from ..parallel import community_map
-
-    # what each community is: its units (global positions), its own graph (no
-    # grid leaves it, and arrays the size of the whole district in the inner
-    # loops would make the run quadratic), its target and tolerance
     todo = []
     for ci, c in enumerate(cvals.tolist()):
         # a target and tolerance per community (差异性), or one for all
         target = float(targets[c]) if np.ndim(targets) else float(targets)
         tolerance = float(tolerances[c]) if np.ndim(tolerances) else float(tolerances)
-        cn = np.sort(order[cbounds[ci]:cbounds[ci + 1]])
-        sub = g.subgraph(cn)
-        nodes = np.flatnonzero(free[cn])  # local
-        oversize = sub.weight[nodes] > target * (1 + tolerance)
+        units = np.sort(order[cbounds[ci]:cbounds[ci + 1]])
+        graph = g.subgraph(units)
+        nodes = np.flatnonzero(free[units])  # local
+        oversize = graph.weight[nodes] > target * (1 + tolerance)
         for u in nodes[oversize].tolist():
-            labels[cn[u]] = out.new_grid(c, "oversize")
+            labels[units[u]] = out.new_grid(c, "oversize")
         rest = nodes[~oversize]
         if not len(rest):
             continue
-        # cut off from the rest of the community, road and unit grids included
-        # (a part beyond a road grid is not an island)
-        found = find_islands(g, np.flatnonzero(community == c))
-        for part in found:
-            out.islands.append({"community": int(c), "units": part,
-                                "weight": float(g.weight[part].sum())})
-        if found and islands == "error":
-            name = community_names[c] if community_names and c < len(community_names) \
-                else c
-            xy = [g.xy[p].mean(axis=0).round(1).tolist() for p in found[:3]]
-            msg = (
-                f"community {name!r} is in {len(found) + 1} parts that nothing connects "
-                f"(islands={islands!r}): {len(found)} island(s) of "
-                f"{', '.join(str(len(p)) for p in found[:5])} unit(s) and weight "
-                f"{', '.join(f'{float(g.weight[p].sum()):g}' for p in found[:5])}, "
-                f"around {xy} (working CRS). Use islands='own' to give each its own "
-                "grid, islands='nearest' to join it to the nearest grid, or fix the "
-                "community boundary."
-            )
-            raise DisconnectedUnitsError(msg)
-        todo.append((c, cn, sub, rest, target, tolerance))
+        _record_islands(g, community, c, out, islands=islands,
+                        community_names=community_names)
+        todo.append(_CommunityToCut(c, units, graph, rest, target, tolerance))
+    return todo
 
-    # the communities are cut independently, each with its own random stream,
-    # so that they may run anywhere, in any order, and give the same plan
-    def seed_of(c: int) -> Any:
-        # the first community draws from the seed itself: a plan of one community
-        # is the same as when all communities shared one stream
-        return None if seed is None else int(seed) if c == 0 else [int(seed), int(c)]
 
-    tasks = [(sub, rest, target, tolerance, seed_of(c), n_trees, n_starts)
-             for (c, cn, sub, rest, target, tolerance) in todo]
+def _record_islands(g: UnitGraph, community: np.ndarray, c: int, out: GridAssignment,
+                    *, islands: str, community_names: list | None) -> None:
+    """The parts of community ``c`` cut off from the rest, road and unit grids
+    included (a part beyond a road grid is not an island), recorded in
+    ``out.islands``; with ``islands="error"`` they raise
+    :class:`~gridmap.DisconnectedUnitsError`."""
+    found = find_islands(g, np.flatnonzero(community == c))
+    for part in found:
+        out.islands.append({"community": int(c), "units": part,
+                            "weight": float(g.weight[part].sum())})
+    if found and islands == "error":
+        name = community_names[c] if community_names and c < len(community_names) \
+            else c
+        xy = [g.xy[p].mean(axis=0).round(1).tolist() for p in found[:3]]
+        msg = (
+            f"community {name!r} is in {len(found) + 1} parts that nothing connects "
+            f"(islands={islands!r}): {len(found)} island(s) of "
+            f"{', '.join(str(len(p)) for p in found[:5])} unit(s) and weight "
+            f"{', '.join(f'{float(g.weight[p].sum()):g}' for p in found[:5])}, "
+            f"around {xy} (working CRS). Use islands='own' to give each its own "
+            "grid, islands='nearest' to join it to the nearest grid, or fix the "
+            "community boundary."
+        )
+        raise DisconnectedUnitsError(msg)
+
+
+def _community_seed(seed: int | None, c: int) -> Any:
+    """The seed of community ``c``'s own random stream.
+
+    The communities are cut independently, each with its own random stream, so
+    that they may run anywhere, in any order, and give the same plan.  The first
+    community draws from the seed itself: a plan of one community is the same as
+    when all communities shared one stream.
+    """
+    return None if seed is None else int(seed) if c == 0 else [int(seed), int(c)]
+
+
+def _cut_communities(todo: list[_CommunityToCut], *, seed: int | None, n_trees: int,
+                     n_starts: int, scheduler: str | None, progress: bool
+                     ) -> list[tuple[list[np.ndarray], list[np.ndarray], float]]:
+    """Every community cut into grids (:func:`_cut_community`), here one after
+    the other or on a Dask ``scheduler``.
+
+    Out: for each community of ``todo``, its pieces, its parts too light for a
+    grid (local positions) and the weight of the pieces.
+    """
+    from .._progress import bar
+    from ..parallel import community_map
+
+    tasks = [(one.graph, one.free, one.target, one.tolerance,
+              _community_seed(seed, one.community), n_trees, n_starts) for one in todo]
     if scheduler is None:
-        cuts = [_cut_community(*t) for t in bar(tasks, desc="partition: communities",
+        return [_cut_community(*t) for t in bar(tasks, desc="partition: communities",
                                                  enabled=progress)]
+    return community_map(_cut_community, tasks, scheduler=scheduler)
+
+
+def _place_community_grids(g: UnitGraph, one: _CommunityToCut,
+                           cut: tuple[list[np.ndarray], list[np.ndarray], float],
+                           out: GridAssignment, *, islands: str
+                           ) -> tuple[np.ndarray, tuple] | None:
+    """The grids of one cut community, made and labelled in ``out``.
+
+    In: the community and its cut (pieces, parts too light for a grid, weight
+    of the pieces).  Each piece is an ordinary grid; each light part is placed
+    by :func:`_place_light_part`; the community's mean is set.  Out: the
+    community's units and the task of its balance moves
+    (:func:`_refine_community`), or None with fewer than two ordinary grids.
+    """
+    labels = out.labels
+    c, units = one.community, one.units
+    pieces, pending, total_w = cut
+    ordinary: list[int] = []
+    for p in pieces:
+        gid = out.new_grid(c)
+        labels[units[p]] = gid
+        ordinary.append(gid)
+    # global positions: they may touch carved grids
+    for part in (units[p] for p in pending):
+        _place_light_part(g, part, c, out, islands=islands)
+    mean = total_w / len(pieces) if pieces else one.target
+    out.mean[c] = mean
+    if len(ordinary) <= 1:
+        return None
+    return units, (one.graph, labels[units], np.array(ordinary), mean, one.tolerance)
+
+
+def _place_light_part(g: UnitGraph, part: np.ndarray, c: int, out: GridAssignment, *,
+                      islands: str) -> None:
+    """A part of community ``c`` too light for a grid (global positions), labelled
+    in ``out``: it joins an adjacent grid, else stands alone.
+
+    It joins a community grid of this community that it touches, an ordinary one
+    first (an oversize grid should stay one unit), never a road or unit grid;
+    an empty leftover touching only a road or unit grid goes with it; with
+    ``islands="nearest"`` it joins the nearest ordinary grid; else it is a grid
+    of its own (flagged ``island``).  The last two are said in ``out.notes``.
+    """
+    labels = out.labels
+    touching = {x for x in g.adjacent_labels(labels, part)
+                if out.kind[x] == "community" and out.community[x] == c}
+    carved = {x for x in g.adjacent_labels(labels, part) if out.kind[x] != "community"}
+    if touching:
+        gid = min(touching, key=lambda x: (out.flag[x] == "oversize", x))
+        labels[part] = gid
+    elif carved and float(g.weight[part].sum()) == 0:
+        # an empty leftover between a road or unit grid and the area's
+        # edge (a strip of pavement, a corner) goes with that grid
+        labels[part] = min(carved, key=lambda x: (out.kind[x] != "road", x))
+    elif islands == "nearest" and (
+            near := _nearest_grid(g, labels, part, out, c)) is not None:
+        labels[part] = near
+        out.notes.append(
+            f"community {c}: a part of {len(part)} units and weight "
+            f"{float(g.weight[part].sum()):g} is cut off from the rest; it "
+            "joined the nearest grid (islands='nearest')"
+        )
     else:
-        cuts = community_map(_cut_community, tasks, scheduler=scheduler)
-    to_refine = []
-    for (c, cn, sub, rest, target, tolerance), (pieces, pending, total_w) in zip(
-            todo, cuts, strict=True):
-        ordinary: list[int] = []
-        for p in pieces:
-            gid = out.new_grid(c)
-            labels[cn[p]] = gid
-            ordinary.append(gid)
-        for part in (cn[p] for p in pending):  # global positions: they may touch carved grids
-            # too light for a grid: join an adjacent grid, else stand alone
-            # a community grid of this community: an ordinary one first (an
-            # oversize grid should stay one unit); never a road or unit grid
-            touching = {x for x in g.adjacent_labels(labels, part)
-                        if out.kind[x] == "community" and out.community[x] == c}
-            carved = {x for x in g.adjacent_labels(labels, part) if out.kind[x] != "community"}
-            if touching:
-                gid = min(touching, key=lambda x: (out.flag[x] == "oversize", x))
-                labels[part] = gid
-            elif carved and float(g.weight[part].sum()) == 0:
-                # an empty leftover between a road or unit grid and the area's
-                # edge (a strip of pavement, a corner) goes with that grid
-                labels[part] = min(carved, key=lambda x: (out.kind[x] != "road", x))
-            elif islands == "nearest" and (
-                    near := _nearest_grid(g, labels, part, out, c)) is not None:
-                labels[part] = near
-                out.notes.append(
-                    f"community {c}: a part of {len(part)} units and weight "
-                    f"{float(g.weight[part].sum()):g} is cut off from the rest; it "
-                    "joined the nearest grid (islands='nearest')"
-                )
-            else:
-                gid = out.new_grid(c, "island")
-                labels[part] = gid
-                out.notes.append(
-                    f"community {c}: a part of {len(part)} units and weight "
-                    f"{float(g.weight[part].sum()):g} is cut off from the rest; "
-                    "it is a grid of its own"
-                )
-        mean = total_w / len(pieces) if pieces else target
-        out.mean[c] = mean
-        if len(ordinary) > 1:
-            to_refine.append((cn, (sub, labels[cn]), {
-                "grids": np.array(ordinary), "mean": mean, "tolerance": tolerance}))
-    # the balance moves, community by community (they touch only their own units)
-    tasks = [(sub, lab, kw["grids"], kw["mean"], kw["tolerance"])
-             for _, (sub, lab), kw in to_refine]
+        gid = out.new_grid(c, "island")
+        labels[part] = gid
+        out.notes.append(
+            f"community {c}: a part of {len(part)} units and weight "
+            f"{float(g.weight[part].sum()):g} is cut off from the rest; "
+            "it is a grid of its own"
+        )
+
+
+def _refine_communities(to_refine: list[tuple[np.ndarray, tuple]], labels: np.ndarray,
+                        *, scheduler: str | None) -> None:
+    """The balance moves, community by community (they touch only their own
+    units): each community's units relabelled in ``labels``, here or on a Dask
+    ``scheduler``."""
+    from ..parallel import community_map
+
+    tasks = [task for _, task in to_refine]
     refined = (community_map(_refine_community, tasks, scheduler=scheduler)
                if scheduler is not None else [_refine_community(*t) for t in tasks])
-    for (cn, _, _), lab in zip(to_refine, refined, strict=True):
-        labels[cn] = lab
-    out.labels = labels
-    return out
+    for (units, _), lab in zip(to_refine, refined, strict=True):
+        labels[units] = lab
 
 
 def _cut_community(sub: UnitGraph, rest: np.ndarray, target: float, tolerance: float,

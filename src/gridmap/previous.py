@@ -1,0 +1,457 @@
+"""The plan running, carried over into a re-partition: where every unit starts.
+
+A re-partition (:func:`gridmap.repartition`) makes its plan with the stages of a
+new one (:func:`gridmap.delineation.make_plan`), given a :class:`PreviousPlan`:
+the grid every building was in, the blocks the plan split, the weights it had,
+the grids to lock.  Two stages then differ: the blocks whose buildings were in
+several grids, and the blocks of communities whose population changed, are
+split between their buildings (:func:`split_again`), so that grid edges can move
+building by building; and instead of a new partition every unit starts in the
+grid its buildings were in and only what is out of balance moves
+(:func:`rebalance_previous`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from .balance import Balanced
+from .partition import GridAssignment, UnitGraph, refine, repair
+from .partition.bisection import recursive_bisection
+from .partition.flow import flow_rebalance, grow_grid
+from .partition.refine import connected_without
+
+if TYPE_CHECKING:
+    from .communities import Communities
+    from .options import Options
+    from .units import UnitMaker, Units
+
+__all__ = ["PreviousPlan", "rebalance", "rebalance_previous", "seed_assignment",
+           "split_again"]
+
+
+@dataclass(frozen=True)
+class PreviousPlan:
+    """What the plan running says, for its re-partition.
+
+    ``building_grid`` is the grid of every building by id; ``grids`` the plan's
+    grids (its CRS); ``lock`` the grid ids that must not change; ``move_budget``
+    bounds the households moved per household of change; ``grid_weight`` and
+    ``building_weight`` the balance field per grid and per building id in the
+    plan running; ``split_buildings`` the ids of the buildings of the blocks the
+    plan split; ``demolished_grids`` the grids that lost a building.
+    """
+
+    building_grid: pd.Series
+    grids: gpd.GeoDataFrame
+    lock: tuple[int, ...] = ()
+    move_budget: float | None = 2.0
+    grid_weight: pd.Series | None = None
+    building_weight: pd.Series | None = None
+    split_buildings: frozenset[Any] = field(default_factory=frozenset)
+    demolished_grids: tuple[Any, ...] = ()
+
+    def old_grid(self, ids: np.ndarray) -> np.ndarray:
+        """The grid every building (by id) was in; NaN for a new building."""
+        return pd.Series(ids).map(self.building_grid).to_numpy(dtype=float)
+
+
+def split_again(previous: PreviousPlan, maker: UnitMaker, split: np.ndarray, *,
+                ids: np.ndarray, weight: np.ndarray, community_ids: list[Any]) -> np.ndarray:
+    """The blocks a re-partition splits between their buildings: those whose
+    buildings were in several grids, those the plan split, and every block of a
+    community whose population changed."""
+    blocks = maker.blocks
+    n_buildings, special = maker.n_buildings, maker.special
+    split = split.copy()
+    # the grid every building was in; a block whose buildings were in several
+    # grids is split between them again
+    bb = pd.DataFrame({"b": blocks.building_block, "g": previous.old_grid(ids)}).dropna()
+    spans = bb.groupby("b")["g"].nunique()
+    many = np.zeros(len(blocks.geometry), dtype=bool)
+    many[spans.index[spans > 1].to_numpy(dtype=np.int64)] = True
+    split |= many & (n_buildings > 1) & (special < 0)
+    if previous.split_buildings:
+        was = pd.Series(ids).isin(previous.split_buildings).to_numpy()
+        split[np.unique(blocks.building_block[was])] |= True
+        split &= (n_buildings > 1) & (special < 0)
+    # in a community whose population changed, blocks are split between their
+    # buildings from the start: grid edges can then move building by building
+    # instead of block by block, and fewer households change grid
+    if previous.building_weight is not None:
+        before_w = pd.Series(ids).map(previous.building_weight).to_numpy(dtype=float)
+        changed = np.isnan(before_w) | (np.abs(weight - np.nan_to_num(before_w)) > 1e-9)
+        community = np.asarray(blocks.community, dtype=np.int64)
+        touched = set(community[blocks.building_block[changed]].tolist())
+        if len(previous.demolished_grids):
+            gmap = previous.grids.set_index("grid_id")["community_id"].astype(str)
+            cpos = {str(cid): k for k, cid in enumerate(community_ids)}
+            touched |= {cpos[gmap[x]] for x in previous.demolished_grids
+                        if x in gmap and gmap[x] in cpos}
+        split |= np.isin(community, list(touched)) & (n_buildings > 1) & (special < 0)
+    return split
+
+
+def rebalance_previous(previous: PreviousPlan, units: Units, communities: Communities,
+                       options: Options, *, ids: np.ndarray, work_crs: Any) -> Balanced:
+    """Stage 6 of a re-partition: every unit in the grid its buildings were in,
+    then balance restored with as few moves as possible (:func:`rebalance`)."""
+    notes: list[str] = []
+    assignment = seed_assignment(previous, units.graph, units.table, units.building_unit,
+                                 previous.old_grid(ids), communities.ids,
+                                 grids_work=previous.grids.to_crs(work_crs))
+    before = previous.grid_weight
+    assignment = rebalance(assignment, units.graph, communities.tolerance, previous.lock,
+                           options.search.seed, notes, target=communities.target,
+                           before=None if before is None else before.to_dict(),
+                           move_budget=previous.move_budget)
+    return Balanced(assignment, units, notes, options.search.seed)
+
+
+def seed_assignment(previous: PreviousPlan, g: UnitGraph, umap: gpd.GeoDataFrame,
+                    building_unit: np.ndarray, old_grid: np.ndarray,
+                    community_ids: list[Any], *, grids_work: gpd.GeoDataFrame
+                    ) -> GridAssignment:
+    """Every unit in the grid its buildings were in (the area it lies in if empty)."""
+    grids = previous.grids
+    gw = grids_work
+    unit_grid = np.full(len(umap), np.nan)
+    df = pd.DataFrame({"u": building_unit, "g": old_grid}).dropna()
+    if len(df):
+        mode = (df.groupby(["u", "g"]).size().reset_index(name="n")
+                .sort_values(["u", "n", "g"], ascending=[True, False, True])
+                .drop_duplicates("u"))
+        unit_grid[mode["u"].to_numpy(dtype=np.int64)] = mode["g"].to_numpy()
+    rest = np.flatnonzero(np.isnan(unit_grid))
+    if len(rest):
+        pts = shapely.point_on_surface(np.asarray(umap.geometry.values)[rest])
+        geoms = np.asarray(gw.geometry.values)
+        tree = shapely.STRtree(geoms)
+        near = tree.nearest(pts)
+        unit_grid[rest] = gw["grid_id"].to_numpy()[near]
+    present = sorted({int(x) for x in unit_grid})
+    pos = {gid: k for k, gid in enumerate(present)}
+    labels = np.array([pos[int(x)] for x in unit_grid], dtype=np.int64)
+    out = GridAssignment(labels)
+    info = grids.set_index("grid_id")
+    cindex = {str(c): k for k, c in enumerate(community_ids)}
+    for gid in present:
+        row = info.loc[gid]
+        flag = "" if pd.isna(row.get("flag", "")) else str(row.get("flag", ""))
+        kind = str(row.get("kind", "community"))
+        c = cindex.get(str(row["community_id"]), 0)
+        k = out.new_grid(c, flag if kind == "community" else kind, kind=kind)
+        out.keep[k] = (int(gid), str(row["code"]))
+    return out
+
+
+def _seed_unit(g: UnitGraph, labels: np.ndarray, w: dict[int, float], cands: list[int],
+               mean: float, tol: float) -> int | None:
+    """The unit to start a new grid from: on the edge of the heaviest grids.
+
+    Among the units of the heaviest grids (that can leave their grid without
+    cutting it in two), the one touching most grids above the mean, then the
+    most weight above the mean around it, then the lightest.
+    """
+    for k in sorted(cands, key=lambda x: (-w[x], x)):
+        if w[k] <= mean:
+            return None
+        best = None
+        for u in np.flatnonzero(labels == k).tolist():
+            wu = float(g.weight[u])
+            if wu > mean * (1 + tol):
+                continue
+            near = {int(x) for x in labels[g.neighbours(u)]} & set(cands)
+            heavy = [x for x in near | {k} if w[x] > mean]
+            key = (-len(heavy), -sum(w[x] - mean for x in heavy), wu, u)
+            if best is not None and key >= best[0]:
+                continue
+            if not connected_without(g, labels, u):
+                continue
+            best = (key, u)
+        if best is not None:
+            return best[1]
+    return None
+
+
+def _drop_empty(a: GridAssignment) -> GridAssignment:
+    used = np.unique(a.labels)
+    if len(used) == a.n_grids:
+        return a
+    remap = {int(old): new for new, old in enumerate(used.tolist())}
+    b = GridAssignment(np.array([remap[int(x)] for x in a.labels], dtype=np.int64))
+    for old in used.tolist():
+        k = b.new_grid(a.community[old], a.flag[old], kind=a.kind[old])
+        if old in a.keep:
+            b.keep[k] = a.keep[old]
+        if old in a.special:
+            b.special[k] = a.special[old]
+    b.mean, b.notes = dict(a.mean), list(a.notes)
+    return b
+
+
+def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[int],
+              seed: int | None, notes: list[str], target: Any = 300.0,
+              before: dict[int, float] | None = None,
+              move_budget: float | None = 2.0) -> GridAssignment:
+    """Restore balance community by community with as few moves as possible.
+
+    A community is left alone while its grids are within the band.  Otherwise
+    weight flows between neighbouring grids along a minimum-cost flow
+    (:func:`~gridmap.partition.flow.flow_rebalance`); where the community's
+    grids have, on average, left the target band, or where splitting or merging
+    moves fewer households, grids are split (the heaviest, in two) or removed
+    (the lightest, shared out among its neighbours) to ``k = round(total /
+    target)`` first.  The plan that leaves fewest grids out of the band, then
+    moves fewest households, is kept; a plan no better than the one running is
+    not adopted.  ``before`` (grid id → weight in the plan running) bounds the
+    disruption: a community may move at most ``move_budget`` households per
+    household its grids gained or lost (plus one grid's worth); a plan that
+    moves more is not adopted (``None``: no bound).
+    """
+    rng = np.random.default_rng(seed)
+    lock_ids = {int(x) for x in lock}
+    for c in sorted(set(a.community)):
+        tol = float(tolerance[c]) if np.ndim(tolerance) else float(tolerance)
+        tgt = float(target[c]) if np.ndim(target) else float(target)
+        _CommunityRebalance(a, g, c, tol, tgt, lock_ids, rng, notes).run(
+            before, move_budget)
+    return _drop_empty(a)
+
+
+class _CommunityRebalance:
+    """The re-balancing of one community's grids (see :func:`rebalance`)."""
+
+    def __init__(self, a: GridAssignment, g: UnitGraph, c: int, tol: float, tgt: float,
+                 lock_ids: set[int], rng: np.random.Generator, notes: list[str]) -> None:
+        self.a, self.g, self.c, self.tol, self.tgt = a, g, c, tol, tgt
+        self.rng, self.notes = rng, notes
+        self.locked = {k for k in self.ordinary() if a.keep.get(k, (None,))[0] in lock_ids}
+
+    def ordinary(self) -> list[int]:
+        """The community's ordinary grids that hold units."""
+        a = self.a
+        # one count of every grid's units, not a scan of all units per grid
+        present = np.bincount(a.labels, minlength=a.n_grids) > 0
+        return [k for k in range(a.n_grids) if a.community[k] == self.c and not a.flag[k]
+                and present[k]]
+
+    def weights(self) -> dict[int, float]:
+        w = np.bincount(self.a.labels, weights=self.g.weight, minlength=self.a.n_grids)
+        return {k: float(w[k]) for k in self.ordinary()}
+
+    def out_of_band(self, mean: float) -> list[int]:
+        return [k for k, w in self.weights().items()
+                if k not in self.locked and abs(w / mean - 1) > self.tol + 1e-9]
+
+    def run(self, before: dict[int, float] | None, move_budget: float | None) -> None:
+        """Re-balance the community, or leave it as it was (and say why)."""
+        a, c, tol, tgt, notes = self.a, self.c, self.tol, self.tgt, self.notes
+        grids = self.ordinary()
+        if not grids:
+            return
+        # a grid that was out of tolerance in the plan running and has the same
+        # households now is held as it is: it was out for want of a better cut,
+        # and reshuffling its neighbours for it is not what the change asks
+        old_w: dict[int, float | None] = {}
+        if before:
+            old_w = {k: before.get(a.keep.get(k, (None,))[0]) for k in grids}
+            known = [x for x in old_w.values() if x is not None]
+            old_mean = sum(known) / len(known) if known else 0.0
+            now_w = self.weights()
+            self.locked |= {k for k, x in old_w.items() if x is not None and old_mean > 0
+                            and abs(x / old_mean - 1) > tol + 1e-9
+                            and abs(now_w[k] - x) < 1e-9}
+        total = sum(self.weights().values())
+        mean = total / len(grids)
+        a.mean[c] = mean
+        n_out_before = len(self.out_of_band(mean))
+        k_new = max(1, round(total / tgt))
+        old_total = sum(old_w.values()) if before and None not in old_w.values() else 0.0
+        if old_total > 0:
+            # as many grids as the plan had, scaled by the change: a plan whose
+            # communities hold parts rounded up one by one keeps that structure
+            k_new = max(1, round(len(grids) * total / old_total))
+        w0 = self.weights()
+        change = sum(abs(w0[k] - before.get(a.keep.get(k, (None,))[0], w0[k]))
+                     for k in grids) if before else 0.0
+        budget = np.inf if move_budget is None or not before else \
+            move_budget * change + mean
+        # the grids have, on average, grown or shrunk out of the target band: the
+        # community needs as many grids as a delineation would give it
+        ref = old_total / len(grids) if old_total > 0 else tgt
+        must_resize = k_new != len(grids) and abs(mean / ref - 1) > tol + 1e-9
+        if not n_out_before and not must_resize:
+            return  # balanced: nothing moves
+        if before and change < 1e-9:
+            return  # nobody moved in or out: what was out of tolerance stays as it was
+        self.saved = (a.labels.copy(), a.n_grids, dict(a.mean), len(notes))
+        best = self.best_try(must_resize, k_new, len(grids), budget)
+        if best is None:
+            self.restore()
+            notes.append(f"community {c}: {n_out_before} grid(s) out of tolerance; "
+                         f"bringing them back would move more than {budget:,.0f} "
+                         f"({move_budget:g} per unit of change); left as they were")
+            return
+        (labels, comm_, flag_, kind_, means_, notes_, grids, mean, resized) = best
+        a.labels, a.community, a.flag, a.kind, a.mean = labels, comm_, flag_, kind_, means_
+        notes[:] = notes_
+        if must_resize and not resized:
+            notes.append(f"community {c}: its grids average {mean:,.0f}, "
+                         f"{mean / tgt - 1:+.0%} from the target {tgt:g}; {k_new} grids "
+                         "instead would move more households than the move budget allows "
+                         "or leave more grids out of tolerance, so the grid count was kept "
+                         "(raise move_budget, or delineate the community again)")
+        n_out = len(self.out_of_band(mean))
+        if (n_out > n_out_before) if (must_resize and resized) else (n_out >= n_out_before):
+            # moving did not bring a grid back into the band: move nothing (what
+            # could not be balanced before cannot now, and households stay put)
+            self.restore()
+            notes.append(f"community {c}: {n_out_before} grid(s) out of tolerance could "
+                         "not be brought back by moves, splits or merges; left as they were")
+
+    def best_try(self, must_resize: bool, k_new: int, n_grids: int,
+                 budget: float) -> tuple | None:
+        """Moves alone (the grids as they are), then as many grids as the total
+        needs; the better plan is kept: fewer grids out, then (where the grids left
+        the target band) the grid count a delineation would give, then fewer
+        households moved.  None when every try moves more than the budget."""
+        a, g = self.a, self.g
+        best = None
+        tries = (True, False) if must_resize else (False, True) if k_new != n_grids \
+            else (False,)
+        # "flow": the flow, then moves that stop at the band; "flow+local": the
+        # flow, then the local search aiming inside the band; "local": the local
+        # search alone, with re-splitting as a last resort
+        for resize, method in itertools.product(tries, ("flow", "flow+local", "local")):
+            self.restore()
+            self.attempt(resize, method, k_new)
+            grids = self.ordinary()
+            mean = sum(self.weights().values()) / len(grids)
+            moved = float(g.weight[a.labels != self.saved[0]].sum())
+            key = (len(self.out_of_band(mean)), must_resize and not resize, moved)
+            state = (a.labels.copy(), list(a.community), list(a.flag), list(a.kind),
+                     dict(a.mean), list(self.notes), grids, mean, resize)
+            if key[2] > budget + 1e-9:
+                continue  # it would move more households than the change warrants
+            if best is None or key < best[0]:
+                best = (key, state)
+            if method == "local" and best is not None and best[0][0] == 0 and not best[0][1]:
+                break  # good enough: no grid out, and as many grids as needed
+        return None if best is None else best[1]
+
+    def restore(self) -> None:
+        labels, n_grids, means, n_notes = self.saved
+        a = self.a
+        a.labels = labels.copy()
+        del self.notes[n_notes:]
+        del a.community[n_grids:], a.flag[n_grids:], a.kind[n_grids:]
+        a.mean = dict(means)
+
+    def attempt(self, resize: bool, method: str, k_new: int) -> None:
+        """One try: grids added or removed to ``k_new`` (with ``resize``), then
+        weight moved by ``method``."""
+        remove = self.resize(method, k_new) if resize else set()
+        self.spread(method, remove)
+
+    def resize(self, method: str, k_new: int) -> set[int]:
+        """Grids added (a new one grown where heavy grids meet, or the heaviest
+        split in two) or marked for removal (the lightest) until there are
+        ``k_new``; returns the grids to remove."""
+        a, g, c, tol, notes = self.a, self.g, self.c, self.tol, self.notes
+        remove: set[int] = set()
+        for _ in range(abs(k_new - len(self.ordinary()))):
+            w = {k: x for k, x in self.weights().items() if k not in remove}
+            cands = [k for k in w if k not in self.locked]
+            if not cands:
+                break
+            if k_new > len(w) and method != "local":
+                # a new grid starts as one unit where heavy grids meet and the
+                # flow fills it from all of them: each gives a little
+                mean_k = sum(w.values()) / k_new
+                seed = _seed_unit(g, a.labels, w, cands, mean_k, tol)
+                if seed is None:
+                    break
+                k = int(a.labels[seed])
+                knew = a.new_grid(c)
+                a.labels[seed] = knew
+                a.labels = grow_grid(g, a.labels, knew, donors=cands, mean=mean_k,
+                                     tolerance=tol)
+                notes.append(f"grid {a.keep.get(k, (k,))[0]} and its neighbours grew: a "
+                             "new grid between them")
+            elif k_new > len(w):
+                # split the heaviest in two; the lighter piece is the new grid
+                k = max(cands, key=lambda x: (w[x], -x))
+                nodes = np.flatnonzero(a.labels == k)
+                if len(nodes) < 2:
+                    break
+                pieces = recursive_bisection(g, nodes, 2, tolerance=tol, rng=self.rng,
+                                             mean=w[k] / 2)
+                if len(pieces) != 2:
+                    break
+                small = min(pieces, key=lambda p: (float(g.weight[p].sum()), int(p[0])))
+                a.labels[small] = a.new_grid(c)
+                notes.append(f"grid {a.keep.get(k, (k,))[0]} grew to {w[k]:g}: split in two")
+            else:
+                # the lightest grid is shared out among its neighbours
+                k = min(cands, key=lambda x: (w[x], x))
+                remove.add(k)
+                notes.append(f"grid {a.keep.get(k, (k,))[0]} shrank to {w[k]:g}: merged "
+                             "into its neighbours")
+        return remove
+
+    def spread(self, method: str, remove: set[int]) -> None:
+        """Weight moved between the grids (and the grids in ``remove`` shared
+        out): by a flow, local moves, or both; re-splitting as a last resort."""
+        a, g, c, tol, locked = self.a, self.g, self.c, self.tol, self.locked
+        grids = self.ordinary()
+        if method != "local":
+            mean = sum(self.weights().values()) / max(1, len(grids) - len(remove))
+            a.labels = flow_rebalance(g, a.labels, grids=grids, mean=mean,
+                                      tolerance=tol, locked=locked, remove=remove)
+        else:
+            for k in sorted(remove):
+                w = self.weights()
+                nbrs = [x for x in g.adjacent_labels(a.labels, np.flatnonzero(
+                    a.labels == k)) if x in w and x not in locked and x not in remove]
+                if nbrs:
+                    a.labels[a.labels == k] = min(nbrs, key=lambda x: (w[x], x))
+        grids = self.ordinary()
+        mean = sum(self.weights().values()) / len(grids)
+        a.mean[c] = mean
+        # what is left out: local moves near the grids still out of band (they
+        # and the grids within `rings` steps); the rest of the community holds
+        # still.  After a flow they stop at the band, every move costing a
+        # household; alone they aim a little inside it.
+        region: set[int] = set()
+        for rings in (1, 2, 4, len(grids)) if method == "flow" else (1, 2, 4):
+            bad = self.out_of_band(mean)
+            if not bad:
+                break
+            region = set(bad)
+            for _ in range(rings):
+                for k in list(region):
+                    region |= {x for x in g.adjacent_labels(
+                        a.labels, np.flatnonzero(a.labels == k)) if x in set(grids)}
+            still = (set(grids) - region) | locked
+            a.labels = refine(g, a.labels, grids=np.array(grids), mean=mean,
+                              tolerance=tol, locked=still, compact_passes=0,
+                              inner=1.0 if method == "flow" else 0.8)
+        free = [k for k in region if k not in locked] if self.out_of_band(mean) else []
+        if method == "local" and len(free) > 1:
+            # the last resort re-splits neighbouring grids: never the locked ones
+            try:
+                a.labels = repair(g, a.labels, grids=np.array(sorted(free)),
+                                  mean=mean, tolerance=tol, rng=self.rng)
+            except RuntimeError:
+                # a grid in two pieces cannot be re-split; keep the moves made
+                self.notes.append(f"community {c}: re-splitting grids was skipped "
+                                  "(a grid is in two pieces)")
