@@ -160,8 +160,10 @@ def providence_case() -> Case:
 
 
 def wuhan_units(n_buildings: int, cache: Path = CACHE) -> Path:
-    """The units gridmap makes from the ``n_buildings`` buildings nearest the
-    centre of the synthetic Wuhan district, one cell per building (made once)."""
+    """The units gridmap makes near the centre of the synthetic Wuhan district.
+
+    One cell for each of the ``n_buildings`` buildings nearest the centre (made once).
+    """
     out = cache / f"wuhan{n_buildings // 1000}k_units.gpkg"
     if out.exists():
         return out
@@ -209,7 +211,7 @@ def wuhan_case(n_buildings: int, k: int | None, *, tolerance: float = 0.05,
 
 # --------------------------------------------------------------------------- graph
 def case_edges(case: Case) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """gridmap's adjacency of the case's units: ``i``, ``j`` and the cut cost."""
+    """The adjacency gridmap finds between the case's units: ``i``, ``j``, the cut cost."""
     if case.edges is None:
         # every unit its own block, no streets: as delineate does for --units
         adj = build_adjacency(case.geoms, block=np.arange(case.n))
@@ -243,7 +245,7 @@ def prep_gerrychain(case: Case, seed: int = 0) -> Solve:
     i, j, _ = case_edges(case)
     nxg = nx.Graph()
     nxg.add_nodes_from((u, {"pop": float(w)}) for u, w in enumerate(case.weight.tolist()))
-    nxg.add_edges_from(zip(i.tolist(), j.tolist()))
+    nxg.add_edges_from(zip(i.tolist(), j.tolist(), strict=True))
     graph = Graph.from_networkx(nxg)
 
     def solve() -> np.ndarray:
@@ -262,7 +264,7 @@ def _spopt_inputs(case: Case) -> tuple[gpd.GeoDataFrame, Any]:
 
     i, j, _ = case_edges(case)
     nbrs: dict[int, list[int]] = {u: [] for u in range(case.n)}
-    for a, b in zip(i.tolist(), j.tolist()):
+    for a, b in zip(i.tolist(), j.tolist(), strict=True):
         nbrs[a].append(b)
         nbrs[b].append(a)
     w = W(nbrs, silence_warnings=True)
@@ -286,7 +288,7 @@ def prep_maxp(case: Case, seed: int = 0) -> Solve:
     from spopt.region import MaxPHeuristic
 
     gdf, w = _spopt_inputs(case)
-    np.random.seed(seed)  # spopt's max-p draws from the global generator
+    np.random.seed(seed)  # noqa: NPY002 - spopt's max-p draws from the global generator
     return _solve_spopt(MaxPHeuristic(
         gdf, w, ["x", "y"], "weight", case.mean * (1 - case.tolerance), top_n=2,
         max_iterations_construction=10, max_iterations_sa=10))
@@ -402,7 +404,7 @@ def polsby_popper(geoms: np.ndarray, labels: np.ndarray) -> np.ndarray:
     starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
     ends = np.r_[starts[1:], len(lab)]
     out = np.empty(len(starts))
-    for n, (a, b) in enumerate(zip(starts, ends)):
+    for n, (a, b) in enumerate(zip(starts, ends, strict=True)):
         u = shapely.union_all(gs[a:b], grid_size=1e-3)
         p = shapely.length(u)
         out[n] = 4 * math.pi * shapely.area(u) / p**2 if p > 0 else 0.0
@@ -517,7 +519,7 @@ def run_case(case: Case, *, cap: float, seed: int, timed_out: dict[str, int],
           f"±{case.tolerance:.0%} (graph {time.perf_counter() - t:.1f} s, not timed)",
           flush=True)
     results: dict[str, dict[str, Any]] = {}
-    for method in ("gridmap",) + tuple(case.peers):
+    for method in ("gridmap", *case.peers):
         if not installed(method):
             res = {"status": "missing"}
         elif method in timed_out and case.n >= timed_out[method]:

@@ -46,9 +46,10 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -84,7 +85,7 @@ class Spec:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-OSM_DEFAULTS = dict(target=300.0, tolerance=0.1, by="households")
+OSM_DEFAULTS = {"target": 300.0, "tolerance": 0.1, "by": "households"}
 
 
 def _osm_spec(name: str, b, s, id_col: str | None, street_col: str, ids=None) -> Spec:
@@ -134,9 +135,8 @@ def _read_pbf(path: Path) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
 
 def _pbf_spec(name: str, path: Path) -> Spec:
     b, s = _read_pbf(path)
-    spec = _osm_spec(name, str(path), str(path), None, "highway",
+    return _osm_spec(name, str(path), str(path), None, "highway",
                      ids={"frame": b, "col": "id", "ids": b["_key"], "streets": s})
-    return spec
 
 
 def load_monaco() -> Spec:
@@ -170,8 +170,8 @@ def load_tsinghua() -> Spec:
 def load_providence() -> Spec:
     blocks = gpd.read_file("zip://" + str(SHARED / "providence-blocks" / "blocks.zip"))
     target = float(blocks["TOTPOP"].sum()) / 15
-    kwargs = dict(units=blocks, by="TOTPOP", target=target, tolerance=0.05,
-                  id_column="GEOID10")
+    kwargs = {"units": blocks, "by": "TOTPOP", "target": target, "tolerance": 0.05,
+              "id_column": "GEOID10"}
     return Spec(
         name="providence-blocks", kwargs=kwargs, items=blocks, item_id="GEOID10",
         item_ids=blocks["GEOID10"], streets=None, by="TOTPOP", target=target,
@@ -208,8 +208,11 @@ def _polygonal(geoms) -> np.ndarray:
 
 
 def _fill_cracks(area, min_area: float) -> tuple[Any, int, float]:
-    """Fill the holes of ``area`` under ``min_area``: slivers between units that do
-    not share their edges exactly (they have no area but a long outline)."""
+    """Fill the holes of ``area`` under ``min_area``.
+
+    Those are slivers between units that do not share their edges exactly (they have
+    no area but a long outline).
+    """
     polys = []
     n, length = 0, 0.0
     for part in shapely.get_parts(area):
@@ -336,7 +339,7 @@ def check(spec: Spec, out_dir: Path) -> tuple[dict[str, Any], list[tuple], list[
         names = items[spec.item_id].to_numpy()[ok][miss] if spec.item_id in items else miss
         notes.append(f"{what} whose representative point is outside their grid (id: share of "
                      "footprint inside it): " + ", ".join(
-                         f"{n}: {f:.0%}" for n, f in list(zip(names, frac))[:10]))
+                         f"{n}: {f:.0%}" for n, f in list(zip(names, frac, strict=True))[:10]))
     rows.append((f"{what} not in own grid", _num(outside),
                  _num(mj.get("n_buildings_outside_grid")) if not spec.units_only else "–",
                  _flag(outside == 0)))
@@ -403,7 +406,8 @@ def check(spec: Spec, out_dir: Path) -> tuple[dict[str, Any], list[tuple], list[
         reasons = pd.Series([shapely.is_valid_reason(x).split("[")[0] for x in
                              grids.geometry.values[~shapely.is_valid(grids.geometry.values)]])
         change = np.abs(shapely.area(ggeom) - shapely.area(g.geometry.values)).max()
-        notes.append(f"invalid grids as written: {({k: int(v) for k, v in reasons.value_counts().items()})}; "
+        counts = {k: int(v) for k, v in reasons.value_counts().items()}
+        notes.append(f"invalid grids as written: {counts}; "
                      f"make_valid changes a grid's area by at most {change:.2g} m²")
     invalid = int((~shapely.is_valid(g.geometry.values)).sum())
     fig.update(invalid_file=invalid_file, invalid_utm=invalid)
@@ -608,7 +612,7 @@ def run_one(name: str, out_root: Path) -> dict[str, Any]:
     res: dict[str, Any] = {"name": name, "status": "?"}
     try:
         spec = DATASETS[name]()
-    except Exception:
+    except Exception:  # noqa: BLE001 - printed, and the run goes on
         print("loading the data set failed:")
         traceback.print_exc(file=sys.stdout)
         res["status"] = "load failed"
@@ -619,7 +623,7 @@ def run_one(name: str, out_root: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
         plan = gridmap.delineate(**spec.kwargs)
-    except Exception:
+    except Exception:  # noqa: BLE001 - printed, and the run goes on
         res["seconds"] = time.perf_counter() - t0
         print(f"gridmap.delineate FAILED after {res['seconds']:.1f} s:")
         traceback.print_exc(file=sys.stdout)
@@ -629,7 +633,7 @@ def run_one(name: str, out_root: Path) -> dict[str, Any]:
     out_dir = out_root / name
     try:
         plan.to_file(out_dir)
-    except Exception:
+    except Exception:  # noqa: BLE001 - printed, and the run goes on
         print("plan.to_file FAILED:")
         traceback.print_exc(file=sys.stdout)
         res["status"] = "to_file failed"
@@ -637,7 +641,7 @@ def run_one(name: str, out_root: Path) -> dict[str, Any]:
     print(f"plan written to {out_dir}; delineate took {res['seconds']:.1f} s wall clock")
     try:
         fig, rows, notes = check(spec, out_dir)
-    except Exception:
+    except Exception:  # noqa: BLE001 - printed, and the run goes on
         print("the independent check FAILED:")
         traceback.print_exc(file=sys.stdout)
         res["status"] = "check failed"

@@ -38,11 +38,12 @@ import numpy as np
 import pandas as pd
 import shapely
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import gridmap
 from gridmap.io import to_metric
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TARGET, TOLERANCE = 300, 0.1
 

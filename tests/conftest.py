@@ -77,3 +77,62 @@ def bundled_plan(bundled_demo):
     import gridmap
 
     return gridmap.read_plan(bundled_demo)
+
+
+def run_stages(buildings, streets, *, boundaries=None, sites=None, split=None,
+               **keywords):
+    """Stages 1 to 5 of a plan through their public functions, as
+    :func:`gridmap.delineation.make_plan` runs them, for the tests of the later
+    stages (balance, assemble) on small hand-made cities.
+
+    ``keywords`` are :func:`gridmap.delineate`'s (``target=400, seed=0``...);
+    ``split`` says which blocks are cut between their buildings (default: those
+    holding more than their community's target).  Returns a namespace with
+    ``options``, ``layers``, ``counts``, ``area``, ``carve``, ``communities``,
+    ``maker``, ``units`` and ``notes``.
+    """
+    import dataclasses
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from gridmap.communities import find_communities
+    from gridmap.layers import COUNT_FIELDS, EXTRA_FIELDS, LayerSources, read_layers
+    from gridmap.options import options_from_keywords
+    from gridmap.population import place_population
+    from gridmap.special import carve_special_grids
+    from gridmap.units import UnitMaker, make_blocks, study_area
+
+    options, problems = options_from_keywords({}, keywords)
+    assert not problems, problems
+    layers = read_layers(LayerSources(buildings, streets, boundaries=boundaries,
+                                      sites=sites), options)
+    notes: list[str] = []
+    counts = place_population(layers.buildings, layers.population, layers.units, options,
+                              count_fields=COUNT_FIELDS, extra_fields=EXTRA_FIELDS,
+                              notes=notes)
+    lines, bnd = layers.street_lines, layers.boundaries
+    area, _ = study_area(layers.buildings.geometry, lines.geometry,
+                         boundaries=bnd.geometry if bnd is not None else None)
+    geoms = np.asarray(layers.buildings.geometry.values)
+    carve = carve_special_grids(layers.sites, lines, area, options.special,
+                                given_units=False, load_points=shapely.point_on_surface(geoms),
+                                load=counts.weight, notes=notes)
+    blocks = make_blocks(geoms, lines.geometry, area,
+                         communities=np.asarray(bnd.geometry.values) if bnd is not None
+                         else None, carve=carve.geometry if len(carve) else None)
+    maker = UnitMaker(blocks, geoms, counts.weight, lines.geometry, lines.classes,
+                      options.inputs.cut_cost, options.inputs.barriers)
+    communities = find_communities(blocks, bnd, layers.buildings, counts.weight,
+                                   options.balance, graph_of=maker.graph,
+                                   building_geoms=geoms, seed=options.search.seed,
+                                   notes=notes)
+    maker = dataclasses.replace(maker, blocks=communities.blocks)
+    if split is None:
+        blocks = communities.blocks
+        split = ((blocks.loads(counts.weight) > communities.target[blocks.community])
+                 & (maker.n_buildings > 1))
+    units = maker.make(np.asarray(split, dtype=bool))
+    return SimpleNamespace(options=options, layers=layers, counts=counts, area=area,
+                           carve=carve, communities=communities, maker=maker, units=units,
+                           notes=notes)

@@ -380,3 +380,37 @@ def test_to_networkx_edges_carry_the_cost():
     )
     g = adj.to_networkx()
     assert g.edges[0, 1]["cost"] == pytest.approx(0.2)
+
+
+# --- unit_graph (stage 5)
+def test_unit_graph_weighs_every_unit_by_its_buildings_and_costs_its_edges():
+    import geopandas as gpd
+
+    from gridmap.adjacency import unit_graph
+
+    # three blocks in a row (a motorway between the first two, a service road
+    # between the last two) and an isolated fourth; buildings of 10, 20 and 5 in
+    # the first, 7 in the third, none in the second
+    units = gpd.GeoDataFrame({"block": [0, 1, 2, 3]},
+                             geometry=np.concatenate([ROW, _boxes((50, 50, 60, 60))]))
+    streets = np.array([LineString([(10, -5), (10, 15)]), LineString([(20, -5), (20, 15)])])
+    adj, g = unit_graph(units, np.array([0, 0, 2, 0]), np.array([10.0, 20.0, 7.0, 5.0]),
+                        streets=streets, street_classes=np.array(["motorway", "service"]),
+                        cut_cost=None, barriers=frozenset({"motorway"}))
+    assert g.n == 4 and g.weight.tolist() == [35.0, 0.0, 7.0, 0.0]
+    assert g.xy.tolist() == [[5.0, 5.0], [15.0, 5.0], [25.0, 5.0], [55.0, 55.0]]
+    assert sorted(zip(adj.i.tolist(), adj.j.tolist(), strict=True)) == [(0, 1), (1, 2)]
+    # the cut of an edge is its length times its street's cost; a motorway bars
+    cut = dict(zip(zip(g.i.tolist(), g.j.tolist(), strict=True), g.cut.tolist(),
+                   strict=True))
+    assert cut[(0, 1)] == pytest.approx(10 * DEFAULT_CUT_COST["motorway"])
+    assert cut[(1, 2)] == pytest.approx(10 * DEFAULT_CUT_COST["service"])
+    barrier = dict(zip(zip(g.i.tolist(), g.j.tolist(), strict=True),
+                       g.barrier.tolist(), strict=True))
+    assert barrier == {(0, 1): True, (1, 2): False}
+    # without streets every edge is a plain street edge, none a barrier
+    _, g = unit_graph(units, np.array([0, 0, 2, 0]), np.array([10.0, 20.0, 7.0, 5.0]),
+                      streets=np.array([], dtype=object),
+                      street_classes=np.array([], dtype=object), cut_cost={"none": 1.0},
+                      barriers=frozenset({"motorway"}))
+    assert not g.barrier.any() and g.weight.tolist() == [35.0, 0.0, 7.0, 0.0]

@@ -33,7 +33,6 @@ import importlib.util
 from pathlib import Path
 
 import networkx as nx
-import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "gridmap"

@@ -173,35 +173,6 @@ def test_duplicate_ids_rejected(city4):
         gridmap.delineate(b, s, target=400)
 
 
-def test_grids_with_a_hairline_crack_between_them_are_sealed():
-    # two grids whose shared edge differs by 2 mm in the middle: a thin triangle
-    # between them that no grid covers; sealed, they share the edge exactly
-    from gridmap.assemble import _seal
-
-    a = shapely.box(0, 0, 10, 10)
-    b = shapely.Polygon([(10, 0), (20, 0), (20, 10), (10, 10), (10.002, 5)])
-    # as drawn they meet only at two corners
-    assert shapely.union_all([a, b]).geom_type == "MultiPolygon"
-    out = _seal(np.array([a, b], dtype=object))
-    union = shapely.union_all(out)
-    assert union.geom_type == "Polygon" and not union.interiors
-    assert union.area == pytest.approx(200.0)
-    assert float(shapely.area(out).sum()) == pytest.approx(union.area)
-    assert shapely.intersection(out[0], out[1]).length == pytest.approx(10.0, abs=1e-2)
-
-
-def test_a_crack_open_to_the_area_outline_is_sealed():
-    # a 2 mm gap along the whole shared edge, open at both ends: sealed against
-    # the area's outline, the two grids cover the area
-    from gridmap.assemble import _seal
-
-    out = _seal(np.array([shapely.box(0, 0, 9.998, 10), shapely.box(10, 0, 20, 10)],
-                         dtype=object), area=shapely.box(0, 0, 20, 10))
-    union = shapely.union_all(out)
-    assert union.geom_type == "Polygon" and union.area == pytest.approx(200.0)
-    assert float(shapely.area(out).sum()) == pytest.approx(200.0)
-
-
 def _trapped_pair():
     """Two buildings of 70 on a cul-de-sac block X at the area's south edge, with
     an empty block H (a square) wrapped round it; 30 households west of H and 30
@@ -238,26 +209,6 @@ def test_an_empty_block_the_grids_around_it_must_share_is_split_into_sectors():
     assert empty["split"].all() and empty["block"].nunique() == 1
     assert empty["grid_id"].nunique() == 2
     assert abs(empty.area.sum() - (100 * 100 - 40 * 60)) < 1e-3
-
-
-def test_reconnect_gives_a_grids_cut_off_piece_to_the_grid_it_touches():
-    from gridmap.balance import reconnect as _reconnect
-    from gridmap.partition import GridAssignment, UnitGraph
-
-    # a path 0-1-2-3-4: grid 0 holds 0, 1 and 3 (3 cut off by grid 1's unit 2)
-    g = UnitGraph.from_edges(5, np.array([5.0, 5, 5, 1, 5]), np.zeros((5, 2)),
-                             np.arange(4), np.arange(1, 5), np.ones(4))
-    a = GridAssignment(np.array([0, 0, 1, 0, 2]))
-    for _ in range(3):
-        a.new_grid(0)
-    out = _reconnect(g, a.labels, a)
-    # the lighter piece goes; of the two grids it touches (one edge each) the
-    # lower id takes it; the input is not changed
-    assert out.tolist() == [0, 0, 1, 1, 2]
-    assert a.labels.tolist() == [0, 0, 1, 0, 2]
-    # a piece touching only a road grid stays
-    a.kind[1] = a.kind[2] = "road"
-    assert _reconnect(g, a.labels, a).tolist() == [0, 0, 1, 0, 2]
 
 
 def _row_in_a_deep_block():
@@ -299,31 +250,6 @@ def test_a_grid_walled_in_by_cells_passes_along_the_open_land(monkeypatch):
     shut = gridmap.delineate(b, s, target=100, tolerance=0.05, seed=0)
     assert sorted(shut.grids["households"].tolist()) == [92, 108]
     assert not any("opened" in n for n in shut.metrics["notes"])
-
-
-def test_shed_moves_an_oversize_grids_light_units_to_the_grid_they_touch():
-    from gridmap.balance import oversize_holding_more as _laden
-    from gridmap.balance import release_from_oversize as _shed
-    from gridmap.partition import GridAssignment, UnitGraph
-
-    # a path 0-1-2-3: an oversize grid of 500 holds two light units (10 and 5)
-    # beside it; grid 1 (unit 3) touches only the end one
-    g = UnitGraph.from_edges(4, np.array([500.0, 10, 5, 100]), np.zeros((4, 2)),
-                             np.arange(3), np.arange(1, 4), np.ones(3))
-    a = GridAssignment(np.array([0, 0, 0, 1]))
-    a.new_grid(0, "oversize")
-    a.new_grid(0)
-    units = np.arange(4)  # a building in every unit
-    assert _laden(a, units) == [0]
-    # the end unit goes first (the other would cut it off), then the other
-    assert _shed(a, g, units) == 2
-    assert a.labels.tolist() == [0, 1, 1, 1]
-    assert _laden(a, units) == []
-    # a unit that touches no ordinary grid stays
-    a = GridAssignment(np.array([0, 0, 1, 1]))
-    a.new_grid(0, "oversize")
-    a.new_grid(0, "oversize")
-    assert _shed(a, g, units) == 0 and _laden(a, units) == [0, 1]
 
 
 def _plan_key(plan):

@@ -197,7 +197,7 @@ def _reason_of_first(neighbour_weight):
     """The reason given for a light grid of two units (45 + 40) next to one grid."""
     import pandas as pd
 
-    from gridmap.metrics import reasons as _reasons
+    from gridmap.metrics import reasons
 
     g = path([45, 40, neighbour_weight])
     grids = pd.DataFrame({
@@ -205,7 +205,7 @@ def _reason_of_first(neighbour_weight):
         "community_id": ["C", "C"], "community_mean": [100.0, 100.0],
         "deviation": [-0.15, neighbour_weight / 100 - 1],
         "within_tolerance": [False, abs(neighbour_weight / 100 - 1) <= 0.1]})
-    return _reasons(grids, np.array([0, 0, 1]), np.array([0, 1]), np.array([1, 2]), g,
+    return reasons(grids, np.array([0, 0, 1]), np.array([0, 1]), np.array([1, 2]), g,
                     "households", np.array([0.1, 0.1]))[0]
 
 
@@ -290,6 +290,8 @@ def _brute_force_feasible(g, m, lo, hi):
 @given(st.lists(st.integers(0, 6), min_size=8, max_size=8), st.integers(2, 3),
        st.floats(0.0, 0.3))
 def test_search_agrees_with_trying_every_plan(weights, m, tol):
+    """Pins the exact re-cut's own search (``_programme``, ``_search``): it must
+    find a plan exactly when one exists; a change here changes plans."""
     # a 2 × 4 lattice, every unit free: the search (with its pruning on weight
     # and on what can still be one piece) finds a plan exactly when one exists
     from gridmap.partition.exact import _programme, _search
@@ -334,6 +336,9 @@ def test_a_set_of_three_grids_the_growing_region_passed_over():
 
 
 def test_a_plan_as_good_as_the_solvers_where_the_search_stops_early():
+    """Pins the exact re-cut's internals (its programme, search, HiGHS and
+    objective): where the search stops early its plan is as good as HiGHS's; a
+    change here changes plans."""
     # a 5 × 8 lattice of ones, three grids of 12..14 from a diagonal start: the
     # search stops at its step limit; the plan kept is at least as good (the
     # programme's objective) as HiGHS's with a thousand nodes

@@ -15,8 +15,7 @@ import shapely
 from conftest import CRS, SHARED
 from shapely import LineString
 
-from gridmap import io as gio
-from gridmap._errors import CRSMismatchError, GridmapError, LayerValidationError
+from gridmap import CRSMismatchError, GridmapError, LayerValidationError
 from gridmap.io import metric_crs, read_layer, rename_columns
 
 MONACO = SHARED / "monaco-osm" / "monaco-latest.osm.pbf"
@@ -247,7 +246,7 @@ def _chinese(tmp_path: Path, encoding: str | None = "GBK", *, cpg: bool = False,
 def _read_quietly(path, **kw):
     import warnings
 
-    from gridmap._errors import GridmapWarning
+    from gridmap import GridmapWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", GridmapWarning)
@@ -255,7 +254,7 @@ def _read_quietly(path, **kw):
 
 
 def test_gbk_shapefile_without_cpg_is_read_as_gb18030_and_said(tmp_path):
-    from gridmap._errors import GridmapWarning
+    from gridmap import GridmapWarning
 
     path = _chinese(tmp_path)
     with pytest.warns(GridmapWarning) as rec:
@@ -294,6 +293,10 @@ def test_utf8_shapefile_without_cpg_and_ascii_ones_are_read_as_they_are(tmp_path
 
 
 def test_dbf_text_takes_names_and_character_fields_only(tmp_path):
+    """Pins the sniffing of a Shapefile's text encoding: only the .dbf's field
+    names and character fields are looked at, and UTF-8 cut at a field's width
+    is still UTF-8.  Which bytes it reads decides how a file is read; the
+    behaviour through read_layer is in the tests above."""
     from gridmap.io import _dbf_text, _is_utf8
 
     path = _chinese(tmp_path)
@@ -310,7 +313,7 @@ def test_dbf_text_takes_names_and_character_fields_only(tmp_path):
 
 
 def test_gbk_csv_is_read_as_gb18030_and_said(tmp_path):
-    from gridmap._errors import GridmapWarning
+    from gridmap import GridmapWarning
 
     path = tmp_path / "people.csv"
     path.write_bytes("名称,households,WKT\n外滩小区,10,POINT (1 2)\n".encode("gbk"))
@@ -339,7 +342,7 @@ def test_encoding_through_delineate_repartition_and_compare_bases(tmp_path):
     from conftest import grid_city
 
     import gridmap
-    from gridmap._errors import GridmapWarning
+    from gridmap import GridmapWarning
 
     b, s = grid_city(2, 2)
     b["名称"] = ["外滩小区", "豫园", "新天地", "老西门"]
@@ -466,19 +469,33 @@ def test_osm_streets(monaco_streets, monaco_raw):
     assert {"primary", "residential", "footway"} <= set(s["highway"])
 
 
-def test_parse_other_tags():
-    values = pd.Series(
-        ['"building:levels"=>"5","height"=>"17.5"', None, '"name:zh"=>"外滩"'],
-        index=[3, 7, 9],
-    )
-    got = gio._parse_other_tags(values, ("building:levels", "height", "name:zh"))
-    assert list(got.index) == [3, 7, 9]
-    assert list(got.columns) == ["building:levels", "height", "name:zh"]
-    assert got.loc[3, "building:levels"] == "5" and got.loc[3, "height"] == "17.5"
-    assert got.loc[9, "name:zh"] == "外滩"
-    assert got.isna().to_numpy().tolist() == [
+_TWO_BUILDINGS_OSM = """<?xml version='1.0' encoding='UTF-8'?>
+<osm version="0.6" generator="hand">
+  <node id="1" lat="31.0" lon="121.0" version="1"/>
+  <node id="2" lat="31.0" lon="121.001" version="1"/>
+  <node id="3" lat="31.001" lon="121.001" version="1"/>
+  <node id="4" lat="31.001" lon="121.0" version="1"/>
+  <node id="5" lat="31.0" lon="121.002" version="1"/>
+  <node id="6" lat="31.001" lon="121.002" version="1"/>
+  <way id="20" version="1"><nd ref="1"/><nd ref="2"/><nd ref="3"/><nd ref="4"/>
+    <nd ref="1"/><tag k="building" v="yes"/><tag k="building:levels" v="5"/>
+    <tag k="height" v="17.5"/></way>
+  <way id="21" version="1"><nd ref="2"/><nd ref="5"/><nd ref="6"/><nd ref="3"/>
+    <nd ref="2"/><tag k="building" v="yes"/><tag k="name:zh" v="外滩"/></way>
+</osm>
+"""
+
+
+def test_tags_in_other_tags_become_columns_empty_where_a_building_lacks_them(tmp_path):
+    path = tmp_path / "two.osm"
+    path.write_text(_TWO_BUILDINGS_OSM, encoding="utf-8")
+    b = read_layer(path, role="buildings").set_index("id")
+    assert sorted(b.index) == ["w20", "w21"]
+    assert b.loc["w20", "building:levels"] == "5" and b.loc["w20", "height"] == "17.5"
+    assert b.loc["w21", "name:zh"] == "外滩"
+    cols = ["building:levels", "height", "name:zh"]
+    assert b.loc[["w20", "w21"], cols].isna().to_numpy().tolist() == [
         [False, False, True],
-        [True, True, True],
         [True, True, False],
     ]
 

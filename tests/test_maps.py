@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import geopandas as gpd
@@ -13,7 +14,7 @@ from conftest import grid_city
 
 import gridmap
 from gridmap import GridmapError
-from gridmap.render import _display, wgs84_to_gcj02
+from gridmap.render import wgs84_to_gcj02
 from gridmap.static import cjk_font, classify
 from gridmap.workload import grid_workload
 
@@ -126,19 +127,29 @@ def test_gcj02_matches_the_published_vectors_and_leaves_other_countries_alone():
     assert (x[3], y[3]) == (7.42, 43.73)
 
 
-def test_amap_tiles_shift_the_overlay_and_osm_does_not():
-    box = gpd.GeoDataFrame({"code": ["1"]}, geometry=[shapely.box(121.49, 31.23, 121.50, 31.24)],
-                           crs=4326)
-    plain = _display(box, 0, gcj02=False).geometry.iloc[0].centroid
-    shifted = _display(box, 0, gcj02=True).geometry.iloc[0].centroid
-    d = gpd.GeoSeries([plain, shifted], crs=4326).to_crs(32651)
-    metres = d.iloc[0].distance(d.iloc[1])
-    assert 300 < metres < 700  # GCJ-02 moves Shanghai by about half a kilometre
-    from gridmap.render import _is_gcj02
+def _first_corner(plan, **kw):
+    """The first vertex of the first grid as the coverage map draws it (lon, lat)."""
+    html = plan.coverage_map(**kw).get_root().render()
+    x, y = re.search(r'"coordinates": \[\[\[(-?[\d.]+), (-?[\d.]+)\]', html).groups()
+    return float(x), float(y), "overlay shifted to GCJ-02" in html
 
-    assert _is_gcj02("amap", None) and _is_gcj02("tencent", None)
-    assert not _is_gcj02("osm", None) and not _is_gcj02(None, None)
-    assert _is_gcj02("https://intranet/{z}/{x}/{y}.png", True)
+
+def test_amap_tiles_shift_the_overlay_and_osm_does_not():
+    b, s = grid_city(2, 2)
+    b, s = (x.set_geometry(x.translate(350_000, 3_457_000)) for x in (b, s))  # Shanghai
+    plan = gridmap.delineate(b, s, target=200, tolerance=0.1)
+    plain = _first_corner(plan)
+    assert _first_corner(plan, tiles="osm") == plain and not plain[2]
+    shifted = _first_corner(plan, tiles="amap")
+    assert shifted[2]
+    d = gpd.GeoSeries([shapely.Point(plain[:2]), shapely.Point(shifted[:2])],
+                      crs=4326).to_crs(32651)
+    assert 300 < d.iloc[0].distance(d.iloc[1]) < 700  # GCJ-02 moves Shanghai ~half a km
+    assert _first_corner(plan, tiles="tencent") == shifted
+    # said outright: a GCJ-02 server of one's own, or amap's tiles left unshifted
+    assert _first_corner(plan, tiles="https://intranet/{z}/{x}/{y}.png",
+                         gcj02=True) == shifted
+    assert _first_corner(plan, tiles="amap", gcj02=False)[:2] == plain[:2]
 
 
 def test_plan_keeps_its_streets_for_the_maps(plan, tmp_path):

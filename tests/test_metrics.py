@@ -15,7 +15,7 @@ import shapely
 from shapely import LineString, MultiPolygon, Point, box
 from shapely.affinity import rotate
 
-from gridmap._errors import CRSMismatchError, LayerValidationError
+from gridmap import CRSMismatchError, LayerValidationError
 from gridmap.metrics import evaluate
 
 CRS = "EPSG:4547"  # CGCS2000 / 3-degree Gauss-Kruger CM 114E, metres
@@ -464,3 +464,53 @@ def test_exempt_edge_shared_by_two_exempt_polygons_counts_once():
     _, overall = evaluate(grids, area=box(0, 0, 1000, 500), streets=streets, exempt=exempt)
     assert overall["internal_boundary_m"] == pytest.approx(500)
     assert overall["exempt_m"] == pytest.approx(500)
+
+
+# --- evaluate_plan (stage 8)
+def test_evaluate_plan_judges_every_grid_against_its_communitys_mean():
+    from conftest import grid_city, run_stages
+
+    from gridmap.assemble import assemble
+    from gridmap.balance import Balanced
+    from gridmap.metrics import evaluate_plan
+    from gridmap.options import Workload
+    from gridmap.partition import GridAssignment
+
+    b, s = grid_city(4, 4)  # 16 blocks of 100 households
+    st = run_stages(b, s, target=400, tolerance=0.1)
+    xy = shapely.get_coordinates(shapely.centroid(st.units.table.geometry.values))
+    where = {(int(x // 100), int(y // 100)): u for u, (x, y) in enumerate(xy)}
+    # grids of 3, 4, 4 and 5 blocks (mean 400: -25 %, 0, 0, +25 %)
+    parts = [[(0, 3), (1, 3), (2, 3)], [(3, 3), (3, 2), (2, 2), (1, 2)],
+             [(0, 2), (0, 1), (1, 1), (2, 1)], [(3, 1), (0, 0), (1, 0), (2, 0), (3, 0)]]
+    labels = np.empty(16, dtype=np.int64)
+    for k, blocks in enumerate(parts):
+        labels[[where[c] for c in blocks]] = k
+    a = GridAssignment(labels)
+    for _ in parts:
+        a.new_grid(0)
+    a.mean[0] = 400.0
+    balanced = Balanced(a, st.units, [], 0)
+    assembled = assemble(balanced, st.communities, st.counts, area=st.area, carve=st.carve,
+                         division_code="310101", has_buildings=True,
+                         work_crs=st.layers.work_crs)
+    split = np.zeros(len(st.communities.blocks.geometry), dtype=bool)
+    grids, overall = evaluate_plan(
+        assembled, balanced, st.counts, st.communities, area=st.area,
+        streets=st.layers.street_lines.geometry, carve=st.carve,
+        buildings=st.layers.buildings, exempt_blocks=split,
+        block_geoms=np.asarray(st.communities.blocks.geometry),
+        workload=Workload({"households": 1}, capacity=350), work_crs=st.layers.work_crs)
+    by_hh = grids.set_index("households")
+    assert sorted(grids["households"]) == [300.0, 400.0, 400.0, 500.0]
+    assert by_hh.loc[300.0, "deviation"] == pytest.approx(-0.25)
+    assert by_hh.loc[500.0, "deviation"] == pytest.approx(0.25)
+    assert grids["within_tolerance"].tolist() == (grids["deviation"].abs() <= 0.1).tolist()
+    assert grids["within_tolerance"].sum() == 2
+    out = grids[~grids["within_tolerance"]]
+    assert (out["reason"] != "").all() and (grids.loc[grids["within_tolerance"],
+                                                      "reason"] == "").all()
+    assert sorted(v["grid_id"] for v in overall["violations"]) == sorted(out["grid_id"])
+    assert grids["workload"].tolist() == grids["households"].tolist()
+    assert grids["workers"].tolist() == [int(np.ceil(h / 350)) for h in grids["households"]]
+    assert overall["workload"]["total_workers"] == int(grids["workers"].sum())

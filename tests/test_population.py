@@ -16,7 +16,8 @@ import pytest
 from geopandas.testing import assert_geodataframe_equal
 from shapely import LineString, Point, box
 
-from gridmap._errors import CRSMismatchError, LayerValidationError
+import gridmap
+from gridmap import CRSMismatchError, LayerValidationError
 from gridmap.population import (
     DEFAULT_NON_RESIDENTIAL,
     PopulationResult,
@@ -684,3 +685,58 @@ def test_bund_estimate_and_areas(bund):
     for field in ("households", "pop_actual"):
         assert spread.counts[field].sum() == grid.loc[placed, field].sum()
         assert spread.report["totals_in"][field] == grid[field].sum()
+
+
+# --- place_population (stage 2)
+def _place(buildings=None, population=None, units=None, workload=None, **keywords):
+    from gridmap.layers import COUNT_FIELDS, EXTRA_FIELDS
+    from gridmap.options import options_from_keywords
+    from gridmap.population import place_population
+
+    options, problems = options_from_keywords({"workload": workload},
+                                              {"target": 50, **keywords})
+    assert problems == []
+    notes: list[str] = []
+    counts = place_population(buildings, population, units, options,
+                              count_fields=COUNT_FIELDS, extra_fields=EXTRA_FIELDS,
+                              notes=notes)
+    return counts, notes
+
+
+def test_place_population_takes_the_counts_on_the_buildings():
+    b = make_buildings([box(0, 0, 10, 10), box(20, 0, 30, 10), box(40, 0, 50, 10)],
+                       households=[40, 30, 20], pop_actual=[100, 80, 50], elderly=[5, 0, 1])
+    counts, notes = _place(b)
+    assert counts.by == "households" and counts.weight.tolist() == [40.0, 30.0, 20.0]
+    assert counts.fields[:2] == ("households", "pop_actual") and "elderly" in counts.fields
+    assert counts.table["elderly"].tolist() == [5.0, 0.0, 1.0]
+    assert counts.report["method"] == "buildings" and not counts.estimated
+    assert notes == []
+    # on another field; on the workload (its formula over the counts, no area term)
+    assert _place(b, by="pop_actual")[0].weight.tolist() == [100.0, 80.0, 50.0]
+    counts, _ = _place(b, by="workload", workload={"households": 1, "elderly": 2,
+                                                   "area_km2": 50})
+    assert counts.weight.tolist() == [50.0, 30.0, 22.0] and "workload" in counts.fields
+
+
+def test_place_population_refuses_what_makes_no_grid():
+    b = make_buildings([box(0, 0, 10, 10), box(20, 0, 30, 10)], households=[20, 10])
+    with pytest.raises(gridmap.InfeasiblePartitionError,
+                       match="target 50 is above the total of 'households' \\(30\\)"):
+        _place(b)
+    with pytest.raises(gridmap.InfeasiblePartitionError, match="the total of 'households' "
+                       "is 0: there is nothing to balance"):
+        _place(b.assign(households=[0, 0]))
+    with pytest.raises(LayerValidationError, match=r"group column\(s\) \['key_persons'\]"):
+        _place(b, target=10, groups=("key_persons",))
+
+
+def test_place_population_of_units_given_directly():
+    units = make_buildings([box(0, 0, 10, 10), box(10, 0, 20, 10)],
+                           households=[30, None], pop_actual=[60, 40])
+    counts, _ = _place(units=units.assign(households=[30, 25]))
+    assert counts.weight.tolist() == [30.0, 25.0] and counts.report == {"method": "units"}
+    assert counts.table["pop_actual"].tolist() == [60.0, 40.0]
+    with pytest.raises(LayerValidationError, match=r"`units` column 'households' is empty "
+                       r"or negative in rows \[1\]"):
+        _place(units=units)

@@ -7,7 +7,6 @@ import json
 from conftest import grid_city
 
 import gridmap
-from gridmap._progress import StageTimer, want_progress
 from gridmap.cli import main
 
 LIBRARY_STAGES = {"read", "population", "units", "adjacency", "partition", "plan", "metrics"}
@@ -76,13 +75,24 @@ def test_library_bar_only_when_asked(capsys):
     assert "stages" not in capsys.readouterr().err
 
 
-def test_stage_timer_adds_up_a_stage_opened_twice():
-    t = StageTimer(progress=False)
-    t.stage("plan")
-    t.stage("metrics")
-    t.stage("plan")
-    first = dict(t.timings["plan"])
-    timings = t.done()
-    assert list(timings) == ["plan", "metrics"]
-    assert timings["plan"]["seconds"] >= first["seconds"]
-    assert want_progress(False) is False and want_progress(True) is True
+def test_a_stage_opened_twice_adds_up_in_the_plans_timings(monkeypatch):
+    """The plan stage is opened for the assembly and again, after the metrics,
+    for the outputs: one entry, holding the time of both."""
+    import time
+
+    import gridmap.delineation as d
+
+    def slow(function):
+        def wrapped(*args, **kwargs):
+            time.sleep(0.15)
+            return function(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(d, "assemble", slow(d.assemble))  # before the metrics
+    monkeypatch.setattr(d, "to_output", slow(d.to_output))  # after them (twice)
+    b, s = grid_city(2, 2)
+    plan = gridmap.delineate(b, s, target=200, progress=False)
+    assert list(plan.timings) == ["read", "population", "units", "adjacency", "partition",
+                                  "plan", "metrics"]
+    assert plan.timings["plan"]["seconds"] >= 0.45
+    assert plan.timings["metrics"]["seconds"] < 0.15

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -40,10 +41,21 @@ def test_map_fetches_nothing(plan):
         assert code in html
 
 
-def test_small_counts_are_hidden():
-    from gridmap.render import _fmt
+def _popup_households(plan, threshold):
+    """The households of every grid as its popup on the coverage map shows them."""
+    html = plan.coverage_map(privacy_threshold=threshold).get_root().render()
+    return [json.loads(f'"{v}"') for v in re.findall(r'"p_households": "([^"]*)"', html)]
 
-    assert _fmt(3, 5) == "&lt;5" and _fmt(0, 5) == "0" and _fmt(1234, 5) == "1,234"
+
+def test_small_counts_are_hidden(plan):
+    n = len(plan.grids)
+    assert set(plan.grids["households"]) == {200.0}
+    assert _popup_households(plan, 5) == ["200"] * n
+    assert _popup_households(plan, 200) == ["200"] * n
+    assert _popup_households(plan, 201) == ["&lt;201"] * n  # shown as <201
+    b, s = grid_city(2, 2, households=617)
+    big = gridmap.delineate(b, s, target=1234, tolerance=0.1)
+    assert _popup_households(big, 5) == ["1,234", "1,234"]
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -6,7 +6,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
-from conftest import SHARED, grid_city
+from conftest import SHARED, grid_city, run_stages
 
 import gridmap
 from gridmap.cli import main
@@ -175,3 +175,68 @@ def test_a_site_with_many_people_is_a_unit_grid_whatever_its_size():
     big = gridmap.delineate(b, s, target=300, sites=school,
                             headcount_column="staff_and_pupils", unit_min_headcount=1000)
     assert (big.grids["kind"] == "unit").sum() == 1
+
+
+# --- carve_special_grids (stage 3)
+def _carve(st, special, *, sites=None, given_units=False):
+    from gridmap.special import carve_special_grids
+
+    notes: list[str] = []
+    points = shapely.point_on_surface(np.asarray(st.layers.buildings.geometry.values))
+    carve = carve_special_grids(sites, st.layers.street_lines, st.area, special,
+                                given_units=given_units, load_points=points,
+                                load=st.counts.weight, notes=notes)
+    return carve, notes
+
+
+def test_carve_cuts_unit_sites_and_road_stretches_out_of_the_area():
+    from gridmap.options import SpecialGrids
+
+    b, s, school = city_with_main_road()
+    st = run_stages(b, s, sites=school, target=300, road_grids=True, road_depth=10,
+                    road_max_length=250)
+    carve = st.carve
+    assert carve.kind.tolist() == ["unit", "road", "road"]
+    assert carve.label.tolist() == ["school No. 1 School", "Main Road", "Main Road"]
+    assert shapely.area(carve.geometry).round(3).tolist() == [10000.0, 4000.0, 3000.0]
+    # disjoint: the corridor gives way to the school
+    assert shapely.area(shapely.union_all(carve.geometry)) == pytest.approx(17000.0)
+    # a site too small is no unit grid, and that is said
+    sites = st.layers.sites
+    carve, notes = _carve(st, SpecialGrids(unit_min_area=20000), sites=sites)
+    assert len(carve) == 0
+    assert notes == ["no site of the kinds asked for is at least 20000 m²: no unit grids."]
+    # unless it holds many people
+    many = sites.assign(staff=[800])
+    carve, _ = _carve(st, SpecialGrids(unit_min_area=20000, headcount_column="staff"),
+                      sites=many)
+    assert carve.kind.tolist() == ["unit"]
+
+
+def test_a_road_in_a_tunnel_has_no_road_grid():
+    from gridmap.options import SpecialGrids
+
+    b, s, _ = city_with_main_road()
+    s["tunnel"] = np.where(s["highway"] == "primary", "yes", None)
+    st = run_stages(b, s, target=300)
+    carve, notes = _carve(st, SpecialGrids(road_grids=True))
+    assert len(carve) == 0
+    assert notes == ["no street of the classes ['primary', 'secondary'] or names []: no "
+                     "road grids."]
+    # over ground, the same road has one (800 m at most a stretch)
+    st = run_stages(b, s.drop(columns="tunnel"), target=300)
+    carve, notes = _carve(st, SpecialGrids(road_grids=True))
+    assert carve.kind.tolist() == ["road"] and notes == []
+
+
+def test_no_special_grids_of_units_given_directly_and_none_of_roads_without_streets():
+    from gridmap.options import SpecialGrids
+
+    b, s, school = city_with_main_road()
+    st = run_stages(b, s, target=300)
+    carve, notes = _carve(st, SpecialGrids(road_grids=True), sites=school, given_units=True)
+    assert len(carve) == 0 and notes == [
+        "road and unit grids need buildings and streets; with units given directly none "
+        "were made."]
+    carve, notes = _carve(st, SpecialGrids())
+    assert len(carve) == 0 and notes == []

@@ -1,4 +1,9 @@
-"""Tests of gridmap.units: street blocks, the study area, building cells, units."""
+"""Tests of gridmap.units: street blocks, the study area, building cells, units.
+
+Stage 4 (make_blocks, UnitMaker / build_units) is tested through its functions;
+the tests of tessellate, sectors, open_land and keep_buildings_whole pin the
+algorithms that cut the blocks into cells, sectors and open land: a change in
+them changes the units, so the plans (the golden test sees it too)."""
 
 from __future__ import annotations
 
@@ -352,6 +357,9 @@ def test_make_blocks_keep_a_building_across_a_street_whole():
 
 
 def test_keep_buildings_whole_across_a_path_and_what_it_leaves():
+    """Pins keep_buildings_whole, which make_blocks runs (the part of a block a
+    building crosses into goes with it): a change here changes the blocks, so
+    the plans.  Through make_blocks: test_make_blocks_keep_a_building_across_a_street_whole."""
     from gridmap.units import keep_buildings_whole
 
     # a thin block (a path) between two wide ones and a building across all
@@ -392,6 +400,9 @@ def test_make_blocks_keep_a_community_boundary_as_drawn():
 
 
 def test_keep_buildings_whole_whatever_the_order_of_the_buildings():
+    """Pins keep_buildings_whole, which make_blocks runs (the part of a block a
+    building crosses into goes with it): a change here changes the blocks, so
+    the plans.  Through make_blocks: test_make_blocks_keep_a_building_across_a_street_whole."""
     from gridmap.units import keep_buildings_whole
 
     # b1 crosses a path from the west block; b2, of the east block, pokes into the
@@ -406,6 +417,9 @@ def test_keep_buildings_whole_whatever_the_order_of_the_buildings():
 
 
 def test_keep_buildings_whole_tiles_exactly_when_rotated_far_from_the_origin():
+    """Pins keep_buildings_whole, which make_blocks runs (the part of a block a
+    building crosses into goes with it): a change here changes the blocks, so
+    the plans.  Through make_blocks: test_make_blocks_keep_a_building_across_a_street_whole."""
     import shapely.affinity as aff
 
     from gridmap.units import keep_buildings_whole
@@ -428,6 +442,9 @@ def test_keep_buildings_whole_tiles_exactly_when_rotated_far_from_the_origin():
 
 
 def test_keep_buildings_whole_takes_a_part_beyond_the_next_block_too():
+    """Pins keep_buildings_whole, which make_blocks runs (the part of a block a
+    building crosses into goes with it): a change here changes the blocks, so
+    the plans.  Through make_blocks: test_make_blocks_keep_a_building_across_a_street_whole."""
     from gridmap.units import keep_buildings_whole
 
     # an L-shaped building from block 0 through block 2 into block 1: the part in

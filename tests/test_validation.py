@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import geopandas as gpd
 import numpy as np
@@ -24,6 +25,8 @@ from gridmap import (
     LayerValidationError,
 )
 from gridmap.cli import main
+from gridmap.layers import LayerSources, read_layers
+from gridmap.options import Balance, Inputs, Options
 
 
 def _city():
@@ -351,15 +354,18 @@ def test_cli_strict_refuses_what_it_would_repair(tmp_path, capsys):
 # rows with no geometry, coordinates, extent, community boundaries
 # ---------------------------------------------------------------------------
 
-def _validate(layers, **kw):
-    """validate_inputs() on the layers, with the warnings it gives."""
-    from gridmap._validate import validate_inputs
-
+def _validate(layers, *, strict=False):
+    """Stage 1, read_layers(), on the layers (target 200 ±10 %), with the
+    warnings it gives: the layers read by role, its notes and what it dropped."""
+    options = Options(balance=Balance(target=200, tolerance=0.1),
+                      inputs=Inputs(strict=strict))
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        got = validate_inputs(layers, columns=None, id_column=None, by="households",
-                              target=200, tolerance=0.1, **kw)
-    return got, [str(r.message) for r in rec if issubclass(r.category, GridmapWarning)]
+        got = read_layers(LayerSources(**layers), options)
+    read = {role: getattr(got, "buildings_in" if role == "buildings" else role)
+            for role in layers}
+    return (SimpleNamespace(layers=read, notes=got.notes, dropped=got.dropped),
+            [str(r.message) for r in rec if issubclass(r.category, GridmapWarning)])
 
 
 @pytest.mark.parametrize("role", ["buildings", "streets", "boundaries", "population"])
@@ -450,13 +456,15 @@ def test_extent_is_measured_in_metres_in_a_geographic_crs_too():
     _validate({"units": units})
 
 
-def test_the_extent_limit_is_a_named_constant(monkeypatch):
-    from gridmap import _validate as v
-
+def test_the_extent_limit_is_200_km():
     b, _ = _city()
-    monkeypatch.setattr(v, "MAX_EXTENT", 100.0)
-    with pytest.raises(LayerValidationError, match=r"more than the 0.1 km"):
-        _validate({"buildings": b})
+    far = b.copy()
+    far.loc[3, "geometry"] = shapely.affinity.translate(b.geometry[3], 199_000)
+    _validate({"buildings": far})  # 199.2 km across: taken
+    far.loc[3, "geometry"] = shapely.affinity.translate(b.geometry[3], 200_500)
+    with pytest.raises(LayerValidationError,
+                       match=r"`buildings` spans 200.7 km × 0.2 km, more than the 200 km"):
+        _validate({"buildings": far})
 
 
 def test_overlaps_go_to_the_community_listed_first_when_allowed():

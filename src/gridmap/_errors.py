@@ -63,8 +63,11 @@ class OptionError(_ProblemsError):
 
 
 class OutputFolderError(GridmapError, OSError):
-    """The output folder cannot take this run's files: not writable, another run
-    writing to it, or files of an earlier plan that this run would leave behind."""
+    """The output folder cannot take this run's files.
+
+    It is not writable, another run is writing to it, or it holds files of an earlier
+    plan that this run would leave behind.
+    """
 
 
 class CRSMismatchError(LayerValidationError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from typing import Any, TypeVar
 
 __all__ = ["STAGES", "StageTimer", "bar", "peak_rss_mb", "want_progress"]
@@ -59,7 +59,7 @@ def _in_notebook() -> bool:
     if shell is None:
         return False
     try:
-        ip = shell.get_ipython()  # type: ignore[attr-defined]
+        ip = shell.get_ipython()
     except AttributeError:
         return False
     return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
@@ -84,7 +84,7 @@ def bar(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
     """
     if not enabled:
         return iterable
-    n = total if total is not None else (len(iterable) if hasattr(iterable, "__len__")
+    n = total if total is not None else (len(iterable) if isinstance(iterable, Sized)
                                          else None)
     if n is not None and n < min_items:
         return iterable
@@ -95,8 +95,9 @@ def bar(iterable: Iterable[T], *, total: int | None = None, desc: str = "",
 
 
 class StageTimer:
-    """Seconds (wall clock and CPU) and peak memory of each stage, for
-    ``metrics["timings"]``, and the stage bar.
+    """Seconds (wall clock and CPU) and peak memory of each stage, and the stage bar.
+
+    The timings are for ``metrics["timings"]``.
 
     ``stage(name)`` closes the stage running and opens ``name``; a stage opened
     again adds to its seconds and keeps the larger peak.  ``done()`` closes the

@@ -161,10 +161,9 @@ def repair_polygons(gdf: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, list[int]]
     # make_valid may return a collection with stray lines: keep the polygons
     parts = []
     for g in fixed:
-        if g.geom_type == "GeometryCollection":
-            polys = [p for p in g.geoms if p.geom_type in ("Polygon", "MultiPolygon")]
-            g = shapely.union_all(polys) if polys else g
-        parts.append(g)
+        polys = ([p for p in g.geoms if p.geom_type in ("Polygon", "MultiPolygon")]
+                 if g.geom_type == "GeometryCollection" else [])
+        parts.append(shapely.union_all(polys) if polys else g)
     out = gdf.copy()
     col = out.geometry.name
     out.loc[bad, col] = parts
@@ -183,7 +182,7 @@ COUNT_FIELDS = frozenset({
 #: fields gridmap can estimate from floor area when no layer has them
 _ESTIMABLE = ("households", "pop_actual")
 _ROLES = ("buildings", "streets", "population", "boundaries", "compounds", "sites", "units")
-_GEOMETRY = {
+_GEOMETRY: dict[str, str | tuple[str, ...]] = {
     "buildings": "polygon", "streets": "line", "population": ("point", "polygon"),
     "boundaries": "polygon", "compounds": "polygon", "sites": "polygon", "units": "polygon",
 }
@@ -454,8 +453,9 @@ def _check_extent(gdf: gpd.GeoDataFrame, role: str, problems: Problems,
 def _check_boundaries(bnd: gpd.GeoDataFrame, main: gpd.GeoDataFrame, main_role: str,
                       problems: Problems, notes: list[str], *, allow_overlaps: bool,
                       bnd_ids: pd.Series | None, main_ids: Iterable | None) -> None:
-    """Community boundaries that overlap (refused unless allowed), and gaps between
-    them inside the area (said).
+    """Community boundaries that overlap (refused unless allowed), and gaps between them.
+
+    Gaps are looked for inside the area, and said.
 
     Overlaps under :data:`OVERLAP_MIN_AREA` m² or :data:`OVERLAP_MIN_SHARE` of the
     smaller community are slivers and ignored; a gap (a hole in the union of the
@@ -728,9 +728,11 @@ def _repair_invalid_polygons(layers: dict[str, gpd.GeoDataFrame | None],
                              usable: dict[str, gpd.GeoDataFrame], problems: Problems,
                              notes: list[str], *, strict: bool, id_column: str | None,
                              columns: Mapping[str, str] | None) -> None:
-    """Invalid polygons of buildings, boundaries, compounds, sites and units:
-    repaired and said (updated in place in ``layers`` and ``usable``), or
-    refused in strict mode."""
+    """Invalid polygons of buildings, boundaries, compounds, sites and units.
+
+    They are repaired and said (updated in place in ``layers`` and ``usable``), or
+    refused in strict mode.
+    """
     for role in ("buildings", "boundaries", "compounds", "sites", "units"):
         gdf = usable.get(role)
         if gdf is not None:
@@ -742,8 +744,9 @@ def _repair_invalid_polygons(layers: dict[str, gpd.GeoDataFrame | None],
 def _misplaced_layers(usable: Mapping[str, gpd.GeoDataFrame], problems: Problems, *,
                       id_column: str | None,
                       columns: Mapping[str, str] | None) -> set[str]:
-    """The layers with coordinates that are no place on Earth in their CRS, and
-    the buildings or units wider than a city's extent (:data:`MAX_EXTENT`).
+    """The layers with coordinates that are no place on Earth in their CRS.
+
+    And the buildings or units wider than a city's extent (:data:`MAX_EXTENT`).
 
     In: the usable layers.  Out: the roles refused (their problems are added);
     later checks of where the layers lie leave them out.
@@ -761,8 +764,10 @@ def _misplaced_layers(usable: Mapping[str, gpd.GeoDataFrame], problems: Problems
 
 def _closed_streets_as_lines(layers: dict[str, gpd.GeoDataFrame | None],
                              usable: dict[str, gpd.GeoDataFrame]) -> None:
-    """Streets drawn as closed rings become LineStrings (a closed line is a
-    street too); updated in place in ``layers`` and ``usable``."""
+    """Streets drawn as closed rings become LineStrings (a closed line is a street too).
+
+    Updated in place in ``layers`` and ``usable``.
+    """
     streets = usable.get("streets")
     if streets is None:
         return
@@ -913,8 +918,10 @@ def _check_counts(renamed: Mapping[str, gpd.GeoDataFrame], main_role: str,
 
 def _check_crs(usable: Mapping[str, gpd.GeoDataFrame], main_role: str,
                problems: Problems, notes: list[str], *, strict: bool) -> None:
-    """CRSs: one for all, or reprojected to that of the buildings (or units) and
-    said (refused in strict mode)."""
+    """CRSs: one for all, or reprojected to that of the buildings (or units).
+
+    A reprojection is said (refused in strict mode).
+    """
     main_gdf = usable.get(main_role)
     if main_gdf is None or main_gdf.crs is None:
         return
@@ -937,8 +944,9 @@ def _check_where_layers_lie(usable: Mapping[str, gpd.GeoDataFrame], main_role: s
                             problems: Problems, notes: list[str], *, strict: bool,
                             allow_overlaps: bool, id_column: str | None,
                             columns: Mapping[str, str] | None) -> list[int]:
-    """Where the layers lie against each other (only when their CRSs are known
-    and their coordinates are places).
+    """Where the layers lie against each other.
+
+    Only when their CRSs are known and their coordinates are places.
 
     The community boundaries: overlaps and gaps, and the buildings (or units)
     outside every community; the streets: far from the buildings or enclosing
@@ -971,8 +979,9 @@ def _outside_every_community(main: gpd.GeoDataFrame, main_role: str,
                              boundaries: gpd.GeoDataFrame, pts: np.ndarray,
                              ids: list[Any] | None, problems: Problems,
                              notes: list[str], *, strict: bool) -> list[int]:
-    """The buildings (or units) whose point on surface ``pts`` lies in no community
-    boundary: said (each goes to the nearest block), or refused in strict mode.
+    """The buildings (or units) whose point on surface ``pts`` lies in no community.
+
+    They are said (each goes to the nearest block), or refused in strict mode.
 
     Out: their positions.
     """

@@ -10,6 +10,7 @@ apart unless nothing else connects the units.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -99,7 +100,7 @@ class Adjacency:
 
     def to_networkx(self) -> nx.Graph:
         """The adjacency as a networkx graph (edge attributes length, kind, cost)."""
-        g = nx.Graph()
+        g: nx.Graph[int] = nx.Graph()
         g.add_nodes_from(range(self.n))
         g.add_edges_from(
             (
@@ -115,8 +116,11 @@ class Adjacency:
 
 
 def _segments(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The straight segments of every polygon's rings: ``(x1, y1, x2, y2)``, owner,
-    length; each segment's end points in a fixed (lexicographic) order."""
+    """The straight segments of every polygon's rings.
+
+    ``(x1, y1, x2, y2)``, owner, length; each segment's end points in a fixed
+    (lexicographic) order.
+    """
     parts, part_of = shapely.get_parts(geoms, return_index=True)
     rings, ring_of = shapely.get_rings(parts, return_index=True)
     owner = part_of[ring_of]
@@ -171,8 +175,9 @@ def _within(s1: np.ndarray, s2: np.ndarray, hair: float):
 
 
 def _shared_edges(geoms: np.ndarray, min_shared: float, hair: float = 1e-3):
-    """Pairs of polygons sharing an edge longer than ``min_shared``, the length and
-    the shared pieces.
+    """Pairs of polygons sharing an edge longer than ``min_shared``.
+
+    With the length of the shared edge and the shared pieces.
 
     Segments that two polygons have in common (same end points) are found by
     sorting, with no geometric overlay: units that tile an area share most of
@@ -263,7 +268,7 @@ def build_adjacency(
     block: np.ndarray | None = None,
     streets: np.ndarray | None = None,
     street_classes: np.ndarray | None = None,
-    cut_cost: dict[str, float] | None = None,
+    cut_cost: Mapping[str, float] | None = None,
     barriers: frozenset[str] | set[str] = DEFAULT_BARRIERS,
     snap: float = 1.0,
     min_shared: float = 0.01,
@@ -367,7 +372,7 @@ def build_adjacency(
 
 def unit_graph(units: gpd.GeoDataFrame, building_unit: np.ndarray, weight: np.ndarray, *,
                streets: np.ndarray, street_classes: np.ndarray,
-               cut_cost: dict[str, float] | None,
+               cut_cost: Mapping[str, float] | None,
                barriers: frozenset[str]) -> tuple[Adjacency, UnitGraph]:
     """Stage 5: the units' adjacency and the graph the partition works on.
 

@@ -103,10 +103,12 @@ def _one_piece(
     moved = 0
     for _ in range(3):
         multi = np.flatnonzero(shapely.get_num_geometries(geoms) > 1).tolist()
+        if not multi:
+            break
         changed: set[int] = set()
         # the grids near a part: measuring the edge it shares with every grid
         # would be quadratic in the number of grids
-        tree = shapely.STRtree(geoms) if multi else None
+        tree = shapely.STRtree(geoms)
         for gid in multi:
             parts = shapely.get_parts(geoms[gid])
             parts = parts[shapely.area(parts) > dust]
@@ -145,9 +147,11 @@ def _one_piece(
 
 def _seal(geoms: np.ndarray, *, area: shapely.Geometry | None = None,
           crack: float = 1.0) -> np.ndarray:
-    """The grids remade from one noded arrangement of all their edges (and the
-    outline of ``area``), so that neighbours share their edges vertex for vertex:
-    no hairline crack between grids or between a grid and the area's outline.
+    """The grids remade from one noded arrangement of all their edges.
+
+    The outline of ``area`` is part of the arrangement, so that neighbours share their
+    edges vertex for vertex: no hairline crack between grids or between a grid and the
+    area's outline.
 
     Every face of the arrangement goes to the grid its inner point lies in (the one
     holding most of it where two overlap by a hair); a face in no grid and under
@@ -210,8 +214,9 @@ def to_output(gdf: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
 
 @dataclass(frozen=True)
 class Assembled:
-    """Stage 7's output: the grids as polygons with their codes and ids, in the
-    working CRS, and every building's and unit's grid.
+    """Stage 7's output: the grids as polygons with their codes and ids.
+
+    The grids are in the working CRS, with every building's and unit's grid.
 
     ``grids`` is sorted by code (row = position); ``labels`` is the grid number
     (in the assignment) of every unit after the corner repair; ``new_id`` the
@@ -311,8 +316,11 @@ def assemble(balanced: Balanced, communities: Communities, counts: Counts, *,
 def _codes(grids: gpd.GeoDataFrame, comm_idx: np.ndarray, sub_no: list[int],
            community_ids: list[Any], subdistrict_ids: list[Any], subs: list[Any],
            division_code: str) -> tuple[list[str], dict[int, int]]:
-    """The 15-digit code of every grid (division, sub-district, community, grid
-    sequence west→east, north→south) and the number of every community."""
+    """The 15-digit code of every grid and the number of every community.
+
+    A code is division, sub-district, community, grid sequence (west→east,
+    north→south).
+    """
     rp = shapely.get_coordinates(shapely.centroid(grids.geometry.values))
     comm = pd.Series(comm_idx, index=grids.index)
     area_c = grids.geometry.area.groupby(comm).sum()

@@ -34,7 +34,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import band
-from .partition import GridAssignment, UnitGraph, find_islands, partition_graph, refine, repair
+from .partition import (
+    GridAssignment,
+    UnitGraph,
+    find_islands,
+    partition_graph,
+    refine,
+    repair,
+)
 from .partition.exact import exact_repair
 from .partition.recombine import wander
 from .partition.refine import connected_without
@@ -127,8 +134,11 @@ def _one_plan(units: Units, maker: UnitMaker, communities: Communities, search: 
 
 def _split_rounds(plan: _Plan, maker: UnitMaker, tolerance: np.ndarray,
                   seed: int | None, cache: dict[Any, Any], rounds: int = 3) -> None:
-    """Where balance is out of reach with whole blocks, split the blocks of the
-    offending grids and their neighbours between buildings and move again."""
+    """Split blocks where balance is out of reach with whole blocks, and move again.
+
+    The blocks split (between buildings) are those of the offending grids and their
+    neighbours.
+    """
     n_buildings, special = maker.n_buildings, maker.special
     for _ in range(rounds):
         bad = grids_out_of_band(plan.assignment, plan.units.graph, tolerance)
@@ -149,13 +159,16 @@ def _split_rounds(plan: _Plan, maker: UnitMaker, tolerance: np.ndarray,
 
 def _open_land_round(plan: _Plan, maker: UnitMaker, tolerance: np.ndarray,
                      seed: int | None, cache: dict[Any, Any], *, exact: bool) -> None:
-    """A grid still out may be walled in: its buildings' cells reach to the
-    middle of the land round them, and a heavy building's cell bars the way to
-    the light ones behind it.  The split blocks round it are opened (each cell
-    cut to its buildings' plot, the land between cut into sectors) so that a
-    grid can pass a building along the land beside it.  An oversize grid that
-    also holds a light building (one cut off between heavy ones) is out too: the
-    exception is for one unit alone.  Kept only if the plan is better."""
+    """Open the split blocks round a grid still out, if that makes the plan better.
+
+    A grid still out may be walled in: its buildings' cells reach to the middle of
+    the land round them, and a heavy building's cell bars the way to the light ones
+    behind it.  The split blocks round it are opened (each cell cut to its
+    buildings' plot, the land between cut into sectors) so that a grid can pass a
+    building along the land beside it.  An oversize grid that also holds a light
+    building (one cut off between heavy ones) is out too: the exception is for one
+    unit alone.  Kept only if the plan is better.
+    """
     def key_now() -> tuple[int, float]:
         n_out, worst = plan_key(plan.assignment, plan.units.graph, tolerance)
         return n_out + len(oversize_holding_more(plan.assignment,
@@ -197,10 +210,12 @@ def _open_land_round(plan: _Plan, maker: UnitMaker, tolerance: np.ndarray,
 def remake_units(plan: _Plan, maker: UnitMaker, split: np.ndarray, opened: np.ndarray,
                  tolerance: np.ndarray, seed: int | None, cache: dict[Any, Any], *,
                  newly_split: np.ndarray, whole_plans: bool = True) -> None:
-    """The units made again (blocks in ``split`` cut, those in ``opened``
-    opened), every unit in the grid it was in, then the moves (with
-    ``whole_plans``, :func:`~gridmap.partition.repair`'s recombinations and new
-    plans too)."""
+    """The units made again, every unit in the grid it was in, then the moves.
+
+    Blocks in ``split`` are cut, those in ``opened`` opened; with ``whole_plans``,
+    the moves include :func:`~gridmap.partition.repair`'s recombinations and new
+    plans too.
+    """
     old, assignment = plan.units, plan.assignment
     labels = assignment.labels
     old_block = old.block
@@ -243,8 +258,10 @@ def remake_units(plan: _Plan, maker: UnitMaker, split: np.ndarray, opened: np.nd
 
 
 def blocks_near(plan: _Plan, grids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """The blocks of the units of ``grids`` and of the grids touching them, and
-    the blocks of the units along their edges."""
+    """The blocks of the units of ``grids`` and of the grids touching them.
+
+    And the blocks of the units along their edges.
+    """
     labels, units = plan.assignment.labels, plan.units
     g, block = units.graph, units.block
     touch = np.isin(labels[g.i], grids) | np.isin(labels[g.j], grids)
@@ -260,8 +277,10 @@ def blocks_near(plan: _Plan, grids: list[int]) -> tuple[np.ndarray, np.ndarray]:
 
 def exact_then_walks(plan: _Plan, tolerance: np.ndarray, seed: int | None, *,
                      exact: bool, node_budget: int = 300, walks_first: bool = False) -> None:
-    """The exact check, then walks and the exact check again on what they change;
-    with ``walks_first``, walks before it all (done if they leave no grid out)."""
+    """The exact check, then walks and the exact check again on what they change.
+
+    With ``walks_first``, walks before it all (done if they leave no grid out).
+    """
     a, units = plan.assignment, plan.units
     if walks_first and _walks(a, units, tolerance, np.random.default_rng(seed),
                               plan.notes) and not grids_out_of_band(a, units.graph,
@@ -280,8 +299,11 @@ def exact_then_walks(plan: _Plan, tolerance: np.ndarray, seed: int | None, *,
 
 def community_grids(assignment: GridAssignment, units: Units
                     ) -> Iterator[tuple[int, np.ndarray, np.ndarray, UnitGraph]]:
-    """Every community with two or more ordinary grids: ``(c, ordinary grids, its
-    units, its own graph)``; on its own graph a community's grids never leave it."""
+    """Every community with two or more ordinary grids.
+
+    ``(c, ordinary grids, its units, its own graph)``; on its own graph a community's
+    grids never leave it.
+    """
     community_of_unit = units.community
     grid_community = np.asarray(assignment.community)
     flagged = np.array([bool(f) for f in assignment.flag], dtype=bool)
@@ -294,9 +316,11 @@ def community_grids(assignment: GridAssignment, units: Units
 
 def _walks(assignment: GridAssignment, units: Units, tolerance: np.ndarray,
            rng: np.random.Generator, notes: list[str]) -> bool:
-    """Walks of recombinations (:func:`~gridmap.partition.recombine.wander`) in
-    every community with ordinary grids out of the band; labels change in place.
-    Returns whether any changed."""
+    """Walks of recombinations in every community with ordinary grids out of the band.
+
+    The walks are :func:`~gridmap.partition.recombine.wander`'s; labels change in
+    place.  Returns whether any changed.
+    """
     g = units.graph
     bad = set(grids_out_of_band(assignment, g, tolerance))
     if not bad:
@@ -328,8 +352,11 @@ def _walks(assignment: GridAssignment, units: Units, tolerance: np.ndarray,
 
 def _exact(assignment: GridAssignment, units: Units, tolerance: np.ndarray,
            notes: list[str], *, node_budget: int = 300) -> None:
-    """Exact re-cuts (:func:`~gridmap.partition.exact.exact_repair`) of every
-    community's ordinary grids out of the band; the labels change in place."""
+    """Exact re-cuts of every community's ordinary grids out of the band.
+
+    The re-cuts are :func:`~gridmap.partition.exact.exact_repair`'s; the labels change
+    in place.
+    """
     # one budget of solver work for the whole pass (``node_budget``: programmes,
     # HiGHS's nodes and 10,000 search steps each count one); not seconds, for
     # the plan must not depend on the machine
@@ -351,10 +378,13 @@ def _exact(assignment: GridAssignment, units: Units, tolerance: np.ndarray,
 
 
 def fill_from_neighbours(adjacency: Any, labels: np.ndarray, avoid: np.ndarray) -> None:
-    """Every unit without a grid (``-1``) takes the grid of the neighbour it
-    shares most edge with, in place; units reached only through other such units
-    take theirs once those have one.  A grid in ``avoid`` (a flagged grid: one
-    building heavier than a grid) is taken only where no other can be."""
+    """Every unit without a grid (``-1``) takes the grid of a neighbour, in place.
+
+    The neighbour is the one it shares most edge with; units reached only through
+    other such units take theirs once those have one.  A grid in ``avoid`` (a
+    flagged grid: one building heavier than a grid) is taken only where no other
+    can be.
+    """
     i, j, length = adjacency.i, adjacency.j, adjacency.length
     while (labels < 0).any():
         li, lj = labels[i], labels[j]
@@ -412,8 +442,10 @@ def grid_weights(assignment: GridAssignment, g: UnitGraph) -> np.ndarray:
 
 
 def community_mean(assignment: GridAssignment, g: UnitGraph) -> dict[int, float]:
-    """The mean weight of every community's ordinary grids as they are now
-    (:func:`gridmap.band.community_means`)."""
+    """The mean weight of every community's ordinary grids as they are now.
+
+    See :func:`gridmap.band.community_means`.
+    """
     w = grid_weights(assignment, g)
     comm = np.asarray(assignment.community, dtype=np.int64)
     ordinary = np.array([not f for f in assignment.flag], dtype=bool)
@@ -424,8 +456,10 @@ def community_mean(assignment: GridAssignment, g: UnitGraph) -> dict[int, float]
 
 def _deviations(assignment: GridAssignment, g: UnitGraph,
                 tolerance: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ordinary grids, their deviation from their community's mean and their
-    community's tolerance."""
+    """The ordinary grids, their deviation and their community's tolerance.
+
+    The deviation is from their community's mean.
+    """
     w = grid_weights(assignment, g)
     means = community_mean(assignment, g)
     gids = np.array([gid for gid in range(assignment.n_grids) if not assignment.flag[gid]
@@ -438,8 +472,11 @@ def _deviations(assignment: GridAssignment, g: UnitGraph,
 
 
 def plan_key(assignment: GridAssignment, g: UnitGraph, tolerance: Any) -> tuple[int, float]:
-    """How good a plan is: the ordinary grids out of the band, then the largest
-    deviation of an ordinary grid from its community's mean (smaller is better)."""
+    """How good a plan is (smaller is better).
+
+    The ordinary grids out of the band, then the largest deviation of an ordinary
+    grid from its community's mean.
+    """
     _, dev, tol = _deviations(assignment, g, tolerance)
     return int(band.out_of_band(dev, tol).sum()), float(dev.max(initial=0.0))
 
@@ -451,8 +488,11 @@ def grids_out_of_band(assignment: GridAssignment, g: UnitGraph, tolerance: Any) 
 
 
 def oversize_holding_more(assignment: GridAssignment, building_unit: np.ndarray) -> list[int]:
-    """Oversize grids holding buildings of more than one unit: the balance rule's
-    exception is for one indivisible unit alone, so these count as out."""
+    """Oversize grids holding buildings of more than one unit.
+
+    The balance rule's exception is for one indivisible unit alone, so these count as
+    out.
+    """
     holds = np.zeros(len(assignment.labels), dtype=bool)
     holds[building_unit[building_unit >= 0]] = True
     n = np.bincount(assignment.labels[holds], minlength=assignment.n_grids)
@@ -462,10 +502,12 @@ def oversize_holding_more(assignment: GridAssignment, building_unit: np.ndarray)
 
 def release_from_oversize(assignment: GridAssignment, g: UnitGraph,
                           building_unit: np.ndarray) -> int:
-    """Units an oversize grid holds beside its heaviest (a light building it was
-    left with, nothing else touching it) go to the lightest ordinary grid of the
-    community they touch, where the oversize grid stays in one piece without
-    them; in place.  Returns how many moved."""
+    """Units an oversize grid holds beside its heaviest go to a light grid, in place.
+
+    Such a unit (a light building it was left with, nothing else touching it) goes
+    to the lightest ordinary grid of the community it touches, where the oversize
+    grid stays in one piece without it.  Returns how many moved.
+    """
     labels = assignment.labels
     w = grid_weights(assignment, g)
     moved = 0

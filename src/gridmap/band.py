@@ -40,8 +40,10 @@ TOLERANCE_EPS = 1e-9
 
 def community_means(weight: np.ndarray, community: np.ndarray, ordinary: np.ndarray,
                     n_communities: int) -> np.ndarray:
-    """The mean weight of the ordinary grids of every community (0..n-1); of all
-    its grids where a community has no ordinary grid; NaN where it has none."""
+    """The mean weight of the ordinary grids of every community (0..n-1).
+
+    Of all its grids where a community has no ordinary grid; NaN where it has none.
+    """
     weight = np.asarray(weight, dtype=float)
     community = np.asarray(community, dtype=np.int64)
     ordinary = np.asarray(ordinary, dtype=bool)
@@ -60,14 +62,18 @@ def deviation(weight: np.ndarray, mean: np.ndarray) -> np.ndarray:
 
 
 def out_of_band(dev: np.ndarray, tolerance: float | np.ndarray) -> np.ndarray:
-    """Whether each deviation is outside ``±tolerance`` (an undefined deviation,
-    NaN, is not within it)."""
+    """Whether each deviation is outside ``±tolerance``.
+
+    An undefined deviation (NaN) is not within it.
+    """
     return ~(np.abs(np.asarray(dev, dtype=float)) <= np.asarray(tolerance) + TOLERANCE_EPS)
 
 
 def oversize_exempt(single_unit: np.ndarray, dev: np.ndarray,
                     tolerance: float | np.ndarray) -> np.ndarray:
-    """The grids the oversize exception covers: one indivisible unit (or one
-    building) above the band."""
+    """The grids the oversize exception covers.
+
+    One indivisible unit (or one building) above the band.
+    """
     return np.asarray(single_unit, dtype=bool) & (
         np.asarray(dev, dtype=float) > np.asarray(tolerance) + TOLERANCE_EPS)

@@ -34,10 +34,12 @@ ADDRESS_COLUMNS = ("name", "address", "addr_street", "addr_housenumber", "addr:s
 
 
 def _ids_like(plan: GridPlan, ids: pd.Series, id_col: str) -> GridPlan:
-    """The plan with its building ids of the current layer's type: as text when
-    the current ids are text and the plan's numbers (a layer where new buildings
-    got ids like ``"estate-1"`` is read back with every id as text), as numbers
-    in the opposite case when every old id is a number."""
+    """The plan with its building ids of the current layer's type.
+
+    As text when the current ids are text and the plan's numbers (a layer where new
+    buildings got ids like ``"estate-1"`` is read back with every id as text), as
+    numbers in the opposite case when every old id is a number.
+    """
     old = plan.buildings[id_col]
     numeric = pd.api.types.is_numeric_dtype
     if numeric(old) == numeric(ids):

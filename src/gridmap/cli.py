@@ -4,8 +4,9 @@
 ``DIR/plan.gpkg`` (layers ``grids``, ``buildings``, ``units``, ``streets``),
 ``DIR/metrics.json``, ``DIR/coverage.html`` and ``DIR/workload.html`` (with
 ``--png`` also ``coverage.png``, ``workload.png`` and ``load_chart.png``);
-``gridmap map DIR/plan.gpkg`` redraws the maps of a saved plan.  The options and the files are a contract that planners'
-scripts rely on: options and columns are only ever added, never renamed.
+``gridmap map DIR/plan.gpkg`` redraws the maps of a saved plan.  The options and
+the files are a contract that planners' scripts rely on: options and columns are
+only ever added, never renamed.
 """
 
 from __future__ import annotations
@@ -109,8 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plan_options(d: argparse.ArgumentParser, *, by: bool = True) -> None:
-    """The layers, the output folder and every option of a plan (delineate, compare),
-    made from the option objects (:func:`gridmap.options.add_arguments`)."""
+    """The layers, the output folder and every option of a plan (delineate, compare).
+
+    Made from the option objects (:func:`gridmap.options.add_arguments`).
+    """
     from .options import add_arguments
 
     layers = d.add_argument_group("layers: files GDAL reads, GeoParquet, OSM .pbf; "
@@ -241,10 +244,12 @@ def _write_maps(plan: GridPlan, folder: Path, maps: MapOptions) -> None:
 
 def _write_plan(plan: GridPlan, run: OutputFolder, maps: MapOptions | None,
                 timer: StageTimer | None = None) -> tuple[list[Path], list[str]]:
-    """The whole set of a plan's files, staged and put in place together: the
-    GeoPackage, the maps, the tables of a re-partition, and metrics.json last
-    (with the time the others took).  Returns the files and the notes of the
-    maps (what they worked around, e.g. a static map without a CJK font)."""
+    """The whole set of a plan's files, staged and put in place together.
+
+    The GeoPackage, the maps, the tables of a re-partition, and metrics.json last
+    (with the time the others took).  Returns the files and the notes of the maps
+    (what they worked around, e.g. a static map without a CJK font).
+    """
     if timer is not None:
         timer.stage("write")
     written = plan._write_layers(run.staging)
@@ -269,8 +274,10 @@ def _write_plan(plan: GridPlan, run: OutputFolder, maps: MapOptions | None,
 
 
 def _write_changes(plan: GridPlan, folder: Path) -> None:
-    """changes.csv (per pair of grids) and handover.csv (per building) of a
-    re-partition."""
+    """Write changes.csv (per pair of grids) and handover.csv (per building).
+
+    The tables of a re-partition.
+    """
     import pandas as pd
 
     by = plan.params.get("by", "households")
@@ -314,7 +321,8 @@ def _options_of(args: argparse.Namespace) -> Options:
         from_arguments,
     )
 
-    made, problems = {}, []
+    made: dict[str, Any] = {}
+    problems: list[str] = []
     for name, kind in (("balance", Balance), ("population", Population),
                        ("special", SpecialGrids), ("workload", Workload),
                        ("search", Search), ("inputs", Inputs)):
@@ -344,7 +352,7 @@ def _delineate(args: argparse.Namespace) -> int:
                       overwrite=args.overwrite) as run:
         # one stage bar for the whole command, maps and write included
         timer = StageTimer(_progress(args),
-                           stages=STAGES if maps is not None else STAGES[:-2] + ("write",))
+                           stages=STAGES if maps is not None else (*STAGES[:-2], "write"))
         try:
             plan = make_plan(_sources(args), options, timer=timer)
             written, notes = _write_plan(plan, run, maps, timer)
@@ -356,9 +364,11 @@ def _delineate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _say_plan(plan: GridPlan, args: argparse.Namespace, more: list[str] = ()) -> None:
-    """The plan's summary and its notes, with those of its maps (which the
-    warnings then need not repeat)."""
+def _say_plan(plan: GridPlan, args: argparse.Namespace, more: Sequence[str] = ()) -> None:
+    """The plan's summary and its notes, with those of its maps.
+
+    The warnings then need not repeat the maps' notes.
+    """
     print(plan)
     notes = plan.metrics.get("notes", [])
     for note in [*notes, *(n for n in more if n not in notes)]:
@@ -438,8 +448,8 @@ def _compare(args: argparse.Namespace) -> int:
                           inputs=options.inputs, progress=_progress(args))
         for basis, plan in c.plans.items():
             (run.staging / basis).mkdir()
-            written = plan._write_layers(run.staging / basis)
-            plan._write_metrics(run.staging / basis, timings={"write": written})
+            took = plan._write_layers(run.staging / basis)
+            plan._write_metrics(run.staging / basis, timings={"write": took})
         c.grids.to_csv(run.staging / tables[0], index=False, encoding="utf-8")
         c.summary.rename_axis("basis").to_csv(run.staging / tables[1], index=True,
                                               encoding="utf-8")

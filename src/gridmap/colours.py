@@ -76,7 +76,7 @@ def grid_colours(grids: gpd.GeoDataFrame) -> list[str]:
     shared = shapely.length(
         shapely.intersection(shapely.boundary(geoms[a]), shapely.boundary(geoms[b]))
     )
-    g = nx.Graph()
+    g: nx.Graph[int] = nx.Graph()
     g.add_nodes_from(range(len(geoms)))
     g.add_edges_from(zip(a[shared > 0].tolist(), b[shared > 0].tolist(), strict=True))
     colouring = nx.greedy_color(g, strategy="largest_first")

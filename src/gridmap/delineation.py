@@ -234,10 +234,9 @@ def make_plan(sources: LayerSources, options: Options, *, timer: StageTimer,
         block_geoms=np.asarray(communities.blocks.geometry), workload=options.workload,
         work_crs=layers.work_crs)
     timer.stage("plan")  # the outputs belong to the assembly
-    plan = _the_plan(layers, counts, communities, balanced, assembled, grids, overall,
+    return _the_plan(layers, counts, communities, balanced, assembled, grids, overall,
                      options=options, area=area, area_source=area_source,
                      exempt_blocks=split, notes=notes + assembled.notes, timer=timer)
-    return plan
 
 
 def _area(layers: Layers) -> tuple[shapely.Geometry, str]:
@@ -247,6 +246,7 @@ def _area(layers: Layers) -> tuple[shapely.Geometry, str]:
                                                .geometry.values))
         return shapely.union_all(ugeoms), "units"
     bnd = layers.boundaries
+    assert layers.buildings is not None  # read_layers refuses a plan with neither
     return study_area(layers.buildings.geometry, layers.street_lines.geometry,
                       boundaries=bnd.geometry if bnd is not None else None)
 
@@ -263,8 +263,10 @@ def _carve(layers: Layers, area: shapely.Geometry, counts: Counts, options: Opti
 
 def _blocks(layers: Layers, area: shapely.Geometry, area_source: str, carve: Carve,
             notes: list[str]) -> tuple[Blocks, np.ndarray]:
-    """Stage 4: the street blocks and the building geometry the units are cut by
-    (with units given directly, each unit is its own block and holds its counts)."""
+    """Stage 4: the street blocks and the building geometry the units are cut by.
+
+    With units given directly, each unit is its own block and holds its counts.
+    """
     bnd = layers.boundaries
     communities = (np.asarray(shapely.make_valid(bnd.reset_index(drop=True).geometry.values))
                    if bnd is not None else None)
@@ -281,6 +283,7 @@ def _blocks(layers: Layers, area: shapely.Geometry, area_source: str, carve: Car
             compounds=np.asarray(cmp_.geometry.values) if cmp_ is not None else None,
             given_units=given, carve=carve.geometry if len(carve) else None)
     else:
+        assert layers.units is not None  # read_layers refuses a plan with neither
         ugeoms = np.asarray(shapely.make_valid(layers.units.reset_index(drop=True)
                                                .geometry.values))
         comm = np.zeros(len(ugeoms), dtype=np.int64)
@@ -299,9 +302,11 @@ def _blocks(layers: Layers, area: shapely.Geometry, area_source: str, carve: Car
 
 def _blocks_to_split(maker: UnitMaker, communities: Communities, balance: Balance, *,
                      has_buildings: bool) -> np.ndarray:
-    """The blocks cut between their buildings from the start: those holding more
-    than a grid (``split_above``, default the community's target); never a road
-    or unit grid."""
+    """The blocks cut between their buildings from the start.
+
+    Those holding more than a grid (``split_above``, default the community's
+    target); never a road or unit grid.
+    """
     blocks = communities.blocks
     community = np.clip(np.asarray(blocks.community, dtype=np.int64), 0,
                         len(communities.target) - 1)
@@ -316,8 +321,11 @@ def _the_plan(layers: Layers, counts: Counts, communities: Communities,
               overall: dict[str, Any], *, options: Options, area: shapely.Geometry,
               area_source: str, exempt_blocks: np.ndarray, notes: list[str],
               timer: StageTimer) -> GridPlan:
-    """Stage 9: the plan in the input's CRS, with every building and unit, its
-    figures and what went into it; nothing lost (or a defect is raised)."""
+    """Stage 9: the plan in the input's CRS.
+
+    With every building and unit, its figures and what went into it; nothing lost
+    (or a defect is raised).
+    """
     work_crs, input_crs = layers.work_crs, layers.input_crs
     units = balanced.units
     labels, new_id = assembled.labels, assembled.new_id
@@ -471,10 +479,11 @@ def conservation(plan: GridPlan, counts: Counts, layers: Layers) -> dict[str, An
             "per_building": per_row,
             "per_community": per_comm,
         }
-        t["conserved"] = bool(per_row and per_comm
-                              and same(t["on_buildings"], t["in_grids"])
-                              and same(t["input"], t["on_buildings"] + t["unplaced"]))
-        ok &= t["conserved"]
+        conserved = bool(per_row and per_comm
+                         and same(t["on_buildings"], t["in_grids"])
+                         and same(t["input"], t["on_buildings"] + t["unplaced"]))
+        t["conserved"] = conserved
+        ok &= conserved
         totals[f] = t
     rows = []
     if unplaced is not None and len(unplaced):

@@ -8,11 +8,13 @@ mapped to gridmap's canonical names by the user (``columns={"canonical": "source
 from __future__ import annotations
 
 import codecs
+import itertools
 import os
 import re
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import geopandas as gpd
 import numpy as np
@@ -31,7 +33,7 @@ __all__ = [
     "to_metric",
 ]
 
-LayerSource = str | os.PathLike | gpd.GeoDataFrame
+LayerSource: TypeAlias = str | os.PathLike | gpd.GeoDataFrame
 
 #: canonical column names a user may map source columns onto
 CANONICAL_COLUMNS = (
@@ -367,7 +369,7 @@ def _guess_encoding(path: str, role: str, *, strict: bool) -> tuple[str | None, 
     if _is_utf8(text):
         return "UTF-8", None
     # the first few pieces of text that are not ASCII, for the user to judge
-    samples = [m.group(0) for _, m in zip(range(3), _NON_ASCII_LINE.finditer(text))]
+    samples = [m.group(0) for m in itertools.islice(_NON_ASCII_LINE.finditer(text), 3)]
     try:
         text.decode(FALLBACK_ENCODING)
     except UnicodeDecodeError:
@@ -396,7 +398,7 @@ def _guess_encoding(path: str, role: str, *, strict: bool) -> tuple[str | None, 
 
 
 def rename_columns(
-    gdf: gpd.GeoDataFrame, columns: dict[str, str] | None, *, role: str
+    gdf: gpd.GeoDataFrame, columns: Mapping[str, str] | None, *, role: str
 ) -> gpd.GeoDataFrame:
     """Rename source columns to canonical names (``{"canonical": "source"}``).
 

@@ -50,6 +50,7 @@ class LayerSources:
     sites: gio.LayerSource | None = None
 
     def by_role(self) -> dict[str, Any]:
+        """Every layer by its role (``"buildings"``, ``"streets"``, ...)."""
         return {role: getattr(self, role) for role in
                 ("buildings", "streets", "population", "boundaries", "compounds",
                  "sites", "units")}
@@ -57,8 +58,10 @@ class LayerSources:
 
 @dataclass(frozen=True)
 class StreetLines:
-    """The street centre-lines as single lines, with their class and name, and
-    whether each runs over ground (a tunnel carries no frontage)."""
+    """The street centre-lines as single lines, with their class and name.
+
+    And whether each runs over ground (a tunnel carries no frontage).
+    """
 
     geometry: np.ndarray
     classes: np.ndarray
@@ -133,13 +136,14 @@ def read_layers(sources: LayerSources, options: Options,
     buildings_in = read["buildings"]
     buildings, units = renamed["buildings"], renamed["units"]
     main = buildings if buildings is not None else units
+    assert main is not None  # validate_inputs refuses a plan with neither
     main_role = "buildings" if buildings is not None else "units"
     id_col = _id_column(main, inp.id_column, main_role, problems)
     ids = _ids(main, id_col, main_role, problems)
-    if buildings is None and bal.by != "workload" and bal.by not in units.columns:
+    if main_role == "units" and bal.by != "workload" and bal.by not in main.columns:
         problems.add(
             f"`units` has no column {bal.by!r} to balance on; its columns are "
-            f"{[c for c in units.columns if c != units.geometry.name]}. Map yours with "
+            f"{[c for c in main.columns if c != main.geometry.name]}. Map yours with "
             f"columns={{'{bal.by}': 'your_column'}} or choose by=.")
     problems.raise_if_any()
     # the same plan whatever the row order of the input: the buildings (by id,
@@ -147,6 +151,7 @@ def read_layers(sources: LayerSources, options: Options,
     # canonical order, and the buildings given back in the input's order
     restore = None
     if buildings is not None:
+        assert buildings_in is not None  # the same layer, before renaming
         order = canonical_order(buildings, ids if id_col is not None else None)
         if not np.array_equal(order, np.arange(len(order))):
             buildings, buildings_in = buildings.iloc[order], buildings_in.iloc[order]
@@ -156,6 +161,7 @@ def read_layers(sources: LayerSources, options: Options,
     if streets is not None:
         streets = streets.iloc[canonical_order(streets, None)]
     main = buildings if buildings is not None else units
+    assert main is not None
     input_crs = main.crs
     work_crs = gio.metric_crs(main, inp.crs)
     layer = {role: _to(renamed[role], work_crs) for role in
@@ -250,8 +256,10 @@ def canonical_order(gdf: gpd.GeoDataFrame, ids: np.ndarray | None) -> np.ndarray
 
 def street_lines(streets: gpd.GeoDataFrame | None, cls_col: str | None,
                  exclude: Iterable[str]) -> StreetLines:
-    """Street centre-lines (single lines), their classes and names, and which run
-    over ground; the classes in ``exclude`` (paths that close no block) left out."""
+    """Street centre-lines (single lines), their classes and names, and which run over ground.
+
+    The classes in ``exclude`` (paths that close no block) are left out.
+    """
     if streets is None or not len(streets):
         empty = np.array([], dtype=object)
         return StreetLines(empty, empty, empty, np.array([], dtype=bool))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import geopandas as gpd
 import numpy as np
@@ -170,7 +170,7 @@ def _check(
     community_boundaries: Any,
     exempt: Any,
     by: str,
-    tolerance: float,
+    tolerance: float | Sequence[float],
     snap: float,
 ) -> None:
     """Collect every problem with the inputs and raise them together."""
@@ -268,7 +268,7 @@ def _check(
 
 # ----------------------------------------------------------------------- the figures
 def _balance(
-    grids: gpd.GeoDataFrame, by: str, tolerance: float
+    grids: gpd.GeoDataFrame, by: str, tolerance: float | Sequence[float]
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Compute each grid's deviation from its community mean, and a summary."""
     n = len(grids)
@@ -307,9 +307,10 @@ def _balance(
     deviation = band.deviation(value, community_mean)
     v = v[use]
     abs_dev = np.abs(deviation)
-    tolerance = np.asarray(tolerance, dtype=float) if np.ndim(tolerance) else tolerance
-    within = ~band.out_of_band(deviation, tolerance)
-    oversize = is_comm & band.oversize_exempt(single, deviation, tolerance)
+    tol = (np.asarray(tolerance, dtype=float) if np.ndim(tolerance)
+           else cast("float", tolerance))
+    within = ~band.out_of_band(deviation, tol)
+    oversize = is_comm & band.oversize_exempt(single, deviation, tol)
     within = np.where(oversize | ~is_comm, True, within)
     exception = np.full(n, None, dtype=object)
     exception[oversize] = "single_unit"
@@ -465,8 +466,9 @@ def _boundaries(
         "street_share_raw": None,
     }
     if street_lines is not None:
-        rest = internal_m - exempt_m
-        figures["street_share"] = on_street_m / rest if rest > _LENGTH_EPS else 1.0
+        not_exempt = internal_m - exempt_m
+        figures["street_share"] = (on_street_m / not_exempt if not_exempt > _LENGTH_EPS
+                                   else 1.0)
         figures["street_share_raw"] = (
             on_street_m / internal_m if internal_m > _LENGTH_EPS else 1.0
         )
@@ -624,11 +626,11 @@ def evaluate(
 
 # --------------------------------------------------------------- the steps of evaluate
 def _grid_shapes(geoms: np.ndarray) -> dict[str, np.ndarray]:
-    """The shape of every grid (contiguity and compactness).
+    r"""The shape of every grid (contiguity and compactness).
 
     In: the grid geometries.  Out: per grid, ``n_parts`` (polygon parts),
     ``area_m2``, ``perimeter_m`` (holes included) and ``polsby_popper``
-    (:math:`4\\pi A/P^2`, NaN without a perimeter).
+    (:math:`4\pi A/P^2`, NaN without a perimeter).
     """
     n_parts = shapely.get_num_geometries(geoms)
     area_m2 = shapely.area(geoms)
@@ -679,8 +681,11 @@ def _jurisdiction(area: GeometryLike | None) -> BaseGeometry | None:
 
 def _street_lines(streets: GeometryLike | None,
                   community_boundaries: GeometryLike | None) -> np.ndarray | None:
-    """The lines a grid boundary may follow: street centre-lines and community
-    boundaries, as lines; None when neither is given."""
+    """The lines a grid boundary may follow.
+
+    Street centre-lines and community boundaries, as lines; None when neither is
+    given.
+    """
     street_geoms = np.concatenate(
         [_geometries(streets)[0], _geometries(community_boundaries)[0]]
     )
@@ -699,8 +704,11 @@ def _exempt_blocks(exempt: GeometryLike | None) -> np.ndarray:
 
 def _plan_settings(grids: gpd.GeoDataFrame, by: str,
                    tolerance: float | Sequence[float], snap: float) -> dict[str, Any]:
-    """The first overall figures: how many grids of each kind, and the settings
-    they were judged with (``by``, ``tolerance``: one, or ``"per grid"``, ``snap``)."""
+    """The first overall figures: how many grids of each kind, and the settings.
+
+    The settings they were judged with: ``by``, ``tolerance`` (one, or
+    ``"per grid"``) and ``snap``.
+    """
     kinds = grids["kind"].value_counts()
     by_kind = {k: int(kinds.get(k, 0)) for k in GRID_KINDS}
     if not np.ndim(tolerance):

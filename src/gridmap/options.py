@@ -68,8 +68,10 @@ def _whole(value: Any) -> bool:
 
 
 def _cli(*flags: str, to: Callable[[Any], Any] | None = None, **kwargs: Any) -> dict:
-    """Field metadata: the command-line flags of an option, argparse's keywords,
-    and ``to``, which turns the parsed value into the field's."""
+    """Field metadata: the command-line flags of an option and argparse's keywords.
+
+    And ``to``, which turns the parsed value into the field's.
+    """
     return {"cli": {"flags": flags, "to": to, **kwargs}}
 
 
@@ -157,7 +159,7 @@ class Balance:
     Traceback (most recent call last):
     ...
     gridmap._errors.OptionError: tolerance must be a fraction between 0 and 1 (0.1 means ±10%), got 1.5.
-    """
+    """  # noqa: E501 - a doctest's exception message is one line
 
     target: float = field(default=300.0, metadata=_cli(
         "--target", type=float, help="target per grid on the balance field (default 300)"))
@@ -437,7 +439,7 @@ class Search:
     Traceback (most recent call last):
     ...
     gridmap._errors.OptionError: restarts must be a whole number of 1 or more, got 0: the number of plans made (seeds seed, seed + 1, ...) of which the best is kept; 1 makes one.
-    """
+    """  # noqa: E501 - a doctest's exception message is one line
 
     seed: int | None = field(default=0, metadata=_cli(
         "--seed", type=int, help="random seed (default 0)"))
@@ -516,7 +518,7 @@ class Inputs:
     Traceback (most recent call last):
     ...
     gridmap._errors.OptionError: division_code must be a 6-digit administrative division code (e.g. '310101' for Shanghai Huangpu), got '31010' (--division-code).
-    """
+    """  # noqa: E501 - a doctest's exception message is one line
 
     columns: Mapping[str, str] | None = field(default=None, metadata=_cli(
         "--column", action="append",
@@ -575,9 +577,13 @@ class Inputs:
 
 T = TypeVar("T")
 
+#: one group of options (a field of :class:`Options`)
+_OptionGroup = Balance | Population | SpecialGrids | Workload | Search | Inputs
+
 #: the option objects of a plan, by the name of their field in :class:`Options`
-_GROUPS = {"balance": Balance, "population": Population, "special": SpecialGrids,
-           "workload": Workload, "search": Search, "inputs": Inputs}
+_GROUPS: dict[str, type[_OptionGroup]] = {
+    "balance": Balance, "population": Population, "special": SpecialGrids,
+    "workload": Workload, "search": Search, "inputs": Inputs}
 
 
 @dataclass(frozen=True)
@@ -618,9 +624,11 @@ class Options:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Mapping[str, Any]]) -> Options:
-        """The options written by :meth:`to_dict` (fields not known are ignored,
-        fields missing take their defaults)."""
-        made = {}
+        """The options written by :meth:`to_dict`.
+
+        Fields not known are ignored, fields missing take their defaults.
+        """
+        made: dict[str, Any] = {}
         for name, kind in _GROUPS.items():
             given = dict(data.get(name, {}))
             kw = {}
@@ -724,8 +732,11 @@ def _dest(f: dataclasses.Field) -> str:
 
 
 def from_arguments(kind: type[T], args: argparse.Namespace, **override: Any) -> T:
-    """The option object ``kind`` from parsed arguments (what :func:`add_arguments`
-    added); fields not on the command line keep their defaults."""
+    """The option object ``kind`` from parsed arguments.
+
+    The arguments are those :func:`add_arguments` added; fields not on the command
+    line keep their defaults.
+    """
     kw: dict[str, Any] = {}
     for f in _cli_fields(kind):
         dest = _dest(f)
@@ -745,8 +756,10 @@ CLASSES_RANGE = (2, 7)
 
 
 def _map_schemes() -> tuple[str, ...]:
-    """mapclassify's classifiers that class values into ``k`` classes unaided
-    (``UserDefined`` needs bins of its own)."""
+    """The classifiers of mapclassify that class values into ``k`` classes unaided.
+
+    ``UserDefined`` needs bins of its own.
+    """
     import mapclassify
 
     return tuple(c for c in mapclassify.CLASSIFIERS if c != "UserDefined")
@@ -876,7 +889,7 @@ def check_crs(crs: Any) -> None:
     Traceback (most recent call last):
     ...
     gridmap._errors.OptionError: crs 'EPSG:999999' is not a CRS PROJ knows (crs not found); give an EPSG code of a projected CRS in metres, e.g. EPSG:32651 (UTM 51N) or EPSG:4549 (CGCS2000 Gauss-Krüger CM 120E), or 'auto' (--crs; default auto).
-    """
+    """  # noqa: E501 - a doctest's exception message is one line
     if crs is None or (isinstance(crs, str) and crs == "auto"):
         return
     import pyproj

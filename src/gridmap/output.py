@@ -39,8 +39,11 @@ LOCK_FILE = ".gridmap.lock"
 
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
-    """SIGINT and SIGTERM held back while files are moved, so that a move is never
-    cut in half; they are delivered at the end (where the platform allows)."""
+    """SIGINT and SIGTERM held back while files are moved.
+
+    So that a move is never cut in half; they are delivered at the end (where the
+    platform allows).
+    """
     held = (signal.SIGINT, signal.SIGTERM)
     try:
         old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
@@ -197,7 +200,7 @@ class OutputFolder:
                       if (d / name).exists() and d / name not in ours)
 
     # -- the run ---------------------------------------------------------------
-    def __enter__(self) -> OutputFolder:  # noqa: PYI034 - Self needs Python 3.11
+    def __enter__(self) -> OutputFolder:  # not typing.Self: that needs Python 3.11
         made = []
         p = self.folder
         while not p.exists():
@@ -220,8 +223,11 @@ class OutputFolder:
         return self
 
     def _mkdtemp(self, what: str) -> Path:
-        """A unique temporary folder beside the output folder (inside it where its
-        parent cannot be written), on the same file system so moves are atomic."""
+        """A unique temporary folder beside the output folder.
+
+        Inside it where its parent cannot be written; on the same file system, so moves
+        are atomic.
+        """
         name = self.folder.resolve().name or "out"
         for where in (self.folder.resolve().parent, self.folder):
             try:
@@ -231,9 +237,11 @@ class OutputFolder:
         raise OutputFolderError(f"cannot make a temporary folder beside {self.folder}")
 
     def commit(self) -> list[Path]:
-        """Move every staged file into the folder together; remove an earlier
-        plan's files left over (with ``overwrite``).  On any failure the folder is
-        put back as it was.  Returns the files written."""
+        """Move every staged file into the folder together.
+
+        Remove an earlier plan's files left over (with ``overwrite``).  On any failure
+        the folder is put back as it was.  Returns the files written.
+        """
         staged = sorted(p for p in self.staging.rglob("*") if p.is_file())
         with signals_deferred():
             backup = self._mkdtemp("old")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ def _jsonable(obj: Any) -> Any:
             return obj.item()
         except (ValueError, AttributeError):
             pass
-    if isinstance(obj, float) and obj != obj:  # NaN
+    if isinstance(obj, float) and math.isnan(obj):
         return None
     if isinstance(obj, (str, int, float, bool)) or obj is None:
         return obj
@@ -133,7 +134,10 @@ class GridPlan:
 
     @property
     def handover(self) -> pd.DataFrame:
-        """Buildings that change grid, for the grid workers; see :func:`gridmap.repartition.handover`."""
+        """Buildings that change grid, for the grid workers.
+
+        See :func:`gridmap.repartition.handover`.
+        """
         from .changes import handover
 
         if self.previous is None:
@@ -175,9 +179,11 @@ class GridPlan:
     def _write_metrics(self, folder: str | os.PathLike, *,
                        timings: dict[str, Any] | None = None,
                        notes: list[str] | None = None) -> Path:
-        """Write ``metrics.json`` into ``folder`` (a run's staging folder): the
-        plan's metrics with the ``timings`` of the run's later stages (write,
-        maps) and its later ``notes`` added; the plan itself is not changed."""
+        """Write ``metrics.json`` into ``folder`` (a run's staging folder).
+
+        The plan's metrics with the ``timings`` of the run's later stages (write, maps)
+        and its later ``notes`` added; the plan itself is not changed.
+        """
         metrics = dict(self.metrics)
         if timings:
             metrics["timings"] = {**self.timings, **timings}
@@ -191,8 +197,10 @@ class GridPlan:
 
     def _write_layers(self, folder: str | os.PathLike, *,
                       units: bool = True) -> dict[str, float | None]:
-        """Write ``plan.gpkg`` into ``folder`` (a run's staging folder); returns the
-        seconds, CPU seconds and peak memory it took (the stage ``write``)."""
+        """Write ``plan.gpkg`` into ``folder`` (a run's staging folder).
+
+        Returns the seconds, CPU seconds and peak memory it took (the stage ``write``).
+        """
         from ._progress import _reset_peak_rss, peak_rss_mb
 
         t0, c0 = time.perf_counter(), time.process_time()
@@ -281,7 +289,7 @@ def read_plan(path: str | os.PathLike) -> GridPlan:
     metrics_path = gpkg.parent / METRICS_FILE
     metrics = (json.loads(metrics_path.read_text(encoding="utf-8"))
                if metrics_path.exists() else {})
-    graph = nx.Graph()
+    graph: nx.Graph[int] = nx.Graph()
     if len(units):
         from .adjacency import build_adjacency
         from .io import to_metric

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1457,6 +1457,7 @@ def place_population(buildings: gpd.GeoDataFrame | None,
         unplaced = pres.unplaced
         estimated = bool(table["estimated"].any()) if "estimated" in table else False
     else:
+        assert units is not None  # read_layers refuses a plan with neither
         um = units.reset_index(drop=True)
         fields = tuple(dict.fromkeys(
             (*(f for f in fields if f != "workload" or not on_workload),
@@ -1494,7 +1495,7 @@ def place_population(buildings: gpd.GeoDataFrame | None,
 
 
 def _with_workload(counts: pd.DataFrame, fields: tuple[str, ...],
-                   weights: dict[str, float] | None) -> tuple[pd.DataFrame, tuple[str, ...]]:
+                   weights: Mapping[str, float] | None) -> tuple[pd.DataFrame, tuple[str, ...]]:
     """Add each building's workload (the formula without its area term) to the counts.
 
     The area term belongs to a grid's extent, not to a building, so the balance

@@ -14,7 +14,7 @@ grid its buildings were in and only what is out of balance moves
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -66,9 +66,11 @@ class PreviousPlan:
 
 def split_again(previous: PreviousPlan, maker: UnitMaker, split: np.ndarray, *,
                 ids: np.ndarray, weight: np.ndarray, community_ids: list[Any]) -> np.ndarray:
-    """The blocks a re-partition splits between their buildings: those whose
-    buildings were in several grids, those the plan split, and every block of a
-    community whose population changed."""
+    """The blocks a re-partition splits between their buildings.
+
+    Those whose buildings were in several grids, those the plan split, and every
+    block of a community whose population changed.
+    """
     blocks = maker.blocks
     n_buildings, special = maker.n_buildings, maker.special
     split = split.copy()
@@ -102,8 +104,11 @@ def split_again(previous: PreviousPlan, maker: UnitMaker, split: np.ndarray, *,
 
 def rebalance_previous(previous: PreviousPlan, units: Units, communities: Communities,
                        options: Options, *, ids: np.ndarray, work_crs: Any) -> Balanced:
-    """Stage 6 of a re-partition: every unit in the grid its buildings were in,
-    then balance restored with as few moves as possible (:func:`rebalance`)."""
+    """Stage 6 of a re-partition: every unit in its old grid, then balance restored.
+
+    Every unit goes in the grid its buildings were in, then balance is restored with
+    as few moves as possible (:func:`rebalance`).
+    """
     notes: list[str] = []
     assignment = seed_assignment(previous, units.graph, units.table, units.building_unit,
                                  previous.old_grid(ids), communities.ids,
@@ -200,7 +205,7 @@ def _drop_empty(a: GridAssignment) -> GridAssignment:
 
 def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[int],
               seed: int | None, notes: list[str], target: Any = 300.0,
-              before: dict[int, float] | None = None,
+              before: Mapping[Hashable, float] | None = None,
               move_budget: float | None = 2.0) -> GridAssignment:
     """Restore balance community by community with as few moves as possible.
 
@@ -252,7 +257,8 @@ class _CommunityRebalance:
         return [k for k, w in self.weights().items()
                 if k not in self.locked and abs(w / mean - 1) > self.tol + 1e-9]
 
-    def run(self, before: dict[int, float] | None, move_budget: float | None) -> None:
+    def run(self, before: Mapping[Hashable, float] | None,
+            move_budget: float | None) -> None:
         """Re-balance the community, or leave it as it was (and say why)."""
         a, c, tol, tgt, notes = self.a, self.c, self.tol, self.tgt, self.notes
         grids = self.ordinary()
@@ -262,8 +268,9 @@ class _CommunityRebalance:
         # households now is held as it is: it was out for want of a better cut,
         # and reshuffling its neighbours for it is not what the change asks
         old_w: dict[int, float | None] = {}
+        known: list[float] = []
         if before:
-            old_w = {k: before.get(a.keep.get(k, (None,))[0]) for k in grids}
+            old_w = {k: before.get(a.keep[k][0]) if k in a.keep else None for k in grids}
             known = [x for x in old_w.values() if x is not None]
             old_mean = sum(known) / len(known) if known else 0.0
             now_w = self.weights()
@@ -275,13 +282,13 @@ class _CommunityRebalance:
         a.mean[c] = mean
         n_out_before = len(self.out_of_band(mean))
         k_new = max(1, round(total / tgt))
-        old_total = sum(old_w.values()) if before and None not in old_w.values() else 0.0
+        old_total = sum(known) if before and len(known) == len(old_w) else 0.0
         if old_total > 0:
             # as many grids as the plan had, scaled by the change: a plan whose
             # communities hold parts rounded up one by one keeps that structure
             k_new = max(1, round(len(grids) * total / old_total))
         w0 = self.weights()
-        change = sum(abs(w0[k] - before.get(a.keep.get(k, (None,))[0], w0[k]))
+        change = sum(abs(w0[k] - (before.get(a.keep[k][0], w0[k]) if k in a.keep else w0[k]))
                      for k in grids) if before else 0.0
         budget = np.inf if move_budget is None or not before else \
             move_budget * change + mean
@@ -320,10 +327,12 @@ class _CommunityRebalance:
 
     def best_try(self, must_resize: bool, k_new: int, n_grids: int,
                  budget: float) -> tuple | None:
-        """Moves alone (the grids as they are), then as many grids as the total
-        needs; the better plan is kept: fewer grids out, then (where the grids left
-        the target band) the grid count a delineation would give, then fewer
-        households moved.  None when every try moves more than the budget."""
+        """Moves alone (the grids as they are), then as many grids as the total needs.
+
+        The better plan is kept: fewer grids out, then (where the grids left the target
+        band) the grid count a delineation would give, then fewer households moved.
+        None when every try moves more than the budget.
+        """
         a, g = self.a, self.g
         best = None
         tries = (True, False) if must_resize else (False, True) if k_new != n_grids \
@@ -357,15 +366,19 @@ class _CommunityRebalance:
         a.mean = dict(means)
 
     def attempt(self, resize: bool, method: str, k_new: int) -> None:
-        """One try: grids added or removed to ``k_new`` (with ``resize``), then
-        weight moved by ``method``."""
+        """One try: grids added or removed to ``k_new``, then weight moved by ``method``.
+
+        Grids are added or removed with ``resize``.
+        """
         remove = self.resize(method, k_new) if resize else set()
         self.spread(method, remove)
 
     def resize(self, method: str, k_new: int) -> set[int]:
-        """Grids added (a new one grown where heavy grids meet, or the heaviest
-        split in two) or marked for removal (the lightest) until there are
-        ``k_new``; returns the grids to remove."""
+        """Grids added or marked for removal until there are ``k_new``.
+
+        A new grid is grown where heavy grids meet, or the heaviest is split in two; the
+        lightest are marked for removal.  Returns the grids to remove.
+        """
         a, g, c, tol, notes = self.a, self.g, self.c, self.tol, self.notes
         remove: set[int] = set()
         for _ in range(abs(k_new - len(self.ordinary()))):
@@ -409,8 +422,10 @@ class _CommunityRebalance:
         return remove
 
     def spread(self, method: str, remove: set[int]) -> None:
-        """Weight moved between the grids (and the grids in ``remove`` shared
-        out): by a flow, local moves, or both; re-splitting as a last resort."""
+        """Weight moved between the grids (and the grids in ``remove`` shared out).
+
+        By a flow, local moves, or both; re-splitting as a last resort.
+        """
         a, g, c, tol, locked = self.a, self.g, self.c, self.tol, self.locked
         grids = self.ordinary()
         if method != "local":

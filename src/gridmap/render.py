@@ -543,7 +543,7 @@ def workload_map(
         bins, cls = classify(values, scheme=scheme, k=k)
         ramp = RAMP[len(bins)]
         _grid_layer(m, shown, [ramp[c] for c in cls], name, privacy_threshold, show=show)
-        lows = [float(np.nanmin(values))] + bins[:-1]
+        lows = [float(np.nanmin(values)), *bins[:-1]]
         rows = "".join(
             f"<br><span style='background:{ramp[i]};border:1px solid #333;padding:0 8px'>"
             f"</span> {lows[i]:,.0f} – {bins[i]:,.0f}" for i in range(len(bins)))
@@ -669,8 +669,11 @@ def diff_map(
 
 def _changed_area_layer(m: Any, grids: gpd.GeoDataFrame, before: gpd.GeoDataFrame,
                         is_new: np.ndarray, simplify: float, shift: bool) -> None:
-    """The diff map's layer of the area that changed hands: each grid's polygon
-    outside its old self (a new grid is all new: its green says so without red)."""
+    """The diff map's layer of the area that changed hands.
+
+    Each grid's polygon outside its old self (a new grid is all new: its green says
+    so without red).
+    """
     folium = _folium()
     metric_new = to_metric(grids)
     metric_old = before.to_crs(metric_new.crs).set_index("grid_id").geometry
@@ -685,8 +688,10 @@ def _changed_area_layer(m: Any, grids: gpd.GeoDataFrame, before: gpd.GeoDataFram
         area = gpd.GeoDataFrame({"code": grids["code"].astype(str).to_numpy()[keep]},
                                 geometry=gained[keep], crs=metric_new.crs)
         folium.GeoJson(
-            _display(area, simplify, shift).__geo_interface__, name="换网格的区域 area that changed grid",
-            style_function=lambda f: {"fillColor": DIFF_COLOURS["area"], "color": DIFF_COLOURS["area"],
+            _display(area, simplify, shift).__geo_interface__,
+            name="换网格的区域 area that changed grid",
+            style_function=lambda f: {"fillColor": DIFF_COLOURS["area"],
+                                      "color": DIFF_COLOURS["area"],
                                       "weight": 0.5, "fillOpacity": 0.45},
             tooltip=folium.GeoJsonTooltip(fields=["code"], aliases=["now in grid 现属网格"]),
         ).add_to(m)
@@ -694,8 +699,10 @@ def _changed_area_layer(m: Any, grids: gpd.GeoDataFrame, before: gpd.GeoDataFram
 
 def _moved_buildings_layer(m: Any, plan: GridPlan, previous: GridPlan, table: pd.DataFrame,
                            simplify: float, shift: bool, privacy_threshold: int) -> None:
-    """The diff map's layer of the buildings in the handover ``table``: moved
-    (red), new (green), demolished (dashed outline, drawn where it stood)."""
+    """The diff map's layer of the buildings in the handover ``table``.
+
+    Moved (red), new (green), demolished (dashed outline, drawn where it stood).
+    """
     folium = _folium()
     by = plan.params.get("by", "households")
     grids = plan.grids
@@ -752,7 +759,8 @@ def _diff_legend(m: Any, plan: GridPlan, table: pd.DataFrame, shift: bool) -> No
          + f"{int(counts.get('moved', 0)):,} buildings change grid, "
          f"{int(counts.get('new', 0)):,} new, {int(counts.get('demolished', 0)):,} demolished<br>"
          f"{swatch(DIFF_COLOURS['changed'])} grid changed &nbsp;"
-         f"{swatch(DIFF_COLOURS['new'])} new grid &nbsp;{swatch(DIFF_COLOURS['kept'])} unchanged<br>"
+         f"{swatch(DIFF_COLOURS['new'])} new grid &nbsp;"
+         f"{swatch(DIFF_COLOURS['kept'])} unchanged<br>"
          f"{swatch(DIFF_COLOURS['area'])} area that changed grid<br>"
          f"{line('3px dashed ' + DIFF_COLOURS['before'])} boundary before &nbsp;"
          f"{line('2px solid #111')} boundary after<br>"

@@ -197,9 +197,11 @@ DERIVED_COLUMNS = ("households", "pop_actual", "pop_registered", "pop_floating",
 
 
 def _without_derived_gaps(buildings: Any, plan: GridPlan, by: str) -> Any:
-    """The current buildings without the plan's own population columns that new
-    buildings leave blank (they are worked out again); the balance field stays,
-    and must be filled."""
+    """The current buildings without the plan's own population columns.
+
+    Those columns, which new buildings leave blank, are worked out again; the balance
+    field stays, and must be filled.
+    """
     if not isinstance(buildings, gpd.GeoDataFrame):
         return buildings
     ours = [c for c in DERIVED_COLUMNS if c != by and c in buildings.columns

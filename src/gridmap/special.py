@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 
 from ._errors import LayerValidationError
@@ -73,6 +74,7 @@ class Carve:
 
     @staticmethod
     def empty() -> Carve:
+        """No carved grid."""
         return Carve(np.array([], dtype=object), np.array([], dtype=object),
                      np.array([], dtype=object))
 
@@ -168,7 +170,7 @@ def road_stretches(
     if road_names:
         chosen |= np.isin(names.astype(str), list(road_names))
     if commercial:
-        text = np.array(["" if n is None or n != n else str(n) for n in names], dtype=object)
+        text = np.array(["" if pd.isna(n) else str(n) for n in names], dtype=object)
         chosen |= np.array([any(m in t for m in COMMERCIAL_NAME_MARKERS) for t in text],
                            dtype=bool)
     if not chosen.any():
@@ -199,7 +201,7 @@ def road_stretches(
         top = np.lexsort((-inter, pi))  # per piece, the longest first
         first = top[np.r_[True, pi[top][1:] != pi[top][:-1]]]
         nm = names[chosen][ri[first]]
-        piece_name[pi[first]] = ["" if v is None or v != v else str(v) for v in nm]
+        piece_name[pi[first]] = ["" if pd.isna(v) else str(v) for v in nm]
     piece_load = np.zeros(len(pieces))
     if max_load is not None and load_points is not None and load is not None:
         pi, bi = shapely.STRtree(pieces).query(np.asarray(load_points), predicate="within")

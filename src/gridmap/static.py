@@ -132,8 +132,11 @@ def _font_or_fallback(path: str | os.PathLike | None) -> tuple[str, bool]:
 
 
 def _text(label: str, cjk: bool) -> str:
-    """``label`` as it can be drawn: whole with a CJK font, else without its
-    Chinese parts ("工作量 workload" -> "workload")."""
+    """``label`` as it can be drawn.
+
+    Whole with a CJK font, else without its Chinese parts ("工作量 workload" ->
+    "workload").
+    """
     if cjk:
         return label
     text = _CJK.sub(" ", label)
@@ -309,7 +312,7 @@ def static_map(
 def _legend(ax: Any, bins: list[float], vmin: float, k: int, cjk: bool = True) -> None:
     from matplotlib.patches import Patch
 
-    lows = [vmin] + bins[:-1]
+    lows = [vmin, *bins[:-1]]
     handles = [Patch(facecolor=RAMP[k][i], edgecolor="#333",
                      label=f"{lows[i]:,.0f} – {bins[i]:,.0f}") for i in range(k)]
     ax.legend(handles=handles, title=_text("工作量 workload", cjk), loc="lower right",

@@ -12,6 +12,7 @@ building.  The units are those blocks and cells; they tile the area exactly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -333,9 +334,10 @@ def keep_buildings_whole(faces: np.ndarray, buildings: np.ndarray, building_bloc
                          special: np.ndarray | None = None, *,
                          community: np.ndarray | None = None,
                          min_area: float = 0.01) -> np.ndarray:
-    """Blocks that hold each building whole: the part of a building that crosses a
-    street centre-line into the next block is taken from that block and given to
-    the building's own (``building_block``).
+    """Blocks that hold each building whole.
+
+    The part of a building that crosses a street centre-line into the next block is
+    taken from that block and given to the building's own (``building_block``).
 
     Grid edges run along block edges, so without this a building drawn across a
     street (a gateway, a bridge, an outline a metre off) would lie partly in the
@@ -381,8 +383,9 @@ def keep_buildings_whole(faces: np.ndarray, buildings: np.ndarray, building_bloc
     btree = shapely.STRtree(buildings)
     for _ in range(8):
         moved = False
-        for b, parts in pending.items():
+        for b, waiting in pending.items():
             # a building's parts in turn until none of them moves
+            parts = waiting
             while parts:
                 left = [f for f in parts
                         if not _take_part(faces, int(building_block[b]), f, buildings, b,
@@ -398,8 +401,10 @@ def keep_buildings_whole(faces: np.ndarray, buildings: np.ndarray, building_bloc
 
 def _take_part(faces: np.ndarray, own: int, f: int, buildings: np.ndarray, b: int,
                building_block: np.ndarray, btree: shapely.STRtree, min_area: float) -> bool:
-    """Move the part of building ``b`` in block ``f`` to block ``own`` if it may;
-    True when it moved (or nothing is left to move)."""
+    """Move the part of building ``b`` in block ``f`` to block ``own`` if it may.
+
+    True when it moved (or nothing is left to move).
+    """
     piece = shapely.intersection(faces[f], buildings[b])
     if shapely.area(piece) <= min_area:
         return True
@@ -436,8 +441,10 @@ def _take_part(faces: np.ndarray, own: int, f: int, buildings: np.ndarray, b: in
 
 
 def _areas_of(geom: shapely.Geometry, min_area: float = 0.0) -> np.ndarray:
-    """The polygons of an overlay's result larger than ``min_area``, without its
-    stray lines and points."""
+    """The polygons of an overlay's result larger than ``min_area``.
+
+    Without its stray lines and points.
+    """
     parts = shapely.get_parts(shapely.get_parts(geom))
     return parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) > min_area)]
 
@@ -574,8 +581,10 @@ def _clean_coverage(cells: np.ndarray, block: shapely.Geometry) -> tuple[np.ndar
 
 
 def _hand_out(final: dict[int, shapely.Geometry], orphans: list) -> None:
-    """Join every orphan piece to the cell of ``final`` it shares most edge with
-    (the nearest cell if it shares none), in place."""
+    """Join every orphan piece to the cell of ``final`` it shares most edge with, in place.
+
+    The nearest cell if it shares none.
+    """
     while orphans:
         keys = list(final)
         geoms_k = np.array([final[k] for k in keys], dtype=object)
@@ -599,9 +608,11 @@ def _hand_out(final: dict[int, shapely.Geometry], orphans: list) -> None:
 
 
 def _anchors(clipped: np.ndarray, buildings: np.ndarray) -> np.ndarray:
-    """A point of each building inside its block, from ``clipped`` (the buildings
-    cut to the block): a building reaching over the block's edge (over a street)
-    may have its own representative point outside it."""
+    """A point of each building inside its block, from ``clipped``.
+
+    ``clipped`` is the buildings cut to the block: a building reaching over the
+    block's edge (over a street) may have its own representative point outside it.
+    """
     inside = ~shapely.is_empty(clipped) & (shapely.area(clipped) > 0)
     return np.where(inside, shapely.point_on_surface(clipped),
                     shapely.point_on_surface(buildings))
@@ -661,7 +672,7 @@ def tessellate(
     hit_b, hit_p = shapely.STRtree(parts).query(anchor, predicate="within")
     keep_part = np.full(len(labels), -1, dtype=np.int64)
     good = owner[hit_p] == inverse[hit_b]
-    for p_, b_ in zip(hit_p[good].tolist(), hit_b[good].tolist()):
+    for p_, b_ in zip(hit_p[good].tolist(), hit_b[good].tolist(), strict=True):
         g_ = inverse[b_]
         if keep_part[g_] < 0 or shapely.area(parts[p_]) > shapely.area(parts[keep_part[g_]]):
             keep_part[g_] = p_
@@ -791,8 +802,10 @@ def open_land(
 
 
 def _take_nearest(xy: np.ndarray, label: np.ndarray, miss: np.ndarray) -> None:
-    """Every point of ``miss`` takes the label of the nearest point that has one
-    (label >= 0 and not in ``miss``), in place."""
+    """Every point of ``miss`` takes the label of the nearest point that has one, in place.
+
+    A point has one when its label is >= 0 and it is not in ``miss``.
+    """
     miss = np.flatnonzero(miss)
     have = np.flatnonzero(label >= 0)
     have = have[~np.isin(have, miss)]
@@ -1123,7 +1136,7 @@ class UnitMaker:
     weight: np.ndarray
     streets: np.ndarray
     street_classes: np.ndarray
-    cut_cost: dict[str, float] | None
+    cut_cost: Mapping[str, float] | None
     barriers: frozenset[str]
 
     @property
@@ -1140,8 +1153,10 @@ class UnitMaker:
 
     def make(self, split: np.ndarray, opened: np.ndarray | None = None, *,
              cache: dict[Any, Any] | None = None, progress: bool = False) -> Units:
-        """The units with the blocks of ``split`` cut (those of ``opened`` opened),
-        and their graph."""
+        """The units with the blocks of ``split`` cut (those of ``opened`` opened).
+
+        And their graph.
+        """
         table, building_unit = self.cut(split, opened, cache=cache, progress=progress)
         return self.connect(table, building_unit, split, opened)
 

@@ -10,7 +10,7 @@ local moves then restore balance and shorten the boundaries.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -63,9 +63,11 @@ class GridAssignment:
 
     @property
     def n_grids(self) -> int:
+        """How many grids there are so far."""
         return len(self.community)
 
     def new_grid(self, community: int, flag: str = "", kind: str = "community") -> int:
+        """Add a grid of ``community`` with its ``flag`` and ``kind``; returns its number."""
         self.community.append(int(community))
         self.flag.append(flag)
         self.kind.append(kind)
@@ -181,11 +183,13 @@ def partition_graph(
 
 @dataclass
 class _CommunityToCut:
-    """One community to cut into grids: its number, its units (global positions,
-    sorted), its own unit graph (no grid leaves it, and arrays the size of the
-    whole district in the inner loops would make the run quadratic), its free
-    units (local positions: neither carved nor oversize) and its target and
-    tolerance."""
+    """One community to cut into grids.
+
+    Its number, its units (global positions, sorted), its own unit graph (no grid
+    leaves it, and arrays the size of the whole district in the inner loops would
+    make the run quadratic), its free units (local positions: neither carved nor
+    oversize) and its target and tolerance.
+    """
 
     community: int
     units: np.ndarray
@@ -242,8 +246,8 @@ def _communities_to_cut(g: UnitGraph, community: np.ndarray, free: np.ndarray,
     todo = []
     for ci, c in enumerate(cvals.tolist()):
         # a target and tolerance per community (差异性), or one for all
-        target = float(targets[c]) if np.ndim(targets) else float(targets)
-        tolerance = float(tolerances[c]) if np.ndim(tolerances) else float(tolerances)
+        target = _of_community(targets, c)
+        tolerance = _of_community(tolerances, c)
         units = np.sort(order[cbounds[ci]:cbounds[ci + 1]])
         graph = g.subgraph(units)
         nodes = np.flatnonzero(free[units])  # local
@@ -259,12 +263,21 @@ def _communities_to_cut(g: UnitGraph, community: np.ndarray, free: np.ndarray,
     return todo
 
 
+def _of_community(value: float | np.ndarray, c: int) -> float:
+    """``value[c]`` where ``value`` has one per community, else ``value``."""
+    if np.ndim(value):
+        return float(cast("np.ndarray", value)[c])
+    return float(value)
+
+
 def _record_islands(g: UnitGraph, community: np.ndarray, c: int, out: GridAssignment,
                     *, islands: str, community_names: list | None) -> None:
-    """The parts of community ``c`` cut off from the rest, road and unit grids
-    included (a part beyond a road grid is not an island), recorded in
-    ``out.islands``; with ``islands="error"`` they raise
-    :class:`~gridmap.DisconnectedUnitsError`."""
+    """The parts of community ``c`` cut off from the rest, recorded in ``out.islands``.
+
+    Road and unit grids count as part of the community (a part beyond a road grid
+    is not an island); with ``islands="error"`` the parts raise
+    :class:`~gridmap.DisconnectedUnitsError`.
+    """
     found = find_islands(g, np.flatnonzero(community == c))
     for part in found:
         out.islands.append({"community": int(c), "units": part,
@@ -299,8 +312,9 @@ def _community_seed(seed: int | None, c: int) -> Any:
 def _cut_communities(todo: list[_CommunityToCut], *, seed: int | None, n_trees: int,
                      n_starts: int, scheduler: str | None, progress: bool
                      ) -> list[tuple[list[np.ndarray], list[np.ndarray], float]]:
-    """Every community cut into grids (:func:`_cut_community`), here one after
-    the other or on a Dask ``scheduler``.
+    """Every community cut into grids (:func:`_cut_community`).
+
+    Here one after the other or on a Dask ``scheduler``.
 
     Out: for each community of ``todo``, its pieces, its parts too light for a
     grid (local positions) and the weight of the pieces.
@@ -348,8 +362,9 @@ def _place_community_grids(g: UnitGraph, one: _CommunityToCut,
 
 def _place_light_part(g: UnitGraph, part: np.ndarray, c: int, out: GridAssignment, *,
                       islands: str) -> None:
-    """A part of community ``c`` too light for a grid (global positions), labelled
-    in ``out``: it joins an adjacent grid, else stands alone.
+    """A part of community ``c`` too light for a grid (global positions), labelled.
+
+    The label goes in ``out``: it joins an adjacent grid, else stands alone.
 
     It joins a community grid of this community that it touches, an ordinary one
     first (an oversize grid should stay one unit), never a road or unit grid;
@@ -388,9 +403,11 @@ def _place_light_part(g: UnitGraph, part: np.ndarray, c: int, out: GridAssignmen
 
 def _refine_communities(to_refine: list[tuple[np.ndarray, tuple]], labels: np.ndarray,
                         *, scheduler: str | None) -> None:
-    """The balance moves, community by community (they touch only their own
-    units): each community's units relabelled in ``labels``, here or on a Dask
-    ``scheduler``."""
+    """The balance moves, community by community (they touch only their own units).
+
+    Each community's units are relabelled in ``labels``, here or on a Dask
+    ``scheduler``.
+    """
     from ..parallel import community_map
 
     tasks = [task for _, task in to_refine]
@@ -403,8 +420,11 @@ def _refine_communities(to_refine: list[tuple[np.ndarray, tuple]], labels: np.nd
 def _cut_community(sub: UnitGraph, rest: np.ndarray, target: float, tolerance: float,
                    seed: Any, n_trees: int, n_starts: int,
                    ) -> tuple[list[np.ndarray], list[np.ndarray], float]:
-    """One community cut into grids: the pieces, the parts too light for a grid
-    (local positions) and the weight of the pieces."""
+    """One community cut into grids.
+
+    The pieces, the parts too light for a grid (local positions) and the weight of
+    the pieces.
+    """
     rng = np.random.default_rng(seed)
     pieces: list[np.ndarray] = []
     pending: list[np.ndarray] = []
@@ -619,10 +639,10 @@ def _seeded(
         short = k_rest - int(kcs.sum())
         if short > 0:
             kcs[np.argsort(-(quota - kcs), kind="stable")[:short]] += 1
-        for c, kc in zip(labels_c.tolist(), kcs.tolist(), strict=True):
+        for c, share in zip(labels_c.tolist(), kcs.tolist(), strict=True):
             nodes = rest[comp == c]
             wsum = float(w[nodes].sum())
-            kc = min(kc, len(nodes))
+            kc = min(share, len(nodes))
             if kc == 0:
                 # too light for a grid: join the lightest grid it touches
                 near = sorted(g.adjacent_labels(lab, nodes))

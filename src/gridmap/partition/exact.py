@@ -66,10 +66,13 @@ class RegionLimits:
 
 @dataclass
 class _Programme:
-    """A region's units as the programme's nodes: a node for every unit that may
-    move, one for every connected piece of a grid's units that may only stay (a
-    unit that may only stay is in its grid whatever the plan, so the programme
-    grows with the units that may move rather than with the region)."""
+    """A region's units as the programme's nodes.
+
+    A node for every unit that may move, one for every connected piece of a grid's
+    units that may only stay (a unit that may only stay is in its grid whatever the
+    plan, so the programme grows with the units that may move rather than with the
+    region).
+    """
 
     node_of: np.ndarray  # the node of every unit of the region
     weight: np.ndarray  # per node
@@ -126,8 +129,10 @@ def _programme(g: UnitGraph, nodes: np.ndarray, current: np.ndarray, m: int,
 
 def programme_size(g: UnitGraph, nodes: np.ndarray, current: np.ndarray,
                    reach: int = 3) -> int:
-    """How many nodes :func:`recut` solves for: one per unit that may move, one per
-    connected piece of a grid's units that may only stay.
+    """How many nodes :func:`recut` solves for.
+
+    One per unit that may move, one per connected piece of a grid's units that may
+    only stay.
 
     Examples
     --------
@@ -154,7 +159,7 @@ def recut(
     node_limit: int = 20,
     reach: int = 3,
     stats: dict | None = None,
-) -> np.ndarray | None | str:
+) -> np.ndarray | str | None:
     """Share ``nodes`` between grids ``0..m-1``, each contiguous and within ``[lo, hi]``.
 
     Parameters
@@ -206,6 +211,11 @@ def recut(
 _SEARCH_STEPS = 100_000
 
 
+def _own_first(grids: set[int], own: int) -> list[int]:
+    """``grids`` in ascending order, ``own`` first."""
+    return sorted(grids, key=lambda x: (x != own, x))
+
+
 def _search(p: _Programme, m: int, lo: float, hi: float,
             steps: int = _SEARCH_STEPS) -> tuple[np.ndarray | None, bool, int]:
     """:func:`_solve` by a depth-first search over the grid of every node.
@@ -232,7 +242,7 @@ def _search(p: _Programme, m: int, lo: float, hi: float,
     eps = 1e-9 * max(abs(lo), abs(hi), 1.0)
     cur = p.current.tolist()
     # each node's own grid first, so that the first plans found move little
-    choices = [sorted(may[i], key=lambda x, c=cur[i]: (x != c, x)) for i in range(n)]
+    choices = [_own_first(may[i], cur[i]) for i in range(n)]
     lab = [-1] * n
     w = [0.0] * m
     size = [0] * m
@@ -240,8 +250,10 @@ def _search(p: _Programme, m: int, lo: float, hi: float,
     count = [0]
 
     def can_close(h: int, start: int) -> bool:
-        """Grid ``h``'s units, from ``start``, with the free units that may join it:
-        all of its units in one piece that can weigh at least ``lo``."""
+        """Grid ``h``'s units, from ``start``, with the free units that may join it.
+
+        All of its units in one piece that can weigh at least ``lo``.
+        """
         seen = {start}
         stack = [start]
         got, total = 1, w[h]
@@ -297,8 +309,11 @@ def _search(p: _Programme, m: int, lo: float, hi: float,
 
 
 def _objective(p: _Programme, plan: np.ndarray) -> float:
-    """The programme's objective for a plan of its nodes: the cut cost (in units of
-    the region's mean edge cost) less a half for every node that stays."""
+    """The programme's objective for a plan of its nodes.
+
+    The cut cost (in units of the region's mean edge cost) less a half for every
+    node that stays.
+    """
     same = plan[p.ea] == plan[p.eb]
     return float(p.cut[~same].sum()) / p.scale - 0.5 * int((plan == p.current).sum())
 
@@ -308,16 +323,21 @@ _STEPS_PER_NODE = 10_000
 
 
 def _count(stats: dict | None, steps: int) -> None:
-    """Add a search's work to ``stats["nodes"]``: one, and one per
-    :data:`_STEPS_PER_NODE` steps."""
+    """Add a search's work to ``stats["nodes"]``.
+
+    One, and one per :data:`_STEPS_PER_NODE` steps.
+    """
     if stats is not None:
         stats["nodes"] = stats.get("nodes", 0) + 1 + steps // _STEPS_PER_NODE
 
 
 def _solve(p: _Programme, m: int, lo: float, hi: float, *, node_limit: int,
-           stats: dict | None) -> np.ndarray | None | str:
-    """:func:`recut` on a region's programme: the search, then HiGHS where the
-    search stopped at its step limit (the better of their plans)."""
+           stats: dict | None) -> np.ndarray | str | None:
+    """:func:`recut` on a region's programme.
+
+    The search, then HiGHS where the search stopped at its step limit (the better of
+    their plans).
+    """
     plan, done, steps = _search(p, m, lo, hi)
     _count(stats, steps)
     if done:
@@ -331,7 +351,7 @@ def _solve(p: _Programme, m: int, lo: float, hi: float, *, node_limit: int,
 
 
 def _highs(p: _Programme, m: int, lo: float, hi: float, *, node_limit: int,
-           stats: dict | None) -> np.ndarray | None | str:
+           stats: dict | None) -> np.ndarray | str | None:
     """The programme asked of HiGHS; a plan at node level."""
     n, ne = p.n, len(p.ea)
     big = float(n)
@@ -385,9 +405,9 @@ def _highs(p: _Programme, m: int, lo: float, hi: float, *, node_limit: int,
         inflow[(b, j)].append(of + q)
         add([of + q, xi[(a, j)]], [1.0, -big], -np.inf, 0)
         add([of + q, xi[(b, j)]], [1.0, -big], -np.inf, 0)
-    for q, k in xi.items():
-        cs = inflow[q] + outflow[q] + [k, nxv + k]
-        vs = [1.0] * len(inflow[q]) + [-1.0] * len(outflow[q]) + [-1.0, big]
+    for pair, k in xi.items():
+        cs = inflow[pair] + outflow[pair] + [k, nxv + k]
+        vs = [1.0] * len(inflow[pair]) + [-1.0] * len(outflow[pair]) + [-1.0, big]
         add(cs, vs, 0, np.inf)
     # y[e] >= |x[a,j] - x[b,j]| for every grid either end may take
     for e, (a, b) in enumerate(zip(p.ea.tolist(), p.eb.tolist(), strict=True)):
@@ -472,8 +492,10 @@ def _grid_rings(g: UnitGraph, labels: np.ndarray, active: set[int]) -> dict[int,
 
 def _next_grid(rings: dict[int, set[int]], region: list[int], weight: dict[int, float],
                mean: float) -> int | None:
-    """The grid next to ``region`` that brings the region's average weight nearest
-    ``mean`` (the lowest id on a tie); None if no grid is next to it."""
+    """The grid next to ``region`` that brings the region's average weight nearest ``mean``.
+
+    The lowest id on a tie; None if no grid is next to it.
+    """
     ring: set[int] = set().union(*(rings[h] for h in region)) - set(region)
     if not ring:
         return None
@@ -495,7 +517,7 @@ def check_region(
     node_budget: int | None = None,
     stats: dict | None = None,
 ) -> RegionCheck:
-    """Is there a balanced plan of ``grid`` and the grids around it?
+    """Whether there is a balanced plan of ``grid`` and the grids around it.
 
     The region grows one neighbouring grid of ``active`` at a time, the one
     that brings the region's average ``weight`` nearest ``mean``, within

@@ -50,7 +50,7 @@ def _plan_flows(w: dict[int, float], links: set[tuple[int, int]], mean: float, l
     """
     scale = 1000.0 / mean if mean > 0 else 1.0  # integral amounts for the solver
     big = len(w) + 2
-    net = nx.MultiDiGraph()
+    net: nx.MultiDiGraph[int | str] = nx.MultiDiGraph()  # the grids, and "sink"
     total = 0
     bottom, top = round(lo * scale), round(hi * scale)
     for k, wk in w.items():
@@ -72,8 +72,11 @@ def _plan_flows(w: dict[int, float], links: set[tuple[int, int]], mean: float, l
 
 
 def _with_cut_off(g: UnitGraph, labels: np.ndarray, members: set[int], u: int) -> list[int]:
-    """``u`` and what of its grid would hang on ``u`` alone: all but the heaviest
-    piece the grid falls into without ``u`` (units only ``u`` joins to the rest)."""
+    """``u`` and what of its grid would hang on ``u`` alone.
+
+    All but the heaviest piece the grid falls into without ``u`` (units only ``u``
+    joins to the rest).
+    """
     rest = members - {u}
     pieces: list[list[int]] = []
     seen: set[int] = set()
@@ -171,7 +174,7 @@ def grow_grid(g: UnitGraph, labels: np.ndarray, k: int, *, donors: Iterable[int]
     lo, hi = mean * (1 - tolerance), mean * (1 + tolerance)
     while wk < mean * (1 - 0.5 * tolerance):
         inside = np.flatnonzero(labels == k)
-        edge = set()
+        edge: set[int] = set()
         for u in inside.tolist():
             nb = g.neighbours(u)
             eids = g.eid[g.indptr[u]: g.indptr[u + 1]]

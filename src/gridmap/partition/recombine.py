@@ -122,8 +122,9 @@ def wander(
     patience: int = 100,
     n_trees: int = 4,
 ) -> np.ndarray:
-    """Walks of recombinations that carry a grid's shortfall (or excess) across
-    full grids to one with room; returns new labels.
+    """Walks of recombinations that carry a grid's shortfall (or excess) to one with room.
+
+    The walks go across full grids; returns new labels.
 
     A step merges a grid out of the band, drawn at random, with one of its
     neighbours and re-splits the pair along a spanning tree.  The step is taken

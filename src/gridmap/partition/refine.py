@@ -139,8 +139,9 @@ def _shift(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]], bal: 
 
 def _chains(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]], bal: _Balance,
             active: set[int], max_len: int = 6) -> None:
-    """Ejection chains: carry weight from a grid with room to spare to one out of
-    the band along a path of grids, each passing on about what it receives.
+    """Ejection chains: carry weight from a grid with room to spare to one out of the band.
+
+    Along a path of grids, each passing on about what it receives.
 
     Kept only where the number of grids out of tolerance (then the distance
     from the band) goes down.
@@ -219,15 +220,15 @@ def refine(
     tolerance`` (a margin inside the band; 1 stops at the band, moving less).
     """
     labels = labels.copy()
-    grids = [int(x) for x in grids]
-    active = set(grids) - set(locked)
+    grid_ids = [int(x) for x in grids]
+    active = set(grid_ids) - set(locked)
     if len(active) < 2:
         return labels
-    members: dict[int, set[int]] = {gid: set() for gid in grids}
-    for u in np.flatnonzero(np.isin(labels, grids)).tolist():
+    members: dict[int, set[int]] = {gid: set() for gid in grid_ids}
+    for u in np.flatnonzero(np.isin(labels, grid_ids)).tolist():
         members[int(labels[u])].add(u)
     bal = _Balance(
-        {gid: float(g.weight[list(members[gid])].sum()) for gid in grids}, mean, tolerance,
+        {gid: float(g.weight[list(members[gid])].sum()) for gid in grid_ids}, mean, tolerance,
         inner,
     )
     n_units = sum(len(m) for m in members.values())
