@@ -605,7 +605,7 @@ def compare_wards(spec: Spec, g: gpd.GeoDataFrame, u: gpd.GeoDataFrame,
 
 
 # ------------------------------------------------------------------------------ driver
-def run_one(name: str, out_root: Path) -> dict[str, Any]:
+def run_one(name: str, out_root: Path, effort: str | int | None = None) -> dict[str, Any]:
     print("=" * 100)
     print(f"{name}")
     print("=" * 100, flush=True)
@@ -619,10 +619,13 @@ def run_one(name: str, out_root: Path) -> dict[str, Any]:
         return res
     shown = {k: (f"<{type(v).__name__} {len(v)} rows>" if hasattr(v, "__len__")
                  and not isinstance(v, str) else v) for k, v in spec.kwargs.items()}
+    kwargs = dict(spec.kwargs) if effort is None else {**spec.kwargs, "effort": effort}
+    if effort is not None:
+        shown["effort"] = effort
     print(f"delineate({', '.join(f'{k}={v}' for k, v in shown.items())})", flush=True)
     t0 = time.perf_counter()
     try:
-        plan = gridmap.delineate(**spec.kwargs)
+        plan = gridmap.delineate(**kwargs)
     except Exception:  # noqa: BLE001 - printed, and the run goes on
         res["seconds"] = time.perf_counter() - t0
         print(f"gridmap.delineate FAILED after {res['seconds']:.1f} s:")
@@ -707,13 +710,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("names", nargs="*", help=f"data sets (default all): {', '.join(DATASETS)}")
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "realdata",
                     help="folder for the plans (default out/realdata)")
+    ap.add_argument("--effort", nargs="+", default=[None],
+                    help="the balancing's effort(s): fast, default, thorough or a number; "
+                    "several are run one after the other, side by side in the summary")
     args = ap.parse_args(argv)
     names = args.names or list(DATASETS)
     unknown = [n for n in names if n not in DATASETS]
     if unknown:
         ap.error(f"unknown data set(s) {unknown}; choose from {list(DATASETS)}")
     print(f"gridmap {gridmap.__version__} from {Path(gridmap.__file__).parent}")
-    results = [run_one(n, args.out) for n in names]
+    results = []
+    for given in args.effort:
+        eff = int(given) if isinstance(given, str) and given.isdigit() else given
+        for n in names:
+            res = run_one(n, args.out / (str(eff) if eff is not None else ""), eff)
+            if eff is not None:
+                res["name"] = f"{n} [{eff}]"
+            results.append(res)
     summary(results)
     return 0 if all(r.get("status") == "ok" for r in results) else 1
 

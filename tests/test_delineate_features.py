@@ -162,17 +162,20 @@ def test_bundled_real_data_invariants(bundled_plan):
     bad = plan.grids[~plan.grids["within_tolerance"]]
     assert (bad["reason"] != "").all()
     assert len(m["violations"]) == len(bad)
-    # every grid of the Bund in the band, but the oversize ones (single buildings):
-    # the walks of recombinations carried one grid's shortfall to grids with room,
-    # and the last grid out, walled in by the cells of two heavy buildings (no plan
-    # of those units had it in the band), passed them along the opened land
-    assert len(bad) == 0
+    # at the default effort (the README's command) at most two grids of the Bund
+    # stay out of the band (the thorough effort brings all in: benchmarks and the
+    # guide); every oversize grid is a single building; the plan says what the
+    # balancing did and why it stopped
+    assert len(bad) <= 2
     ordinary = plan.grids[plan.grids["flag"].fillna("") == ""]
-    assert ordinary["deviation"].abs().max() <= 0.1 + 1e-9
+    assert (ordinary["deviation"].abs() > 0.1 + 1e-9).sum() == len(bad)
     over = plan.grids[plan.grids["flag"] == "oversize"]
     assert over["single_unit"].all()
-    assert any("walks of recombinations" in n for n in m["notes"])
-    assert any("opened" in n and "0 grid(s) out after" in n for n in m["notes"])
+    search = m["search"]
+    assert search["effort"] == "default" and search["work_budget"] == 40_000
+    assert search["work_used"] <= search["work_budget"] * 1.2
+    assert search["objective"]["grids_out"] == len(bad)
+    assert any(n.startswith("balancing (default effort") for n in m["notes"])
 
 
 @pytest.mark.slow

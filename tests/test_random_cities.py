@@ -7,9 +7,10 @@ a grid), in a projected or a geographic CRS; some with an exclave island
 (the community a MultiPolygon) under either island policy, some with a compound.
 Every city is delineated twice, the second time with its rows shuffled.
 
-The suite draws 120 cities (``GRIDMAP_N_CITIES`` to change it); 200 took 128 s
-wall, 86 s CPU, measured once on 2 cores shared with other jobs (load average
-about 6), before the exact re-cut: no violation.
+The suite draws 20 cities (``GRIDMAP_N_CITIES`` to change it), balanced at the
+``fast`` effort; at most :data:`OUT_SHARE` of a plan's ordinary grids may stay
+out of the band, and on a small city each grid still out at the ``thorough``
+effort must be one the exact check proves cannot be brought in.
 """
 
 from __future__ import annotations
@@ -110,7 +111,11 @@ def random_layers(seed: int, nx: int, ny: int, density: float, tower: bool, *,
 
 
 #: how many random cities the suite draws (each delineated twice: as drawn, shuffled)
-N_CITIES = int(__import__("os").environ.get("GRIDMAP_N_CITIES", "120"))
+N_CITIES = int(__import__("os").environ.get("GRIDMAP_N_CITIES", "20"))
+#: the most grids out of the band a plan of a random city may leave, as a share of
+#: its ordinary grids (islands of one unit, and oversize grids in a community with
+#: no ordinary grid, have nowhere to go and are not counted)
+OUT_SHARE = 0.2
 
 
 @settings(max_examples=N_CITIES, deadline=None, derandomize=True, database=None,
@@ -139,7 +144,7 @@ def test_random_city_invariants(seed, nx, ny, density, tower, geographic, island
         layers = [g.to_crs(4326) if g is not None else None for g in layers]
     buildings, streets, boundaries, compounds = layers
     kw = {"boundaries": boundaries, "compounds": compounds, "target": target,
-          "tolerance": 0.2, "seed": seed, "islands": islands}
+          "tolerance": 0.2, "seed": seed, "islands": islands, "effort": "fast"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", gridmap.GridmapWarning)
         plan = gridmap.delineate(buildings, streets, **kw)
@@ -173,9 +178,30 @@ def test_random_city_invariants(seed, nx, ny, density, tower, geographic, island
         assert not joined or islands == "nearest"
     if not joined:
         assert m["contiguous"], m["n_noncontiguous"]
-    # balance: every grid out of tolerance comes with a reason
+    # balance: every grid out of tolerance comes with a reason, and few are out
     bad = plan.grids[~plan.grids["within_tolerance"]]
     assert (bad["reason"] != "").all()
+    g = plan.grids
+    ordinary = (g["kind"] == "community") & (g["flag"].fillna("") == "")
+    has_ordinary = g["community_id"].isin(g.loc[ordinary, "community_id"])
+    stuck = (g["flag"] == "island") | ((g["flag"] == "oversize") & ~has_ordinary)
+    # proved impossible by the exact check, or a grid that touches no other grid
+    proven = bad["reason"].str.contains("exact check: no plan|neighbouring grids none")
+    out = bad[~stuck.loc[bad.index] & ~proven]
+    assert len(out) <= max(1, OUT_SHARE * int(ordinary.sum())), out["reason"].tolist()
+    if len(out) and int(ordinary.sum()) <= 6:
+        # a small city: with the default effort, the exact check proves each grid
+        # still out cannot be brought into the band with its neighbours
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", gridmap.GridmapWarning)
+            best = gridmap.delineate(buildings, streets, **{**kw, "effort": "default"})
+        b = best.grids
+        has = b["community_id"].isin(b.loc[(b["kind"] == "community")
+                                           & (b["flag"].fillna("") == ""), "community_id"])
+        free = ~((b["flag"] == "island") | ((b["flag"] == "oversize") & ~has))
+        for reason in b.loc[~b["within_tolerance"] & free, "reason"]:
+            assert "exact check: no plan" in reason or "grids none" in reason, reason
+
     # the same seed gives the same plan, whatever the row order
     rng = np.random.default_rng(seed)
     with warnings.catch_warnings():

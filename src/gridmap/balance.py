@@ -4,45 +4,42 @@ In: the :class:`~gridmap.units.Units` of stage 4/5, the
 :class:`~gridmap.units.UnitMaker` that can cut them anew, the communities'
 targets and tolerances (:class:`~gridmap.communities.Communities`) and the
 :class:`~gridmap.options.Search` options.  Out: :class:`Balanced`, the grid of
-every unit (a :class:`~gridmap.partition.GridAssignment`) and the units it is
-of, which may be finer than those given.
+every unit (a :class:`~gridmap.partition.GridAssignment`), the units it is of
+(which may be finer than those given), and what the search did.
 
 The first partition (:func:`~gridmap.partition.partition_graph`) cuts every
-community into grids; then, where grids are still out of the band:
-
-1. rounds of splitting: the blocks of the grids out of the band and of their
-   neighbours are cut between their buildings (an empty block between them into
-   sectors), and the units move again (:func:`remake_units`);
-2. the exact check and the walks (:func:`exact_then_walks`): the regions round
-   a grid out re-cut exactly, then walks of recombinations that carry a
-   shortfall through full grids to one with room;
-3. open land: the split blocks round a grid still out have their cells cut to
-   their plots and the land between into sectors, so that a grid can pass a
-   building along the land beside it; kept only if the plan is better.
-
-With ``restarts`` the whole is made for seeds ``seed``, ``seed + 1``, ... and
-the best plan kept (:func:`plan_key`).
+community into grids.  Then one loop (:func:`improve`, the shape of GerryChain's
+``MarkovChain``, but optimising) runs *moves* with one signature, cheapest first
+(:data:`MOVES`): local moves, recombinations, the exact re-cut, walks of
+recombinations, splitting blocks, seeded plans, opening land.  A move's plan is
+kept where it is no worse by the one objective (:mod:`gridmap.objective`); a
+better plan sends the loop back to the cheapest move.  It stops when no grid is
+out of the band, no move helps, or the budget of work (:mod:`gridmap.effort`) is
+spent.  With ``restarts`` the plans of seeds ``seed``, ``seed + 1``, ... are made,
+each with the effort's budget (the time limit is shared), and the best is kept.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import band
+from . import band, effort, objective
 from .partition import (
     GridAssignment,
     UnitGraph,
     find_islands,
     partition_graph,
+    recombine,
     refine,
     repair,
 )
-from .partition.exact import exact_repair
+from .partition.exact import RegionLimits, exact_repair
 from .partition.recombine import wander
 from .partition.refine import connected_without
 
@@ -52,24 +49,38 @@ if TYPE_CHECKING:
     from .units import UnitMaker, Units
 
 __all__ = [
+    "MOVES",
     "Balanced",
     "balance",
-    "exact_then_walks",
+    "exact_recut",
     "grids_out_of_band",
+    "improve",
+    "local_moves",
+    "no_worse",
+    "open_land",
     "oversize_holding_more",
     "plan_key",
+    "recombinations",
     "remake_units",
+    "seeded_plans",
+    "split_blocks",
+    "walks",
 ]
 
 
 @dataclass(frozen=True)
 class Balanced:
-    """Stage 6's output: the grid of every unit, the units, and the notes."""
+    """Stage 6's output: the grid of every unit, the units, the notes, the search.
+
+    ``report`` says what the search did: the effort, the work used, why it
+    stopped, and what each move tried and gained.
+    """
 
     assignment: GridAssignment
     units: Units
     notes: list[str]
     seed: int | None
+    report: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -80,131 +91,395 @@ class _Plan:
     units: Units
     notes: list[str]
 
+    def copy(self) -> _Plan:
+        """A copy whose labels, checks and notes can change without touching this."""
+        a = copy.copy(self.assignment)
+        a.labels = self.assignment.labels.copy()
+        a.checks = dict(self.assignment.checks)
+        return _Plan(a, self.units, list(self.notes))
+
+
+@dataclass
+class _Context:
+    """What every move needs besides the plan.
+
+    How to cut units anew, the tolerance of every community, the cells cut so far
+    and the budget of work.
+    """
+
+    maker: UnitMaker
+    tolerance: np.ndarray
+    exact: bool
+    cache: dict[Any, Any]
+    work: effort.Work
+
+    def score(self, plan: _Plan) -> objective.Score:
+        """The objective (:mod:`gridmap.objective`) of a plan."""
+        return objective.score(plan.assignment, plan.units.graph, self.tolerance,
+                               plan.units.building_unit)
+
+    def bad(self, plan: _Plan) -> list[int]:
+        """The grids out of the band, oversize grids holding more included."""
+        return (grids_out_of_band(plan.assignment, plan.units.graph, self.tolerance)
+                + oversize_holding_more(plan.assignment, plan.units.building_unit))
+
+
+#: A move: the plan, the context and a random generator in; a new plan out (None:
+#: nothing to try).  The loop keeps it only where it is no worse by the objective.
+Move = Callable[[_Plan, _Context, np.random.Generator], "_Plan | None"]
+
 
 def balance(units: Units, maker: UnitMaker, communities: Communities, search: Search,
             *, carve_kind: np.ndarray, cache: dict[Any, Any],
             progress: bool = False) -> Balanced:
-    """Stage 6: the first partition, then the rounds that bring grids into the band.
+    """Stage 6: the first partition, then moves until no grid is out or the work is spent.
 
-    The plans of seeds ``seed``, ``seed + 1``, ... (``search.restarts`` of them):
-    the one with the fewest grids out of the band, then the smallest largest
-    deviation, is kept; the first with none out stops the search.
+    After the first partition of a seed, :func:`improve` runs the moves, cheapest
+    first (:data:`MOVES`), keeping what the objective (:mod:`gridmap.objective`)
+    says is no worse, until no grid is out of the band, no move helps, or the
+    budget of work (``search.effort``, and ``search.time_limit``) is spent.  With
+    ``search.restarts``, the plans of seeds ``seed``, ``seed + 1``, ... are made,
+    each with the effort's budget of work (so that the plan of a seed is the same
+    alone or among restarts); the time limit is shared; the best plan is kept.
     """
-    tolerance = communities.tolerance
-    best: tuple[tuple[int, float], _Plan, int | None] | None = None
-    k = 0
+    started = time.perf_counter()
+    works: list[effort.Work] = []
+    stats: dict[str, dict[str, float]] = {
+        name: {"tried": 0, "kept": 0, "improved": 0, "grids_in": 0, "work": 0.0,
+               "seconds": 0.0}
+        for name, _, _ in MOVES}
+    best: tuple[objective.Score, _Plan, int | None] | None = None
+    k, stopped = 0, "no grid out of the band"
     for k in range(search.restarts):
-        seed_k = None if search.seed is None else int(search.seed) + k
-        plan = _one_plan(units, maker, communities, search, seed_k, carve_kind=carve_kind,
-                         cache=cache, progress=progress)
-        key = plan_key(plan.assignment, plan.units.graph, tolerance)
-        if best is None or key < best[0]:
-            best = (key, plan, seed_k)
-        if key[0] == 0:
+        work = effort.Work(effort.units_of(search.effort), search.time_limit, start=started)
+        works.append(work)
+        with effort.active(work):
+            seed_k = None if search.seed is None else int(search.seed) + k
+            ctx = _Context(maker, communities.tolerance, search.exact,
+                           # a plan's own cells: the sectors of an empty block depend
+                           # on the units around it, which differ from plan to plan
+                           dict(cache), work)
+            plan = _first_partition(units, maker, communities, search, seed_k,
+                                    carve_kind=carve_kind, progress=progress)
+            plan, stopped = _improve_with_bar(plan, ctx, seed_k, stats, progress)
+            score = ctx.score(plan)
+            if best is None or score < best[0]:
+                best = (score, plan, seed_k)
+        if score.out == 0 or work.timed_out:
             break
     assert best is not None
-    (n_bad, worst), plan, seed_k = best
+    score, plan, seed_k = best
+    used, budget = sum(w.used for w in works), sum(w.limit for w in works)
     notes = list(plan.notes)
+    gains = [f"{int(st['grids_in'])} by {name}" for name, st in stats.items()
+             if st["grids_in"] > 0]
+    if any(st["tried"] for st in stats.values()):
+        notes.append(f"balancing ({search.effort} effort, {used:,.0f} of "
+                     f"{budget:,.0f} units of work): "
+                     + (f"grids brought into the band: {', '.join(gains)}; "
+                        if gains else "")
+                     + f"{score.out} grid(s) out of the band; stopped: {stopped}.")
     if search.restarts > 1:
         notes.append(f"{k + 1} plan(s) made (restarts={search.restarts}); kept the one of "
-                     f"seed {seed_k}: {n_bad} grid(s) out of the band, the largest "
-                     f"deviation {worst:.1%}.")
-    return Balanced(plan.assignment, plan.units, notes, seed_k)
+                     f"seed {seed_k}: {score.out} grid(s) out of the band, the largest "
+                     f"deviation {score.worst:.1%}.")
+    report = {
+        "effort": search.effort, "work_budget": budget,
+        "work_used": round(used, 1), "time_limit": search.time_limit,
+        "stopped": stopped, "plans_made": k + 1,
+        "objective": score.as_dict(),
+        "moves": {name: {key: round(v, 1) if isinstance(v, float) else v
+                         for key, v in st.items()} for name, st in stats.items()},
+    }
+    return Balanced(plan.assignment, plan.units, notes, seed_k, report)
 
 
-def _one_plan(units: Units, maker: UnitMaker, communities: Communities, search: Search,
-              seed: int | None, *, carve_kind: np.ndarray, cache: dict[Any, Any],
-              progress: bool) -> _Plan:
-    """One plan: the partition, the rounds of splitting, the exact pass, open land."""
-    # a plan's own cache: the sectors of an empty block depend on the units
-    # around it, which differ from plan to plan
-    cache = dict(cache)
-    special = maker.special
+def _first_partition(units: Units, maker: UnitMaker, communities: Communities,
+                     search: Search, seed: int | None, *, carve_kind: np.ndarray,
+                     progress: bool) -> _Plan:
+    """The first partition of a seed, its repairs left to the moves.
+
+    (:func:`~gridmap.partition.partition_graph` with ``repair_cuts=False``.)
+    """
     assignment = partition_graph(
         units.graph, units.community, target=communities.target,
-        tolerance=communities.tolerance, seed=seed, fixed=special[units.block],
+        tolerance=communities.tolerance, seed=seed, fixed=maker.special[units.block],
         fixed_kind=carve_kind, islands=search.islands, community_names=communities.ids,
-        progress=progress, scheduler=search.scheduler)
-    plan = _Plan(assignment, units, [])
-    _split_rounds(plan, maker, communities.tolerance, seed, cache)
-    exact_then_walks(plan, communities.tolerance, seed, exact=search.exact)
-    _open_land_round(plan, maker, communities.tolerance, seed, cache, exact=search.exact)
-    return plan
+        progress=progress, scheduler=search.scheduler, repair_cuts=False)
+    return _Plan(assignment, units, [])
 
 
-def _split_rounds(plan: _Plan, maker: UnitMaker, tolerance: np.ndarray,
-                  seed: int | None, cache: dict[Any, Any], rounds: int = 3) -> None:
-    """Split blocks where balance is out of reach with whole blocks, and move again.
+def _improve_with_bar(plan: _Plan, ctx: _Context, seed: int | None,
+                      stats: dict[str, dict[str, float]], progress: bool
+                      ) -> tuple[_Plan, str]:
+    """Run :func:`improve` to its end, with a bar of the grids out of the band."""
+    rng = np.random.default_rng(seed)
+    start = ctx.score(plan)
+    bar = None
+    if progress and start.out:
+        from tqdm.auto import tqdm
 
-    The blocks split (between buildings) are those of the offending grids and their
-    neighbours.
+        bar = tqdm(total=start.out, desc="balance: grids out of the band", leave=False,
+                   unit="grid")
+    stopped = "no grid out of the band"
+    try:
+        for state, score, why in improve(plan, ctx, rng, stats):
+            plan, stopped = state, why
+            if bar is not None:
+                bar.n = start.out - score.out
+                bar.set_postfix_str(f"{score.out} out")
+                bar.refresh()
+    finally:
+        if bar is not None:
+            bar.close()
+    return plan, stopped
+
+
+def improve(plan: _Plan, ctx: _Context, rng: np.random.Generator,
+            stats: dict[str, dict[str, float]]
+            ) -> Iterator[tuple[_Plan, objective.Score, str]]:
+    """The loop: moves, cheapest first, each kept where the plan is no worse.
+
+    A move that makes the plan better (fewer grids out, or less out in sum), or
+    that cuts the units anew, sends the loop back to the cheapest move; one that
+    does not passes on to the next.  Yields ``(plan, score, why)`` after every
+    move kept, and last why it stopped: no grid out, the budget spent, the time
+    limit, or no move helps.  ``stats`` counts, per move, the tries, the plans
+    kept, those better, the grids brought in and the work spent.
     """
-    n_buildings, special = maker.n_buildings, maker.special
-    for _ in range(rounds):
-        bad = grids_out_of_band(plan.assignment, plan.units.graph, tolerance)
-        if not bad:
+    current = ctx.score(plan)
+    i = 0
+    while True:
+        if current.out == 0:
+            yield plan, current, "no grid out of the band"
             return
-        inner, beside = blocks_near(plan, bad)
-        split = plan.units.split
-        more = inner & ~split & (n_buildings > 1) & (special < 0)
-        # a block with no building next to a grid out of the band (a square, a
-        # park between ring roads) is split between the units around it: whole,
-        # it goes to one grid, and a building cut off behind it can join no other
-        more |= beside & ~split & (n_buildings == 0) & (special < 0)
-        if not more.any():
+        if ctx.work.spent:
+            why = "time limit" if ctx.work.timed_out else "effort spent"
+            yield plan, current, why
             return
-        remake_units(plan, maker, split | more, plan.units.opened, tolerance, seed, cache,
-                     newly_split=more)
+        if i == len(MOVES):
+            yield plan, current, "no move helps"
+            return
+        name, move, must_improve = MOVES[i]
+        st = stats[name]
+        used, t0 = ctx.work.used, time.perf_counter()
+        new = move(plan, ctx, rng)
+        st["seconds"] += time.perf_counter() - t0
+        st["tried"] += 1
+        i += 1
+        if new is not None:
+            score = ctx.score(new)
+            better = (score.out, score.excess) < (current.out, current.excess)
+            if score < current or (score == current and not must_improve):
+                st["kept"] += 1
+                st["improved"] += int(better)
+                st["grids_in"] += current.out - score.out
+                recut = new.units is not plan.units
+                plan, current = new, score
+                if better or recut:
+                    i = 0
+                yield plan, current, "moving"
+        st["work"] += ctx.work.used - used
 
 
-def _open_land_round(plan: _Plan, maker: UnitMaker, tolerance: np.ndarray,
-                     seed: int | None, cache: dict[Any, Any], *, exact: bool) -> None:
-    """Open the split blocks round a grid still out, if that makes the plan better.
+def _communities_out(plan: _Plan, ctx: _Context) -> set[int]:
+    """The communities holding a grid out of the band."""
+    return {plan.assignment.community[x] for x in ctx.bad(plan)}
 
-    A grid still out may be walled in: its buildings' cells reach to the middle of
-    the land round them, and a heavy building's cell bars the way to the light ones
-    behind it.  The split blocks round it are opened (each cell cut to its
-    buildings' plot, the land between cut into sectors) so that a grid can pass a
-    building along the land beside it.  An oversize grid that also holds a light
-    building (one cut off between heavy ones) is out too: the exception is for one
-    unit alone.  Kept only if the plan is better.
+
+def local_moves(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan | None:
+    """Units moved one by one across grid boundaries, round the grids out of the band.
+
+    Tabu search, ejection chains, then shorter boundaries
+    (:func:`~gridmap.partition.refine`), on the region of the grids out and the
+    grids :data:`LOCAL_RINGS` steps round them.
     """
-    def key_now() -> tuple[int, float]:
-        n_out, worst = plan_key(plan.assignment, plan.units.graph, tolerance)
-        return n_out + len(oversize_holding_more(plan.assignment,
-                                                 plan.units.building_unit)), worst
-
-    bad = grids_out_of_band(plan.assignment, plan.units.graph, tolerance) + \
-        oversize_holding_more(plan.assignment, plan.units.building_unit)
+    bad = ctx.bad(plan)
     if not bad:
-        return
+        return None
+    new = plan.copy()
+    means = community_mean(new.assignment, new.units.graph)
+    for c, grids, members, sub in regions_out(new.assignment, new.units, bad, LOCAL_RINGS):
+        new.assignment.labels[members] = refine(
+            sub, new.assignment.labels[members], grids=grids, mean=means[c],
+            tolerance=float(ctx.tolerance[c]))
+    return new
+
+
+def recombinations(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan | None:
+    """A grid out of the band merged with one or two neighbours and split again.
+
+    The group is split along spanning trees (:func:`~gridmap.partition.recombine`).
+    """
+    bad = ctx.bad(plan)
+    if not bad:
+        return None
+    new = plan.copy()
+    means = community_mean(new.assignment, new.units.graph)
+    for c, grids, members, sub in regions_out(new.assignment, new.units, bad, 1):
+        new.assignment.labels[members] = recombine(
+            sub, new.assignment.labels[members], grids=grids, mean=means[c],
+            tolerance=float(ctx.tolerance[c]), rng=rng)
+    return new
+
+
+#: how many steps of neighbouring grids round the grids out a move may change
+LOCAL_RINGS = 2
+
+#: the work a node of the exact re-cut's programmes is counted as (for its budget)
+EXACT_NODE_WORK = 40.0
+#: the work that must be left for the exact re-cut to hand programmes the search
+#: does not settle to HiGHS (seconds each): the thorough effort only
+SOLVER_WORK = 100_000.0
+
+
+def exact_recut(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan | None:
+    """The region round a grid out re-cut exactly, where all of it can be in the band.
+
+    A search, and with the thorough effort a small integer programme
+    (:func:`~gridmap.partition.exact`).
+    """
+    if not ctx.exact or not grids_out_of_band(plan.assignment, plan.units.graph,
+                                              ctx.tolerance):
+        return None
+    budget = int(min(300, ctx.work.left / EXACT_NODE_WORK))
+    if budget < 1:
+        return None
+    new = plan.copy()
+    _exact(new.assignment, new.units, ctx.tolerance, [], node_budget=budget,
+           solver=ctx.work.left >= SOLVER_WORK)
+    return new
+
+
+def walks(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan | None:
+    """Walks of recombinations: a shortfall (or excess) carried to a grid with room.
+
+    It travels through full grids (:func:`~gridmap.partition.recombine.wander`).
+    """
+    if not grids_out_of_band(plan.assignment, plan.units.graph, ctx.tolerance):
+        return None
+    new = plan.copy()
+    if not _walks(new.assignment, new.units, ctx.tolerance, rng, []):
+        return None
+    return new
+
+
+def split_blocks(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan | None:
+    """The blocks round the grids out of the band cut, then the grids cut anew.
+
+    The blocks of the grids out of the band and of their neighbours are cut
+    between their buildings (an empty block beside them into sectors), every unit
+    starts in the grid it was in, then local moves, recombinations and seeded
+    plans (:func:`~gridmap.partition.repair`) use the finer units.
+    """
+    bad = ctx.bad(plan)
+    if not bad:
+        return None
+    maker = ctx.maker
+    n_buildings, special = maker.n_buildings, maker.special
+    inner, beside = blocks_near(plan, bad)
+    split = plan.units.split
+    more = inner & ~split & (n_buildings > 1) & (special < 0)
+    # a block with no building next to a grid out of the band (a square, a park
+    # between ring roads) is split between the units around it: whole, it goes
+    # to one grid, and a building cut off behind it can join no other
+    more |= beside & ~split & (n_buildings == 0) & (special < 0)
+    if not more.any():
+        return None
+    new = plan.copy()
+    effort.charge(float(more.sum()))
+    remake_units(new, maker, split | more, plan.units.opened, ctx.tolerance,
+                 int(rng.integers(2**31)), ctx.cache, newly_split=more, whole_plans=True)
+    return new
+
+
+def seeded_plans(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan | None:
+    """The grids round the grids out of the band cut anew.
+
+    Recombinations, then plans grown round the heaviest units
+    (:func:`~gridmap.partition.repair`).
+    """
+    bad = ctx.bad(plan)
+    if not bad:
+        return None
+    new = plan.copy()
+    means = community_mean(new.assignment, new.units.graph)
+    for c, grids, members, sub in regions_out(new.assignment, new.units, bad, LOCAL_RINGS):
+        new.assignment.labels[members] = repair(
+            sub, new.assignment.labels[members], grids=grids, mean=means[c],
+            tolerance=float(ctx.tolerance[c]), rng=rng)
+    return new
+
+
+def open_land(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan | None:
+    """The split blocks round the grids still out opened, so a grid can pass a building.
+
+    A grid still out may be walled in: its buildings' cells reach to the middle
+    of the land round them, and a heavy building's cell bars the way to the light
+    ones behind it.  Each cell is cut to its buildings' plot and the land between
+    into sectors; an oversize grid holding a light building gives it away; then
+    the walks and a short exact check.  Kept only where the plan is better.
+    """
+    bad = ctx.bad(plan)
+    if not bad:
+        return None
     inner, _ = blocks_near(plan, bad)
     split, opened = plan.units.split, plan.units.opened
-    more_open = inner & split & (maker.n_buildings > 1) & ~opened
+    more_open = inner & split & (ctx.maker.n_buildings > 1) & ~opened
     if not more_open.any():
-        return
-    before = (copy.deepcopy(plan.assignment), plan.units, len(plan.notes), key_now())
-    remake_units(plan, maker, split, opened | more_open, tolerance, seed, cache,
-                 newly_split=np.zeros_like(split), whole_plans=False)
-    if release_from_oversize(plan.assignment, plan.units.graph, plan.units.building_unit):
-        means = community_mean(plan.assignment, plan.units.graph)
-        for c, ordinary, cn, sub in community_grids(plan.assignment, plan.units):
-            plan.assignment.labels[cn] = refine(
-                sub, plan.assignment.labels[cn], grids=ordinary, mean=means[c],
-                tolerance=float(tolerance[c]))
+        return None
+    new = plan.copy()
+    effort.charge(float(more_open.sum()))
+    remake_units(new, ctx.maker, split, opened | more_open, ctx.tolerance, None,
+                 ctx.cache, newly_split=np.zeros_like(split), whole_plans=False)
+    if release_from_oversize(new.assignment, new.units.graph, new.units.building_unit):
+        means = community_mean(new.assignment, new.units.graph)
+        for c, ordinary, cn, sub in community_grids(new.assignment, new.units):
+            new.assignment.labels[cn] = refine(
+                sub, new.assignment.labels[cn], grids=ordinary, mean=means[c],
+                tolerance=float(ctx.tolerance[c]))
     # the open land multiplies the units of a region, and the exact check's
-    # programmes grow with them (seconds a node): the walks go first, and the
-    # check gets a tenth of its work
-    exact_then_walks(plan, tolerance, seed, exact=exact, node_budget=30, walks_first=True)
-    after = key_now()
-    if after < before[-1]:
-        plan.notes.append(
+    # programmes grow with them: the walks go first, and the check gets little
+    if _walks(new.assignment, new.units, ctx.tolerance, rng, []) and ctx.exact \
+            and grids_out_of_band(new.assignment, new.units.graph, ctx.tolerance):
+        budget = int(min(30, ctx.work.left / EXACT_NODE_WORK))
+        if budget >= 1:
+            _exact(new.assignment, new.units, ctx.tolerance, [], node_budget=budget,
+                   solver=ctx.work.left >= SOLVER_WORK)
+    after = ctx.score(new)
+    before = ctx.score(plan)
+    if (after.out, after.excess) < (before.out, before.excess):
+        new.notes.append(
             f"{int(more_open.sum())} split block(s) round the {len(bad)} grid(s) still "
             "out of the band opened (the land farther than 10 m from every building "
-            f"cut into sectors a grid can pass along): {after[0]} grid(s) out after.")
-    else:  # no better: the units stay as they were
-        plan.assignment, plan.units = before[0], before[1]
-        del plan.notes[before[2]:]
+            f"cut into sectors a grid can pass along): {after.out} grid(s) out after.")
+    return new
+
+
+def no_worse(move: Move) -> Move:
+    """``move``, giving a plan only where it is no worse by the objective."""
+    def guarded(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan | None:
+        new = move(plan, ctx, rng)
+        if new is None or ctx.score(new) > ctx.score(plan):
+            return None
+        return new
+
+    guarded.__name__ = move.__name__
+    guarded.__doc__ = move.__doc__
+    return guarded
+
+
+#: the moves, cheapest first: (name, move, kept only where the plan is better);
+#: each gives a plan no worse by the objective, or None
+MOVES: tuple[tuple[str, Move, bool], ...] = (
+    ("local moves", no_worse(local_moves), False),
+    ("split blocks", no_worse(split_blocks), False),
+    ("recombinations", no_worse(recombinations), False),
+    ("walks", no_worse(walks), False),
+    ("seeded plans", no_worse(seeded_plans), False),
+    ("open land", no_worse(open_land), True),
+    ("exact re-cut", no_worse(exact_recut), False),
+)
 
 
 def remake_units(plan: _Plan, maker: UnitMaker, split: np.ndarray, opened: np.ndarray,
@@ -247,12 +522,14 @@ def remake_units(plan: _Plan, maker: UnitMaker, split: np.ndarray, opened: np.nd
     assignment.labels = reconnect(units.graph, new_labels, assignment)
     plan.units = units
     means = community_mean(assignment, units.graph)
-    for c, ordinary, cn, sub in community_grids(assignment, units):
+    bad = (grids_out_of_band(assignment, units.graph, tolerance)
+           + oversize_holding_more(assignment, units.building_unit))
+    for c, grids, cn, sub in regions_out(assignment, units, bad, LOCAL_RINGS):
         mean = means[c]
-        labels_c = refine(sub, assignment.labels[cn], grids=ordinary, mean=mean,
+        labels_c = refine(sub, assignment.labels[cn], grids=grids, mean=mean,
                           tolerance=float(tolerance[c]))
         if whole_plans:
-            labels_c = repair(sub, labels_c, grids=ordinary, mean=mean,
+            labels_c = repair(sub, labels_c, grids=grids, mean=mean,
                               tolerance=float(tolerance[c]), rng=np.random.default_rng(seed))
         assignment.labels[cn] = labels_c
 
@@ -275,28 +552,6 @@ def blocks_near(plan: _Plan, grids: list[int]) -> tuple[np.ndarray, np.ndarray]:
     return inner, edge
 
 
-def exact_then_walks(plan: _Plan, tolerance: np.ndarray, seed: int | None, *,
-                     exact: bool, node_budget: int = 300, walks_first: bool = False) -> None:
-    """The exact check, then walks and the exact check again on what they change.
-
-    With ``walks_first``, walks before it all (done if they leave no grid out).
-    """
-    a, units = plan.assignment, plan.units
-    if walks_first and _walks(a, units, tolerance, np.random.default_rng(seed),
-                              plan.notes) and not grids_out_of_band(a, units.graph,
-                                                                    tolerance):
-        return
-    if exact:
-        # what the moves could not balance, an exact re-cut of the grids around it
-        # may: kept only where every grid of the region ends in the band
-        _exact(a, units, tolerance, plan.notes, node_budget=node_budget)
-    # what is still out may be short (or over) only where it is: walks of
-    # recombinations carry the shortfall to grids with room (never to a plan
-    # with more grids out), and the exact check looks again at what they leave
-    if _walks(a, units, tolerance, np.random.default_rng(seed), plan.notes) and exact:
-        _exact(a, units, tolerance, plan.notes, node_budget=node_budget)
-
-
 def community_grids(assignment: GridAssignment, units: Units
                     ) -> Iterator[tuple[int, np.ndarray, np.ndarray, UnitGraph]]:
     """Every community with two or more ordinary grids.
@@ -312,6 +567,40 @@ def community_grids(assignment: GridAssignment, units: Units
         if len(ordinary) > 1:
             members = np.flatnonzero(community_of_unit == c)
             yield c, ordinary, members, units.graph.subgraph(members)
+
+
+def regions_out(assignment: GridAssignment, units: Units, bad: list[int], rings: int
+                ) -> Iterator[tuple[int, np.ndarray, np.ndarray, UnitGraph]]:
+    """Round the grids out of the band, community by community, the region to move.
+
+    The region is the grids out and the ordinary grids within ``rings`` steps of
+    them: ``(c, the region's grids, its units, its own graph)``.  A move made on
+    the region costs what the region holds, not what the community holds, and
+    leaves the rest of the community as it is.
+    """
+    g, labels = units.graph, assignment.labels
+    grid_community = np.asarray(assignment.community)
+    ordinary = np.array([not f for f in assignment.flag], dtype=bool)
+    a, b = labels[g.i], labels[g.j]
+    cross = a != b
+    a, b = a[cross], b[cross]
+    for c in sorted({int(grid_community[x]) for x in bad} & set(assignment.mean)):
+        mine = ordinary & (grid_community == c)
+        region = np.zeros(assignment.n_grids, dtype=bool)
+        region[[x for x in bad if grid_community[x] == c and mine[x]]] = True
+        # an oversize grid holding more than its unit gives to its neighbours
+        seeds = np.zeros(assignment.n_grids, dtype=bool)
+        seeds[[x for x in bad if grid_community[x] == c]] = True
+        for _ in range(rings):
+            near = np.zeros(assignment.n_grids, dtype=bool)
+            near[b[(region | seeds)[a]]] = True
+            near[a[(region | seeds)[b]]] = True
+            region |= near & mine
+        grids = np.flatnonzero(region)
+        if len(grids) < 2:
+            continue
+        members = np.flatnonzero(region[labels])
+        yield c, grids, members, g.subgraph(members)
 
 
 def _walks(assignment: GridAssignment, units: Units, tolerance: np.ndarray,
@@ -351,11 +640,11 @@ def _walks(assignment: GridAssignment, units: Units, tolerance: np.ndarray,
 
 
 def _exact(assignment: GridAssignment, units: Units, tolerance: np.ndarray,
-           notes: list[str], *, node_budget: int = 300) -> None:
+           notes: list[str], *, node_budget: int = 300, solver: bool = True) -> int:
     """Exact re-cuts of every community's ordinary grids out of the band.
 
     The re-cuts are :func:`~gridmap.partition.exact.exact_repair`'s; the labels change
-    in place.
+    in place.  Returns the solver work done (nodes).
     """
     # one budget of solver work for the whole pass (``node_budget``: programmes,
     # HiGHS's nodes and 10,000 search steps each count one); not seconds, for
@@ -368,13 +657,15 @@ def _exact(assignment: GridAssignment, units: Units, tolerance: np.ndarray,
         mean = means[c]
         labels, report = exact_repair(sub, assignment.labels[members], grids=ordinary,
                                       mean=mean, tolerance=float(tolerance[c]),
-                                      node_budget=node_budget, stats=stats)
+                                      node_budget=node_budget, stats=stats,
+                                      limits=RegionLimits(solver=solver))
         assignment.labels[members] = labels
         fixed += sum(r["verdict"] == "recut" for r in report)
         assignment.checks.update({int(r["grid"]): r for r in report})
     if fixed:
         notes.append(f"{fixed} region(s) of grids out of the band re-cut exactly "
                      "(every grid of each within the band).")
+    return int(stats["nodes"])
 
 
 def fill_from_neighbours(adjacency: Any, labels: np.ndarray, avoid: np.ndarray) -> None:

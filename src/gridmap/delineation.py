@@ -386,6 +386,7 @@ def _the_plan(layers: Layers, counts: Counts, communities: Communities,
         # what it writes (metrics.json), not to the plan
         "timings": dict(timer.done()),
         "options": options.to_dict(),
+        "search": balanced.report,
     }
     streets_out = None
     lines = layers.street_lines

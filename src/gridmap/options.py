@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from ._errors import GridmapError, OptionError
 from .adjacency import DEFAULT_BARRIERS
+from .effort import EFFORT_PRESETS
 from .special import DEFAULT_ROAD_CLASSES, DEFAULT_UNIT_KINDS
 from .units import NON_BLOCKING_CLASSES
 from .workload import DEFAULT_CAPACITY, DEFAULT_WORKLOAD
@@ -107,6 +108,18 @@ def _target_for(text: str) -> tuple[str, float | tuple[float, float]]:
 
 def _dict_or_none(pairs: list[tuple[str, Any]]) -> dict[str, Any] | None:
     return dict(pairs) or None
+
+
+def _effort_arg(text: str) -> str | int:
+    """``--effort``: a preset's name or a whole number of units of work."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    if text in EFFORT_PRESETS:
+        return text
+    msg = (f"--effort takes one of {', '.join(EFFORT_PRESETS)} or a whole number of units "
+           f"of work, got {text!r}")
+    raise argparse.ArgumentTypeError(msg)
 
 
 class _Checked:
@@ -432,6 +445,14 @@ class Search:
     scheduler
         Partition the communities in parallel on Dask: ``"local"`` or a
         scheduler's address; None one after the other.  The plan is the same.
+    effort
+        The work the balancing may do after the first partition, in units of
+        work (:mod:`gridmap.effort`): ``"fast"``, ``"default"``, ``"thorough"``
+        or a number.  The same input, seed and effort give the same plan on any
+        machine; it stops earlier when no grid is out of the band.
+    time_limit
+        A cap in seconds on top of the effort (the plan then depends on the
+        machine's speed).
 
     Examples
     --------
@@ -460,9 +481,27 @@ class Search:
         help="partition the communities in parallel on Dask: alone, a cluster on this "
         "machine; with an address (tcp://host:8786), that scheduler's cluster. Same "
         "plan. Needs pip install 'gridmap[dask]'"))
+    effort: str | int = field(default="default", metadata=_cli(
+        "--effort", type=_effort_arg,
+        help="how much work the balancing may do: fast, default, thorough, or a number "
+        "of units of work (the same effort gives the same plan on any machine; "
+        "default: default)"))
+    time_limit: float | None = field(default=None, metadata=_cli(
+        "--time-limit", type=float, metavar="SECONDS",
+        help="stop balancing after this many seconds even if effort is left (the plan "
+        "then depends on the machine's speed)"))
 
     def __post_init__(self) -> None:
         c = _Checked("Search")
+        effort = self.effort
+        c.need((isinstance(effort, str) and effort in EFFORT_PRESETS)
+               or (not isinstance(effort, str) and (_whole(effort) or _is_np_int(effort))
+                   and int(effort) > 0),
+               f"effort must be one of {list(EFFORT_PRESETS)} or a whole number of units "
+               f"of work above 0, got {effort!r} (--effort).")
+        c.need(self.time_limit is None or (_number(self.time_limit) and self.time_limit > 0),
+               f"time_limit must be a number of seconds above 0 or None, got "
+               f"{self.time_limit!r} (--time-limit).")
         c.need(self.seed is None or _whole(self.seed) or _is_np_int(self.seed),
                f"seed must be a whole number or None, got {self.seed!r}.")
         c.need((_whole(self.restarts) or _is_np_int(self.restarts)) and self.restarts >= 1,

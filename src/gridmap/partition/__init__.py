@@ -127,6 +127,7 @@ def partition_graph(
     community_names: list | None = None,
     progress: bool = False,
     scheduler: str | None = None,
+    repair_cuts: bool = True,
 ) -> GridAssignment:
     """Partition every community's units into balanced, contiguous grids.
 
@@ -160,6 +161,11 @@ def partition_graph(
         Where the communities are partitioned: None here, one after the other;
         ``"local"`` a Dask cluster on this machine; or a Dask scheduler's address
         (see :func:`gridmap.parallel.community_map`).  The plan is the same.
+    repair_cuts
+        Where a community's best cut leaves grids out of the band, repair it
+        (:func:`repair`: recombinations and seeded plans) before returning; the
+        balancing stage (:mod:`gridmap.balance`) passes False and spends its own
+        budget of work on that instead.
     """
     labels = np.full(g.n, -1, dtype=np.int64)
     out = GridAssignment(labels)
@@ -168,7 +174,7 @@ def partition_graph(
                                tolerance=tolerance, islands=islands,
                                community_names=community_names)
     cuts = _cut_communities(todo, seed=seed, n_trees=n_trees, n_starts=n_starts,
-                            scheduler=scheduler, progress=progress)
+                            scheduler=scheduler, progress=progress, repair_cuts=repair_cuts)
     to_refine = []
     for one, cut in zip(todo, cuts, strict=True):
         refinement = _place_community_grids(g, one, cut, out, islands=islands)
@@ -310,7 +316,8 @@ def _community_seed(seed: int | None, c: int) -> Any:
 
 
 def _cut_communities(todo: list[_CommunityToCut], *, seed: int | None, n_trees: int,
-                     n_starts: int, scheduler: str | None, progress: bool
+                     n_starts: int, scheduler: str | None, progress: bool,
+                     repair_cuts: bool = True
                      ) -> list[tuple[list[np.ndarray], list[np.ndarray], float]]:
     """Every community cut into grids (:func:`_cut_community`).
 
@@ -323,7 +330,8 @@ def _cut_communities(todo: list[_CommunityToCut], *, seed: int | None, n_trees: 
     from ..parallel import community_map
 
     tasks = [(one.graph, one.free, one.target, one.tolerance,
-              _community_seed(seed, one.community), n_trees, n_starts) for one in todo]
+              _community_seed(seed, one.community), n_trees, n_starts, repair_cuts)
+             for one in todo]
     if scheduler is None:
         return [_cut_community(*t) for t in bar(tasks, desc="partition: communities",
                                                  enabled=progress)]
@@ -418,7 +426,7 @@ def _refine_communities(to_refine: list[tuple[np.ndarray, tuple]], labels: np.nd
 
 
 def _cut_community(sub: UnitGraph, rest: np.ndarray, target: float, tolerance: float,
-                   seed: Any, n_trees: int, n_starts: int,
+                   seed: Any, n_trees: int, n_starts: int, repair_cuts: bool = True,
                    ) -> tuple[list[np.ndarray], list[np.ndarray], float]:
     """One community cut into grids.
 
@@ -436,7 +444,8 @@ def _cut_community(sub: UnitGraph, rest: np.ndarray, target: float, tolerance: f
             pending.append(part)
             continue
         k = min(k, len(part))
-        pieces.extend(_best_of(sub, part, k, wsum / k, tolerance, rng, n_trees, n_starts))
+        pieces.extend(_best_of(sub, part, k, wsum / k, tolerance, rng, n_trees, n_starts,
+                               repair_cuts=repair_cuts))
         total_w += wsum
     return pieces, pending, total_w
 
@@ -492,6 +501,8 @@ def _best_of(
     rng: np.random.Generator,
     n_trees: int,
     n_starts: int,
+    *,
+    repair_cuts: bool = True,
 ) -> list[np.ndarray]:
     """Bisect and refine ``part`` up to ``n_starts`` times; keep the best.
 
@@ -515,7 +526,7 @@ def _best_of(
             break
     assert best is not None
     key, lab = best
-    if key[0] and k > 1:
+    if key[0] and k > 1 and repair_cuts:
         lab = repair(g, lab, grids=np.arange(k), mean=mean, tolerance=tolerance, rng=rng,
                      n_trees=n_trees)
     return [np.flatnonzero(lab == n_) for n_ in range(k)]

@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import depth_first_order, minimum_spanning_tree
 
+from .. import effort
 from ._graph import UnitGraph
 
 __all__ = ["recursive_bisection"]
@@ -66,6 +67,20 @@ def _small_tree(
                 pred[x] = v
                 stack.append(x)
     return np.asarray(order, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+
+
+def _subtree_sums(order: np.ndarray, pred: np.ndarray,
+                  w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The weight and the number of units of every node's subtree."""
+    pl = pred.tolist()
+    sl = w.tolist()
+    zl = [1] * len(sl)
+    for v in order[::-1].tolist():
+        p = pl[v]
+        if p >= 0:
+            sl[p] += sl[v]
+            zl[p] += zl[v]
+    return np.asarray(sl), np.asarray(zl, dtype=np.int64)
 
 
 def _principal_angle(xy: np.ndarray, w: np.ndarray) -> float:
@@ -130,18 +145,7 @@ def _best_cut(
             )
         if len(order) < nloc:  # not connected: the caller must pass a connected region
             raise RuntimeError("region is not connected")
-        sub = w.copy()
-        size = np.ones(nloc, dtype=np.int64)
-        pl = pred.tolist()
-        sl = sub.tolist()
-        zl = size.tolist()
-        for v in order[::-1].tolist():
-            p = pl[v]
-            if p >= 0:
-                sl[p] += sl[v]
-                zl[p] += zl[v]
-        sub = np.asarray(sl)
-        size = np.asarray(zl)
+        sub, size = _subtree_sums(order, pred, w)
         tin = np.empty(nloc, dtype=np.int64)
         tin[order] = np.arange(nloc)
         cand = order[1:]
@@ -165,19 +169,20 @@ def _best_cut(
             pool = pool[np.argsort(worst[pool], kind="stable")[:16]]
         else:
             pool = np.argsort(over, kind="stable")[:4]
-        pos_i, pos_j = tin[ei], tin[ej]
-        for c in pool:
-            v = cand[c]
-            lo, hi = tin[v], tin[v] + size[v]
-            mi = (pos_i >= lo) & (pos_i < hi)
-            mj = (pos_j >= lo) & (pos_j < hi)
-            cost = float(ecut[mi != mj].sum())
+        # the cut cost of every candidate subtree at once: the edges with one end
+        # inside its stretch of the depth-first order
+        v = cand[pool]
+        lo, hi = tin[v][:, None], (tin[v] + size[v])[:, None]
+        pos_i, pos_j = tin[ei][None, :], tin[ej][None, :]
+        crossing = ((pos_i >= lo) & (pos_i < hi)) != ((pos_j >= lo) & (pos_j < hi))
+        costs = np.where(crossing, ecut[None, :], 0.0).sum(axis=1)
+        for c, cost, vv in zip(pool.tolist(), costs.tolist(), v.tolist(), strict=True):
             key = (float(over[c]) > 0, float(over[c]), cost * (1.0 + worst[c] / max(tol, 1e-9)))
             if best is None or key < best[0]:
-                mask = (tin >= lo) & (tin < hi)
-                best = (key, mask, int(ksub[c]))
+                best = (key, (tin[vv], tin[vv] + size[vv], tin), int(ksub[c]))
     assert best is not None
-    _, mask, ks = best
+    _, (lo_, hi_, tin_), ks = best
+    mask = (tin_ >= lo_) & (tin_ < hi_)
     return nodes[mask], ks, nodes[~mask], k - ks
 
 
@@ -210,6 +215,8 @@ def recursive_bisection(
         if len(part) < kk:  # fewer units than grids: every unit its own grid
             out.extend(part[i : i + 1] for i in range(len(part)))
             continue
+        # the work of the spanning trees of a region (about a millisecond a unit)
+        effort.charge(n_trees * (0.1 + 0.004 * len(part)))
         a, ka, b, kb = _best_cut(g, part, kk, mean, tolerance, rng, n_trees)
         stack.append((b, kb))
         stack.append((a, ka))

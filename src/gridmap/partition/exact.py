@@ -36,6 +36,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from .. import effort
 from ._graph import UnitGraph
 
 __all__ = ["RegionCheck", "RegionLimits", "check_region", "exact_repair", "programme_size",
@@ -51,7 +52,10 @@ class RegionLimits:
     nodes per programme; a unit may move to a grid at most ``reach`` units away.
     Where the growing region found no plan, the other connected sets of up to
     ``max_set_grids`` grids around the grid are tried too (at most ``max_sets``
-    of them, on programmes of up to ``max_set_nodes`` nodes).
+    of them, on programmes of up to ``max_set_nodes`` nodes).  With ``solver``
+    False, a programme the search does not settle within its steps is left
+    undecided instead of going to HiGHS (whose work on a small programme can
+    take seconds: the budgets smaller than ``thorough`` go without it).
     """
 
     max_grids: int = 6
@@ -62,6 +66,7 @@ class RegionLimits:
     max_set_grids: int = 3
     max_set_nodes: int = 60
     max_sets: int = 30
+    solver: bool = True
 
 
 @dataclass
@@ -329,10 +334,12 @@ def _count(stats: dict | None, steps: int) -> None:
     """
     if stats is not None:
         stats["nodes"] = stats.get("nodes", 0) + 1 + steps // _STEPS_PER_NODE
+    # a unit of work per 100 steps of the search
+    effort.charge(steps / 100)
 
 
 def _solve(p: _Programme, m: int, lo: float, hi: float, *, node_limit: int,
-           stats: dict | None) -> np.ndarray | str | None:
+           stats: dict | None, solver: bool = True) -> np.ndarray | str | None:
     """:func:`recut` on a region's programme.
 
     The search, then HiGHS where the search stopped at its step limit (the better of
@@ -342,6 +349,8 @@ def _solve(p: _Programme, m: int, lo: float, hi: float, *, node_limit: int,
     _count(stats, steps)
     if done:
         return plan[p.node_of] if plan is not None else None if p.free else "reach"
+    if not solver:
+        return plan[p.node_of] if plan is not None else "limit"
     sol = _highs(p, m, lo, hi, node_limit=node_limit, stats=stats)
     if isinstance(sol, np.ndarray):
         if plan is not None and _objective(p, plan) < _objective(p, sol) - 1e-12:
@@ -439,9 +448,12 @@ def _highs(p: _Programme, m: int, lo: float, hi: float, *, node_limit: int,
         bounds=Bounds(np.zeros(nv), upper),
         options={"node_limit": node_limit, "disp": False},
     )
+    nodes = 1 + int(getattr(res, "mip_node_count", 0) or 0)
     if stats is not None:
         # a programme is work even when presolve or the root node settles it
-        stats["nodes"] = stats.get("nodes", 0) + 1 + int(getattr(res, "mip_node_count", 0) or 0)
+        stats["nodes"] = stats.get("nodes", 0) + nodes
+    # a unit of work per node and 100 variables of the programme
+    effort.charge(nodes * nv / 100)
     if res.status == 2:
         return None if p.free else "reach"
     if res.x is None:
@@ -567,7 +579,8 @@ def check_region(
         if not m * lo - eps <= total <= m * hi + eps:
             out = RegionCheck("infeasible", list(region), len(nodes))
             continue
-        sol = _solve(prog, m, lo, hi, node_limit=limits.node_limit, stats=stats)
+        sol = _solve(prog, m, lo, hi, node_limit=limits.node_limit, stats=stats,
+                     solver=limits.solver)
         if isinstance(sol, str) and sol == "limit":
             return RegionCheck("limit", list(region), len(nodes), solved=True)
         if sol is None or isinstance(sol, str):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import effort
 from ._graph import UnitGraph
 from .bisection import recursive_bisection
 
@@ -66,6 +67,8 @@ def recombine(
             groups = [[gid, h] for h in nbrs]
             groups += [[gid, a, b] for n1, a in enumerate(nbrs[:4]) for b in nbrs[n1 + 1:4]]
             for group in groups:
+                if effort.spent():
+                    break
                 nodes = np.flatnonzero(np.isin(labels, group))
                 if len(np.unique(g.components(nodes))) > 1:
                     # a grid joined by an island across water (islands="nearest")
@@ -175,6 +178,8 @@ def wander(
         # re-split with any neighbour moves is left alone until one moves
         idle: dict[int, int] = {}
         while since < steps and n_out:
+            if effort.spent():
+                break
             since += 1
             bad = [gid for gid in active if excess(w[gid]) > 0 and idle.get(gid, 0) < patience]
             if not bad:

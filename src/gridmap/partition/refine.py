@@ -17,6 +17,7 @@ from collections import deque
 
 import numpy as np
 
+from .. import effort
 from ._graph import UnitGraph
 
 __all__ = ["connected_without", "refine"]
@@ -29,11 +30,24 @@ def connected_without(g: UnitGraph, labels: np.ndarray, u: int) -> bool:
     if len(nb) <= 1:
         # a leaf unit, or the grid's only unit (moving it would empty the grid)
         return len(nb) == 1
+    indptr, nbr = g.indptr, g.nbr
+    # most often the grid's units round ``u`` touch one another: then they stay
+    # connected without it, and no search is needed
+    ring = set(nb)
+    reached = {nb[0]}
+    stack = [nb[0]]
+    while stack:
+        v = stack.pop()
+        for x in nbr[indptr[v]: indptr[v + 1]].tolist():
+            if x in ring and x not in reached:
+                reached.add(x)
+                stack.append(x)
+    if len(reached) == len(ring):
+        return True
     # breadth-first search from one neighbour; stop as soon as all are reached
     targets = set(nb[1:])
     seen = {u, nb[0]}
     queue = deque([nb[0]])
-    indptr, nbr = g.indptr, g.nbr
     while queue:
         v = queue.popleft()
         for x in nbr[indptr[v] : indptr[v + 1]].tolist():
@@ -271,6 +285,8 @@ def refine(
     since_best = 0
     dead: set[int] = set()
     while f_now > 1e-9 and it < max_moves and since_best < patience:
+        if effort.spent():
+            break
         order = sorted(
             (gid for gid in active if bal.viol(bal.w[gid]) > 1e-9 and gid not in dead),
             key=lambda x: (-bal.viol(bal.w[x]), x),
@@ -279,6 +295,8 @@ def refine(
             break
         move = None
         for gid in order:
+            # the work of weighing the moves of a grid's units
+            effort.charge(0.02 * len(members[gid]))
             move = best_move(gid, it, f_now, f_best)
             if move is not None:
                 break
@@ -308,6 +326,7 @@ def refine(
     lo, hi = bal.lo, bal.hi
     units = sorted(u for m in members.values() for u in m)
     for _ in range(compact_passes):
+        effort.charge(0.01 * len(units))
         improved = 0
         for u in units:
             src = int(labels[u])
