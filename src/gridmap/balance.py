@@ -151,7 +151,8 @@ def balance(units: Units, maker: UnitMaker, communities: Communities, search: Se
     best: tuple[objective.Score, _Plan, int | None] | None = None
     k, stopped = 0, "no grid out of the band"
     for k in range(search.restarts):
-        work = effort.Work(effort.units_of(search.effort), search.time_limit, start=started)
+        # the budget is set once the first partition says how many grids there are
+        work = effort.Work(float("inf"), search.time_limit, start=started)
         works.append(work)
         with effort.active(work):
             seed_k = None if search.seed is None else int(search.seed) + k
@@ -161,6 +162,7 @@ def balance(units: Units, maker: UnitMaker, communities: Communities, search: Se
                            dict(cache), work)
             plan = _first_partition(units, maker, communities, search, seed_k,
                                     carve_kind=carve_kind, progress=progress)
+            work.limit = effort.units_of(search.effort, plan.assignment.n_grids)
             plan, stopped = _improve_with_bar(plan, ctx, seed_k, stats, progress)
             score = ctx.score(plan)
             if best is None or score < best[0]:

@@ -6,8 +6,11 @@ move weighed, a solver node of the exact re-cut.  The same input, seed and
 effort do the same work and so give the same plan on any machine; a time limit
 (``time_limit``) can be laid on top, and then the plan depends on the machine.
 
-The presets (``effort="fast"``, ``"default"``, ``"thorough"``) are sized on the
-bundled data (see the guide); a whole number is a budget of its own.
+The presets (``effort="fast"``, ``"default"``, ``"thorough"``) are rates of work
+per grid of the plan (:data:`EFFORT_PRESETS`, at least :data:`MIN_GRIDS` grids
+counted), so that a small district is not searched as long as a large one; the
+grid count is fixed by the input, so the budget is too.  A whole number is a
+budget of its own, whatever the plan's size.
 
 The low-level algorithms charge the budget that is active (:func:`active`) with
 :func:`charge`, so that a move does not thread it through every call; a move
@@ -22,16 +25,27 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["EFFORT_PRESETS", "Work", "active", "charge", "spent", "units_of"]
+__all__ = ["EFFORT_PRESETS", "MIN_GRIDS", "Work", "active", "charge", "spent", "units_of"]
 
-#: the work (units) of each preset
-EFFORT_PRESETS: dict[str, int] = {"fast": 6_000, "default": 40_000, "thorough": 400_000}
+#: the work (units) of each preset per grid of the plan
+EFFORT_PRESETS: dict[str, int] = {"fast": 30, "default": 200, "thorough": 2_000}
+#: a plan of fewer grids is given the budget of this many
+MIN_GRIDS = 10
 
 
-def units_of(effort: str | int) -> int:
-    """The units of work of an effort: a preset's, or the number itself."""
+def units_of(effort: str | int, n_grids: int) -> int:
+    """The units of work of an effort for a plan of ``n_grids`` grids.
+
+    A preset's rate times the grids (at least :data:`MIN_GRIDS`), or the number
+    itself.
+
+    Examples
+    --------
+    >>> units_of("default", 196), units_of("default", 4), units_of(5000, 196)
+    (39200, 2000, 5000)
+    """
     if isinstance(effort, str):
-        return EFFORT_PRESETS[effort]
+        return EFFORT_PRESETS[effort] * max(int(n_grids), MIN_GRIDS)
     return int(effort)
 
 

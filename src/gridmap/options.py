@@ -483,9 +483,9 @@ class Search:
         "plan. Needs pip install 'gridmap[dask]'"))
     effort: str | int = field(default="default", metadata=_cli(
         "--effort", type=_effort_arg,
-        help="how much work the balancing may do: fast, default, thorough, or a number "
-        "of units of work (the same effort gives the same plan on any machine; "
-        "default: default)"))
+        help="how much work the balancing may do: fast, default, thorough (30, 200, "
+        "2000 units of work per grid), or a number of units of work (the same effort "
+        "gives the same plan on any machine; default: default)"))
     time_limit: float | None = field(default=None, metadata=_cli(
         "--time-limit", type=float, metavar="SECONDS",
         help="stop balancing after this many seconds even if effort is left (the plan "

@@ -104,9 +104,7 @@ def _best_cut(
     k1 = k // 2
     k2 = k - k1
     nloc = len(nodes)
-    inset = np.zeros(g.n, dtype=bool)
-    inset[nodes] = True
-    em = inset[g.i] & inset[g.j]
+    em = g.inner_edges(nodes)
     loc = np.full(g.n, -1, dtype=np.int64)
     loc[nodes] = np.arange(nloc)
     ei, ej = loc[g.i[em]], loc[g.j[em]]
