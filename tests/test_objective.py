@@ -65,5 +65,21 @@ def test_flagged_grids_are_not_judged_but_an_oversize_grid_holding_more_is_out()
 
 
 def test_scores_compare_field_by_field():
-    assert Score(1, 0.0, 0.0) > Score(0, 5.0, 5.0)
-    assert Score(1, 0.1, 0.0) < Score(1, 0.2, 0.0)
+    assert Score(1, 0.0, 0.0, 0.0) > Score(0, 5.0, 0.0, 5.0)
+    assert Score(1, 0.1, 0.0, 0.0) < Score(1, 0.2, 0.0, 0.0)
+    # households moved come after the balance, before the largest deviation
+    assert Score(0, 0.0, 40.0, 0.01) > Score(0, 0.0, 20.0, 0.09)
+    assert Score(0, 0.0, 40.0, 0.01) < Score(0, 0.01, 0.0, 0.0)
+
+
+def test_households_moved_are_counted_against_the_reference():
+    g = UnitGraph.from_edges(4, np.array([100.0, 100, 100, 100]), np.zeros((4, 2)),
+                             np.array([0, 1, 2]), np.array([1, 2, 3]), np.ones(3))
+    a = GridAssignment(np.array([0, 0, 1, 1]))
+    a.new_grid(0)
+    a.new_grid(0)
+    a.mean = {0: 200.0}
+    same = score(a, g, TOL, reference=np.array([0, 0, 1, 1]))
+    assert same.moved == 0
+    assert score(a, g, TOL, reference=np.array([0, 1, 1, 1])).moved == 100
+    assert score(a, g, TOL).moved == 0  # a new plan moves nobody

@@ -9,8 +9,10 @@ A plan is better than another when, in this order (lexicographic):
 2. the **excess** beyond the band is smaller: the sum over the grids out of how
    far each is beyond it, in shares of its community's mean (an oversize grid
    holding more counts the weight of its other units);
-3. the **largest deviation** of an ordinary grid is smaller;
-4. the **cut cost** is smaller: the cost of the grid boundaries, edge by edge
+3. in a re-partition, fewer households are **moved**: the weight of the units
+   whose grid is not the one they were in (``reference``; 0 in a new plan);
+4. the **largest deviation** of an ordinary grid is smaller;
+5. the **cut cost** is smaller: the cost of the grid boundaries, edge by edge
    (a boundary along a main road costs little, one through a block much: see
    :data:`gridmap.adjacency.DEFAULT_CUT_COST`), so that of two plans equally
    balanced the one whose boundaries follow the streets wins.
@@ -58,18 +60,20 @@ class Score:
 
     out: int
     excess: float
+    moved: float
     worst: float
     cut: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         """The score as the plan's metrics say it."""
-        return {"grids_out": self.out, "excess": self.excess,
+        return {"grids_out": self.out, "excess": self.excess, "moved": self.moved,
                 "largest_deviation": self.worst, "cut_cost": self.cut}
 
 
 def score_weights(weight: np.ndarray, community: np.ndarray, ordinary: np.ndarray,
                   tolerance: np.ndarray, *, extra_out: int = 0,
-                  extra_excess: float = 0.0, cut: float = 0.0) -> Score:
+                  extra_excess: float = 0.0, cut: float = 0.0,
+                  moved: float = 0.0) -> Score:
     """The score of grids given their weights.
 
     ``community`` (0..n-1) of each grid, ``ordinary`` which are judged,
@@ -86,16 +90,19 @@ def score_weights(weight: np.ndarray, community: np.ndarray, ordinary: np.ndarra
     tol = tolerance[community[judged]]
     beyond = np.maximum(dev - tol - band.TOLERANCE_EPS, 0.0)
     out = int(band.out_of_band(dev, tol).sum()) + extra_out
-    return Score(out, round(float(beyond.sum()) + extra_excess, 9),
+    return Score(out, round(float(beyond.sum()) + extra_excess, 9), round(float(moved), 6),
                  round(float(dev.max(initial=0.0)), 9), round(float(cut), 6))
 
 
 def score(assignment: GridAssignment, g: UnitGraph, tolerance: np.ndarray,
-          building_unit: np.ndarray | None = None, *, with_cut: bool = True) -> Score:
+          building_unit: np.ndarray | None = None, *, with_cut: bool = True,
+          reference: np.ndarray | None = None) -> Score:
     """The score of a plan: its grids (``assignment``) on the units of ``g``.
 
     ``tolerance`` is per community; ``building_unit`` (the unit of every
-    building) tells the oversize grids that hold more than their heavy unit.
+    building) tells the oversize grids that hold more than their heavy unit;
+    ``reference`` (a re-partition's starting grid of every unit) counts the
+    weight moved.
     """
     labels = assignment.labels
     n = assignment.n_grids
@@ -123,7 +130,9 @@ def score(assignment: GridAssignment, g: UnitGraph, tolerance: np.ndarray,
                          np.broadcast_to(np.asarray(tolerance, dtype=float),
                                          (max(int(community.max(initial=0)) + 1,
                                               np.size(tolerance)),)),
-                         extra_out=extra_out, extra_excess=extra_excess, cut=cut)
+                         extra_out=extra_out, extra_excess=extra_excess, cut=cut,
+                         moved=0.0 if reference is None
+                         else float(g.weight[labels != reference].sum()))
 
 
 def _oversize_holding_more(labels: np.ndarray, flag: np.ndarray, n: int,

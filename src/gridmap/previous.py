@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from . import objective
 from .balance import Balanced
 from .partition import GridAssignment, UnitGraph, refine, repair
 from .partition.bisection import recursive_bisection
@@ -224,10 +225,13 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
     """
     rng = np.random.default_rng(seed)
     lock_ids = {int(x) for x in lock}
+    n_communities = max(max(a.community, default=0) + 1, int(np.size(tolerance)))
+    tolerances = np.broadcast_to(np.asarray(tolerance, dtype=float), (n_communities,)) \
+        if np.ndim(tolerance) == 0 else np.asarray(tolerance, dtype=float)
     for c in sorted(set(a.community)):
         tol = float(tolerance[c]) if np.ndim(tolerance) else float(tolerance)
         tgt = float(target[c]) if np.ndim(target) else float(target)
-        _CommunityRebalance(a, g, c, tol, tgt, lock_ids, rng, notes).run(
+        _CommunityRebalance(a, g, c, tol, tgt, lock_ids, rng, notes, tolerances).run(
             before, move_budget)
     return _drop_empty(a)
 
@@ -236,8 +240,10 @@ class _CommunityRebalance:
     """The re-balancing of one community's grids (see :func:`rebalance`)."""
 
     def __init__(self, a: GridAssignment, g: UnitGraph, c: int, tol: float, tgt: float,
-                 lock_ids: set[int], rng: np.random.Generator, notes: list[str]) -> None:
+                 lock_ids: set[int], rng: np.random.Generator, notes: list[str],
+                 tolerance: np.ndarray) -> None:
         self.a, self.g, self.c, self.tol, self.tgt = a, g, c, tol, tgt
+        self.tolerance = tolerance  # of every community, for the objective
         self.rng, self.notes = rng, notes
         self.locked = {k for k in self.ordinary() if a.keep.get(k, (None,))[0] in lock_ids}
 
@@ -329,8 +335,10 @@ class _CommunityRebalance:
                  budget: float) -> tuple | None:
         """Moves alone (the grids as they are), then as many grids as the total needs.
 
-        The better plan is kept: fewer grids out, then (where the grids left the target
-        band) the grid count a delineation would give, then fewer households moved.
+        The better plan is kept: fewer grids out (of the grids not locked), then
+        (where the grids left the target band) the grid count a delineation would
+        give, then by the objective (:mod:`gridmap.objective`): the excess beyond the
+        band, the households moved, the largest deviation, the cut cost.
         None when every try moves more than the budget.
         """
         a, g = self.a, self.g
@@ -345,11 +353,15 @@ class _CommunityRebalance:
             self.attempt(resize, method, k_new)
             grids = self.ordinary()
             mean = sum(self.weights().values()) / len(grids)
-            moved = float(g.weight[a.labels != self.saved[0]].sum())
-            key = (len(self.out_of_band(mean)), must_resize and not resize, moved)
+            # the one objective (gridmap.objective), households moved its third
+            # term; a try that keeps the grid count where the grids left the target
+            # band comes after one that does not, as balanced
+            score = objective.score(a, g, self.tolerance, reference=self.saved[0])
+            moved = score.moved
+            key = (len(self.out_of_band(mean)), must_resize and not resize, score)
             state = (a.labels.copy(), list(a.community), list(a.flag), list(a.kind),
                      dict(a.mean), list(self.notes), grids, mean, resize)
-            if key[2] > budget + 1e-9:
+            if moved > budget + 1e-9:
                 continue  # it would move more households than the change warrants
             if best is None or key < best[0]:
                 best = (key, state)

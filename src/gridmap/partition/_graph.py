@@ -89,7 +89,7 @@ class UnitGraph:
         a = sp.coo_matrix((v, (self.i[sel], self.j[sel])), shape=(self.n, self.n))
         return (a + a.T).tocsr()
 
-    def _slots(self, nodes: np.ndarray) -> np.ndarray:
+    def neighbour_slots(self, nodes: np.ndarray) -> np.ndarray:
         """The positions in ``nbr``/``eid`` of the neighbours of ``nodes``."""
         starts = self.indptr[nodes]
         lens = self.indptr[nodes + 1] - starts
@@ -113,7 +113,7 @@ class UnitGraph:
             inset[nodes] = True
         if 8 * len(nodes) > self.n:  # most of the graph: one pass over its edges
             return np.flatnonzero(inset[self.i] & inset[self.j])
-        slots = self._slots(nodes)
+        slots = self.neighbour_slots(nodes)
         slots = slots[inset[self.nbr[slots]]]
         return np.unique(self.eid[slots])
 
@@ -137,7 +137,7 @@ class UnitGraph:
         nodes = np.asarray(nodes, dtype=np.int64)
         inset = np.zeros(self.n, dtype=bool)
         inset[nodes] = True
-        other = self.nbr[self._slots(nodes)]
+        other = self.nbr[self.neighbour_slots(nodes)]
         other = other[~inset[other]]
         return {int(x) for x in np.unique(labels[other]) if x >= 0}
 

@@ -78,8 +78,12 @@ class _Balance:
     """
 
     def __init__(self, w: dict[int, float], mean: float, tolerance: float,
-                 inner: float = 0.8) -> None:
+                 inner: float = 0.8, size: int = 0) -> None:
         self.w = w
+        # the same weights by grid id, for the moves weighed all at once
+        self.arr = np.zeros(max(size, max(w, default=-1) + 1))
+        for gid, x in w.items():
+            self.arr[gid] = x
         self.mean = mean
         self.lo, self.hi = mean * (1 - tolerance), mean * (1 + tolerance)
         self.lo_in, self.hi_in = mean * (1 - inner * tolerance), mean * (1 + inner * tolerance)
@@ -94,6 +98,26 @@ class _Balance:
 
     def total(self) -> float:
         return sum(self.cost(x) for x in self.w.values())
+
+    def viols(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`viol` of many weights at once (the same floating-point steps)."""
+        return (np.maximum(x - self.hi_in, 0.0) + np.maximum(self.lo_in - x, 0.0)) / self.mean
+
+    def costs(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`cost` of many weights at once (the same floating-point steps)."""
+        out = (x > self.hi + 1e-9) | (x < self.lo - 1e-9)
+        return out.astype(float) + self.viols(x)
+
+    def deltas(self, src: np.ndarray, dst: np.ndarray,
+               wu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`delta` of many moves at once (the same floating-point steps)."""
+        ws, wd = self.arr[src], self.arr[dst]
+        dv = self.costs(ws - wu) + self.costs(wd + wu) - self.costs(ws) - self.costs(wd)
+        m = self.mean
+        dvar = ((ws - wu - m) ** 2 + (wd + wu - m) ** 2 - (ws - m) ** 2 - (wd - m) ** 2) / (
+            m * m
+        )
+        return dv, dvar
 
     def delta(self, src: int, dst: int, wu: float) -> tuple[float, float]:
         ws, wd = self.w[src], self.w[dst]
@@ -114,6 +138,8 @@ def _move(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]], bal: _
     members[dst].add(u)
     bal.w[src] -= wu
     bal.w[dst] += wu
+    bal.arr[src] = bal.w[src]
+    bal.arr[dst] = bal.w[dst]
     return wu
 
 
@@ -241,43 +267,66 @@ def refine(
     members: dict[int, set[int]] = {gid: set() for gid in grid_ids}
     for u in np.flatnonzero(np.isin(labels, grid_ids)).tolist():
         members[int(labels[u])].add(u)
+    size = int(max(labels.max(initial=-1), *grid_ids)) + 1
     bal = _Balance(
         {gid: float(g.weight[list(members[gid])].sum()) for gid in grid_ids}, mean, tolerance,
-        inner,
+        inner, size,
     )
+    is_active = np.zeros(size, dtype=bool)
+    is_active[list(active)] = True
     n_units = sum(len(m) for m in members.values())
     if max_moves is None:
         max_moves = 20 * n_units + 200
 
     def best_move(gid: int, it: int, f_now: float, f_best: float):
+        """The best move across ``gid``'s boundary: the least (dv, dvar, cut, v, dst).
+
+        Of the moves not tabu (or better than any state seen) that leave their grid
+        in one piece.  Every move is weighed at once; the cut and the piece are
+        worked out only in that order, until one move passes.
+        """
         outward = bal.w[gid] > bal.hi_in
-        best = None
-        seen: set[tuple[int, int]] = set()
-        for u in sorted(members[gid]):
-            for x in g.neighbours(u).tolist():
-                lx = int(labels[x])
-                if lx == gid or lx not in active:
-                    continue
-                v, src, dst = (u, gid, lx) if outward else (x, lx, gid)
-                if (v, dst) in seen:
-                    continue
-                seen.add((v, dst))
-                dv, dvar = bal.delta(src, dst, float(g.weight[v]))
+        mem = np.fromiter(members[gid], dtype=np.int64, count=len(members[gid]))
+        slots = g.neighbour_slots(mem)
+        x = g.nbr[slots]
+        lx = labels[x]
+        keep = (lx >= 0) & (lx != gid)
+        keep[keep] = is_active[lx[keep]]
+        if not keep.any():
+            return None
+        u = np.repeat(mem, g.indptr[mem + 1] - g.indptr[mem])[keep]
+        x, lx = x[keep], lx[keep]
+        if outward:
+            v, src, dst = u, np.full(len(u), gid), lx
+        else:
+            v, src, dst = x, lx, np.full(len(x), gid)
+        _, first = np.unique(v * size + dst, return_index=True)
+        v, src, dst = v[first], src[first], dst[first]
+        dv, dvar = bal.deltas(src, dst, g.weight[v])
+        order = np.lexsort((dst, v, dvar, dv))
+        vl, sl, dl = v[order].tolist(), src[order].tolist(), dst[order].tolist()
+        dvl, dvarl = dv[order].tolist(), dvar[order].tolist()
+        k, n = 0, len(vl)
+        while k < n:
+            # the moves as good as one another on balance, by cut, then v, dst
+            e = k + 1
+            while e < n and dvl[e] == dvl[k] and dvarl[e] == dvarl[k]:
+                e += 1
+            tied = []
+            for q in range(k, e):
                 # tabu unless it leads to a state better than any seen (aspiration)
-                if tabu.get((v, dst), -1) >= it and f_now + dv >= f_best - 1e-9:
+                if tabu.get((vl[q], dl[q]), -1) >= it and f_now + dvl[q] >= f_best - 1e-9:
                     continue
-                # the cut is only a tie-breaker: worked out only where it can decide
-                if best is not None and (dv, dvar) > best[0][:2]:
-                    continue
-                key = (dv, dvar, _cut_delta(g, labels, v, src, dst), v, dst)
-                if best is not None and key >= best[0]:
-                    continue
-                if not connected_without(g, labels, v):
-                    continue
-                best = (key, v, src, dst)
-        return best
+                tied.append(((dvl[q], dvarl[q], _cut_delta(g, labels, vl[q], sl[q], dl[q]),
+                              vl[q], dl[q]), vl[q], sl[q], dl[q]))
+            for move in sorted(tied):
+                if connected_without(g, labels, move[1]):
+                    return move
+            k = e
+        return None
 
     tabu: dict[tuple[int, int], int] = {}
+    active_ids = np.array(sorted(active), dtype=np.int64)
     f_now = bal.total()
     f_best = f_now
     log: list[tuple[int, int, int]] = []  # moves since the best state
@@ -287,10 +336,12 @@ def refine(
     while f_now > 1e-9 and it < max_moves and since_best < patience:
         if effort.spent():
             break
-        order = sorted(
-            (gid for gid in active if bal.viol(bal.w[gid]) > 1e-9 and gid not in dead),
-            key=lambda x: (-bal.viol(bal.w[x]), x),
-        )
+        # the grids off the inner band, furthest first (then by id)
+        viol = bal.viols(bal.arr[active_ids])
+        off = viol > 1e-9
+        order = active_ids[off][np.lexsort((active_ids[off], -viol[off]))].tolist()
+        if dead:
+            order = [gid for gid in order if gid not in dead]
         if not order:
             break
         move = None
