@@ -172,7 +172,8 @@ def test_bundled_real_data_invariants(bundled_plan):
     over = plan.grids[plan.grids["flag"] == "oversize"]
     assert over["single_unit"].all()
     search = m["search"]
-    assert search["effort"] == "default" and search["work_budget"] == 40_000
+    # the default rate, 200 units of work a grid
+    assert search["effort"] == "default" and search["work_budget"] == 200 * len(plan.grids)
     assert search["work_used"] <= search["work_budget"] * 1.2
     assert search["objective"]["grids_out"] == len(bad)
     assert any(n.startswith("balancing (default effort") for n in m["notes"])

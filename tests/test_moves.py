@@ -14,8 +14,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gridmap import effort
-from gridmap.balance import MOVES, _Context, _first_partition, balance, improve
+from gridmap.balance import (
+    MOVES,
+    Held,
+    _Context,
+    _first_partition,
+    balance,
+    improve,
+    improve_held,
+)
 from gridmap.options import Search
+from gridmap.partition.refine import connected_without
 
 
 def _city(seed: int, nx_: int, ny: int, per_block: int):
@@ -99,3 +108,78 @@ def test_same_seed_and_effort_same_plan_and_more_effort_no_worse():
     assert a.report["work_used"] <= 800 * 2
     score = lambda r: (r.report["objective"]["grids_out"], r.report["objective"]["excess"])  # noqa: E731
     assert score(more) <= score(a)
+
+
+@settings(max_examples=10, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), nx_=st.integers(3, 5), ny=st.integers(2, 4),
+       share=st.floats(0.0, 0.5), budget=st.sampled_from([0.0, 150.0, 1e9]))
+def test_a_repartitions_loop_keeps_what_it_must(seed, nx_, ny, share, budget):
+    # a re-partition's loop: no frozen grid changes, no community moves more than
+    # its budget, the plan is no worse by the objective with households moved
+    b, s, target = _city(seed, nx_, ny, 2)
+    stages = run_stages(b, s, target=target, tolerance=0.05)
+    plan = _first_partition(stages.units, stages.maker, stages.communities,
+                            Search(seed=seed), seed, carve_kind=stages.carve.kind,
+                            progress=False)
+    a, units = plan.assignment, stages.units
+    rng = np.random.default_rng(seed)
+    frozen = rng.random(a.n_grids) < share
+    start = a.labels.copy()
+    held = Held(frozen, start, np.array([budget]))
+    ctx = _Context(stages.maker, stages.communities.tolerance, False, {},
+                   effort.Work(10_000), held)
+    before = ctx.score(plan)
+    new, _, report = improve_held(copy_assignment(a), units, stages.maker,
+                                  stages.communities.tolerance, Search(seed=seed), held)
+    after_plan = type(plan)(new, units, [])
+    after = ctx.score(after_plan)
+    assert after <= before
+    for gid in np.flatnonzero(frozen):
+        assert np.array_equal(new.labels == gid, start == gid)
+    moved = float(units.graph.weight[new.labels != start].sum())
+    assert moved <= budget + 1e-9
+    if budget == 0.0:
+        assert np.array_equal(new.labels, start)
+    assert report["objective"]["moved"] == round(moved, 6)
+    assert _contiguous(after_plan)
+
+
+def test_a_repartitions_loop_brings_back_what_a_shift_put_out():
+    # 24 blocks of 100 households in 6 grids of 400; one block handed across a
+    # boundary puts two grids out (300 and 500): the loop hands one back
+    b, s = grid_city(6, 4, per_block=1, households=100.0)
+    stages = run_stages(b, s, target=400, tolerance=0.1)
+    plan = _first_partition(stages.units, stages.maker, stages.communities,
+                            Search(seed=0), 0, carve_kind=stages.carve.kind,
+                            progress=False)
+    a, units = plan.assignment, stages.units
+    g = units.graph
+    assert sorted(np.bincount(a.labels, weights=g.weight).tolist()) == [400.0] * 6
+    u, v = next((int(i), int(j)) for i, j in zip(g.i, g.j, strict=True)
+                if a.labels[i] != a.labels[j] and connected_without(g, a.labels, int(i)))
+    shifted = copy_assignment(a)
+    shifted.labels[u] = a.labels[v]
+    start = shifted.labels.copy()
+    tol = stages.communities.tolerance
+    none = np.zeros(a.n_grids, dtype=bool)
+    new, notes, report = improve_held(copy_assignment(shifted), units, stages.maker, tol,
+                                      Search(seed=0), Held(none, start, np.array([1e9])))
+    assert sorted(np.bincount(new.labels, weights=g.weight).tolist()) == [400.0] * 6
+    assert report["objective"]["grids_out"] == 0 and report["objective"]["moved"] == 100
+    assert report["moves"]["local moves"]["grids_in"] == 2
+    assert any("balancing (default effort" in n for n in notes)
+    # with no households to move, or both grids held, nothing moves
+    for held in (Held(none, start, np.array([0.0])),
+                 Held(np.isin(np.arange(a.n_grids), [a.labels[u], a.labels[v]]), start,
+                      np.array([1e9]))):
+        same, _, report = improve_held(copy_assignment(shifted), units, stages.maker, tol,
+                                       Search(seed=0), held)
+        assert np.array_equal(same.labels, start)
+        assert report["objective"]["grids_out"] == 2
+
+
+def copy_assignment(a):
+    b = __import__("copy").copy(a)
+    b.labels = a.labels.copy()
+    return b

@@ -8,7 +8,7 @@ a grid), in a projected or a geographic CRS; some with an exclave island
 Every city is delineated twice, the second time with its rows shuffled.
 
 The suite draws 20 cities (``GRIDMAP_N_CITIES`` to change it), balanced at the
-``fast`` effort; at most :data:`OUT_SHARE` of a plan's ordinary grids may stay
+``default`` effort; at most :data:`OUT_SHARE` of a plan's ordinary grids may stay
 out of the band, and on a small city each grid still out at the ``thorough``
 effort must be one the exact check proves cannot be brought in.
 """
@@ -144,7 +144,7 @@ def test_random_city_invariants(seed, nx, ny, density, tower, geographic, island
         layers = [g.to_crs(4326) if g is not None else None for g in layers]
     buildings, streets, boundaries, compounds = layers
     kw = {"boundaries": boundaries, "compounds": compounds, "target": target,
-          "tolerance": 0.2, "seed": seed, "islands": islands, "effort": "fast"}
+          "tolerance": 0.2, "seed": seed, "islands": islands, "effort": "default"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", gridmap.GridmapWarning)
         plan = gridmap.delineate(buildings, streets, **kw)

@@ -50,11 +50,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MOVES",
+    "REFUSED",
+    "REPARTITION_MOVES",
     "Balanced",
+    "Held",
     "balance",
     "exact_recut",
     "grids_out_of_band",
     "improve",
+    "improve_held",
     "local_moves",
     "no_worse",
     "open_land",
@@ -112,16 +116,63 @@ class _Context:
     exact: bool
     cache: dict[Any, Any]
     work: effort.Work
+    #: a re-partition's own limits: the grids no move may change, the grid every
+    #: unit was in, and the weight each community may move (None: a new plan)
+    held: Held | None = None
 
     def score(self, plan: _Plan) -> objective.Score:
-        """The objective (:mod:`gridmap.objective`) of a plan."""
-        return objective.score(plan.assignment, plan.units.graph, self.tolerance,
-                               plan.units.building_unit)
+        """The objective (:mod:`gridmap.objective`) of a plan.
+
+        In a re-partition with households moved as its third term; a plan moving
+        more than a community's budget scores :data:`REFUSED`.
+        """
+        held = self.held
+        s = objective.score(plan.assignment, plan.units.graph, self.tolerance,
+                            plan.units.building_unit,
+                            reference=None if held is None else held.reference)
+        if held is not None:
+            g, labels = plan.units.graph, plan.assignment.labels
+            moved = labels != held.reference
+            per = np.bincount(plan.units.community[moved], weights=g.weight[moved],
+                              minlength=len(held.budget))
+            if (per > held.budget + 1e-9).any():
+                return REFUSED
+        return s
+
+    @property
+    def frozen(self) -> np.ndarray | None:
+        """The grids no move may change (a re-partition's; None: any may)."""
+        return None if self.held is None else self.held.frozen
 
     def bad(self, plan: _Plan) -> list[int]:
-        """The grids out of the band, oversize grids holding more included."""
-        return (grids_out_of_band(plan.assignment, plan.units.graph, self.tolerance)
-                + oversize_holding_more(plan.assignment, plan.units.building_unit))
+        """The grids out of the band, oversize grids holding more included.
+
+        Not those a re-partition holds.
+        """
+        bad = (grids_out_of_band(plan.assignment, plan.units.graph, self.tolerance)
+               + oversize_holding_more(plan.assignment, plan.units.building_unit))
+        if self.held is not None:
+            bad = [x for x in bad if not self.held.frozen[x]]
+        return bad
+
+
+@dataclass(frozen=True)
+class Held:
+    """What a re-partition's balancing must keep.
+
+    ``frozen`` marks the grids no move may change (locked, held as they were, or
+    of a community the re-partition leaves alone); ``reference`` is the grid every
+    unit was in (households moved are counted against it); ``budget`` the weight
+    each community may move in all.
+    """
+
+    frozen: np.ndarray
+    reference: np.ndarray
+    budget: np.ndarray
+
+
+#: the score of a plan a re-partition may not take (it moves too many households)
+REFUSED = objective.Score(2**62, float("inf"), float("inf"), float("inf"), float("inf"))
 
 
 #: A move: the plan, the context and a random generator in; a new plan out (None:
@@ -144,10 +195,7 @@ def balance(units: Units, maker: UnitMaker, communities: Communities, search: Se
     """
     started = time.perf_counter()
     works: list[effort.Work] = []
-    stats: dict[str, dict[str, float]] = {
-        name: {"tried": 0, "kept": 0, "improved": 0, "grids_in": 0, "work": 0.0,
-               "seconds": 0.0}
-        for name, _, _ in MOVES}
+    stats = _new_stats(MOVES)
     best: tuple[objective.Score, _Plan, int | None] | None = None
     k, stopped = 0, "no grid out of the band"
     for k in range(search.restarts):
@@ -171,8 +219,25 @@ def balance(units: Units, maker: UnitMaker, communities: Communities, search: Se
             break
     assert best is not None
     score, plan, seed_k = best
-    used, budget = sum(w.used for w in works), sum(w.limit for w in works)
     notes = list(plan.notes)
+    report = _report(search, works, stats, score, stopped, notes)
+    report["plans_made"] = k + 1
+    if search.restarts > 1:
+        notes.append(f"{k + 1} plan(s) made (restarts={search.restarts}); kept the one of "
+                     f"seed {seed_k}: {score.out} grid(s) out of the band, the largest "
+                     f"deviation {score.worst:.1%}.")
+    return Balanced(plan.assignment, plan.units, notes, seed_k, report)
+
+
+def _new_stats(moves: tuple[tuple[str, Move, bool], ...]) -> dict[str, dict[str, float]]:
+    return {name: {"tried": 0, "kept": 0, "improved": 0, "grids_in": 0, "work": 0.0,
+                   "seconds": 0.0} for name, _, _ in moves}
+
+
+def _report(search: Search, works: list[effort.Work], stats: dict[str, dict[str, float]],
+            score: objective.Score, stopped: str, notes: list[str]) -> dict[str, Any]:
+    """What the search did, for ``metrics["search"]``; a line of it in ``notes``."""
+    used, budget = sum(w.used for w in works), sum(w.limit for w in works)
     gains = [f"{int(st['grids_in'])} by {name}" for name, st in stats.items()
              if st["grids_in"] > 0]
     if any(st["tried"] for st in stats.values()):
@@ -181,19 +246,40 @@ def balance(units: Units, maker: UnitMaker, communities: Communities, search: Se
                      + (f"grids brought into the band: {', '.join(gains)}; "
                         if gains else "")
                      + f"{score.out} grid(s) out of the band; stopped: {stopped}.")
-    if search.restarts > 1:
-        notes.append(f"{k + 1} plan(s) made (restarts={search.restarts}); kept the one of "
-                     f"seed {seed_k}: {score.out} grid(s) out of the band, the largest "
-                     f"deviation {score.worst:.1%}.")
-    report = {
+    return {
         "effort": search.effort, "work_budget": budget,
         "work_used": round(used, 1), "time_limit": search.time_limit,
-        "stopped": stopped, "plans_made": k + 1,
+        "stopped": stopped, "plans_made": 1,
         "objective": score.as_dict(),
         "moves": {name: {key: round(v, 1) if isinstance(v, float) else v
                          for key, v in st.items()} for name, st in stats.items()},
     }
-    return Balanced(plan.assignment, plan.units, notes, seed_k, report)
+
+
+def improve_held(assignment: GridAssignment, units: Units, maker: UnitMaker,
+                 tolerance: np.ndarray, search: Search, held: Held, *,
+                 progress: bool = False
+                 ) -> tuple[GridAssignment, list[str], dict[str, Any]]:
+    """A re-partition's balancing: the loop of moves, within what it must keep.
+
+    After the re-partition's own flow and re-splits
+    (:func:`gridmap.previous.rebalance`), the moves that keep the units
+    (:data:`REPARTITION_MOVES`) run on the grids still out that are not held,
+    each kept only where the plan is better by the objective with households
+    moved as its third term (:meth:`_Context.score`) and no community moves more
+    than its budget.  Returns the grids, the notes and the search's report.
+    """
+    work = effort.Work(float("inf"), search.time_limit)
+    work.limit = effort.units_of(search.effort, assignment.n_grids)
+    ctx = _Context(maker, tolerance, False, {}, work, held)
+    stats = _new_stats(REPARTITION_MOVES)
+    plan = _Plan(assignment, units, [])
+    with effort.active(work):
+        plan, stopped = _improve_with_bar(plan, ctx, search.seed, stats, progress,
+                                          moves=REPARTITION_MOVES)
+    notes: list[str] = []
+    report = _report(search, [work], stats, ctx.score(plan), stopped, notes)
+    return plan.assignment, notes, report
 
 
 def _first_partition(units: Units, maker: UnitMaker, communities: Communities,
@@ -212,7 +298,8 @@ def _first_partition(units: Units, maker: UnitMaker, communities: Communities,
 
 
 def _improve_with_bar(plan: _Plan, ctx: _Context, seed: int | None,
-                      stats: dict[str, dict[str, float]], progress: bool
+                      stats: dict[str, dict[str, float]], progress: bool, *,
+                      moves: tuple[tuple[str, Move, bool], ...] | None = None
                       ) -> tuple[_Plan, str]:
     """Run :func:`improve` to its end, with a bar of the grids out of the band."""
     rng = np.random.default_rng(seed)
@@ -225,7 +312,7 @@ def _improve_with_bar(plan: _Plan, ctx: _Context, seed: int | None,
                    unit="grid")
     stopped = "no grid out of the band"
     try:
-        for state, score, why in improve(plan, ctx, rng, stats):
+        for state, score, why in improve(plan, ctx, rng, stats, moves=moves):
             plan, stopped = state, why
             if bar is not None:
                 bar.n = start.out - score.out
@@ -238,7 +325,8 @@ def _improve_with_bar(plan: _Plan, ctx: _Context, seed: int | None,
 
 
 def improve(plan: _Plan, ctx: _Context, rng: np.random.Generator,
-            stats: dict[str, dict[str, float]]
+            stats: dict[str, dict[str, float]], *,
+            moves: tuple[tuple[str, Move, bool], ...] | None = None
             ) -> Iterator[tuple[_Plan, objective.Score, str]]:
     """The loop: moves, cheapest first, each kept where the plan is no worse.
 
@@ -249,6 +337,7 @@ def improve(plan: _Plan, ctx: _Context, rng: np.random.Generator,
     limit, or no move helps.  ``stats`` counts, per move, the tries, the plans
     kept, those better, the grids brought in and the work spent.
     """
+    moves = MOVES if moves is None else moves
     current = ctx.score(plan)
     i = 0
     while True:
@@ -259,10 +348,10 @@ def improve(plan: _Plan, ctx: _Context, rng: np.random.Generator,
             why = "time limit" if ctx.work.timed_out else "effort spent"
             yield plan, current, why
             return
-        if i == len(MOVES):
+        if i == len(moves):
             yield plan, current, "no move helps"
             return
-        name, move, must_improve = MOVES[i]
+        name, move, must_improve = moves[i]
         st = stats[name]
         used, t0 = ctx.work.used, time.perf_counter()
         new = move(plan, ctx, rng)
@@ -301,7 +390,8 @@ def local_moves(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan |
         return None
     new = plan.copy()
     means = community_mean(new.assignment, new.units.graph)
-    for c, grids, members, sub in regions_out(new.assignment, new.units, bad, LOCAL_RINGS):
+    for c, grids, members, sub in regions_out(new.assignment, new.units, bad, LOCAL_RINGS,
+                                              ctx.frozen):
         new.assignment.labels[members] = refine(
             sub, new.assignment.labels[members], grids=grids, mean=means[c],
             tolerance=float(ctx.tolerance[c]))
@@ -318,7 +408,7 @@ def recombinations(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Pla
         return None
     new = plan.copy()
     means = community_mean(new.assignment, new.units.graph)
-    for c, grids, members, sub in regions_out(new.assignment, new.units, bad, 1):
+    for c, grids, members, sub in regions_out(new.assignment, new.units, bad, 1, ctx.frozen):
         new.assignment.labels[members] = recombine(
             sub, new.assignment.labels[members], grids=grids, mean=means[c],
             tolerance=float(ctx.tolerance[c]), rng=rng)
@@ -361,7 +451,7 @@ def walks(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan | None:
     if not grids_out_of_band(plan.assignment, plan.units.graph, ctx.tolerance):
         return None
     new = plan.copy()
-    if not _walks(new.assignment, new.units, ctx.tolerance, rng, []):
+    if not _walks(new.assignment, new.units, ctx.tolerance, rng, [], frozen=ctx.frozen):
         return None
     return new
 
@@ -406,7 +496,8 @@ def seeded_plans(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan 
         return None
     new = plan.copy()
     means = community_mean(new.assignment, new.units.graph)
-    for c, grids, members, sub in regions_out(new.assignment, new.units, bad, LOCAL_RINGS):
+    for c, grids, members, sub in regions_out(new.assignment, new.units, bad, LOCAL_RINGS,
+                                              ctx.frozen):
         new.assignment.labels[members] = repair(
             sub, new.assignment.labels[members], grids=grids, mean=means[c],
             tolerance=float(ctx.tolerance[c]), rng=rng)
@@ -482,6 +573,11 @@ MOVES: tuple[tuple[str, Move, bool], ...] = (
     ("open land", no_worse(open_land), True),
     ("exact re-cut", no_worse(exact_recut), False),
 )
+
+#: the moves of a re-partition's loop (:func:`improve_held`): those that keep the
+#: units (a re-partition's grids stay unions of the plan's units) and the grids
+REPARTITION_MOVES: tuple[tuple[str, Move, bool], ...] = tuple(
+    m for m in MOVES if m[0] in ("local moves", "recombinations", "walks"))
 
 
 def remake_units(plan: _Plan, maker: UnitMaker, split: np.ndarray, opened: np.ndarray,
@@ -571,18 +667,21 @@ def community_grids(assignment: GridAssignment, units: Units
             yield c, ordinary, members, units.graph.subgraph(members)
 
 
-def regions_out(assignment: GridAssignment, units: Units, bad: list[int], rings: int
+def regions_out(assignment: GridAssignment, units: Units, bad: list[int], rings: int,
+                frozen: np.ndarray | None = None
                 ) -> Iterator[tuple[int, np.ndarray, np.ndarray, UnitGraph]]:
     """Round the grids out of the band, community by community, the region to move.
 
     The region is the grids out and the ordinary grids within ``rings`` steps of
     them: ``(c, the region's grids, its units, its own graph)``.  A move made on
     the region costs what the region holds, not what the community holds, and
-    leaves the rest of the community as it is.
+    leaves the rest of the community as it is.  Grids ``frozen`` are never in it.
     """
     g, labels = units.graph, assignment.labels
     grid_community = np.asarray(assignment.community)
     ordinary = np.array([not f for f in assignment.flag], dtype=bool)
+    if frozen is not None:
+        ordinary &= ~frozen
     a, b = labels[g.i], labels[g.j]
     cross = a != b
     a, b = a[cross], b[cross]
@@ -606,14 +705,17 @@ def regions_out(assignment: GridAssignment, units: Units, bad: list[int], rings:
 
 
 def _walks(assignment: GridAssignment, units: Units, tolerance: np.ndarray,
-           rng: np.random.Generator, notes: list[str]) -> bool:
+           rng: np.random.Generator, notes: list[str], *,
+           frozen: np.ndarray | None = None) -> bool:
     """Walks of recombinations in every community with ordinary grids out of the band.
 
     The walks are :func:`~gridmap.partition.recombine.wander`'s; labels change in
-    place.  Returns whether any changed.
+    place; grids ``frozen`` neither give nor take.  Returns whether any changed.
     """
     g = units.graph
     bad = set(grids_out_of_band(assignment, g, tolerance))
+    if frozen is not None:
+        bad = {x for x in bad if not frozen[x]}
     if not bad:
         return False
     means = community_mean(assignment, g)
@@ -624,14 +726,16 @@ def _walks(assignment: GridAssignment, units: Units, tolerance: np.ndarray,
         # the mean the plan is judged by: that of the ordinary grids as they are
         mean = means[c]
         before = assignment.labels[members]
+        locked = frozenset() if frozen is None else \
+            frozenset(int(x) for x in ordinary if frozen[x])
         labels = wander(sub, before, grids=ordinary, mean=mean,
-                        tolerance=float(tolerance[c]), rng=rng)
+                        tolerance=float(tolerance[c]), rng=rng, locked=locked)
         if (labels != before).any():
             changed = True
             # the walk's sideways steps cut pairs of grids anew: straighten their
             # edges onto the streets again, without leaving the band
             labels = refine(sub, labels, grids=ordinary, mean=mean,
-                            tolerance=float(tolerance[c]), max_moves=0)
+                            tolerance=float(tolerance[c]), max_moves=0, locked=locked)
         assignment.labels[members] = labels
     now = len(grids_out_of_band(assignment, g, tolerance))
     if now < len(bad):

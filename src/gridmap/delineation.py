@@ -220,7 +220,8 @@ def make_plan(sources: LayerSources, options: Options, *, timer: StageTimer,
                            carve_kind=carve.kind, cache=cache, progress=timer.progress)
     else:
         balanced = rebalance_previous(previous, units, communities, options,
-                                      ids=layers.ids, work_crs=layers.work_crs)
+                                      ids=layers.ids, work_crs=layers.work_crs,
+                                      maker=maker, progress=timer.progress)
     notes += balanced.notes
     timer.stage("plan")
     assembled = assemble(balanced, communities, counts, area=area, carve=carve,

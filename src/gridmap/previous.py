@@ -24,7 +24,7 @@ import pandas as pd
 import shapely
 
 from . import objective
-from .balance import Balanced
+from .balance import Balanced, Held, improve_held
 from .partition import GridAssignment, UnitGraph, refine, repair
 from .partition.bisection import recursive_bisection
 from .partition.flow import flow_rebalance, grow_grid
@@ -104,22 +104,58 @@ def split_again(previous: PreviousPlan, maker: UnitMaker, split: np.ndarray, *,
 
 
 def rebalance_previous(previous: PreviousPlan, units: Units, communities: Communities,
-                       options: Options, *, ids: np.ndarray, work_crs: Any) -> Balanced:
+                       options: Options, *, ids: np.ndarray, work_crs: Any,
+                       maker: UnitMaker, progress: bool = False) -> Balanced:
     """Stage 6 of a re-partition: every unit in its old grid, then balance restored.
 
     Every unit goes in the grid its buildings were in, then balance is restored with
-    as few moves as possible (:func:`rebalance`).
+    as few moves as possible (:func:`rebalance`); where grids are still out, the
+    balancing loop's moves that keep the units run on them
+    (:func:`~gridmap.balance.improve_held`), judged by the one objective with the
+    households moved as its third term, within each community's move budget and
+    never changing a grid locked or held.
     """
     notes: list[str] = []
     assignment = seed_assignment(previous, units.graph, units.table, units.building_unit,
                                  previous.old_grid(ids), communities.ids,
                                  grids_work=previous.grids.to_crs(work_crs))
+    start = np.array([assignment.keep[k][0] if k in assignment.keep else -1
+                      for k in assignment.labels.tolist()], dtype=np.int64)
     before = previous.grid_weight
+    opened: dict[int, tuple[float, set[int]]] = {}
     assignment = rebalance(assignment, units.graph, communities.tolerance, previous.lock,
                            options.search.seed, notes, target=communities.target,
                            before=None if before is None else before.to_dict(),
-                           move_budget=previous.move_budget)
-    return Balanced(assignment, units, notes, options.search.seed)
+                           move_budget=previous.move_budget, opened=opened)
+    # then the balancing loop, where grids are still out, within the same limits
+    held = _held(assignment, units, start, opened, len(communities.ids))
+    assignment, more, report = improve_held(assignment, units, maker,
+                                            communities.tolerance, options.search, held,
+                                            progress=progress)
+    return Balanced(assignment, units, notes + more, options.search.seed, report)
+
+
+def _held(a: GridAssignment, units: Units, start: np.ndarray,
+          opened: dict[int, tuple[float, set[int]]], n_communities: int) -> Held:
+    """What the re-partition's loop must keep (:class:`~gridmap.balance.Held`).
+
+    Every grid of a community :func:`rebalance` left alone, and the grids it held,
+    are frozen; households moved are counted from ``start`` (the id, in the plan
+    running, of every unit's grid); each community may move its budget in all.
+    """
+    keep_id = np.array([a.keep[k][0] if k in a.keep else -2 - k for k in range(a.n_grids)],
+                       dtype=np.int64)
+    community = np.asarray(a.community, dtype=np.int64)
+    frozen = np.array([int(community[k]) not in opened
+                       or int(keep_id[k]) in opened[int(community[k])][1]
+                       for k in range(a.n_grids)], dtype=bool)
+    # the reference in the plan's grid numbers: a unit whose grid is gone moved
+    index = {int(x): k for k, x in enumerate(keep_id.tolist()) if x >= 0}
+    reference = np.array([index.get(int(x), -1) for x in start.tolist()], dtype=np.int64)
+    budget = np.zeros(max(n_communities, int(community.max(initial=-1)) + 1))
+    for c, (b, _) in opened.items():
+        budget[c] = b
+    return Held(frozen, reference, budget)
 
 
 def seed_assignment(previous: PreviousPlan, g: UnitGraph, umap: gpd.GeoDataFrame,
@@ -207,7 +243,8 @@ def _drop_empty(a: GridAssignment) -> GridAssignment:
 def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[int],
               seed: int | None, notes: list[str], target: Any = 300.0,
               before: Mapping[Hashable, float] | None = None,
-              move_budget: float | None = 2.0) -> GridAssignment:
+              move_budget: float | None = 2.0,
+              opened: dict[int, tuple[float, set[int]]] | None = None) -> GridAssignment:
     """Restore balance community by community with as few moves as possible.
 
     A community is left alone while its grids are within the band.  Otherwise
@@ -221,7 +258,9 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
     not adopted.  ``before`` (grid id → weight in the plan running) bounds the
     disruption: a community may move at most ``move_budget`` households per
     household its grids gained or lost (plus one grid's worth); a plan that
-    moves more is not adopted (``None``: no bound).
+    moves more is not adopted (``None``: no bound).  ``opened``, if given, is
+    filled with the communities that had grids out and a change: their move
+    budget and the ids of the grids held (locked, or out before and unchanged).
     """
     rng = np.random.default_rng(seed)
     lock_ids = {int(x) for x in lock}
@@ -231,8 +270,8 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
     for c in sorted(set(a.community)):
         tol = float(tolerance[c]) if np.ndim(tolerance) else float(tolerance)
         tgt = float(target[c]) if np.ndim(target) else float(target)
-        _CommunityRebalance(a, g, c, tol, tgt, lock_ids, rng, notes, tolerances).run(
-            before, move_budget)
+        _CommunityRebalance(a, g, c, tol, tgt, lock_ids, rng, notes, tolerances,
+                            opened).run(before, move_budget)
     return _drop_empty(a)
 
 
@@ -241,8 +280,10 @@ class _CommunityRebalance:
 
     def __init__(self, a: GridAssignment, g: UnitGraph, c: int, tol: float, tgt: float,
                  lock_ids: set[int], rng: np.random.Generator, notes: list[str],
-                 tolerance: np.ndarray) -> None:
+                 tolerance: np.ndarray,
+                 opened: dict[int, tuple[float, set[int]]] | None = None) -> None:
         self.a, self.g, self.c, self.tol, self.tgt = a, g, c, tol, tgt
+        self.opened = opened
         self.tolerance = tolerance  # of every community, for the objective
         self.rng, self.notes = rng, notes
         self.locked = {k for k in self.ordinary() if a.keep.get(k, (None,))[0] in lock_ids}
@@ -307,6 +348,11 @@ class _CommunityRebalance:
         if before and change < 1e-9:
             return  # nobody moved in or out: what was out of tolerance stays as it was
         self.saved = (a.labels.copy(), a.n_grids, dict(a.mean), len(notes))
+        if self.opened is not None:
+            # the balancing loop may go on here, within the same budget, the
+            # locked and held grids kept (by their ids in the plan running)
+            self.opened[c] = (float(budget), {a.keep[k][0] for k in self.locked
+                                              if k in a.keep})
         best = self.best_try(must_resize, k_new, len(grids), budget)
         if best is None:
             self.restore()

@@ -239,6 +239,56 @@ def _chains(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]], bal:
             break
 
 
+def _best_move(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]],
+               bal: _Balance, is_active: np.ndarray, tabu: dict[tuple[int, int], int],
+               gid: int, it: int, f_now: float, f_best: float) -> tuple | None:
+    """The best move across ``gid``'s boundary: the least (dv, dvar, cut, v, dst).
+
+    Of the moves not tabu (or better than any state seen) that leave their grid
+    in one piece.  Every move is weighed at once; the cut and the piece are
+    worked out only in that order, until one move passes.
+    """
+    outward = bal.w[gid] > bal.hi_in
+    mem = np.fromiter(members[gid], dtype=np.int64, count=len(members[gid]))
+    slots = g.neighbour_slots(mem)
+    x = g.nbr[slots]
+    lx = labels[x]
+    keep = (lx >= 0) & (lx != gid)
+    keep[keep] = is_active[lx[keep]]
+    if not keep.any():
+        return None
+    u = np.repeat(mem, g.indptr[mem + 1] - g.indptr[mem])[keep]
+    x, lx = x[keep], lx[keep]
+    if outward:
+        v, src, dst = u, np.full(len(u), gid), lx
+    else:
+        v, src, dst = x, lx, np.full(len(x), gid)
+    _, first = np.unique(v * len(is_active) + dst, return_index=True)
+    v, src, dst = v[first], src[first], dst[first]
+    dv, dvar = bal.deltas(src, dst, g.weight[v])
+    order = np.lexsort((dst, v, dvar, dv))
+    vl, sl, dl = v[order].tolist(), src[order].tolist(), dst[order].tolist()
+    dvl, dvarl = dv[order].tolist(), dvar[order].tolist()
+    k, n = 0, len(vl)
+    while k < n:
+        # the moves as good as one another on balance, by cut, then v, dst
+        e = k + 1
+        while e < n and dvl[e] == dvl[k] and dvarl[e] == dvarl[k]:
+            e += 1
+        tied = []
+        for q in range(k, e):
+            # tabu unless it leads to a state better than any seen (aspiration)
+            if tabu.get((vl[q], dl[q]), -1) >= it and f_now + dvl[q] >= f_best - 1e-9:
+                continue
+            tied.append(((dvl[q], dvarl[q], _cut_delta(g, labels, vl[q], sl[q], dl[q]),
+                          vl[q], dl[q]), vl[q], sl[q], dl[q]))
+        for move in sorted(tied):
+            if connected_without(g, labels, move[1]):
+                return move
+        k = e
+    return None
+
+
 def refine(
     g: UnitGraph,
     labels: np.ndarray,
@@ -278,53 +328,6 @@ def refine(
     if max_moves is None:
         max_moves = 20 * n_units + 200
 
-    def best_move(gid: int, it: int, f_now: float, f_best: float):
-        """The best move across ``gid``'s boundary: the least (dv, dvar, cut, v, dst).
-
-        Of the moves not tabu (or better than any state seen) that leave their grid
-        in one piece.  Every move is weighed at once; the cut and the piece are
-        worked out only in that order, until one move passes.
-        """
-        outward = bal.w[gid] > bal.hi_in
-        mem = np.fromiter(members[gid], dtype=np.int64, count=len(members[gid]))
-        slots = g.neighbour_slots(mem)
-        x = g.nbr[slots]
-        lx = labels[x]
-        keep = (lx >= 0) & (lx != gid)
-        keep[keep] = is_active[lx[keep]]
-        if not keep.any():
-            return None
-        u = np.repeat(mem, g.indptr[mem + 1] - g.indptr[mem])[keep]
-        x, lx = x[keep], lx[keep]
-        if outward:
-            v, src, dst = u, np.full(len(u), gid), lx
-        else:
-            v, src, dst = x, lx, np.full(len(x), gid)
-        _, first = np.unique(v * size + dst, return_index=True)
-        v, src, dst = v[first], src[first], dst[first]
-        dv, dvar = bal.deltas(src, dst, g.weight[v])
-        order = np.lexsort((dst, v, dvar, dv))
-        vl, sl, dl = v[order].tolist(), src[order].tolist(), dst[order].tolist()
-        dvl, dvarl = dv[order].tolist(), dvar[order].tolist()
-        k, n = 0, len(vl)
-        while k < n:
-            # the moves as good as one another on balance, by cut, then v, dst
-            e = k + 1
-            while e < n and dvl[e] == dvl[k] and dvarl[e] == dvarl[k]:
-                e += 1
-            tied = []
-            for q in range(k, e):
-                # tabu unless it leads to a state better than any seen (aspiration)
-                if tabu.get((vl[q], dl[q]), -1) >= it and f_now + dvl[q] >= f_best - 1e-9:
-                    continue
-                tied.append(((dvl[q], dvarl[q], _cut_delta(g, labels, vl[q], sl[q], dl[q]),
-                              vl[q], dl[q]), vl[q], sl[q], dl[q]))
-            for move in sorted(tied):
-                if connected_without(g, labels, move[1]):
-                    return move
-            k = e
-        return None
-
     tabu: dict[tuple[int, int], int] = {}
     active_ids = np.array(sorted(active), dtype=np.int64)
     f_now = bal.total()
@@ -348,7 +351,8 @@ def refine(
         for gid in order:
             # the work of weighing the moves of a grid's units
             effort.charge(0.02 * len(members[gid]))
-            move = best_move(gid, it, f_now, f_best)
+            move = _best_move(g, labels, members, bal, is_active, tabu, gid, it,
+                              f_now, f_best)
             if move is not None:
                 break
             dead.add(gid)
