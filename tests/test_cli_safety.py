@@ -159,6 +159,19 @@ def test_repartition_into_its_own_plans_folder_needs_overwrite(good, capsys):
     assert (good / "changes.csv").exists()
 
 
+def test_repartition_takes_the_effort_of_its_balancing_loop(good, tmp_path, capsys):
+    out = tmp_path / "re"
+    assert main(["repartition", "--plan", str(good / "plan.gpkg"), "--out", str(out),
+                 "--effort", "fast", "--time-limit", "60", "--no-map", "--quiet"]) == 0
+    search = json.loads((out / "metrics.json").read_text())["search"]
+    assert search["effort"] == "fast" and search["time_limit"] == 60
+    with pytest.raises(SystemExit) as stop:
+        main(["repartition", "--plan", str(good / "plan.gpkg"), "--out",
+              str(tmp_path / "re2"), "--effort", "hard"])
+    assert stop.value.code == 2
+    assert "--effort takes one of fast, default, thorough" in capsys.readouterr().err
+
+
 def test_lock_of_a_grid_the_plan_does_not_have_is_refused(good, tmp_path, capsys):
     out = tmp_path / "re"
     assert main(["repartition", "--plan", str(good / "plan.gpkg"), "--out", str(out),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import geopandas as gpd
 import networkx as nx
@@ -25,6 +26,7 @@ __all__ = [
     "DEFAULT_CUT_COST",
     "Adjacency",
     "build_adjacency",
+    "patch_adjacency",
     "street_rank",
     "unit_graph",
 ]
@@ -367,13 +369,18 @@ def build_adjacency(
     if frac is not None:
         cost = cost * (1 - frac) + costs["none"] * frac
     barrier = np.array([k in barriers for k in kind], dtype=bool)
-    return Adjacency(a, b, length, kind, cost, barrier, n)
+    # to the micrometre: the sum of an edge's pieces depends on their order, which
+    # depends on the other units given; a graph patched after more blocks are cut
+    # (:func:`patch_adjacency`) must be the graph made anew
+    return Adjacency(a, b, np.round(length, 6), kind, cost, barrier, n)
 
 
 def unit_graph(units: gpd.GeoDataFrame, building_unit: np.ndarray, weight: np.ndarray, *,
                streets: np.ndarray, street_classes: np.ndarray,
                cut_cost: Mapping[str, float] | None,
-               barriers: frozenset[str]) -> tuple[Adjacency, UnitGraph]:
+               barriers: frozenset[str],
+               kept: tuple[Adjacency, np.ndarray] | None = None
+               ) -> tuple[Adjacency, UnitGraph]:
     """Stage 5: the units' adjacency and the graph the partition works on.
 
     In: the units (column ``block``), the unit of every building and the
@@ -381,14 +388,23 @@ def unit_graph(units: gpd.GeoDataFrame, building_unit: np.ndarray, weight: np.nd
     and barriers.  Out: the :class:`Adjacency` (shared edges, their street and
     cost) and the :class:`~gridmap.partition.UnitGraph` (unit weights,
     centroids, edges with their cut cost).
+
+    ``kept`` is the adjacency of units made before and, for each of them, its
+    position among ``units`` (-1: not among them, its block cut anew): the
+    edges between units kept are carried over, and only those touching the
+    others are worked out (:func:`patch_adjacency`), with the same result as
+    working out all of them.
     """
     has_streets = len(streets) > 0
-    adj = build_adjacency(
-        units.geometry.values, block=units["block"].to_numpy(),
-        streets=streets if has_streets else None,
-        street_classes=street_classes if has_streets else None,
-        cut_cost=cut_cost, barriers=barriers,
-    )
+    kw: dict[str, Any] = {
+        "streets": streets if has_streets else None,
+        "street_classes": street_classes if has_streets else None,
+        "cut_cost": cut_cost, "barriers": barriers}
+    geoms, block = units.geometry.values, units["block"].to_numpy()
+    if kept is None:
+        adj = build_adjacency(geoms, block=block, **kw)
+    else:
+        adj = patch_adjacency(kept[0], kept[1], geoms, block=block, **kw)
     w = np.bincount(building_unit, weights=weight, minlength=len(units))
     cen = shapely.centroid(units.geometry.values)
     xy = np.column_stack([shapely.get_x(cen), shapely.get_y(cen)])
@@ -397,3 +413,46 @@ def unit_graph(units: gpd.GeoDataFrame, building_unit: np.ndarray, weight: np.nd
     g = UnitGraph.from_edges(len(units), w, xy, adj.i, adj.j, adj.length * adj.cost,
                              adj.barrier)
     return adj, g
+
+
+def patch_adjacency(old: Adjacency, where: np.ndarray, geoms: np.ndarray, *,
+                    block: np.ndarray, **kwargs: Any) -> Adjacency:
+    """The adjacency of ``geoms``, carrying over the edges of ``old`` between kept units.
+
+    ``where`` gives, for each unit of ``old``, its position among ``geoms`` (-1
+    where it is not kept, its block cut anew).  The units not kept over come
+    from the same blocks as those gone, so their neighbours are among
+    themselves and the kept units that touched a unit gone: only that set is
+    given to :func:`build_adjacency`, and of its edges only those touching a
+    new unit are taken.  Edges come out in the order :func:`build_adjacency`
+    gives (by ``i``, then ``j``).
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    n = len(geoms)
+    where = np.asarray(where, dtype=np.int64)
+    fresh = np.ones(n, dtype=bool)
+    fresh[where[where >= 0]] = False
+    oi, oj = where[old.i], where[old.j]
+    keep = (oi >= 0) & (oj >= 0)
+    # the kept units that touched a unit gone, and (so that their edges are
+    # matched as in the whole, not left alone) the units touching those
+    ring = where < 0
+    for _ in range(2):
+        touch = ring[old.i] | ring[old.j]
+        ring[old.i[touch]] = True
+        ring[old.j[touch]] = True
+    near = where[ring]
+    subset = np.union1d(np.flatnonzero(fresh), near[near >= 0])
+    sub = build_adjacency(geoms[subset], block=np.asarray(block)[subset], **kwargs)
+    si, sj = subset[sub.i], subset[sub.j]
+    use = fresh[si] | fresh[sj]
+    a = np.concatenate([np.minimum(oi, oj)[keep], np.minimum(si, sj)[use]])
+    b = np.concatenate([np.maximum(oi, oj)[keep], np.maximum(si, sj)[use]])
+    order = np.lexsort((b, a))
+
+    def both(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.concatenate([x[keep], y[use]])[order]
+
+    return Adjacency(a[order], b[order], both(old.length, sub.length),
+                     both(old.kind, sub.kind), both(old.cost, sub.cost),
+                     both(old.barrier, sub.barrier), n)

@@ -597,7 +597,7 @@ def remake_units(plan: _Plan, maker: UnitMaker, split: np.ndarray, opened: np.nd
     whole = ~old.table["split"].to_numpy()
     block_grid[old_block[whole]] = labels[whole]
     old_building_grid = labels[old.building_unit]
-    units = maker.make(split, opened, cache=cache)
+    units = maker.make(split, opened, cache=cache, previous=old)
     new_labels = block_grid[units.block]
     # cells of blocks split before keep the grid of their buildings
     cell_has = np.full(len(units.table), -1, dtype=np.int64)

@@ -84,6 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="grids that must not change")
     rp.add_argument("--id-column", help="building id column (default: the plan's)")
     rp.add_argument("--seed", type=int, default=0)
+    from .options import effort_arg
+
+    rp.add_argument("--effort", type=effort_arg, default="default",
+                    help="how much work the balancing loop may do where grids are still "
+                    "out after the flow: fast, default, thorough, or units of work "
+                    "(default: default)")
+    rp.add_argument("--time-limit", type=float, metavar="SECONDS",
+                    help="stop the balancing loop after this many seconds (the plan then "
+                    "depends on the machine's speed)")
     _check_options(rp)
     rp.add_argument("--out", required=True, help="output folder")
     _output_options(rp, no_map=True)
@@ -390,7 +399,8 @@ def _repartition(args: argparse.Namespace) -> int:
                            target=args.target, tolerance=args.tolerance, lock=args.lock,
                            seed=args.seed, id_column=args.id_column,
                            progress=_progress(args), strict=args.strict,
-                           islands=args.islands, encoding=args.encoding)
+                           islands=args.islands, encoding=args.encoding,
+                           effort=args.effort, time_limit=args.time_limit)
         written, notes = _write_plan(plan, run, maps)
     if not args.quiet:
         ch = plan.metrics["changes"]

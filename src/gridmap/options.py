@@ -50,6 +50,7 @@ __all__ = [
     "Workload",
     "add_arguments",
     "check_crs",
+    "effort_arg",
     "from_arguments",
     "options_from_keywords",
 ]
@@ -110,7 +111,7 @@ def _dict_or_none(pairs: list[tuple[str, Any]]) -> dict[str, Any] | None:
     return dict(pairs) or None
 
 
-def _effort_arg(text: str) -> str | int:
+def effort_arg(text: str) -> str | int:
     """``--effort``: a preset's name or a whole number of units of work."""
     text = text.strip()
     if text.isdigit():
@@ -482,7 +483,7 @@ class Search:
         "machine; with an address (tcp://host:8786), that scheduler's cluster. Same "
         "plan. Needs pip install 'gridmap[dask]'"))
     effort: str | int = field(default="default", metadata=_cli(
-        "--effort", type=_effort_arg,
+        "--effort", type=effort_arg,
         help="how much work the balancing may do: fast, default, thorough (30, 200, "
         "2000 units of work per grid), or a number of units of work (the same effort "
         "gives the same plan on any machine; default: default)"))

@@ -8,6 +8,7 @@ is written into the page itself, and no base map is drawn unless one is asked fo
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -335,17 +336,27 @@ def _code_labels(m: Any, shown: gpd.GeoDataFrame) -> None:
             " m.on('zoomend', f); f(); })();{% endmacro %}")
         m.add_child(follow)
     pts = shapely.point_on_surface(np.asarray(shown.geometry.values))
-    for code, pt in zip(shown["code"], pts, strict=True):
-        if pt is None or pt.is_empty:
-            continue
-        folium.Marker(
-            [pt.y, pt.x],
-            icon=folium.DivIcon(
-                html=f"<div style='font:10px sans-serif;color:#111;white-space:nowrap;"
-                f"transform:translate(-50%,-50%)'>{html.escape(str(code)[-3:])}</div>"
-            ),
-        ).add_to(lab)
+    ok = ~(shapely.is_missing(pts) | shapely.is_empty(pts))
+    data = [[round(float(y), 7), round(float(x), 7), str(code)[-3:]]
+            for code, x, y in zip(shown["code"].to_numpy()[ok], shapely.get_x(pts[ok]),
+                                  shapely.get_y(pts[ok]), strict=True)]
     lab.add_to(m)
+    # one script draws every label (a folium Marker each compiles templates: a
+    # minute at city scale); the text is set as text, never parsed as HTML
+    from branca.element import MacroElement
+    from jinja2 import Template
+
+    labels = MacroElement()
+    labels._template = Template(
+        "{% macro script(this, kwargs) %}(function () {"
+        " var l = " + lab.get_name() + ";"
+        " " + json.dumps(data, ensure_ascii=True).replace("</", "<\\/") + ".forEach("
+        "function (p) { var e = document.createElement('div');"
+        " e.style.cssText = 'font:10px sans-serif;color:#111;white-space:nowrap;"
+        "transform:translate(-50%,-50%)'; e.textContent = p[2];"
+        " L.marker([p[0], p[1]], {icon: L.divIcon({html: e, className: 'empty'})})"
+        ".addTo(l); }); })();{% endmacro %}")
+    m.add_child(labels)
     if len(shown) > MANY_GRIDS:
         # the zoom rule runs after the labels exist
         m._children.move_to_end(follow.get_name())

@@ -33,6 +33,7 @@ __all__ = [
     "Units",
     "assign_by_overlap",
     "build_units",
+    "carried_over",
     "make_blocks",
     "open_land",
     "sectors",
@@ -1152,13 +1153,16 @@ class UnitMaker:
         return np.full(len(self.blocks.geometry), -1, dtype=np.int64)
 
     def make(self, split: np.ndarray, opened: np.ndarray | None = None, *,
-             cache: dict[Any, Any] | None = None, progress: bool = False) -> Units:
+             cache: dict[Any, Any] | None = None, progress: bool = False,
+             previous: Units | None = None) -> Units:
         """The units with the blocks of ``split`` cut (those of ``opened`` opened).
 
-        And their graph.
+        And their graph; with ``previous`` (units made before, with the same
+        cache), only the edges of the units that differ from those are worked
+        out again.
         """
         table, building_unit = self.cut(split, opened, cache=cache, progress=progress)
-        return self.connect(table, building_unit, split, opened)
+        return self.connect(table, building_unit, split, opened, previous=previous)
 
     def cut(self, split: np.ndarray, opened: np.ndarray | None = None, *,
             cache: dict[Any, Any] | None = None, progress: bool = False
@@ -1168,16 +1172,53 @@ class UnitMaker:
                            opened=opened, progress=progress)
 
     def connect(self, table: gpd.GeoDataFrame, building_unit: np.ndarray,
-                split: np.ndarray, opened: np.ndarray | None = None) -> Units:
-        """Stage 5: the units with their adjacency and graph."""
-        adj, g = self.graph(table, building_unit)
+                split: np.ndarray, opened: np.ndarray | None = None, *,
+                previous: Units | None = None) -> Units:
+        """Stage 5: the units with their adjacency and graph.
+
+        With ``previous``, the edges between units the same as theirs are
+        carried over (:func:`carried_over`).
+        """
+        kept = None if previous is None else \
+            (previous.adjacency, carried_over(previous.table, table))
+        adj, g = self.graph(table, building_unit, kept=kept)
         none = np.zeros(len(self.blocks.geometry), dtype=bool)
         return Units(table, building_unit, np.asarray(split, dtype=bool),
                      none if opened is None else np.asarray(opened, dtype=bool), adj, g)
 
-    def graph(self, table: gpd.GeoDataFrame,
-              building_unit: np.ndarray) -> tuple[Adjacency, UnitGraph]:
+    def graph(self, table: gpd.GeoDataFrame, building_unit: np.ndarray, *,
+              kept: tuple[Adjacency, np.ndarray] | None = None
+              ) -> tuple[Adjacency, UnitGraph]:
         """The adjacency and graph of units (stage 5)."""
         return unit_graph(table, building_unit, self.weight, streets=self.streets,
                           street_classes=self.street_classes, cut_cost=self.cut_cost,
-                          barriers=self.barriers)
+                          barriers=self.barriers, kept=kept)
+
+
+def carried_over(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> np.ndarray:
+    """For each unit of ``old``, its position in ``new`` if ``new`` has it unchanged.
+
+    A block's units are carried over where the block has as many units in both,
+    in the same order and with exactly the same geometry; otherwise each of its
+    old units gets -1.
+    """
+    ob, nb = old["block"].to_numpy(), new["block"].to_numpy()
+    oo, no = np.argsort(ob, kind="stable"), np.argsort(nb, kind="stable")
+    n_blocks = int(max(ob.max(initial=-1), nb.max(initial=-1))) + 1
+    oc, nc = np.bincount(ob, minlength=n_blocks), np.bincount(nb, minlength=n_blocks)
+    where = np.full(len(ob), -1, dtype=np.int64)
+    # the blocks with as many units in both: compare their units one by one
+    same_count = (oc == nc)[ob[oo]]
+    ostart = np.concatenate([[0], np.cumsum(oc)[:-1]])
+    nstart = np.concatenate([[0], np.cumsum(nc)[:-1]])
+    rank = np.arange(len(oo)) - ostart[ob[oo]]
+    cand_old = oo[same_count]
+    cand_new = no[nstart[ob[cand_old]] + rank[same_count]]
+    equal = shapely.equals_exact(old.geometry.values[cand_old],
+                                 new.geometry.values[cand_new], tolerance=0.0)
+    ok = np.ones(n_blocks, dtype=bool)
+    ok[ob[cand_old][~equal]] = False
+    ok[oc != nc] = False
+    use = ok[ob[cand_old]]
+    where[cand_old[use]] = cand_new[use]
+    return where
