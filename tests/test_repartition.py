@@ -127,6 +127,51 @@ def test_number_ids_read_back_as_text_still_match(tmp_path):
         assert new.handover["change"].value_counts().get("new") == 1
 
 
+def test_ids_match_as_text_whatever_their_type():
+    # the plan's ids are text ("7"), the current layer's numbers (7), or floats
+    # (7.0) or padded text (" 7 "): one building each way, nothing new or demolished
+    b0, s = grid_city(4, 4, per_block=3, households=40)
+    b0["id"] = [str(i) for i in range(len(b0))]
+    plan = gridmap.delineate(b0, s, target=300)
+    b = current(plan)
+    for ids in (list(range(len(b))), [float(i) for i in range(len(b))],
+                [f" {i} " for i in range(len(b))]):
+        now = b.assign(id=ids)
+        new = gridmap.repartition(plan, now)
+        ch = new.metrics["changes"]
+        assert ch["buildings_new"] == 0 and ch["buildings_demolished"] == 0
+        assert ch["share_households_kept"] == 1.0
+        # the new plan keeps the current layer's ids
+        assert new.buildings["id"].tolist() == ids
+
+
+def test_ids_that_match_too_few_of_the_plans_are_refused(running):
+    b = current(running)
+    b["id"] = [f"x{i}" for i in range(len(b))]
+    with pytest.raises(gridmap.LayerValidationError,
+                       match=r"match only 0% of the plan's 108 buildings.*'b0-0-0'.*'x0'"):
+        gridmap.repartition(running, b)
+    # half of them is enough: a district where half the buildings were rebuilt
+    half = current(running)
+    half.loc[half.index[: len(half) // 2], "id"] = [f"x{i}" for i in range(len(half) // 2)]
+    new = gridmap.repartition(running, half)
+    assert new.metrics["changes"]["buildings_new"] == len(half) // 2
+
+
+def test_buildings_in_another_crs_are_reprojected_and_the_plan_keeps_its_own(running):
+    b = current(running).to_crs(4326)
+    with pytest.warns(gridmap.GridmapWarning, match="reprojected to the plan's CRS"):
+        new = gridmap.repartition(running, b)
+    assert new.grids.crs == running.grids.crs and new.buildings.crs == running.grids.crs
+    assert new.metrics["changes"]["share_households_kept"] == 1.0
+    assert any("reprojected" in n for n in new.metrics["notes"])
+
+
+def test_a_lock_naming_no_grid_is_refused(running):
+    with pytest.raises(gridmap.OptionError, match=r"lock names grid\(s\) \[999\]"):
+        gridmap.repartition(running, lock=[999])
+
+
 def test_handover_lists_every_building_that_changes_grid(running):
     b = grown(running)
     gone = b["id"].iloc[-3:].tolist()
@@ -207,3 +252,31 @@ def test_repartition_from_the_command_line(running, tmp_path):
     assert str(running.buildings["id"].iloc[0]) in hand["id"].astype(str).tolist()
     for name in ("coverage.html", "workload.html", "diff.html"):
         assert (tmp_path / "maps" / name).stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(("k", "mean", "floor"), [
+    (2, 300.0, 70.0),   # 400 and 200 into the band 270-330: 70 out of one, into the other
+    (3, 200.0, 180.0),  # a third grid starts empty and needs 180; 400 sheds 180
+    (1, 600.0, 200.0),  # one grid: the lighter one's 200 all move
+])
+def test_the_least_share_moved_is_a_floor_of_the_grid_counts(k, mean, floor):
+    from types import SimpleNamespace
+
+    from gridmap.changes import least_moved
+
+    def plan(ids, means):
+        return SimpleNamespace(grids=pd.DataFrame({
+            "grid_id": ids, "community_id": "A", "flag": "", "tolerance": 0.1,
+            "community_mean": means}))
+
+    both = pd.DataFrame({"old": [1, 1, 2], "households": [250.0, 150.0, 200.0]})
+    assert least_moved(plan([1, 2], 300.0), plan(list(range(1, k + 1)), mean), both,
+                       "households") == pytest.approx(floor)
+
+
+def test_a_repartition_reports_how_close_it_came_to_the_floor(running):
+    same = gridmap.repartition(running).metrics["changes"]
+    assert same["least_share_moved"] == 0 and same["share_moved"] == 0
+    ch = gridmap.repartition(running, grown(running)).metrics["changes"]
+    assert 0 < ch["least_share_moved"] <= ch["share_moved"]
+    assert ch["share_moved"] == pytest.approx(1 - ch["share_households_kept"])

@@ -16,6 +16,7 @@ The map of a re-partition (:func:`gridmap.render.diff_map`) draws the same table
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ import pandas as pd
 if TYPE_CHECKING:  # a plan's handover property calls handover(): no import back
     from .plan import GridPlan
 
-__all__ = ["ADDRESS_COLUMNS", "handover"]
+__all__ = ["ADDRESS_COLUMNS", "handover", "id_key", "least_moved"]
 
 #: columns copied into the handover table when the buildings have them, so that a
 #: grid worker can find the building
@@ -33,27 +34,50 @@ ADDRESS_COLUMNS = ("name", "address", "addr_street", "addr_housenumber", "addr:s
                    "addr:housenumber", "地址")
 
 
-def _ids_like(plan: GridPlan, ids: pd.Series, id_col: str) -> GridPlan:
-    """The plan with its building ids of the current layer's type.
+def id_key(ids: Any) -> pd.Series:
+    """Building ids as the text they are compared by: trimmed, a whole number without ``.0``.
 
-    As text when the current ids are text and the plan's numbers (a layer where new
-    buildings got ids like ``"estate-1"`` is read back with every id as text), as
-    numbers in the opposite case when every old id is a number.
+    So that ``12``, ``12.0``, ``"12"`` and ``" 12 "`` are one building, whatever
+    type a layer's reader gave its ids.
+
+    Examples
+    --------
+    >>> id_key(pd.Series([12, 12.0, " 12 ", "b-7", None])).tolist()
+    ['12', '12', '12', 'b-7', '']
+    """
+    ids = pd.Series(ids)
+
+    def one(x: Any) -> str:
+        if x is None or (isinstance(x, float) and np.isnan(x)):
+            return ""
+        if isinstance(x, (float, np.floating)) and float(x).is_integer():
+            return str(int(x))
+        return str(x).strip()
+
+    return pd.Series([one(x) for x in ids.tolist()], index=ids.index, dtype=object)
+
+
+def _ids_like(plan: GridPlan, ids: pd.Series, id_col: str) -> GridPlan:
+    """The plan with its building ids as the current layer gives them.
+
+    Ids are matched as text (:func:`id_key`); a plan's building whose id matches
+    a current one takes that id as the current layer spells it (so that the
+    outputs keep the current layer's ids); one that matches none (demolished)
+    keeps its own.
     """
     old = plan.buildings[id_col]
-    numeric = pd.api.types.is_numeric_dtype
-    if numeric(old) == numeric(ids):
+    now = dict(zip(id_key(ids).tolist(), pd.Series(ids).tolist(), strict=True))
+    keys = id_key(old).tolist()
+    matched = [now.get(k, o) for k, o in zip(keys, old.tolist(), strict=True)]
+    if matched == old.tolist() and pd.Series(matched).dtype == old.dtype:
         return plan
     b = plan.buildings.copy()
-    if numeric(old):
-        if not all(isinstance(x, str) for x in ids):
-            return plan  # numbers and text mixed: the numbers match as they are
-        b[id_col] = old.astype(str)
-    else:
-        as_numbers = pd.to_numeric(old, errors="coerce")
-        if as_numbers.isna().any():
-            return plan  # text ids before, numbers now: no building matches
-        b[id_col] = as_numbers.astype(ids.dtype)
+    b[id_col] = pd.Series(matched, index=b.index)
+    if b[id_col].dtype == object and pd.Series(ids).dtype != object:
+        # every id matched, all of the current layer's type: keep the column that type
+        # (unless some demolished building's id is not of that type)
+        with contextlib.suppress(TypeError, ValueError):
+            b[id_col] = b[id_col].astype(pd.Series(ids).dtype)
     return dataclasses.replace(plan, buildings=b)
 
 
@@ -85,8 +109,12 @@ def _changes(old: GridPlan, new: GridPlan, id_col: str, by: str) -> dict[str, An
              .reset_index().rename(columns={"households": by}))
     old_ids = set(old.grids["grid_id"].tolist())
     new_ids = set(new.grids["grid_id"].tolist())
+    floor = least_moved(old, new, both, by)
     return {
         "share_households_kept": kept / total if total else 1.0,
+        "share_moved": 1 - kept / total if total else 0.0,
+        "least_share_moved": floor / total if total else 0.0,
+        f"least_{by}_moved": floor,
         "buildings_moved": len(moved),
         f"{by}_moved": float(moved[by].sum()),
         "buildings_new": int((every["change"] == "new").sum()),
@@ -99,6 +127,47 @@ def _changes(old: GridPlan, new: GridPlan, id_col: str, by: str) -> dict[str, An
         "after": {k: new.metrics.get(k) for k in ("n_grids", "max_abs_deviation",
                                                   "n_out_of_tolerance")},
     }
+
+
+def least_moved(old: GridPlan, new: GridPlan, both: pd.DataFrame, by: str) -> float:
+    """The least weight any re-partition to the new plan's grid counts must move.
+
+    The minimal-disruption floor, community by community, from the buildings in
+    both plans (``both``: their grid before, ``old``, and weight now), against the
+    band of the new plan (its community mean and tolerance).  Each of three is a
+    lower bound, and the largest is taken: the weight above the band in the grids
+    as they were (it must leave them, or all of a grid's weight does if it goes);
+    the weight missing below the band, in the grids as they were and in every
+    grid added (a new grid starts empty), less the largest shortfalls of as many
+    grids as are removed; and, where grids are removed, the weight of the
+    lightest that many (all of it moves).  Oversize and island grids are not
+    counted.
+
+    Examples
+    --------
+    A community of two grids of 300 households ±10 % whose first grid grew to
+    400: at least 70 must move (400 - 330), whatever the plan.
+    """
+    ng, og = new.grids, old.grids
+    ordinary_new = ng[ng["flag"].fillna("") == ""]
+    ordinary_old = og[og["flag"].fillna("") == ""]
+    weight_now = both.groupby("old")[by].sum()
+    total = 0.0
+    for c, grids in ordinary_new.groupby("community_id"):
+        mean = float(grids["community_mean"].iloc[0])
+        tol = float(grids["tolerance"].iloc[0])
+        if not np.isfinite(mean) or mean <= 0:
+            continue
+        lo, hi = mean * (1 - tol), mean * (1 + tol)
+        was = ordinary_old.loc[ordinary_old["community_id"] == c, "grid_id"]
+        w = np.array([float(weight_now.get(g, 0.0)) for g in was.tolist()])
+        added, removed = max(len(grids) - len(w), 0), max(len(w) - len(grids), 0)
+        over = float(np.maximum(w - hi, 0.0).sum())
+        short = np.sort(np.maximum(lo - w, 0.0))[::-1]
+        under = float(short[removed:].sum()) + added * lo
+        gone = float(np.sort(w)[:removed].sum())
+        total += max(over, under, gone)
+    return total
 
 
 def handover(old: GridPlan, new: GridPlan) -> pd.DataFrame:

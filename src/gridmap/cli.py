@@ -406,8 +406,10 @@ def _repartition(args: argparse.Namespace) -> int:
         ch = plan.metrics["changes"]
         by = plan.params.get("by", "households")
         _say_plan(plan, args, notes)
-        print(f"  {ch['share_households_kept']:.1%} of {by} keep their grid; "
-              f"{ch['buildings_moved']} building(s) moved, {ch['buildings_new']} new, "
+        print(f"  {ch['share_households_kept']:.1%} of {by} keep their grid "
+              f"({ch['share_moved']:.1%} moved; at least {ch['least_share_moved']:.1%} "
+              f"had to for these grid counts); {ch['buildings_moved']} building(s) "
+              f"moved, {ch['buildings_new']} new, "
               f"{ch['buildings_demolished']} demolished; new grids {ch['grids_new']}, "
               f"grids gone {ch['grids_gone']}")
         print("wrote " + ", ".join(_sized(p) for p in written))

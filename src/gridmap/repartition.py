@@ -21,12 +21,13 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
-from ._errors import GridmapWarning
+from ._errors import GridmapWarning, LayerValidationError, OptionError
 from .changes import (
     ADDRESS_COLUMNS,  # noqa: F401 (re-exported from here)
     _changes,
     _ids_like,
     handover,
+    id_key,
 )
 from .layers import LayerSources
 from .options import options_from_keywords
@@ -110,6 +111,7 @@ def repartition(
 
     if not isinstance(plan, GridPlan):
         plan = read_plan(plan)
+    _check_locks(plan, lock)
     params = plan.params
     by = by or params.get("by", "households")
     target = target if target is not None else params.get("target", 300)
@@ -130,7 +132,12 @@ def repartition(
         for note in read_notes:
             warnings.warn(note, GridmapWarning, stacklevel=2)
         buildings = _without_derived_gaps(buildings, plan, by)
+        buildings, moved_crs = _in_plans_crs(buildings, plan)
+        if moved_crs:
+            warnings.warn(moved_crs, GridmapWarning, stacklevel=2)
+            read_notes.append(moved_crs)
         if id_col in buildings.columns and id_col in old_b.columns:
+            _check_ids_match(old_b[id_col], buildings[id_col], id_col)
             plan = _ids_like(plan, buildings[id_col], id_col)
             old_b = plan.buildings
     grids = plan.grids
@@ -166,6 +173,58 @@ def repartition(
         timer.close()
     metrics = {**new.metrics, "changes": _changes(plan, new, id_col, by)}
     return dataclasses.replace(new, metrics=metrics, previous=plan)
+
+
+def _check_locks(plan: GridPlan, lock: Iterable[int]) -> None:
+    """Refuse grids to lock that the plan does not have."""
+    have = set(pd.to_numeric(plan.grids["grid_id"], errors="coerce").dropna()
+               .astype(int).tolist())
+    unknown = sorted({int(x) for x in lock} - have)
+    if unknown:
+        raise OptionError(
+            f"lock names grid(s) {unknown} that the plan does not have; its grid ids run "
+            f"from {min(have, default=0)} to {max(have, default=0)} (the grid_id column "
+            "of its grids layer): lock only grids of the plan being re-partitioned.")
+
+
+#: the least share of the plan's buildings the current buildings must match by id
+MIN_ID_MATCH = 0.5
+
+
+def _check_ids_match(old: pd.Series, now: pd.Series, id_col: str) -> None:
+    """Refuse current buildings whose ids match too few of the plan's.
+
+    Ids are compared as text (:func:`~gridmap.changes.id_key`): ``12``, ``"12"``
+    and ``12.0`` are one building.  Fewer than :data:`MIN_ID_MATCH` of the plan's
+    buildings found among the current ones is not a district that changed but
+    another id column (or another district): every building would count as
+    demolished and built again.
+    """
+    old_keys, now_keys = set(id_key(old).tolist()), set(id_key(now).tolist())
+    if not old_keys:
+        return
+    share = len(old_keys & now_keys) / len(old_keys)
+    if share >= MIN_ID_MATCH:
+        return
+    only_old = sorted(old_keys - now_keys)[:5]
+    only_now = sorted(now_keys - old_keys)[:5]
+    raise LayerValidationError(
+        f"the current buildings' {id_col!r} match only {share:.0%} of the plan's "
+        f"{len(old_keys):,} buildings (at least {MIN_ID_MATCH:.0%} must match: fewer is "
+        f"another id column or another district, not a change); the plan has ids such as "
+        f"{only_old}, the current buildings {only_now}. Give the buildings the ids the "
+        f"plan was made with (--id-column names the column), or delineate anew.")
+
+
+def _in_plans_crs(buildings: Any, plan: GridPlan) -> tuple[Any, str]:
+    """The current buildings in the plan's CRS, and a note if they had to be reprojected."""
+    crs = plan.grids.crs
+    have = getattr(buildings, "crs", None)
+    if crs is None or have is None or have == crs:
+        return buildings, ""
+    note = (f"the current buildings are in {have.to_string()}, the plan in "
+            f"{crs.to_string()}: reprojected to the plan's CRS, which the new plan keeps")
+    return buildings.to_crs(crs), note
 
 
 def _previous_plan(plan: GridPlan, buildings: Any, id_col: str, by: str,
