@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 import shapely
@@ -280,3 +281,30 @@ def test_a_repartition_reports_how_close_it_came_to_the_floor(running):
     ch = gridmap.repartition(running, grown(running)).metrics["changes"]
     assert 0 < ch["least_share_moved"] <= ch["share_moved"]
     assert ch["share_moved"] == pytest.approx(1 - ch["share_households_kept"])
+
+
+def test_the_settings_the_plan_was_made_with_are_kept():
+    # targets per community type and a custom workload survive a re-partition
+    # after a small change; a setting given again differently is reported
+    b0, s = grid_city(6, 4, per_block=3, households=40)
+    bnd = gpd.GeoDataFrame({"community_id": ["W", "E"], "community_type": ["old_town",
+                                                                          "estate"]},
+                           geometry=[shapely.box(0, 0, 300, 400), shapely.box(300, 0, 600, 400)],
+                           crs=b0.crs)
+    plan = gridmap.delineate(b0, s, boundaries=bnd, target=300,
+                             targets={"old_town": (200, 0.15), "estate": 400},
+                             workload={"households": 1}, worker_capacity=100)
+    targets = plan.grids.groupby("community_id")[["target", "tolerance"]].first()
+    assert targets.loc["W"].tolist() == [200, 0.15] and targets.loc["E"].tolist() == [400, 0.1]
+    b = current(plan)
+    b.loc[b.index[0], "households"] += 10
+    new = gridmap.repartition(plan, b)
+    assert new.grids.groupby("community_id")[["target", "tolerance"]].first().equals(targets)
+    assert new.options.workload == plan.options.workload
+    assert (new.grids["workers"] == np.ceil(new.grids["households"] / 100)).all()
+    assert new.metrics["changes"]["settings_changed"] == {}
+    assert new.metrics["changes"]["share_households_kept"] == 1.0
+    # a tolerance given again applies to every community, and is reported
+    wider = gridmap.repartition(plan, b, tolerance=0.2)
+    assert set(wider.grids["tolerance"]) == {0.2}
+    assert wider.metrics["changes"]["settings_changed"]["balance.tolerance"] == [0.1, 0.2]

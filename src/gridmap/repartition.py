@@ -113,9 +113,12 @@ def repartition(
         plan = read_plan(plan)
     _check_locks(plan, lock)
     params = plan.params
+    # the settings the plan was made with, unless overridden here
+    given, asked = _settings_of(plan, target=target, tolerance=tolerance)
     by = by or params.get("by", "households")
-    target = target if target is not None else params.get("target", 300)
-    tolerance = tolerance if tolerance is not None else params.get("tolerance", 0.1)
+    if plan.options is None:  # a plan written before options were stored
+        target = target if target is not None else params.get("target", 300)
+        tolerance = tolerance if tolerance is not None else params.get("tolerance", 0.1)
     old_b = plan.buildings
     id_col = id_column or params.get("id_column") or (
         "building_id" if "building_id" in old_b.columns else "id")
@@ -146,6 +149,10 @@ def repartition(
     if "subdistrict_id" in grids.columns:
         bnd["subdistrict_id"] = bnd["community_id"].map(
             grids.drop_duplicates("community_id").set_index("community_id")["subdistrict_id"])
+    if asked:
+        # each community keeps the target and tolerance it had (of its type, or
+        # its own), as a type of its own
+        bnd[COMMUNITY_TYPE] = bnd["community_id"].astype(str)
     streets = plan.streets
     # the plan's own units: the grids it runs are unions of them, so a community
     # nobody touched comes back exactly as it was (street blocks derived again
@@ -156,11 +163,13 @@ def repartition(
     if units is None and len(plan.units):
         units = plan.units[[plan.units.geometry.name]]
     progress = kwargs.pop("progress", None)
-    options, problems = options_from_keywords({}, {
-        "by": by, "target": target, "tolerance": tolerance, "seed": seed,
-        "id_column": id_col, "columns": columns, "encoding": encoding,
-        "street_column": "class" if streets is not None else None,
-        "division_code": params.get("division_code", "000000"), **kwargs},
+    keywords = {"by": by, "target": target, "tolerance": tolerance, "seed": seed,
+                "id_column": id_col, "columns": columns, "encoding": encoding,
+                "street_column": "class" if streets is not None else None,
+                "division_code": params.get("division_code", "000000"), **kwargs}
+    options, problems = options_from_keywords(
+        given, {k: v for k, v in keywords.items()
+                if v is not None or k not in ("target", "tolerance")},
         function="repartition")
     sources = LayerSources(buildings, streets, population, bnd, None, units, None)
     timer = StageTimer(progress, stages=STAGES[:-2])
@@ -171,8 +180,66 @@ def repartition(
                         notes_first=read_notes)  # the encoding guessed, said first
     finally:
         timer.close()
-    metrics = {**new.metrics, "changes": _changes(plan, new, id_col, by)}
+    changes = _changes(plan, new, id_col, by)
+    changes["settings_changed"] = _settings_changed(plan.options, options)
+    metrics = {**new.metrics, "changes": changes}
     return dataclasses.replace(new, metrics=metrics, previous=plan)
+
+
+#: the column a re-partition gives its communities so that each keeps its target
+COMMUNITY_TYPE = "_gridmap_community"
+
+#: the option groups a re-partition takes from the plan (the inputs are the new ones)
+CARRIED = ("balance", "population", "workload", "search")
+
+
+def _settings_of(plan: GridPlan, *, target: float | None, tolerance: float | None
+                 ) -> tuple[dict[str, Any], bool]:
+    """The option objects of the plan, for its re-partition; and whether targets apply.
+
+    Balance, population model, workload and search come from the plan
+    (:attr:`GridPlan.options`).  Where neither ``target`` nor ``tolerance`` is
+    given, every community keeps the target and tolerance its grids had (their
+    ``target`` and ``tolerance`` columns), as a type of its own; the second value
+    says so.
+    """
+    made = plan.options
+    if made is None:
+        return {}, False
+    given: dict[str, Any] = {name: getattr(made, name) for name in CARRIED}
+    g = plan.grids
+    per = target is None and tolerance is None and {"target", "tolerance"} <= set(g.columns)
+    if per:
+        rows = g.dropna(subset=["target", "tolerance"]).drop_duplicates("community_id")
+        targets = {str(c): (float(t), float(tol)) for c, t, tol in
+                   zip(rows["community_id"], rows["target"], rows["tolerance"], strict=True)}
+        given["balance"] = dataclasses.replace(given["balance"], targets=targets,
+                                               type_column=COMMUNITY_TYPE)
+    else:
+        # a target or tolerance given: it applies to every community (the types'
+        # column is not among the plan's layers)
+        given["balance"] = dataclasses.replace(given["balance"], targets=None)
+    return given, bool(per)
+
+
+def _settings_changed(before: Any, after: Any) -> dict[str, list[Any]]:
+    """The settings a re-partition was given that differ from the plan's: name → [was, now].
+
+    Of the groups carried over (:data:`CARRIED`); the targets and type column a
+    re-partition sets itself (each community its own) are not counted.
+    """
+    if before is None:
+        return {}
+    was, now = before.to_dict(), after.to_dict()
+    out: dict[str, list[Any]] = {}
+    for group in CARRIED:
+        for name, value in now[group].items():
+            if (group, name) in (("balance", "targets"), ("balance", "type_column")) \
+                    and now["balance"]["type_column"] == COMMUNITY_TYPE:
+                continue
+            if was[group].get(name) != value:
+                out[f"{group}.{name}"] = [was[group].get(name), value]
+    return out
 
 
 def _check_locks(plan: GridPlan, lock: Iterable[int]) -> None:
