@@ -233,7 +233,10 @@ def test_repartition_from_the_command_line(running, tmp_path):
                  str(tmp_path / "next"), "--no-map", "--quiet"]) == 0
     assert (tmp_path / "next" / "plan.gpkg").exists()
     changes = pd.read_csv(tmp_path / "next" / "changes.csv")
-    assert list(changes.columns) == ["from_grid", "to_grid", "buildings", "households"]
+    # the columns scripts read come first, as before; the grids' codes are added
+    assert list(changes.columns) == ["from_grid", "to_grid", "buildings", "households",
+                                     "from_code", "to_code"]
+    assert changes["from_code"].notna().all() and changes["to_code"].notna().all()
     assert len(changes) == 0  # nothing changed, nothing moved
     hand = pd.read_csv(tmp_path / "next" / "handover.csv", encoding="utf-8-sig")
     assert list(hand.columns[:7]) == ["id", "change", "from_grid", "from_code", "to_grid",
@@ -308,3 +311,33 @@ def test_the_settings_the_plan_was_made_with_are_kept():
     wider = gridmap.repartition(plan, b, tolerance=0.2)
     assert set(wider.grids["tolerance"]) == {0.2}
     assert wider.metrics["changes"]["settings_changed"]["balance.tolerance"] == [0.1, 0.2]
+
+
+def test_a_retired_code_is_never_handed_out_again(running, tmp_path):
+    # a demolition empties a grid (its code retired), a new estate then needs three
+    # grids: they continue the community's codes after the retired one, with new ids
+    cur = current(running)
+    west = running.grids[running.grids["community_id"] == "W"]
+    gone_grid = int(west["grid_id"].max())
+    gone_code = west.set_index("grid_id").loc[gone_grid, "code"]
+    keep = cur[running.buildings["grid_id"].to_numpy() != gone_grid]
+    after = gridmap.repartition(running, keep)
+    assert after.metrics["changes"]["codes_retired"] == [gone_code]
+    # the register goes to plan.gpkg and back
+    after.to_file(tmp_path / "p2")
+    after = gridmap.read_plan(tmp_path / "p2")
+    reg = after.codes.set_index("code")
+    assert reg.loc[gone_code, "status"] == "retired" and reg.loc[gone_code, "until"]
+    estate = running.buildings[running.buildings["grid_id"] == gone_grid].drop(
+        columns=["grid_id", "unit_id"]).assign(households=120.0)
+    estate["id"] = "new-" + estate["id"].astype(str)
+    again = gridmap.repartition(after, pd.concat([keep, estate], ignore_index=True))
+    new_codes = again.metrics["changes"]["codes_new"]
+    assert new_codes and gone_code not in set(again.grids["code"])
+    assert all(c[:-3] == gone_code[:-3] and c > gone_code for c in new_codes)
+    assert again.grids["grid_id"].max() > running.grids["grid_id"].max()
+    assert not set(again.metrics["changes"]["grids_new"]) & set(running.grids["grid_id"])
+    reg = again.codes
+    assert set(reg["code"]) == set(running.grids["code"]) | set(new_codes)
+    assert (reg.loc[reg["status"] == "active", "code"].sort_values().tolist()
+            == sorted(again.grids["code"]))

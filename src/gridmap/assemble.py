@@ -235,11 +235,14 @@ class Assembled:
 
 def assemble(balanced: Balanced, communities: Communities, counts: Counts, *,
              area: shapely.Geometry, carve: Carve, division_code: str,
-             has_buildings: bool, work_crs: Any) -> Assembled:
+             has_buildings: bool, work_crs: Any,
+             used: tuple[frozenset[str], int] = (frozenset(), 0)) -> Assembled:
     """Stage 7: the grids dissolved from their units, sealed, counted and coded.
 
     In: the balanced assignment and its units (stage 6), the communities, the
-    counts of every building and the area.  Out: :class:`Assembled`.
+    counts of every building and the area; in a re-partition, the codes and
+    the highest grid id ever used (``used``: a new grid never takes them).
+    Out: :class:`Assembled`.
     """
     assignment, units = balanced.assignment, balanced.units
     n = assignment.n_grids
@@ -304,7 +307,7 @@ def assemble(balanced: Balanced, communities: Communities, counts: Counts, *,
         grids["community_type"] = [communities.kind[c] if c < len(communities.kind)
                                    else None for c in comm_idx]
     new_id, order = _grid_ids(grids, assignment.keep, comm_idx, sub_no, comm_no,
-                              division_code)
+                              division_code, used=used)
     grids["grid_id"] = new_id
     grids = grids.iloc[order].reset_index(drop=True)
     lead = ["grid_id", "code", "kind", "community_id", "subdistrict_id"]
@@ -342,12 +345,15 @@ def _codes(grids: gpd.GeoDataFrame, comm_idx: np.ndarray, sub_no: list[int],
 
 def _grid_ids(grids: gpd.GeoDataFrame, keep: dict[int, tuple[int, str]],
               comm_idx: np.ndarray, sub_no: list[int], comm_no: dict[int, int],
-              division_code: str) -> tuple[np.ndarray, np.ndarray]:
+              division_code: str, used: tuple[frozenset[str], int] = (frozenset(), 0)
+              ) -> tuple[np.ndarray, np.ndarray]:
     """The id of every grid and the order of the rows (by code).
 
     A new plan numbers its grids 1..n by code.  A re-partition (``keep``: the id
     and code a grid keeps) keeps ids and codes; a new grid continues its
-    community's sequence and takes the next id.  ``grids["code"]`` is updated.
+    community's sequence after every code it ever used (``used[0]``, the plan's
+    register: a retired code is never handed out again) and takes the next id
+    after every id ever used (``used[1]``).  ``grids["code"]`` is updated.
     """
     n = len(grids)
     if not keep:
@@ -357,13 +363,20 @@ def _grid_ids(grids: gpd.GeoDataFrame, keep: dict[int, tuple[int, str]],
         return new_id, order
     new_id = np.zeros(n, dtype=np.int64)
     codes = list(grids["code"])
-    next_id = max(v[0] for v in keep.values()) + 1
+    used_codes, used_id = used
+    next_id = max(*(v[0] for v in keep.values()), used_id) + 1
     next_seq: dict[int, int] = {}
     prefix: dict[int, str] = {}  # the community's codes as the plan had them
     for gid, (_, code) in keep.items():
         c = int(comm_idx[gid])
         next_seq[c] = max(next_seq.get(c, 0), int(str(code)[-3:]))
         prefix.setdefault(c, str(code)[:-3])
+    # the codes the community used before, retired ones too
+    by_prefix: dict[str, int] = {}
+    for code in used_codes:
+        by_prefix[code[:-3]] = max(by_prefix.get(code[:-3], 0), int(code[-3:]))
+    for c, pre in prefix.items():
+        next_seq[c] = max(next_seq[c], by_prefix.get(pre, 0))
     for gid in range(n):
         if gid in keep:
             new_id[gid], codes[gid] = keep[gid]

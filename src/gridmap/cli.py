@@ -292,8 +292,12 @@ def _write_changes(plan: GridPlan, folder: Path) -> None:
     by = plan.params.get("by", "households")
     table = pd.DataFrame(plan.metrics["changes"]["moves"],
                          columns=["old", "new", "buildings", by])
-    table.rename(columns={"old": "from_grid", "new": "to_grid"}).to_csv(
-        folder / "changes.csv", index=False, encoding="utf-8")
+    table = table.rename(columns={"old": "from_grid", "new": "to_grid"})
+    # the codes of both grids, after the columns planners' scripts read
+    before = plan.previous.grids if plan.previous is not None else plan.grids
+    table["from_code"] = table["from_grid"].map(before.set_index("grid_id")["code"])
+    table["to_code"] = table["to_grid"].map(plan.grids.set_index("grid_id")["code"])
+    table.to_csv(folder / "changes.csv", index=False, encoding="utf-8")
     # the table for the grid workers opens in Excel with its Chinese intact (BOM)
     plan.handover.to_csv(folder / "handover.csv", index=False, encoding="utf-8-sig")
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["grid_code", "number_in_order", "reading_order"]
+__all__ = ["REGISTER_COLUMNS", "grid_code", "number_in_order", "reading_order",
+           "register_of", "update_register"]
 
 
 def grid_code(division: str, subdistrict: int, community: int, grid: int) -> str:
@@ -62,3 +63,55 @@ def number_in_order(
         order = reading_order(x[idx], y[idx], float(band[gval]))
         seq[idx[order]] = np.arange(1, len(idx) + 1)
     return seq
+
+
+#: the columns of a plan's code register
+REGISTER_COLUMNS = ("code", "grid_id", "community_id", "status", "since", "until")
+
+
+def register_of(grids: pd.DataFrame, *, since: str) -> pd.DataFrame:
+    """The code register of a new plan: every grid's code, active since ``since``.
+
+    Examples
+    --------
+    >>> g = pd.DataFrame({"code": ["310101001001001"], "grid_id": [1],
+    ...                   "community_id": ["C1"]})
+    >>> register_of(g, since="2026-12-03").to_dict("records")  # doctest: +NORMALIZE_WHITESPACE
+    [{'code': '310101001001001', 'grid_id': 1, 'community_id': 'C1', 'status': 'active',
+      'since': '2026-12-03', 'until': None}]
+    """
+    return pd.DataFrame({
+        "code": grids["code"].astype(str).to_numpy(),
+        "grid_id": grids["grid_id"].to_numpy(),
+        "community_id": grids["community_id"].to_numpy() if "community_id" in grids
+        else None,
+        "status": "active", "since": since, "until": None})[list(REGISTER_COLUMNS)]
+
+
+def update_register(register: pd.DataFrame, grids: pd.DataFrame, *,
+                    today: str) -> pd.DataFrame:
+    """The register after a re-partition: codes gone retired, new codes active.
+
+    A code active before and not among ``grids`` is retired ``until`` today; a
+    code of ``grids`` not in the register is added, active ``since`` today.
+    Nothing is removed: a code once used stays in the register for ever.
+
+    Examples
+    --------
+    >>> before = register_of(pd.DataFrame({"code": ["a1", "a2"], "grid_id": [1, 2],
+    ...                                    "community_id": "C"}), since="2026-01-01")
+    >>> after = update_register(before, pd.DataFrame({"code": ["a1", "a3"],
+    ...     "grid_id": [1, 3], "community_id": "C"}), today="2026-12-03")
+    >>> after[["code", "status", "until"]].values.tolist()
+    [['a1', 'active', None], ['a2', 'retired', '2026-12-03'], ['a3', 'active', None]]
+    """
+    reg = register.copy()
+    now = set(grids["code"].astype(str))
+    gone = (reg["status"] == "active") & ~reg["code"].astype(str).isin(now)
+    reg["until"] = reg["until"].astype(object)
+    reg.loc[gone, "status"] = "retired"
+    reg.loc[gone, "until"] = today
+    new = grids[~grids["code"].astype(str).isin(set(reg["code"].astype(str)))]
+    if len(new):
+        reg = pd.concat([reg, register_of(new, since=today)], ignore_index=True)
+    return reg.reset_index(drop=True)

@@ -27,6 +27,7 @@ stage  function (module)               what comes out
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -42,6 +43,7 @@ from ._progress import STAGES, StageTimer
 from ._validate import Problems
 from .assemble import Assembled, assemble, islands, to_output
 from .balance import Balanced, balance
+from .codes import register_of
 from .communities import Communities, check_grid_count, find_communities
 from .layers import COUNT_FIELDS, EXTRA_FIELDS, Layers, LayerSources, read_layers
 from .metrics import evaluate_plan
@@ -227,7 +229,8 @@ def make_plan(sources: LayerSources, options: Options, *, timer: StageTimer,
     assembled = assemble(balanced, communities, counts, area=area, carve=carve,
                          division_code=options.inputs.division_code,
                          has_buildings=layers.buildings is not None,
-                         work_crs=layers.work_crs)
+                         work_crs=layers.work_crs,
+                         used=previous.used if previous is not None else (frozenset(), 0))
     timer.stage("metrics")
     grids, overall = evaluate_plan(
         assembled, balanced, counts, communities, area=area, streets=lines.geometry,
@@ -404,7 +407,10 @@ def _the_plan(layers: Layers, counts: Counts, communities: Communities,
         graph=units.adjacency.to_networkx(),
         area=gpd.GeoSeries([area], crs=work_crs).to_crs(input_crs)
         if input_crs is not None else gpd.GeoSeries([area]),
-        streets=streets_out, options=options), layers, counts, options)
+        streets=streets_out, options=options,
+        # the code register of a new plan (a re-partition carries its plan's on)
+        codes=register_of(grids_out, since=datetime.date.today().isoformat())),
+        layers, counts, options)
 
 
 def _split_limit(communities: Communities, balance: Balance) -> Any:

@@ -74,6 +74,12 @@ class GridPlan:
         Every option the plan was made with (written to ``metrics.json`` as
         ``options`` and given back by :func:`read_plan`); None for a plan
         written before options were stored.
+    codes : pandas.DataFrame or None
+        The code register: every code the plan's grids ever had (``code``,
+        ``grid_id``, ``community_id``, ``status`` active or retired, ``since``,
+        ``until``), the table ``codes`` of ``plan.gpkg``.  A re-partition retires
+        the codes of grids gone and never hands them out again.  None for a plan
+        written before the register was kept (its grids' codes, all active).
     """
 
     grids: gpd.GeoDataFrame
@@ -85,6 +91,7 @@ class GridPlan:
     streets: gpd.GeoDataFrame | None = field(default=None, repr=False)
     previous: GridPlan | None = field(default=None, repr=False)
     options: Options | None = field(default=None, repr=False)
+    codes: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -212,6 +219,12 @@ class GridPlan:
             self.units.to_file(gpkg, layer="units", driver="GPKG", engine="pyogrio")
         if self.streets is not None and len(self.streets):
             self.streets.to_file(gpkg, layer="streets", driver="GPKG", engine="pyogrio")
+        if self.codes is not None:
+            import pyogrio
+
+            # an attribute table: every code ever used, active or retired
+            pyogrio.write_dataframe(pd.DataFrame(self.codes), gpkg, layer="codes",
+                                    driver="GPKG")
         peak = peak_rss_mb()
         return {
             "seconds": round(time.perf_counter() - t0, 3),
@@ -224,7 +237,8 @@ class GridPlan:
         """Write ``plan.gpkg`` and ``metrics.json``, together or not at all.
 
         ``plan.gpkg`` has the layers ``grids``, ``buildings``, ``units`` and,
-        when the plan has streets, ``streets``.
+        when the plan has streets, ``streets``, and the table ``codes`` (the
+        code register).
 
         Both files are written to a temporary folder beside ``out_dir`` and moved
         into place together at the end (:class:`gridmap.output.OutputFolder`):
@@ -304,5 +318,9 @@ def read_plan(path: str | os.PathLike) -> GridPlan:
         from .options import Options
 
         options = Options.from_dict(metrics["options"])
+    codes = (pyogrio.read_dataframe(gpkg, layer="codes", read_geometry=False)
+             if "codes" in layers else None)
+    if codes is not None:
+        codes["until"] = codes["until"].astype(object).where(codes["until"].notna(), None)
     return GridPlan(grids=grids, buildings=buildings, units=units, metrics=metrics,
-                    graph=graph, area=area, streets=streets, options=options)
+                    graph=graph, area=area, streets=streets, options=options, codes=codes)

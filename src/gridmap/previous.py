@@ -48,7 +48,8 @@ class PreviousPlan:
     bounds the households moved per household of change; ``grid_weight`` and
     ``building_weight`` the balance field per grid and per building id in the
     plan running; ``split_buildings`` the ids of the buildings of the blocks the
-    plan split; ``demolished_grids`` the grids that lost a building.
+    plan split; ``demolished_grids`` the grids that lost a building; ``used``
+    every code and the highest grid id the plan's register holds.
     """
 
     building_grid: pd.Series
@@ -59,6 +60,8 @@ class PreviousPlan:
     building_weight: pd.Series | None = None
     split_buildings: frozenset[Any] = field(default_factory=frozenset)
     demolished_grids: tuple[Any, ...] = ()
+    #: every code and the highest grid id the plan ever used (its register)
+    used: tuple[frozenset[str], int] = (frozenset(), 0)
 
     def old_grid(self, ids: np.ndarray) -> np.ndarray:
         """The grid every building (by id) was in; NaN for a new building."""

@@ -13,6 +13,7 @@ neither give nor take.  An unchanged plan comes back unchanged.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import warnings
 from collections.abc import Iterable
@@ -29,6 +30,7 @@ from .changes import (
     handover,
     id_key,
 )
+from .codes import register_of, update_register
 from .layers import LayerSources
 from .options import options_from_keywords
 from .plan import GridPlan, read_plan
@@ -182,8 +184,22 @@ def repartition(
         timer.close()
     changes = _changes(plan, new, id_col, by)
     changes["settings_changed"] = _settings_changed(plan.options, options)
+    before = _register(plan)
+    codes = update_register(before, new.grids, today=datetime.date.today().isoformat())
+    was_active = set(before.loc[before["status"] == "active", "code"].astype(str))
+    changes["codes_retired"] = sorted(
+        was_active & set(codes.loc[codes["status"] == "retired", "code"].astype(str)))
+    changes["codes_new"] = sorted(set(codes["code"].astype(str))
+                                  - set(before["code"].astype(str)))
     metrics = {**new.metrics, "changes": changes}
-    return dataclasses.replace(new, metrics=metrics, previous=plan)
+    return dataclasses.replace(new, metrics=metrics, previous=plan, codes=codes)
+
+
+def _register(plan: GridPlan) -> pd.DataFrame:
+    """The plan's code register (its grids' codes, all active, if it kept none)."""
+    if plan.codes is not None:
+        return plan.codes
+    return register_of(plan.grids, since=str(plan.metrics.get("made", "")) or "")
 
 
 #: the column a re-partition gives its communities so that each keeps its target
@@ -307,7 +323,11 @@ def _previous_plan(plan: GridPlan, buildings: Any, id_col: str, by: str,
     # the grids that lost a building to demolition
     now_ids = set(pd.Series(buildings[id_col]).tolist()) if id_col in buildings else set()
     demolished = sorted(set(old_b.loc[~old_b[id_col].isin(now_ids), "grid_id"].tolist()))
+    register = _register(plan)
+    used = (frozenset(register["code"].astype(str)),
+            int(pd.to_numeric(register["grid_id"], errors="coerce").max()))
     return PreviousPlan(
+        used=used,
         building_grid=pd.Series(old_b["grid_id"].to_numpy(), index=old_b[id_col].to_numpy()),
         grids=plan.grids, lock=tuple(lock), move_budget=move_budget,
         grid_weight=(old_b.groupby("grid_id")[by].sum() if by in old_b.columns else None),
