@@ -124,27 +124,9 @@ def repartition(
     old_b = plan.buildings
     id_col = id_column or params.get("id_column") or (
         "building_id" if "building_id" in old_b.columns else "id")
-    read_notes: list[str] = []
-    if buildings is None:
-        drop = [c for c in ("grid_id", "unit_id") if c in old_b.columns]
-        buildings = old_b.drop(columns=drop)
-    else:
-        from .io import read_layer_noted
-
-        buildings, read_notes = read_layer_noted(buildings, role="buildings",
-                                                 encoding=encoding,
-                                                 strict=kwargs.get("strict") is True)
-        for note in read_notes:
-            warnings.warn(note, GridmapWarning, stacklevel=2)
-        buildings = _without_derived_gaps(buildings, plan, by)
-        buildings, moved_crs = _in_plans_crs(buildings, plan)
-        if moved_crs:
-            warnings.warn(moved_crs, GridmapWarning, stacklevel=2)
-            read_notes.append(moved_crs)
-        if id_col in buildings.columns and id_col in old_b.columns:
-            _check_ids_match(old_b[id_col], buildings[id_col], id_col)
-            plan = _ids_like(plan, buildings[id_col], id_col)
-            old_b = plan.buildings
+    plan, buildings, read_notes = _current_buildings(
+        plan, buildings, id_col=id_col, by=by, encoding=encoding,
+        strict=kwargs.get("strict") is True)
     grids = plan.grids
     bnd = grids.dissolve(by="community_id", as_index=False)[
         ["community_id", grids.geometry.name]]
@@ -256,6 +238,37 @@ def _settings_changed(before: Any, after: Any) -> dict[str, list[Any]]:
             if was[group].get(name) != value:
                 out[f"{group}.{name}"] = [was[group].get(name), value]
     return out
+
+
+def _current_buildings(plan: GridPlan, buildings: Any, *, id_col: str, by: str,
+                       encoding: str | None, strict: bool
+                       ) -> tuple[GridPlan, Any, list[str]]:
+    """The current buildings read and checked against the plan; the notes on them.
+
+    Default: the plan's own.  Otherwise read (notes said as warnings), without the
+    plan's derived columns left blank, in the plan's CRS (reprojected, with a
+    note), their ids matching enough of the plan's (:func:`_check_ids_match`);
+    the plan comes back with its ids spelled as the current layer spells them.
+    """
+    old_b = plan.buildings
+    if buildings is None:
+        drop = [c for c in ("grid_id", "unit_id") if c in old_b.columns]
+        return plan, old_b.drop(columns=drop), []
+    from .io import read_layer_noted
+
+    buildings, notes = read_layer_noted(buildings, role="buildings", encoding=encoding,
+                                        strict=strict)
+    for note in notes:
+        warnings.warn(note, GridmapWarning, stacklevel=3)
+    buildings = _without_derived_gaps(buildings, plan, by)
+    buildings, moved_crs = _in_plans_crs(buildings, plan)
+    if moved_crs:
+        warnings.warn(moved_crs, GridmapWarning, stacklevel=3)
+        notes.append(moved_crs)
+    if id_col in buildings.columns and id_col in old_b.columns:
+        _check_ids_match(old_b[id_col], buildings[id_col], id_col)
+        plan = _ids_like(plan, buildings[id_col], id_col)
+    return plan, buildings, notes
 
 
 def _check_locks(plan: GridPlan, lock: Iterable[int]) -> None:
