@@ -173,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                 "scenario": name, "how": how, "s": round(secs),
                 "households kept": f"{kept:.1%}",
                 "households moved": f"{moved:,.0f}",
+                # the least any plan with the re-partition's grid counts had to move
+                "least moved": f"{ch['least_households_moved']:,.0f}" if p is r else "",
                 "grids": len(p.grids), "new": len(ch["grids_new"]) if p is r else "",
                 "out of tolerance": p.metrics["n_out_of_tolerance"],
                 "max deviation": f"{p.metrics['max_abs_deviation']:.1%}",
