@@ -341,3 +341,22 @@ def test_a_retired_code_is_never_handed_out_again(running, tmp_path):
     assert set(reg["code"]) == set(running.grids["code"]) | set(new_codes)
     assert (reg.loc[reg["status"] == "active", "code"].sort_values().tolist()
             == sorted(again.grids["code"]))
+
+
+def test_new_buildings_fill_a_new_grid_without_moving_anyone():
+    from types import SimpleNamespace
+
+    from gridmap.changes import least_moved
+
+    def plan(ids):
+        return SimpleNamespace(grids=pd.DataFrame({
+            "grid_id": ids, "community_id": "A", "flag": "", "tolerance": 0.1,
+            "community_mean": 200.0}))
+
+    both = pd.DataFrame({"old": [1, 2], "households": [200.0, 200.0]})
+    # a third grid of 200 must be filled: from the two, 180 at least ...
+    assert least_moved(plan([1, 2]), plan([1, 2, 3]), both, "households") == 180
+    # ... or by an estate of 200 new households built where it lies: nobody moves
+    estate = pd.DataFrame({"new": [3], "households": [200.0]})
+    assert least_moved(plan([1, 2]), plan([1, 2, 3]), both, "households",
+                       fresh=estate) == 0

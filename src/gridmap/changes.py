@@ -109,7 +109,7 @@ def _changes(old: GridPlan, new: GridPlan, id_col: str, by: str) -> dict[str, An
              .reset_index().rename(columns={"households": by}))
     old_ids = set(old.grids["grid_id"].tolist())
     new_ids = set(new.grids["grid_id"].tolist())
-    floor = least_moved(old, new, both, by)
+    floor = least_moved(old, new, both, by, fresh=every[every["change"] == "new"])
     return {
         "share_households_kept": kept / total if total else 1.0,
         "share_moved": 1 - kept / total if total else 0.0,
@@ -129,19 +129,23 @@ def _changes(old: GridPlan, new: GridPlan, id_col: str, by: str) -> dict[str, An
     }
 
 
-def least_moved(old: GridPlan, new: GridPlan, both: pd.DataFrame, by: str) -> float:
-    """The least weight any re-partition to the new plan's grid counts must move.
+def least_moved(old: GridPlan, new: GridPlan, both: pd.DataFrame, by: str, *,
+                fresh: pd.DataFrame | None = None) -> float:
+    """The least weight a re-partition to the new plan's grid counts must move.
 
-    The minimal-disruption floor, community by community, from the buildings in
-    both plans (``both``: their grid before, ``old``, and weight now), against the
-    band of the new plan (its community mean and tolerance).  Each of three is a
-    lower bound, and the largest is taken: the weight above the band in the grids
-    as they were (it must leave them, or all of a grid's weight does if it goes);
-    the weight missing below the band, in the grids as they were and in every
-    grid added (a new grid starts empty), less the largest shortfalls of as many
-    grids as are removed; and, where grids are removed, the weight of the
-    lightest that many (all of it moves).  Oversize and island grids are not
-    counted.
+    The minimal-disruption floor of a plan with every grid in the band, community
+    by community, from the buildings in both plans (``both``: their grid before,
+    ``old``, and weight now), against the band of the new plan (its community
+    mean and tolerance).  Each of three is a lower bound, and the largest is
+    taken: the weight above the band in the grids as they were (it must leave
+    them, or all of a grid's weight does if it goes); the weight missing below
+    the band, in the grids as they were and in every grid added (a new grid
+    starts empty), less the largest shortfalls of as many grids as are removed
+    and less the weight of the new buildings (``fresh``, with their grid after,
+    ``new``), which go where they are needed without moving anyone; and, where
+    grids are removed, the weight of the lightest that many (all of it moves).
+    Oversize and island grids are not counted.  A plan that leaves grids out of
+    the band may move less.
 
     Examples
     --------
@@ -152,6 +156,10 @@ def least_moved(old: GridPlan, new: GridPlan, both: pd.DataFrame, by: str) -> fl
     ordinary_new = ng[ng["flag"].fillna("") == ""]
     ordinary_old = og[og["flag"].fillna("") == ""]
     weight_now = both.groupby("old")[by].sum()
+    arriving = pd.Series(dtype=float)
+    if fresh is not None and len(fresh):
+        community_of = ng.set_index("grid_id")["community_id"]
+        arriving = fresh.groupby(fresh["new"].map(community_of))[by].sum()
     total = 0.0
     for c, grids in ordinary_new.groupby("community_id"):
         mean = float(grids["community_mean"].iloc[0])
@@ -164,7 +172,8 @@ def least_moved(old: GridPlan, new: GridPlan, both: pd.DataFrame, by: str) -> fl
         added, removed = max(len(grids) - len(w), 0), max(len(w) - len(grids), 0)
         over = float(np.maximum(w - hi, 0.0).sum())
         short = np.sort(np.maximum(lo - w, 0.0))[::-1]
-        under = float(short[removed:].sum()) + added * lo
+        under = max(float(short[removed:].sum()) + added * lo
+                    - float(arriving.get(c, 0.0)), 0.0)
         gone = float(np.sort(w)[:removed].sum())
         total += max(over, under, gone)
     return total
