@@ -1,6 +1,6 @@
 """Stage 6, balance (gridmap.balance): the grid of every unit, every grid in one
 piece, in the band where it can be; restarts keep the best plan; and how a plan
-is judged (plan_key, grids_out_of_band)."""
+is judged (the objective's grids out and largest deviation, grids_out_of_band)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,19 @@ from gridmap.balance import (
     balance,
     grids_out_of_band,
     oversize_holding_more,
-    plan_key,
     reconnect,
     release_from_oversize,
 )
+from gridmap.objective import score
 from gridmap.options import Search
 from gridmap.partition import GridAssignment, UnitGraph, partition_graph
+
+
+def plan_key(assignment, g, tolerance):
+    """The objective's first and fourth terms: grids out, the largest deviation."""
+    s = score(assignment, g, np.broadcast_to(np.asarray(tolerance, dtype=float),
+                                             (max(assignment.community) + 1,)))
+    return s.out, s.worst
 
 
 def _balance(st, **search):

@@ -22,6 +22,7 @@ each with the effort's budget (the time limit is shared), and the best is kept.
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -63,7 +64,6 @@ __all__ = [
     "no_worse",
     "open_land",
     "oversize_holding_more",
-    "plan_key",
     "recombinations",
     "remake_units",
     "seeded_plans",
@@ -378,6 +378,25 @@ def _communities_out(plan: _Plan, ctx: _Context) -> set[int]:
     return {plan.assignment.community[x] for x in ctx.bad(plan)}
 
 
+def _per_region(plan: _Plan, ctx: _Context, rings: int,
+                cut: Callable[..., np.ndarray]) -> _Plan | None:
+    """A move made region by region round the grids out (:func:`regions_out`).
+
+    ``cut(sub, labels, grids=, mean=, tolerance=)`` gives the region's new labels.
+    """
+    bad = ctx.bad(plan)
+    if not bad:
+        return None
+    new = plan.copy()
+    labels = new.assignment.labels
+    means = community_mean(new.assignment, new.units.graph)
+    for c, grids, members, sub in regions_out(new.assignment, new.units, bad, rings,
+                                              ctx.frozen):
+        labels[members] = cut(sub, labels[members], grids=grids, mean=means[c],
+                              tolerance=float(ctx.tolerance[c]))
+    return new
+
+
 def local_moves(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan | None:
     """Units moved one by one across grid boundaries, round the grids out of the band.
 
@@ -385,17 +404,7 @@ def local_moves(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan |
     (:func:`~gridmap.partition.refine`), on the region of the grids out and the
     grids :data:`LOCAL_RINGS` steps round them.
     """
-    bad = ctx.bad(plan)
-    if not bad:
-        return None
-    new = plan.copy()
-    means = community_mean(new.assignment, new.units.graph)
-    for c, grids, members, sub in regions_out(new.assignment, new.units, bad, LOCAL_RINGS,
-                                              ctx.frozen):
-        new.assignment.labels[members] = refine(
-            sub, new.assignment.labels[members], grids=grids, mean=means[c],
-            tolerance=float(ctx.tolerance[c]))
-    return new
+    return _per_region(plan, ctx, LOCAL_RINGS, refine)
 
 
 def recombinations(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan | None:
@@ -403,16 +412,7 @@ def recombinations(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Pla
 
     The group is split along spanning trees (:func:`~gridmap.partition.recombine`).
     """
-    bad = ctx.bad(plan)
-    if not bad:
-        return None
-    new = plan.copy()
-    means = community_mean(new.assignment, new.units.graph)
-    for c, grids, members, sub in regions_out(new.assignment, new.units, bad, 1, ctx.frozen):
-        new.assignment.labels[members] = recombine(
-            sub, new.assignment.labels[members], grids=grids, mean=means[c],
-            tolerance=float(ctx.tolerance[c]), rng=rng)
-    return new
+    return _per_region(plan, ctx, 1, functools.partial(recombine, rng=rng))
 
 
 #: how many steps of neighbouring grids round the grids out a move may change
@@ -491,17 +491,7 @@ def seeded_plans(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan 
     Recombinations, then plans grown round the heaviest units
     (:func:`~gridmap.partition.repair`).
     """
-    bad = ctx.bad(plan)
-    if not bad:
-        return None
-    new = plan.copy()
-    means = community_mean(new.assignment, new.units.graph)
-    for c, grids, members, sub in regions_out(new.assignment, new.units, bad, LOCAL_RINGS,
-                                              ctx.frozen):
-        new.assignment.labels[members] = repair(
-            sub, new.assignment.labels[members], grids=grids, mean=means[c],
-            tolerance=float(ctx.tolerance[c]), rng=rng)
-    return new
+    return _per_region(plan, ctx, LOCAL_RINGS, functools.partial(repair, rng=rng))
 
 
 def open_land(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan | None:
@@ -868,16 +858,6 @@ def _deviations(assignment: GridAssignment, g: UnitGraph,
     return gids, np.abs(band.deviation(w[gids], mean)) if len(gids) else np.zeros(0), tol
 
 
-def plan_key(assignment: GridAssignment, g: UnitGraph, tolerance: Any) -> tuple[int, float]:
-    """How good a plan is (smaller is better).
-
-    The ordinary grids out of the band, then the largest deviation of an ordinary
-    grid from its community's mean.
-    """
-    _, dev, tol = _deviations(assignment, g, tolerance)
-    return int(band.out_of_band(dev, tol).sum()), float(dev.max(initial=0.0))
-
-
 def grids_out_of_band(assignment: GridAssignment, g: UnitGraph, tolerance: Any) -> list[int]:
     """The ordinary grids out of their community's band."""
     gids, dev, tol = _deviations(assignment, g, tolerance)
@@ -888,13 +868,11 @@ def oversize_holding_more(assignment: GridAssignment, building_unit: np.ndarray)
     """Oversize grids holding buildings of more than one unit.
 
     The balance rule's exception is for one indivisible unit alone, so these count as
-    out.
+    out (:func:`gridmap.objective.oversize_holding_more`).
     """
-    holds = np.zeros(len(assignment.labels), dtype=bool)
-    holds[building_unit[building_unit >= 0]] = True
-    n = np.bincount(assignment.labels[holds], minlength=assignment.n_grids)
-    return [gid for gid in range(assignment.n_grids)
-            if assignment.flag[gid] == "oversize" and n[gid] > 1]
+    return objective.oversize_holding_more(
+        assignment.labels, np.asarray(assignment.flag, dtype=object), assignment.n_grids,
+        building_unit).tolist()
 
 
 def release_from_oversize(assignment: GridAssignment, g: UnitGraph,

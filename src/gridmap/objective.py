@@ -51,7 +51,7 @@ from . import band
 if TYPE_CHECKING:
     from .partition import GridAssignment, UnitGraph
 
-__all__ = ["Score", "score", "score_weights"]
+__all__ = ["Score", "oversize_holding_more", "score", "score_weights"]
 
 
 @dataclass(frozen=True, order=True)
@@ -114,7 +114,7 @@ def score(assignment: GridAssignment, g: UnitGraph, tolerance: np.ndarray,
     judged = np.isin(community, list(assignment.mean))
     extra_out, extra_excess = 0, 0.0
     if building_unit is not None:
-        laden = _oversize_holding_more(labels, flag, n, building_unit)
+        laden = oversize_holding_more(labels, flag, n, building_unit)
         if len(laden):
             mean = band.community_means(weight, community, ordinary,
                                         max(int(community.max()) + 1, len(tolerance)))
@@ -135,7 +135,7 @@ def score(assignment: GridAssignment, g: UnitGraph, tolerance: np.ndarray,
                          else float(g.weight[labels != reference].sum()))
 
 
-def _oversize_holding_more(labels: np.ndarray, flag: np.ndarray, n: int,
+def oversize_holding_more(labels: np.ndarray, flag: np.ndarray, n: int,
                            building_unit: np.ndarray) -> np.ndarray:
     """Oversize grids holding buildings of more than one unit."""
     holds = np.zeros(len(labels), dtype=bool)

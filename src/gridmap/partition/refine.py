@@ -110,18 +110,9 @@ class _Balance:
 
     def deltas(self, src: np.ndarray, dst: np.ndarray,
                wu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`delta` of many moves at once (the same floating-point steps)."""
+        """The change of cost and of variance of moving ``wu`` from each ``src`` to ``dst``."""
         ws, wd = self.arr[src], self.arr[dst]
         dv = self.costs(ws - wu) + self.costs(wd + wu) - self.costs(ws) - self.costs(wd)
-        m = self.mean
-        dvar = ((ws - wu - m) ** 2 + (wd + wu - m) ** 2 - (ws - m) ** 2 - (wd - m) ** 2) / (
-            m * m
-        )
-        return dv, dvar
-
-    def delta(self, src: int, dst: int, wu: float) -> tuple[float, float]:
-        ws, wd = self.w[src], self.w[dst]
-        dv = self.cost(ws - wu) + self.cost(wd + wu) - self.cost(ws) - self.cost(wd)
         m = self.mean
         dvar = ((ws - wu - m) ** 2 + (wd + wu - m) ** 2 - (ws - m) ** 2 - (wd - m) ** 2) / (
             m * m
