@@ -127,9 +127,6 @@ class _Context:
         more than a community's budget scores :data:`REFUSED`.
         """
         held = self.held
-        s = objective.score(plan.assignment, plan.units.graph, self.tolerance,
-                            plan.units.building_unit,
-                            reference=None if held is None else held.reference)
         if held is not None:
             g, labels = plan.units.graph, plan.assignment.labels
             moved = labels != held.reference
@@ -137,7 +134,9 @@ class _Context:
                               minlength=len(held.budget))
             if (per > held.budget + 1e-9).any():
                 return REFUSED
-        return s
+        return objective.score(plan.assignment, plan.units.graph, self.tolerance,
+                               plan.units.building_unit,
+                               reference=None if held is None else held.reference)
 
     @property
     def frozen(self) -> np.ndarray | None:

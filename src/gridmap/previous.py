@@ -122,8 +122,7 @@ def rebalance_previous(previous: PreviousPlan, units: Units, communities: Commun
     assignment = seed_assignment(previous, units.graph, units.table, units.building_unit,
                                  previous.old_grid(ids), communities.ids,
                                  grids_work=previous.grids.to_crs(work_crs))
-    start = np.array([assignment.keep[k][0] if k in assignment.keep else -1
-                      for k in assignment.labels.tolist()], dtype=np.int64)
+    start = _kept_ids(assignment)[assignment.labels]
     before = previous.grid_weight
     opened: dict[int, tuple[float, set[int]]] = {}
     assignment = rebalance(assignment, units.graph, communities.tolerance, previous.lock,
@@ -138,6 +137,14 @@ def rebalance_previous(previous: PreviousPlan, units: Units, communities: Commun
     return Balanced(assignment, units, notes + more, options.search.seed, report)
 
 
+def _kept_ids(a: GridAssignment) -> np.ndarray:
+    """The id in the plan running of every grid (-1: a new grid)."""
+    ids = np.full(a.n_grids, -1, dtype=np.int64)
+    for k, (gid, _) in a.keep.items():
+        ids[k] = gid
+    return ids
+
+
 def _held(a: GridAssignment, units: Units, start: np.ndarray,
           opened: dict[int, tuple[float, set[int]]], n_communities: int) -> Held:
     """What the re-partition's loop must keep (:class:`~gridmap.balance.Held`).
@@ -146,15 +153,18 @@ def _held(a: GridAssignment, units: Units, start: np.ndarray,
     are frozen; households moved are counted from ``start`` (the id, in the plan
     running, of every unit's grid); each community may move its budget in all.
     """
-    keep_id = np.array([a.keep[k][0] if k in a.keep else -2 - k for k in range(a.n_grids)],
-                       dtype=np.int64)
+    keep_id = _kept_ids(a)
     community = np.asarray(a.community, dtype=np.int64)
     frozen = np.array([int(community[k]) not in opened
                        or int(keep_id[k]) in opened[int(community[k])][1]
                        for k in range(a.n_grids)], dtype=bool)
-    # the reference in the plan's grid numbers: a unit whose grid is gone moved
-    index = {int(x): k for k, x in enumerate(keep_id.tolist()) if x >= 0}
-    reference = np.array([index.get(int(x), -1) for x in start.tolist()], dtype=np.int64)
+    # the reference in the plan's grid numbers: a unit whose grid is gone (or that
+    # started in no grid of the plan) moved
+    grid_of_id = np.full(int(max(keep_id.max(initial=0), start.max(initial=0))) + 1, -1,
+                         dtype=np.int64)
+    kept = np.flatnonzero(keep_id >= 0)
+    grid_of_id[keep_id[kept]] = kept
+    reference = np.where(start >= 0, grid_of_id[np.maximum(start, 0)], -1)
     budget = np.zeros(max(n_communities, int(community.max(initial=-1)) + 1))
     for c, (b, _) in opened.items():
         budget[c] = b
