@@ -437,12 +437,9 @@ def _check_locks(plan: str, lock: Sequence[int]) -> None:
                                      read_geometry=False)["grid_id"]
     except Exception:  # noqa: BLE001 - not a plan: repartition says so
         return
-    unknown = sorted(set(lock) - set(ids.astype(int).tolist()))
-    if unknown:
-        msg = (f"--lock names grid(s) {unknown} that the plan {gpkg} does not have; its "
-               f"grid ids run from {int(ids.min())} to {int(ids.max())} (the grid_id "
-               "column of its grids layer).")
-        raise OptionError(msg)
+    from .repartition import check_locks
+
+    check_locks(ids, lock, option="--lock", plan=f"the plan {gpkg}")
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -36,7 +36,7 @@ from .options import options_from_keywords
 from .plan import GridPlan, read_plan
 from .previous import PreviousPlan
 
-__all__ = ["handover", "repartition"]
+__all__ = ["check_locks", "handover", "repartition"]
 
 
 def repartition(
@@ -113,7 +113,7 @@ def repartition(
 
     if not isinstance(plan, GridPlan):
         plan = read_plan(plan)
-    _check_locks(plan, lock)
+    check_locks(plan.grids["grid_id"], lock)
     params = plan.params
     # the settings the plan was made with, unless overridden here
     given, asked = _settings_of(plan, target=target, tolerance=tolerance)
@@ -271,16 +271,20 @@ def _current_buildings(plan: GridPlan, buildings: Any, *, id_col: str, by: str,
     return plan, buildings, notes
 
 
-def _check_locks(plan: GridPlan, lock: Iterable[int]) -> None:
-    """Refuse grids to lock that the plan does not have."""
-    have = set(pd.to_numeric(plan.grids["grid_id"], errors="coerce").dropna()
+def check_locks(grid_ids: Iterable[Any], lock: Iterable[int], *, option: str = "lock",
+                plan: str = "the plan") -> None:
+    """Refuse grids to lock that the plan (its ``grid_ids``) does not have.
+
+    The command line calls it before any work with ``option="--lock"``.
+    """
+    have = set(pd.to_numeric(pd.Series(list(grid_ids)), errors="coerce").dropna()
                .astype(int).tolist())
     unknown = sorted({int(x) for x in lock} - have)
     if unknown:
         raise OptionError(
-            f"lock names grid(s) {unknown} that the plan does not have; its grid ids run "
-            f"from {min(have, default=0)} to {max(have, default=0)} (the grid_id column "
-            "of its grids layer): lock only grids of the plan being re-partitioned.")
+            f"{option} names grid(s) {unknown} that {plan} does not have; its grid ids "
+            f"run from {min(have, default=0)} to {max(have, default=0)} (the grid_id "
+            "column of its grids layer): lock only grids of the plan being re-partitioned.")
 
 
 #: the least share of the plan's buildings the current buildings must match by id
