@@ -88,25 +88,25 @@ class _Balance:
         self.lo, self.hi = mean * (1 - tolerance), mean * (1 + tolerance)
         self.lo_in, self.hi_in = mean * (1 - inner * tolerance), mean * (1 + inner * tolerance)
 
-    def viol(self, x: float) -> float:
-        """Distance from the inner band, relative to the mean."""
-        return (max(x - self.hi_in, 0.0) + max(self.lo_in - x, 0.0)) / self.mean
-
-    def cost(self, x: float) -> float:
-        out = x > self.hi + 1e-9 or x < self.lo - 1e-9
-        return float(out) + self.viol(x)
-
-    def total(self) -> float:
-        return sum(self.cost(x) for x in self.w.values())
-
     def viols(self, x: np.ndarray) -> np.ndarray:
-        """:meth:`viol` of many weights at once (the same floating-point steps)."""
+        """Distance of each weight from the inner band, relative to the mean."""
         return (np.maximum(x - self.hi_in, 0.0) + np.maximum(self.lo_in - x, 0.0)) / self.mean
 
     def costs(self, x: np.ndarray) -> np.ndarray:
-        """:meth:`cost` of many weights at once (the same floating-point steps)."""
+        """Cost of each weight: 1 if out of the band, plus its :meth:`viols`."""
         out = (x > self.hi + 1e-9) | (x < self.lo - 1e-9)
         return out.astype(float) + self.viols(x)
+
+    def viol(self, x: float) -> float:
+        """:meth:`viols` of one weight."""
+        return float(self.viols(np.array([x]))[0])
+
+    def cost(self, x: float) -> float:
+        """:meth:`costs` of one weight."""
+        return float(self.costs(np.array([x]))[0])
+
+    def total(self) -> float:
+        return sum(self.cost(x) for x in self.w.values())
 
     def deltas(self, src: np.ndarray, dst: np.ndarray,
                wu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
