@@ -465,7 +465,27 @@ def check(spec: Spec, out_dir: Path) -> tuple[dict[str, Any], list[tuple], list[
                  f"{fig['n_oversize']} / {fig['n_oversize_single']} / {fig['n_island']}",
                  _num(mj.get("n_oversize")), ""))
     rows.append((f"grids outside ±{tol:.0%}", _num(int(out.sum())),
-                 _num(mj.get("n_out_of_tolerance")), _flag(not out.any())))
+                 _num(mj.get("n_grids_out_of_tolerance", mj.get("n_out_of_tolerance"))),
+                 _flag(not out.any())))
+    # scale: the mean of a community's ordinary grids within its target ± tolerance
+    off_scale = []
+    if "target" in g.columns:
+        tcol = pd.to_numeric(g["target"], errors="coerce")
+        tolcol = pd.to_numeric(g.get("tolerance", pd.Series(tol, g.index)), errors="coerce")
+        for c in sorted(set(comm[is_comm])):
+            sel = ordinary & (comm == c).to_numpy()
+            if not sel.any():
+                sel = is_comm & (comm == c).to_numpy()
+            total, k = float(value[sel].sum()), int(sel.sum())
+            t, tl = float(tcol[sel].iloc[0]), float(tolcol[sel].iloc[0])
+            if total <= 0 or not t > 0:
+                continue
+            if abs(total / k / t - 1) > tl + TOL_EPS:
+                off_scale.append(f"{c} ({total / k:,.0f} vs {t:g})")
+    fig["n_off_scale"] = len(off_scale)
+    rows.append(("communities out of scale (mean vs target)",
+                 f"{len(off_scale)}" + (f": {', '.join(off_scale[:5])}" if off_scale else ""),
+                 _num(mj.get("n_communities_out_of_scale")), _flag(not off_scale)))
     rows.append(("max |deviation| (judged grids)", _pct(maxdev, 1),
                  _pct(mj.get("max_abs_deviation"), 1), _flag(maxdev <= tol + TOL_EPS)))
     rows.append(("max |deviation| (ordinary grids)", _pct(maxdev_ord, 1), "–", ""))

@@ -10,6 +10,7 @@ import pytest
 import shapely
 from conftest import CRS, grid_city, run_stages
 
+import gridmap
 from gridmap import InfeasiblePartitionError, LayerValidationError
 from gridmap.communities import check_grid_count, find_communities
 from gridmap.options import Balance
@@ -154,3 +155,23 @@ def test_check_grid_count_counts_oversize_units_as_grids_and_each_community_alon
                        "community into smaller ones"):
         check_grid_count(weight, community, np.array([300.0, 50.0]), np.array([0.1, 0.1]),
                          ["A", "B"])
+
+
+def test_a_community_target_that_makes_grids_far_from_the_target_is_reported():
+    # communities of about 450 households hold one grid of 360 (+20%) or two of 240
+    # (-20%): every grid is at its community's mean (max deviation 0), but none is
+    # near the target 300 ±10%, and the plan says so
+    b, s = grid_city(6, 6, per_block=3, households=40)
+    plan = gridmap.delineate(b, s, target=300, community_target=450)
+    m = plan.metrics
+    assert m["max_abs_deviation"] == 0 and m["n_grids_out_of_tolerance"] == 0
+    scale = m["scale_by_community"]
+    off = sorted(c for c, x in scale.items() if abs(x["mean"] / 300 - 1) > 0.1)
+    assert off and m["communities_out_of_scale"] == off
+    assert m["n_out_of_tolerance"] == len(off)
+    assert sum(f"community {c}:" in n and "out of scale" in n for c in off
+               for n in m["notes"]) == len(off)
+    assert "community(ies) out of scale" in repr(plan)
+    # at a community target of ten grids, every community is in scale
+    ok = gridmap.delineate(b, s, target=300, community_target=3000).metrics
+    assert not ok["communities_out_of_scale"] and ok["n_out_of_tolerance"] == 0

@@ -514,3 +514,34 @@ def test_evaluate_plan_judges_every_grid_against_its_communitys_mean():
     assert grids["workload"].tolist() == grids["households"].tolist()
     assert grids["workers"].tolist() == [int(np.ceil(h / 350)) for h in grids["households"]]
     assert overall["workload"]["total_workers"] == int(grids["workers"].sum())
+
+
+def test_scale_holds_the_community_mean_to_its_target():
+    # community A: four grids of 400 against a target of 300 ±10%: alike, so every
+    # grid is within the band round the mean, but the mean is a third too big:
+    # out of scale, and five grids (320) would bring it back.  B: 435 in one grid
+    # (+45%), out of scale, and no grid count can hold it (two grids: 218, -28%).
+    # C: two grids, one of them an oversize grid of one unit left out of the mean;
+    # the other (280) is -7%: in scale.
+    geoms = [box(100 * i, 0, 100 * (i + 1), 100) for i in range(7)]
+    grids = _grids(geoms, [400, 400, 400, 400, 435, 280, 900],
+                   community=["A"] * 4 + ["B"] + ["C"] * 2,
+                   target=[300.0] * 7, single_unit=[False] * 6 + [True],
+                   flag=[""] * 6 + ["oversize"])
+    per_grid, overall = evaluate(grids)
+    scale = overall["scale_by_community"]
+    assert scale["A"] == {"mean": 400.0, "target": 300.0, "tolerance": 0.1, "n_grids": 4,
+                          "grids_needed": 5, "holds": False, "can_hold": True}
+    assert (scale["B"]["holds"], scale["B"]["can_hold"], scale["B"]["grids_needed"]) == \
+        (False, False, 1)
+    assert scale["C"]["holds"] and scale["C"]["mean"] == 280.0
+    assert overall["communities_out_of_scale"] == ["A", "B"]
+    assert overall["n_grids_out_of_tolerance"] == 0
+    # the communities out of scale count as out of tolerance
+    assert overall["n_out_of_tolerance"] == 2
+    assert per_grid["community_in_scale"].tolist() == [False] * 5 + [True] * 2
+    # within 300 ± 10% the scale holds; without a target it is not judged
+    grids["households"] = [320, 320, 320, 320, 300, 280, 900]
+    assert not evaluate(grids)[1]["communities_out_of_scale"]
+    per_grid, overall = evaluate(grids.drop(columns="target"))
+    assert overall["scale_by_community"] == {} and per_grid["community_in_scale"].isna().all()

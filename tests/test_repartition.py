@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import geopandas as gpd
@@ -54,14 +55,19 @@ def test_growth_in_one_community_is_rebalanced_there(running):
     ch = new.metrics["changes"]
     assert new.metrics["n_out_of_tolerance"] == 0
     assert set(running.grids["grid_id"]) <= set(new.grids["grid_id"])  # ids kept
-    # the west's grids average 25% above the target: it gets k = round(2700 / 360)
-    # = 8 grids, as a delineation would give it, and their codes continue its own
+    # the west's 6 grids would average 2700 / 6 = 450, 25% above the target 360: it
+    # gets the fewest grids that bring its mean back within 360 ± 10%, 7 (386), and
+    # the new grid's code continues its own
     west = new.grids[new.grids["community_id"] == "W"]
-    assert len(west) == 8 and len(ch["grids_new"]) == 2
+    assert len(west) == 7 and len(ch["grids_new"]) == 1
+    scale = new.metrics["scale_by_community"]["W"]
+    assert scale["holds"] and scale["n_grids"] == 7 and abs(scale["mean"] - 2700 / 7) < 1e-6
+    assert not running.metrics["communities_out_of_scale"]
+    assert not new.metrics["communities_out_of_scale"]
     old_west = running.grids[running.grids["community_id"] == "W"]["code"]
     prefix = old_west.iloc[0][:-3]
     added = new.grids[new.grids["grid_id"].isin(ch["grids_new"])]["code"]
-    assert sorted(added) == [f"{prefix}{n:03d}" for n in (len(old_west) + 1, len(old_west) + 2)]
+    assert sorted(added) == [f"{prefix}{len(old_west) + 1:03d}"]
     east_ids = set(running.grids.loc[running.grids["community_id"] == "E", "grid_id"])
     moved_from = {m["old"] for m in ch["moves"]}
     assert not moved_from & east_ids  # the other community is untouched
@@ -313,6 +319,37 @@ def test_the_settings_the_plan_was_made_with_are_kept():
     assert wider.metrics["changes"]["settings_changed"]["balance.tolerance"] == [0.1, 0.2]
 
 
+def test_the_command_line_takes_the_settings_of_delineate_again(tmp_path, capsys):
+    # every setting not given keeps the plan's; those given again override it and
+    # are reported: a new target for one type, a new worker capacity
+    b0, s = grid_city(6, 4, per_block=3, households=40)
+    bnd = gpd.GeoDataFrame({"community_id": ["W", "E"], "community_type": ["old_town",
+                                                                          "estate"]},
+                           geometry=[shapely.box(0, 0, 300, 400), shapely.box(300, 0, 600, 400)],
+                           crs=b0.crs)
+    gridmap.delineate(b0, s, boundaries=bnd, target=300,
+                      targets={"old_town": (200, 0.15), "estate": 400},
+                      workload={"households": 1}, worker_capacity=100).to_file(tmp_path / "now")
+    out = tmp_path / "next"
+    assert main(["repartition", "--plan", str(tmp_path / "now"), "--out", str(out),
+                 "--target-for", "old_town=240:0.15", "--target-for", "estate=400",
+                 "--worker-capacity", "50", "--no-map", "--no-progress"]) == 0
+    said = capsys.readouterr().out
+    assert "setting changed: workload.capacity 100.0 -> 50.0" in said
+    new = gridmap.read_plan(out)
+    per = new.grids.groupby("community_id")[["target", "tolerance"]].first()
+    assert per.loc["W"].tolist() == [240, 0.15] and per.loc["E"].tolist() == [400, 0.1]
+    assert (new.grids["workers"] == np.ceil(new.grids["households"] / 50)).all()
+    assert new.options.workload.formula == {"households": 1.0}
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["changes"]["settings_changed"]["workload.capacity"] == [100.0, 50.0]
+    # the west's 7 grids of about 206 households are within 240 ± 15% (204 to 276):
+    # its scale holds, and nothing moves for a target the grids still meet
+    w = m["scale_by_community"]["W"]
+    assert w["holds"] and w["n_grids"] == 7 and 204 <= w["mean"] <= 276
+    assert m["changes"]["share_households_kept"] == 1.0
+
+
 def test_a_retired_code_is_never_handed_out_again(running, tmp_path):
     # a demolition empties a grid (its code retired), a new estate then needs three
     # grids: they continue the community's codes after the retired one, with new ids
@@ -360,3 +397,55 @@ def test_new_buildings_fill_a_new_grid_without_moving_anyone():
     estate = pd.DataFrame({"new": [3], "households": [200.0]})
     assert least_moved(plan([1, 2]), plan([1, 2, 3]), both, "households",
                        fresh=estate) == 0
+
+
+def test_growth_in_locked_grids_is_reported_out_of_scale(running):
+    # the west's grids are locked: it keeps its 6 grids, now averaging 450 against
+    # the target 360 ±10%: reported (metrics, notes, map), not hidden as balance
+    west_ids = running.grids.loc[running.grids["community_id"] == "W", "grid_id"].tolist()
+    new = gridmap.repartition(running, grown(running), lock=west_ids)
+    m = new.metrics
+    assert m["communities_out_of_scale"] == ["W"]
+    w = m["scale_by_community"]["W"]
+    assert (w["n_grids"], w["grids_needed"], w["holds"]) == (6, 7, False)
+    assert w["mean"] == pytest.approx(450)
+    assert m["n_out_of_tolerance"] == m["n_grids_out_of_tolerance"] + 1
+    assert any("community W" in n and "out of scale" in n for n in m["notes"])
+    west = new.grids["community_id"] == "W"
+    assert not new.grids.loc[west, "community_in_scale"].any()
+    assert new.grids.loc[~west, "community_in_scale"].all()
+    html = new.coverage_map().get_root().render()
+    assert "W: out of scale, mean 450 vs target 360 \\u00b110%" in html
+    assert "community out of scale" in html
+    assert "out of scale" not in running.coverage_map().get_root().render()
+
+
+def test_a_community_grown_evenly_is_brought_back_to_scale():
+    # 规模适度: the west's households all rise by a quarter, so its grids stay alike
+    # (every one within the band round its own mean) but average about 377 against
+    # the target 300 ±10%.  Grids are added until the mean is back within the band,
+    # the east is untouched, and at least 90% of households keep their grid.
+    b, s = grid_city(10, 10, per_block=4, households=25)
+    b["households"] = np.random.default_rng(1).integers(10, 41, len(b)).astype(float)
+    bnd = gpd.GeoDataFrame({"community_id": ["W", "E"]},
+                           geometry=[shapely.box(0, 0, 500, 1000), shapely.box(500, 0, 1000, 1000)],
+                           crs=b.crs)
+    plan = gridmap.delineate(b, s, boundaries=bnd, target=300)
+    assert plan.metrics["scale_by_community"]["W"]["n_grids"] == 17
+    now = current(plan)
+    west = (now.geometry.centroid.x < 500).to_numpy()
+    now.loc[west, "households"] = np.round(now.loc[west, "households"] * 1.25)
+    total = now.loc[west, "households"].sum()
+    assert total / 17 > 330  # out of scale if nothing were added
+    new = gridmap.repartition(plan, now)
+    g = new.grids
+    w = g[g["community_id"] == "W"]
+    # the fewest grids that bring the mean within 300 ± 10%: ceil(total / 330)
+    assert len(w) == int(np.ceil(total / 330))
+    assert abs(w["households"].mean() / 300 - 1) <= 0.1
+    assert new.metrics["n_out_of_tolerance"] == 0
+    assert g["deviation"].abs().max() <= 0.1 + 1e-9
+    ch = new.metrics["changes"]
+    assert ch["share_households_kept"] >= 0.9
+    east = set(plan.grids.loc[plan.grids["community_id"] == "E", "grid_id"])
+    assert not {m["old"] for m in ch["moves"]} & east

@@ -10,6 +10,10 @@ Every figure of balance in gridmap comes from here:
 - a grid's **deviation** is its weight over its community's mean, minus one;
 - a grid is **out of the band** when ``|deviation| > tolerance`` (with
   :data:`TOLERANCE_EPS` of slack for floating-point rounding);
+- a community's **scale** holds when its mean is within ``target ± tolerance``
+  (规模适度: grids of the size the plan was made for, not only alike); where it
+  does not, :func:`scale_counts` gives the grid count that brings it back (or,
+  where no count can, the count a delineation gives);
 - the **oversize exception**: a grid that is one indivisible unit (or one
   building) heavier than the band is not out; an oversize grid that also holds
   another unit is (:func:`oversize_exempt`).
@@ -30,8 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["TOLERANCE_EPS", "community_means", "deviation", "out_of_band",
-           "oversize_exempt"]
+__all__ = ["TOLERANCE_EPS", "community_means", "deviation", "in_scale", "out_of_band",
+           "oversize_exempt", "scale_counts"]
 
 #: slack on the tolerance test, so that a deviation of exactly ``tolerance``
 #: passes despite floating-point rounding
@@ -77,3 +81,45 @@ def oversize_exempt(single_unit: np.ndarray, dev: np.ndarray,
     """
     return np.asarray(single_unit, dtype=bool) & (
         np.asarray(dev, dtype=float) > np.asarray(tolerance) + TOLERANCE_EPS)
+
+
+def scale_counts(total: np.ndarray | float, n_grids: np.ndarray | int,
+                 target: np.ndarray | float, tolerance: np.ndarray | float) -> np.ndarray:
+    """The grid count each community needs for its scale, nearest to the one it has.
+
+    ``total`` is the weight of a community's ordinary grids and ``n_grids`` their
+    number.  Where some counts put the mean ``total / count`` within ``target ±
+    tolerance``, the one of them nearest to ``n_grids``; where none does (a
+    community too small or awkward for the target: its scale cannot hold), the
+    count a delineation gives, ``round(total / target)`` (at least one).  A
+    community with no weight needs the grids it has.
+
+    Examples
+    --------
+    >>> scale_counts([43_887.0, 35_141.0, 435.0, 0.0], [110, 110, 1, 3], 300, 0.1).tolist()
+    [133, 110, 1, 3]
+    """
+    total = np.asarray(total, dtype=float)
+    n = np.asarray(n_grids, dtype=np.int64)
+    t = np.asarray(target, dtype=float)
+    tol = np.asarray(tolerance, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo = np.maximum(1, np.ceil(total / (t * (1 + tol)) - TOLERANCE_EPS))
+        hi = np.where(tol < 1, np.floor(total / (t * (1 - tol)) + TOLERANCE_EPS), np.inf)
+        fits = lo <= hi
+        near = np.clip(n, lo, np.where(fits, hi, lo))
+        rounded = np.maximum(1, np.round(total / t))
+    need = np.where(fits, near, rounded)
+    return np.where(total > 0, need, n).astype(np.int64)
+
+
+def in_scale(mean: np.ndarray | float, target: np.ndarray | float,
+             tolerance: np.ndarray | float) -> np.ndarray:
+    """Whether each community's mean is within ``target ± tolerance``.
+
+    >>> in_scale([320.0, 400.0, 150.0], 300, 0.1).tolist()
+    [True, False, False]
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return ~out_of_band(np.asarray(mean, dtype=float) / np.asarray(target, dtype=float)
+                            - 1.0, tolerance)

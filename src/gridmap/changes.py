@@ -122,11 +122,14 @@ def _changes(old: GridPlan, new: GridPlan, id_col: str, by: str) -> dict[str, An
         "grids_new": sorted(new_ids - old_ids),
         "grids_gone": sorted(old_ids - new_ids),
         "moves": pairs.to_dict("records"),
-        "before": {k: old.metrics.get(k) for k in ("n_grids", "max_abs_deviation",
-                                                   "n_out_of_tolerance")},
-        "after": {k: new.metrics.get(k) for k in ("n_grids", "max_abs_deviation",
-                                                  "n_out_of_tolerance")},
+        "before": {k: old.metrics.get(k) for k in _COMPARED},
+        "after": {k: new.metrics.get(k) for k in _COMPARED},
     }
+
+
+#: the figures of the plan running and of the new one set side by side
+_COMPARED = ("n_grids", "max_abs_deviation", "n_out_of_tolerance", "n_grids_out_of_tolerance",
+             "n_communities_out_of_scale")
 
 
 def least_moved(old: GridPlan, new: GridPlan, both: pd.DataFrame, by: str, *,

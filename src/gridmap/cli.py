@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="stop the balancing loop after this many seconds (the plan then "
                     "depends on the machine's speed)")
     _check_options(rp)
+    from .options import add_arguments
+
+    # the plan's own settings unless given again (each change is reported)
+    add_arguments(rp, only=REPARTITION_OPTIONS, defaults=False)
     rp.add_argument("--out", required=True, help="output folder")
     _output_options(rp, no_map=True)
     cp = sub.add_parser(
@@ -116,6 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
     _progress_option(cp)
     cp.set_defaults(target=900.0)
     return p
+
+
+#: the options of delineate a re-partition takes too (by, target, tolerance, seed,
+#: effort, time limit, id column, encoding, strictness and islands have flags of
+#: its own); the rest fix what the plan is made of: its communities, streets,
+#: road and unit grids and codes
+REPARTITION_OPTIONS = ("targets", "type_column", "split_above", "max_distance",
+                       "dwelling_size", "persons_per_household", "default_levels", "groups",
+                       "formula", "capacity", "restarts", "exact", "columns",
+                       "allow_overlaps")
 
 
 def _plan_options(d: argparse.ArgumentParser, *, by: bool = True) -> None:
@@ -397,6 +411,11 @@ def _repartition(args: argparse.Namespace) -> int:
     _check_locks(args.plan, args.lock)
     writes = [PLAN_FILE, METRICS_FILE, "changes.csv", "handover.csv", *_map_files(maps),
               *(["diff.html"] if maps is not None else [])]
+    from .options import keywords_from_arguments
+
+    given = keywords_from_arguments(args, only=REPARTITION_OPTIONS)
+    if "formula" in given:
+        given["workload"] = given.pop("formula")
     with OutputFolder(args.out, writes=writes, overwrite=args.overwrite,
                       protect=plan_dir) as run:
         plan = repartition(args.plan, args.buildings, args.population, by=args.by,
@@ -404,7 +423,7 @@ def _repartition(args: argparse.Namespace) -> int:
                            seed=args.seed, id_column=args.id_column,
                            progress=_progress(args), strict=args.strict,
                            islands=args.islands, encoding=args.encoding,
-                           effort=args.effort, time_limit=args.time_limit)
+                           effort=args.effort, time_limit=args.time_limit, **given)
         written, notes = _write_plan(plan, run, maps)
     if not args.quiet:
         ch = plan.metrics["changes"]
@@ -416,6 +435,8 @@ def _repartition(args: argparse.Namespace) -> int:
               f"moved, {ch['buildings_new']} new, "
               f"{ch['buildings_demolished']} demolished; new grids {ch['grids_new']}, "
               f"grids gone {ch['grids_gone']}")
+        for name, (was, now) in ch.get("settings_changed", {}).items():
+            print(f"  setting changed: {name} {was!r} -> {now!r}")
         print("wrote " + ", ".join(_sized(p) for p in written))
     return 0
 

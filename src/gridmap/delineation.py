@@ -320,6 +320,18 @@ def _blocks_to_split(maker: UnitMaker, communities: Communities, balance: Balanc
     return (load > limit) & (maker.n_buildings > 1) & has_buildings & (maker.special < 0)
 
 
+def _scale_notes(overall: dict[str, Any], by: str) -> list[str]:
+    """A note for every community whose mean left its target ± tolerance (规模适度)."""
+    return [
+        f"community {c}: its {x['n_grids']} grid(s) average {x['mean']:,.0f} {by}, "
+        f"{x['mean'] / x['target'] - 1:+.0%} from the target {x['target']:g} "
+        f"±{x['tolerance']:.0%}: out of scale (" + (
+            f"{x['grids_needed']} grids would bring it back" if x["can_hold"] else
+            "no grid count can: give it a target of its own, or join it to a neighbour")
+        + ")"
+        for c, x in overall.get("scale_by_community", {}).items() if not x["holds"]]
+
+
 def _the_plan(layers: Layers, counts: Counts, communities: Communities,
               balanced: Balanced, assembled: Assembled, grids: gpd.GeoDataFrame,
               overall: dict[str, Any], *, options: Options, area: shapely.Geometry,
@@ -385,7 +397,7 @@ def _the_plan(layers: Layers, counts: Counts, communities: Communities,
         "population": counts.report,
         "workload": overall["workload"],
         "islands": island_report,
-        "notes": notes + assignment.notes,
+        "notes": notes + assignment.notes + _scale_notes(overall, bal.by),
         # the stages up to here; a command adds those of its write and maps to
         # what it writes (metrics.json), not to the plan
         "timings": dict(timer.done()),

@@ -747,23 +747,53 @@ def _cli_fields(kind: type) -> Iterable[dataclasses.Field]:
 
 
 def add_arguments(parser: argparse.ArgumentParser, kinds: Iterable[type] = tuple(
-        _GROUPS.values()), *, exclude: Iterable[str] = ()) -> None:
+        _GROUPS.values()), *, exclude: Iterable[str] = (),
+        only: Iterable[str] | None = None, defaults: bool = True) -> None:
     """Add the options of each of ``kinds`` to ``parser``, one argument group each.
 
     The flags, types, defaults and help come from the fields' metadata; a field's
-    default is the argument's unless its metadata says otherwise.
+    default is the argument's unless its metadata says otherwise.  ``only`` keeps
+    the fields named; without ``defaults`` an option not given is left out of the
+    parsed arguments (a re-partition then keeps the plan's setting).
     """
     exclude = set(exclude)
+    keep = None if only is None else set(only)
     for kind in kinds:
+        fields = [f for f in _cli_fields(kind) if f.name not in exclude
+                  and (keep is None or f.name in keep)]
+        if not fields:
+            continue
         doc = (kind.__doc__ or kind.__name__).strip().splitlines()[0]
         group = parser.add_argument_group(f"{kind.__name__.lower()}: {doc}")
-        for f in _cli_fields(kind):
-            if f.name in exclude:
-                continue
+        for f in fields:
             spec = {k: v for k, v in f.metadata["cli"].items() if k not in ("flags", "to")}
-            if "default" not in spec and spec.get("action") != "store_true":
+            if not defaults:
+                spec["default"] = argparse.SUPPRESS
+            elif "default" not in spec and spec.get("action") != "store_true":
                 spec["default"] = f.default
             group.add_argument(*f.metadata["cli"]["flags"], **spec)
+
+
+def keywords_from_arguments(args: argparse.Namespace, *, only: Iterable[str],
+                            kinds: Iterable[type] = tuple(_GROUPS.values())) -> dict[str, Any]:
+    """The keyword arguments (:data:`KEYWORDS`) of the fields ``only`` present in ``args``.
+
+    For options added without defaults (:func:`add_arguments`): only those given.
+    """
+    keep = set(only)
+    names = {(group, name): key for key, (group, name) in KEYWORDS.items()}
+    group_of = {kind: group for group, kind in _GROUPS.items()}
+    out: dict[str, Any] = {}
+    for kind in kinds:
+        for f in _cli_fields(kind):
+            dest = _dest(f)
+            if f.name not in keep or not hasattr(args, dest):
+                continue
+            value = getattr(args, dest)
+            to = f.metadata["cli"]["to"]
+            key = names.get((group_of[kind], f.name), f.name)
+            out[key] = to(value) if to is not None else value
+    return out
 
 
 def _dest(f: dataclasses.Field) -> str:

@@ -131,8 +131,11 @@ class GridPlan:
             f"{len(self.units)} units"),
             (f"  balance by {self.params.get('by')}: target {self.params.get('target')}, "
             f"tolerance ±{self.params.get('tolerance', 0):.0%}; max deviation "
-            f"{pct('max_abs_deviation')}, {m.get('n_out_of_tolerance', 0)} grid(s) out "
-            "of tolerance"),
+            f"{pct('max_abs_deviation')}, "
+            f"{m.get('n_grids_out_of_tolerance', m.get('n_out_of_tolerance', 0))} grid(s) out "
+            "of tolerance"
+            + (f", {m['n_communities_out_of_scale']} community(ies) out of scale (mean "
+               "beyond target ± tolerance)" if m.get("n_communities_out_of_scale") else "")),
             (f"  contiguous: {m.get('contiguous')}, mean Polsby-Popper "
             f"{'n/a' if pp is None else f'{pp:.2f}'}, street share {pct('street_share')}"),
             f"  gap {pct('gap_share', 4)}, overlap {pct('overlap_share', 4)}",

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from . import objective
+from . import band, objective
 from .balance import Balanced, Held, improve_held
 from .partition import GridAssignment, UnitGraph, refine, repair
 from .partition.bisection import recursive_bisection
@@ -253,6 +253,26 @@ def _drop_empty(a: GridAssignment) -> GridAssignment:
     return b
 
 
+def _flag_oversize(a: GridAssignment, g: UnitGraph, target: Any, tolerance: Any) -> None:
+    """Flag ``oversize`` the grids of one unit now heavier than a grid.
+
+    The rule of a new plan (:func:`~gridmap.partition.partition_graph`): a unit
+    heavier than ``target × (1 + tolerance)`` is a grid of its own, an exception
+    to the band and out of its community's mean.  A building that grew past it
+    is one too; left ordinary, its grid would count as out with nothing to move.
+    """
+    w = np.bincount(a.labels, weights=g.weight, minlength=a.n_grids)
+    n_units = np.bincount(a.labels, minlength=a.n_grids)
+    for k in np.flatnonzero(n_units == 1).tolist():
+        c = a.community[k]
+        if a.flag[k] or a.kind[k] != "community":
+            continue
+        tgt = float(target[c]) if np.ndim(target) else float(target)
+        tol = float(tolerance[c]) if np.ndim(tolerance) else float(tolerance)
+        if w[k] > tgt * (1 + tol) + 1e-9:
+            a.flag[k] = "oversize"
+
+
 def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[int],
               seed: int | None, notes: list[str], target: Any = 300.0,
               before: Mapping[Hashable, float] | None = None,
@@ -265,8 +285,9 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
     (:func:`~gridmap.partition.flow.flow_rebalance`); where the community's
     grids have, on average, left the target band, or where splitting or merging
     moves fewer households, grids are split (the heaviest, in two) or removed
-    (the lightest, shared out among its neighbours) to ``k = round(total /
-    target)`` first.  The plan that leaves fewest grids out of the band, then
+    (the lightest, shared out among its neighbours) first, to the count nearest
+    to the one it has that puts its mean within ``target ± tolerance``
+    (:func:`gridmap.band.scale_counts`).  The plan that leaves fewest grids out of the band, then
     moves fewest households, is kept; a plan no better than the one running is
     not adopted.  ``before`` (grid id → weight in the plan running) bounds the
     disruption: a community may move at most ``move_budget`` households per
@@ -280,6 +301,7 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
     n_communities = max(max(a.community, default=0) + 1, int(np.size(tolerance)))
     tolerances = np.broadcast_to(np.asarray(tolerance, dtype=float), (n_communities,)) \
         if np.ndim(tolerance) == 0 else np.asarray(tolerance, dtype=float)
+    _flag_oversize(a, g, target, tolerance)
     for c in sorted(set(a.community)):
         tol = float(tolerance[c]) if np.ndim(tolerance) else float(tolerance)
         tgt = float(target[c]) if np.ndim(target) else float(target)
@@ -341,21 +363,27 @@ class _CommunityRebalance:
         mean = total / len(grids)
         a.mean[c] = mean
         n_out_before = len(self.out_of_band(mean))
-        k_new = max(1, round(total / tgt))
+        # 规模适度: the community's mean is held to its target as well as its grids
+        # to the mean; a community grown or shrunk out of target ± tolerance gets
+        # the grid count nearest to the one it has that brings it back
+        k_new = int(band.scale_counts(total, len(grids), tgt, tol))
+        must_resize = k_new != len(grids)
+        counts = [k_new] if must_resize else []
         old_total = sum(known) if before and len(known) == len(old_w) else 0.0
         if old_total > 0:
-            # as many grids as the plan had, scaled by the change: a plan whose
-            # communities hold parts rounded up one by one keeps that structure
-            k_new = max(1, round(len(grids) * total / old_total))
+            # also as many grids as the plan had, scaled by the change, where that
+            # keeps the scale: a new estate gets grids of its own instead of
+            # swelling every grid of its community a little
+            k_same = max(1, round(len(grids) * total / old_total))
+            if k_same not in (len(grids), k_new) and \
+                    int(band.scale_counts(total, k_same, tgt, tol)) == k_same:
+                counts.append(k_same)
         w0 = self.weights()
         change = sum(abs(w0[k] - (before.get(a.keep[k][0], w0[k]) if k in a.keep else w0[k]))
                      for k in grids) if before else 0.0
+        # a grid added or removed for the scale moves about a grid's worth on top
         budget = np.inf if move_budget is None or not before else \
-            move_budget * change + mean
-        # the grids have, on average, grown or shrunk out of the target band: the
-        # community needs as many grids as a delineation would give it
-        ref = old_total / len(grids) if old_total > 0 else tgt
-        must_resize = k_new != len(grids) and abs(mean / ref - 1) > tol + 1e-9
+            move_budget * change + mean * (1 + abs(k_new - len(grids)))
         if not n_out_before and not must_resize:
             return  # balanced: nothing moves
         if before and change < 1e-9:
@@ -366,7 +394,7 @@ class _CommunityRebalance:
             # locked and held grids kept (by their ids in the plan running)
             self.opened[c] = (float(budget), {a.keep[k][0] for k in self.locked
                                               if k in a.keep})
-        best = self.best_try(must_resize, k_new, len(grids), budget)
+        best = self.best_try(must_resize, counts, budget)
         if best is None:
             self.restore()
             notes.append(f"community {c}: {n_out_before} grid(s) out of tolerance; "
@@ -376,55 +404,55 @@ class _CommunityRebalance:
         (labels, comm_, flag_, kind_, means_, notes_, grids, mean, resized) = best
         a.labels, a.community, a.flag, a.kind, a.mean = labels, comm_, flag_, kind_, means_
         notes[:] = notes_
-        if must_resize and not resized:
+        if must_resize and resized is None:
             notes.append(f"community {c}: its grids average {mean:,.0f}, "
                          f"{mean / tgt - 1:+.0%} from the target {tgt:g}; {k_new} grids "
                          "instead would move more households than the move budget allows "
                          "or leave more grids out of tolerance, so the grid count was kept "
                          "(raise move_budget, or delineate the community again)")
         n_out = len(self.out_of_band(mean))
-        if (n_out > n_out_before) if (must_resize and resized) else (n_out >= n_out_before):
+        if not (must_resize and resized is not None) and n_out >= n_out_before:
             # moving did not bring a grid back into the band: move nothing (what
             # could not be balanced before cannot now, and households stay put)
             self.restore()
             notes.append(f"community {c}: {n_out_before} grid(s) out of tolerance could "
                          "not be brought back by moves, splits or merges; left as they were")
 
-    def best_try(self, must_resize: bool, k_new: int, n_grids: int,
+    def best_try(self, must_resize: bool, counts: list[int],
                  budget: float) -> tuple | None:
-        """Moves alone (the grids as they are), then as many grids as the total needs.
+        """Moves alone (the grids as they are), and each grid count of ``counts``.
 
-        The better plan is kept: fewer grids out (of the grids not locked), then
-        (where the grids left the target band) the grid count a delineation would
-        give, then by the objective (:mod:`gridmap.objective`): the excess beyond the
-        band, the households moved, the largest deviation, the cut cost.
-        None when every try moves more than the budget.
+        ``counts`` starts with the count the scale needs where ``must_resize``,
+        and those are tried first.  The better plan is kept: one whose community
+        is back in scale, then fewer grids out (of the grids not locked), then by
+        the objective (:mod:`gridmap.objective`): the excess beyond the band, the
+        households moved, the largest deviation, the cut cost.  None when every
+        try moves more than the budget.
         """
         a, g = self.a, self.g
         best = None
-        tries = (True, False) if must_resize else (False, True) if k_new != n_grids \
-            else (False,)
+        tries: list[int | None] = [*counts, None] if must_resize else [None, *counts]
         # "flow": the flow, then moves that stop at the band; "flow+local": the
         # flow, then the local search aiming inside the band; "local": the local
         # search alone, with re-splitting as a last resort
-        for resize, method in itertools.product(tries, ("flow", "flow+local", "local")):
+        for k, method in itertools.product(tries, ("flow", "flow+local", "local")):
             self.restore()
-            self.attempt(resize, method, k_new)
+            self.attempt(k, method)
             grids = self.ordinary()
             mean = sum(self.weights().values()) / len(grids)
             # the one objective (gridmap.objective), households moved its third
-            # term; a try that keeps the grid count where the grids left the target
-            # band comes after one that does not, as balanced
+            # term; a try that keeps the grid count where the community left its
+            # scale comes after every one that brings it back
             score = objective.score(a, g, self.tolerance, reference=self.saved[0])
             moved = score.moved
-            key = (len(self.out_of_band(mean)), must_resize and not resize, score)
+            key = (must_resize and k is None, len(self.out_of_band(mean)), score)
             state = (a.labels.copy(), list(a.community), list(a.flag), list(a.kind),
-                     dict(a.mean), list(self.notes), grids, mean, resize)
+                     dict(a.mean), list(self.notes), grids, mean, k)
             if moved > budget + 1e-9:
                 continue  # it would move more households than the change warrants
             if best is None or key < best[0]:
                 best = (key, state)
-            if method == "local" and best is not None and best[0][0] == 0 and not best[0][1]:
+            if method == "local" and best is not None and not best[0][0] and best[0][1] == 0:
                 break  # good enough: no grid out, and as many grids as needed
         return None if best is None else best[1]
 
@@ -436,12 +464,12 @@ class _CommunityRebalance:
         del a.community[n_grids:], a.flag[n_grids:], a.kind[n_grids:]
         a.mean = dict(means)
 
-    def attempt(self, resize: bool, method: str, k_new: int) -> None:
+    def attempt(self, k_new: int | None, method: str) -> None:
         """One try: grids added or removed to ``k_new``, then weight moved by ``method``.
 
-        Grids are added or removed with ``resize``.
+        ``k_new`` None keeps the grids there are.
         """
-        remove = self.resize(method, k_new) if resize else set()
+        remove = self.resize(method, k_new) if k_new is not None else set()
         self.spread(method, remove)
 
     def resize(self, method: str, k_new: int) -> set[int]:

@@ -214,6 +214,10 @@ def _grid_props(shown: gpd.GeoDataFrame, threshold: int) -> dict[str, tuple[str,
     if "deviation" in shown:
         props["p_dev"] = ("偏差 deviation from community mean",
                           shown["deviation"].map(lambda v: "–" if pd.isna(v) else f"{v:+.1%}"))
+    if "community_in_scale" in shown:
+        props["p_scale"] = ("社区规模 community scale", shown["community_in_scale"].map(
+            lambda v: "–" if pd.isna(v) else "holds" if v
+            else "out of scale (mean beyond target ± tolerance)"))
     flag = shown["flag"].fillna("").astype(str) if "flag" in shown else \
         pd.Series([""] * len(shown), index=shown.index)
     props["p_flag"] = ("标记 flag", flag.map(
@@ -297,11 +301,24 @@ def _context_layers(m: Any, plan: GridPlan, shown: gpd.GeoDataFrame, simplify: f
         outline = [shapely.boundary(_without_pinholes(
             shapely.union_all(geoms[keys == k], grid_size=0.05))) for k in names]
         merged = gpd.GeoDataFrame({col: names}, geometry=outline, crs=metric.crs)
+        scale = (plan.metrics or {}).get("scale_by_community", {}) \
+            if col == "community_id" else {}
+        # a community whose mean left its target ± tolerance (规模适度) is drawn
+        # red and dashed, its figures in the tooltip
+        off = [k in scale and not scale[k]["holds"] for k in names]
+        merged["_scale"] = [
+            f"{k}: out of scale, mean {scale[k]['mean']:,.0f} vs target "
+            f"{scale[k]['target']:g} ±{scale[k]['tolerance']:.0%}" if o else str(k)
+            for k, o in zip(names, off, strict=True)]
+        merged["_off"] = off
         lines = _display(merged, simplify, gcj02)
         folium.GeoJson(
             lines.__geo_interface__, name=name,
-            style_function=lambda f, w=weight, c=colour: {"color": c, "weight": w,
-                                                          "opacity": 0.9},
+            style_function=lambda f, w=weight, c=colour: {
+                "color": "#d7191c" if f["properties"]["_off"] else c,
+                "dashArray": "8 6" if f["properties"]["_off"] else None,
+                "weight": w + 1 if f["properties"]["_off"] else w, "opacity": 0.9},
+            tooltip=folium.GeoJsonTooltip(fields=["_scale"], aliases=[name.split(" ")[0]]),
         ).add_to(m)
     st = getattr(plan, "streets", None)
     if streets and st is not None and len(st):
@@ -312,6 +329,9 @@ def _context_layers(m: Any, plan: GridPlan, shown: gpd.GeoDataFrame, simplify: f
             tooltip=folium.GeoJsonTooltip(fields=["class"], aliases=["道路 street"]),
         ).add_to(m)
 
+
+#: a legend swatch for a line, centred on the text
+_LINE = "display:inline-block;width:16px;vertical-align:middle;"
 
 #: with more grids than this, the code labels show only when zoomed in to
 #: LABEL_ZOOM or closer (thousands of labels at city scale are unreadable and slow)
@@ -465,7 +485,10 @@ def coverage_map(
          "<span style='border:1px dashed #333;padding:0 8px'></span> population estimated<br>"
          "<span style='border:1px solid #333;background:#8dd3c7;padding:0 8px'></span>"
          " grid (neighbours differ in colour)<br>"
-         "<span style='border-top:3px solid #111;padding:0 8px'></span> community boundary"
+         f"<span style='{_LINE}border-top:3px solid #111'></span> community boundary"
+         + (f"<br><span style='{_LINE}border-top:3px dashed #d7191c'></span> community "
+            "out of scale (mean beyond target ± tolerance)"
+            if (plan.metrics or {}).get("communities_out_of_scale") else "")
          + "".join(f"<br><span style='border:1px solid #333;background:{KIND_COLOURS[k]};"
                    f"padding:0 8px'></span> {label}" for k, label in
                    (("road", "道路型 road grid"), ("unit", "单位型 unit grid"))

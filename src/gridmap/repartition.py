@@ -32,7 +32,7 @@ from .changes import (
 )
 from .codes import register_of, update_register
 from .layers import LayerSources
-from .options import options_from_keywords
+from .options import Workload, options_from_keywords
 from .plan import GridPlan, read_plan
 from .previous import PreviousPlan
 
@@ -73,8 +73,10 @@ def repartition(
     move_budget
         At most this many households (of the balance field) change grid in a
         community per household its grids gained or lost, plus one grid's
-        worth; a rebalance that would move more is not made and the note says
-        so (default 2; ``None``: no bound).  It keeps a plan whose grids were
+        worth, and one more for every grid added or removed to bring the
+        community's mean back within its target ± tolerance; a rebalance
+        that would move more is not made and the note says so (default 2;
+        ``None``: no bound).  It keeps a plan whose grids were
         out of tolerance for want of a better cut from being reshuffled for a
         small change.
     id_column, columns
@@ -116,7 +118,14 @@ def repartition(
     check_locks(plan.grids["grid_id"], lock)
     params = plan.params
     # the settings the plan was made with, unless overridden here
-    given, asked = _settings_of(plan, target=target, tolerance=tolerance)
+    given, asked = _settings_of(plan, target=target, tolerance=tolerance,
+                                per_type="targets" in kwargs)
+    workload = kwargs.pop("workload", None)
+    if workload is not None:
+        # a formula alone replaces the plan's formula and keeps its capacity
+        given["workload"] = workload if isinstance(workload, Workload) or \
+            given.get("workload") is None else \
+            dataclasses.replace(given["workload"], formula=workload)
     by = by or params.get("by", "households")
     if plan.options is None:  # a plan written before options were stored
         target = target if target is not None else params.get("target", 300)
@@ -127,16 +136,12 @@ def repartition(
     plan, buildings, read_notes = _current_buildings(
         plan, buildings, id_col=id_col, by=by, encoding=encoding,
         strict=kwargs.get("strict") is True)
-    grids = plan.grids
-    bnd = grids.dissolve(by="community_id", as_index=False)[
-        ["community_id", grids.geometry.name]]
-    if "subdistrict_id" in grids.columns:
-        bnd["subdistrict_id"] = bnd["community_id"].map(
-            grids.drop_duplicates("community_id").set_index("community_id")["subdistrict_id"])
-    if asked:
-        # each community keeps the target and tolerance it had (of its type, or
-        # its own), as a type of its own
-        bnd[COMMUNITY_TYPE] = bnd["community_id"].astype(str)
+    # targets per type given again: the types are those the grids were made with
+    per_type = kwargs.get("type_column") or (
+        plan.options.balance.type_column if plan.options is not None else None) \
+        or "community_type"
+    bnd = _communities_of(plan, own_targets=asked,
+                          type_column=per_type if kwargs.get("targets") is not None else None)
     streets = plan.streets
     # the plan's own units: the grids it runs are unions of them, so a community
     # nobody touched comes back exactly as it was (street blocks derived again
@@ -177,6 +182,28 @@ def repartition(
     return dataclasses.replace(new, metrics=metrics, previous=plan, codes=codes)
 
 
+def _communities_of(plan: GridPlan, *, own_targets: bool,
+                    type_column: str | None) -> gpd.GeoDataFrame:
+    """The plan's communities as boundaries, each with what sets its target.
+
+    With ``own_targets`` each community keeps the target and tolerance it had (of
+    its type, or its own), as a type of its own (:data:`COMMUNITY_TYPE`); with
+    targets per type given again (``type_column`` set), each community's type is
+    the one its grids were made with.
+    """
+    grids = plan.grids
+    first = grids.drop_duplicates("community_id").set_index("community_id")
+    bnd = grids.dissolve(by="community_id", as_index=False)[
+        ["community_id", grids.geometry.name]]
+    if "subdistrict_id" in grids.columns:
+        bnd["subdistrict_id"] = bnd["community_id"].map(first["subdistrict_id"])
+    if own_targets:
+        bnd[COMMUNITY_TYPE] = bnd["community_id"].astype(str)
+    elif type_column is not None and "community_type" in grids.columns:
+        bnd[type_column] = bnd["community_id"].map(first["community_type"])
+    return bnd
+
+
 def _register(plan: GridPlan) -> pd.DataFrame:
     """The plan's code register (its grids' codes, all active, if it kept none)."""
     if plan.codes is not None:
@@ -191,22 +218,23 @@ COMMUNITY_TYPE = "_gridmap_community"
 CARRIED = ("balance", "population", "workload", "search")
 
 
-def _settings_of(plan: GridPlan, *, target: float | None, tolerance: float | None
-                 ) -> tuple[dict[str, Any], bool]:
+def _settings_of(plan: GridPlan, *, target: float | None, tolerance: float | None,
+                 per_type: bool = False) -> tuple[dict[str, Any], bool]:
     """The option objects of the plan, for its re-partition; and whether targets apply.
 
     Balance, population model, workload and search come from the plan
     (:attr:`GridPlan.options`).  Where neither ``target`` nor ``tolerance`` is
     given, every community keeps the target and tolerance its grids had (their
     ``target`` and ``tolerance`` columns), as a type of its own; the second value
-    says so.
+    says so.  ``per_type`` (a table of targets per type given again) replaces them.
     """
     made = plan.options
     if made is None:
         return {}, False
     given: dict[str, Any] = {name: getattr(made, name) for name in CARRIED}
     g = plan.grids
-    per = target is None and tolerance is None and {"target", "tolerance"} <= set(g.columns)
+    per = target is None and tolerance is None and not per_type \
+        and {"target", "tolerance"} <= set(g.columns)
     if per:
         rows = g.dropna(subset=["target", "tolerance"]).drop_duplicates("community_id")
         targets = {str(c): (float(t), float(tol)) for c, t, tol in
