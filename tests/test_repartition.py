@@ -449,3 +449,22 @@ def test_a_community_grown_evenly_is_brought_back_to_scale():
     assert ch["share_households_kept"] >= 0.9
     east = set(plan.grids.loc[plan.grids["community_id"] == "E", "grid_id"])
     assert not {m["old"] for m in ch["moves"]} & east
+
+
+def test_road_grids_and_their_settings_survive_a_repartition(tmp_path):
+    # the road grids are the plan's, kept; so are the settings they were carved
+    # with, in the new plan and in the file it writes
+    b, s = grid_city(8, 8, per_block=3, households=40)
+    s["highway"] = ["primary" if i in (4, 13) else "residential" for i in range(len(s))]
+    plan = gridmap.delineate(b, s, target=300, road_grids=True, road_depth=12)
+    roads = set(plan.grids.loc[plan.grids["kind"] == "road", "grid_id"])
+    assert roads
+    now = current(plan)
+    now.loc[now.index[:20], "households"] += 20
+    new = gridmap.repartition(plan, now)
+    assert set(new.grids.loc[new.grids["kind"] == "road", "grid_id"]) == roads
+    new.to_file(tmp_path / "next")
+    back = gridmap.read_plan(tmp_path / "next")
+    assert back.options.special == plan.options.special
+    assert back.options.special.road_grids and back.options.special.road_depth == 12
+    assert new.metrics["changes"]["settings_changed"] == {}

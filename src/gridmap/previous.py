@@ -470,7 +470,7 @@ class _CommunityRebalance:
         ``k_new`` None keeps the grids there are.
         """
         remove = self.resize(method, k_new) if k_new is not None else set()
-        self.spread(method, remove)
+        self.spread(method, remove, aim=1.0 if k_new is not None else 0.9)
 
     def resize(self, method: str, k_new: int) -> set[int]:
         """Grids added or marked for removal until there are ``k_new``.
@@ -520,17 +520,19 @@ class _CommunityRebalance:
                              "into its neighbours")
         return remove
 
-    def spread(self, method: str, remove: set[int]) -> None:
+    def spread(self, method: str, remove: set[int], *, aim: float = 0.9) -> None:
         """Weight moved between the grids (and the grids in ``remove`` shared out).
 
-        By a flow, local moves, or both; re-splitting as a last resort.
+        By a flow, local moves, or both; re-splitting as a last resort.  The flow
+        aims at ``aim × tolerance``; after grids were added or removed every grid
+        is judged against a new mean, and aiming at the band itself moves fewer.
         """
         a, g, c, tol, locked = self.a, self.g, self.c, self.tol, self.locked
         grids = self.ordinary()
         if method != "local":
             mean = sum(self.weights().values()) / max(1, len(grids) - len(remove))
             a.labels = flow_rebalance(g, a.labels, grids=grids, mean=mean,
-                                      tolerance=tol, locked=locked, remove=remove)
+                                      tolerance=tol, locked=locked, remove=remove, aim=aim)
         else:
             for k in sorted(remove):
                 w = self.weights()

@@ -178,8 +178,15 @@ def repartition(
         was_active & set(codes.loc[codes["status"] == "retired", "code"].astype(str)))
     changes["codes_new"] = sorted(set(codes["code"].astype(str))
                                   - set(before["code"].astype(str)))
-    metrics = {**new.metrics, "changes": changes}
-    return dataclasses.replace(new, metrics=metrics, previous=plan, codes=codes)
+    made = new.options
+    if plan.options is not None and made is not None:
+        # the road and unit grids are the plan's, kept as they were: so are the
+        # settings they were carved with, for the next re-partition to find
+        made = dataclasses.replace(made, special=plan.options.special)
+    metrics = {**new.metrics, "changes": changes,
+               **({"options": made.to_dict()} if made is not None else {})}
+    return dataclasses.replace(new, metrics=metrics, previous=plan, codes=codes,
+                               options=made)
 
 
 def _communities_of(plan: GridPlan, *, own_targets: bool,
