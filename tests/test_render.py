@@ -133,3 +133,32 @@ def test_the_request_check_sees_a_base_map(plan, tmp_path):
     _, img, requests = open_in_chromium(page, tmp_path)
     assert any("tile.openstreetmap.org" in u for u in requests)
     assert n_colours(img) > 10  # the grids still draw without their base map
+
+
+def test_sub_district_outlines_are_the_union_of_their_grids():
+    # a sub-district's area is taken from its communities' (once per plan, for
+    # both maps): it must be the union of its grids all the same
+    import geopandas as gpd
+    import shapely
+
+    from gridmap.io import to_metric
+    from gridmap.render import _areas
+
+    b, s = grid_city(6, 4, per_block=2, households=50)
+    bnd = gpd.GeoDataFrame(
+        {"community_id": ["A", "B", "C"], "subdistrict_id": ["S1", "S1", "S2"]},
+        geometry=[shapely.box(0, 0, 200, 400), shapely.box(200, 0, 400, 400),
+                  shapely.box(400, 0, 600, 400)], crs=b.crs)
+    plan = gridmap.delineate(b, s, boundaries=bnd, target=200)
+    areas = _areas(plan)
+    assert _areas(plan) is areas  # the coverage and workload maps share them
+    g = to_metric(plan.grids)
+    names, polys, _ = areas["subdistrict_id"]
+    assert names == ["S1", "S2"]
+    for name, poly in zip(names, polys, strict=True):
+        union = shapely.union_all(g.geometry[g["subdistrict_id"] == name].to_numpy())
+        assert abs(poly.area - union.area) < 1.0
+        assert shapely.get_num_geometries(poly) == 1
+    # another plan gets its own
+    other = gridmap.delineate(b, s, target=200)
+    assert _areas(other) is not areas

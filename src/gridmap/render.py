@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import weakref
 from collections.abc import Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -281,6 +282,54 @@ def _without_pinholes(geom: Any, smallest: float = 1000.0) -> Any:
     return shapely.union_all(parts) if parts else geom
 
 
+#: the community and sub-district areas of the last plan drawn, by the identity
+#: of its grids: a plan's coverage and workload maps draw the same outlines
+_AREAS: dict[int, tuple[Any, dict[str, tuple[list[str], list[Any], Any]]]] = {}
+
+
+def _areas(plan: GridPlan) -> dict[str, tuple[list[str], list[Any], Any]]:
+    """Per column (``community_id``, ``subdistrict_id``): its ids, areas and CRS.
+
+    A community is the snapped union of its grids (the reprojected grid edges
+    differ by nanometres, and an exact union would leave those seams as
+    hair-lines inside it); a sub-district the union of its communities (of the
+    grids of any community it shares), not of all its grids again.
+    """
+    grids = plan.grids
+    hit = _AREAS.get(id(grids))
+    if hit is not None and hit[0]() is grids:
+        return hit[1]
+    metric = to_metric(grids)
+    geoms = np.asarray(metric.geometry.values)
+    out: dict[str, tuple[list[str], list[Any], Any]] = {}
+    comm = metric["community_id"].astype(str).to_numpy() \
+        if "community_id" in metric else None
+    if comm is not None:
+        names = sorted(set(comm))
+        out["community_id"] = (names, [shapely.union_all(geoms[comm == k], grid_size=0.05)
+                                       for k in names], metric.crs)
+    if "subdistrict_id" in metric:
+        sub = metric["subdistrict_id"].astype(str).to_numpy()
+        whole: dict[str, Any] = {}
+        if comm is not None:
+            per = pd.DataFrame({"c": comm, "s": sub}).groupby("c")["s"].nunique()
+            cnames, careas, _ = out["community_id"]
+            whole = {c: a for c, a in zip(cnames, careas, strict=True) if per[c] == 1}
+        names = sorted(set(sub))
+        areas = []
+        for k in names:
+            mine = sub == k
+            inside = sorted({c for c in comm[mine] if c in whole}) if comm is not None else []
+            rest = mine & ~np.isin(comm, inside) if comm is not None else mine
+            areas.append(shapely.union_all(
+                np.concatenate([np.array([whole[c] for c in inside], dtype=object),
+                                geoms[rest]]), grid_size=0.05))
+        out["subdistrict_id"] = (names, areas, metric.crs)
+    _AREAS.clear()  # one plan at a time, held weakly: the cache keeps no plan alive
+    _AREAS[id(grids)] = (weakref.ref(grids), out)
+    return out
+
+
 def _context_layers(m: Any, plan: GridPlan, shown: gpd.GeoDataFrame, simplify: float,
                     gcj02: bool, *, streets: bool = True) -> None:
     """Community and sub-district boundaries, and the streets, as layers."""
@@ -291,16 +340,9 @@ def _context_layers(m: Any, plan: GridPlan, shown: gpd.GeoDataFrame, simplify: f
     ):
         if col not in shown or shown[col].isna().all():
             continue
-        grids = plan.grids
-        metric = to_metric(grids)
-        keys = metric[col].astype(str).to_numpy()
-        names = sorted(set(keys))
-        geoms = np.asarray(metric.geometry.values)
-        # snapped union: the reprojected grid edges differ by nanometres, and an
-        # exact union would leave those seams as hair-lines inside the community
-        outline = [shapely.boundary(_without_pinholes(
-            shapely.union_all(geoms[keys == k], grid_size=0.05))) for k in names]
-        merged = gpd.GeoDataFrame({col: names}, geometry=outline, crs=metric.crs)
+        names, areas, crs = _areas(plan)[col]
+        outline = [shapely.boundary(_without_pinholes(x)) for x in areas]
+        merged = gpd.GeoDataFrame({col: names}, geometry=outline, crs=crs)
         scale = (plan.metrics or {}).get("scale_by_community", {}) \
             if col == "community_id" else {}
         # a community whose mean left its target ± tolerance (规模适度) is drawn
