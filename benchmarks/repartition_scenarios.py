@@ -20,7 +20,9 @@ from scratch with the same settings:
 
 For each: seconds, the share of households that keep their grid (for the
 from-scratch plan: the best one-to-one matching of its grids to the old ones),
-households moved, grids, grids out of tolerance, max deviation, and whether
+households moved, grids, out of tolerance (grids out of the band plus
+communities out of scale), grids out of the band, the communities whose mean is
+beyond the target ± tolerance (with their mean), max deviation, and whether
 every grid is one piece.  The same functions build the scenarios of
 ``tests/test_repartition_scenarios.py``.
 """
@@ -177,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
                 "least moved": f"{ch['least_households_moved']:,.0f}" if p is r else "",
                 "grids": len(p.grids), "new": len(ch["grids_new"]) if p is r else "",
                 "out of tolerance": p.metrics["n_out_of_tolerance"],
+                "grids out": p.metrics["n_grids_out_of_tolerance"],
+                # communities whose mean is beyond target ± tolerance (规模适度),
+                # with their mean
+                "out of scale": ", ".join(
+                    f"{c} {p.metrics['scale_by_community'][c]['mean']:.0f}"
+                    for c in p.metrics["communities_out_of_scale"]) or "–",
                 "max deviation": f"{p.metrics['max_abs_deviation']:.1%}",
                 "contiguous": p.metrics["contiguous"],
             })
