@@ -939,6 +939,32 @@ def sectors(block: shapely.Geometry, around: np.ndarray, *,
     return out
 
 
+def _snapped(raw: np.ndarray, cache: dict | None) -> np.ndarray:
+    """Every unit snapped to a millimetre grid (polygonal parts only).
+
+    Snapping is the costliest step of making the units; a unit made before (the
+    same geometry object: a whole block, or a cell ``cache`` keeps) keeps its
+    snapped geometry, so that remaking the units snaps only the new ones.
+    """
+    if cache is None:
+        return _polygonal(shapely.set_precision(raw, 1e-3))
+    memo = cache.setdefault("_snapped", {})
+    out = np.empty(len(raw), dtype=object)
+    todo = []
+    for i, geom in enumerate(raw.tolist()):
+        hit = memo.get(id(geom))
+        if hit is not None and hit[0] is geom:
+            out[i] = hit[1]
+        else:
+            todo.append(i)
+    if todo:
+        fresh = _polygonal(shapely.set_precision(raw[todo], 1e-3))
+        out[todo] = fresh
+        for i, geom in zip(todo, fresh.tolist(), strict=True):
+            memo[id(raw[i])] = (raw[i], geom)
+    return out
+
+
 def build_units(
     blocks: Blocks,
     buildings: np.ndarray,
@@ -1033,7 +1059,7 @@ def build_units(
     # snap every unit to a millimetre grid: hair-thin slivers that the tessellation
     # leaves along a street collapse, and shared edges get shared vertices
     raw = np.asarray(unit_geom, dtype=object)
-    geoms = _polygonal(shapely.set_precision(raw, 1e-3))
+    geoms = _snapped(raw, cache)
     # a unit thinner than the grid collapses: a sliver between two nearly parallel
     # street lines joins the neighbour it shares most edge with (dropping it would
     # leave a hairline gap that splits a grid); one holding a building is kept as
