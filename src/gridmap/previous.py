@@ -307,6 +307,10 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
         tgt = float(target[c]) if np.ndim(target) else float(target)
         _CommunityRebalance(a, g, c, tol, tgt, lock_ids, rng, notes, tolerances,
                             opened).run(before, move_budget)
+    # a grid the moves left holding one building grown past a grid is an
+    # exception like any other of one unit (before the balancing loop, which
+    # then judges the others against the mean without it)
+    _flag_oversize(a, g, target, tolerance)
     return _drop_empty(a)
 
 
