@@ -588,8 +588,7 @@ def evaluate(
         tolerance``; always True for road and unit grids and for ``single_unit``
         grids above the tolerance, whose ``exception`` is ``"single_unit"``;
         missing otherwise), ``exception``, ``community_in_scale`` (the
-        community's mean within its ``target`` column ± tolerance; ``<NA>`` for
-        road and unit grids and without a ``target`` column), ``n_parts`` (polygon parts; 1 is
+        community's mean within ``target`` ± tolerance), ``n_parts`` (polygon parts; 1 is
         contiguous, 0 empty), ``area_m2``, ``perimeter_m`` (including holes),
         ``polsby_popper`` (:math:`4\pi A/P^2`),
         ``n_buildings`` (buildings whose ``grid_id`` is the grid's; ``<NA>``
@@ -615,14 +614,8 @@ def evaluate(
     mean) of ``by`` within a community, ``cv_by_community`` gives each, and
     ``cv_overall`` pools all community grids.
 
-    Scale (规模适度), where ``grids`` has a ``target`` column (the target of each
-    grid's community): ``scale_by_community`` gives every community's ``mean``
-    (of its grids not flagged), ``target``, ``tolerance``, ``n_grids``,
-    ``holds`` (:func:`gridmap.band.in_scale`), ``grids_needed``
-    (:func:`gridmap.band.scale_counts`) and ``can_hold``;
-    ``communities_out_of_scale`` lists those that do not hold.
-    ``n_out_of_tolerance`` is ``n_grids_out_of_tolerance`` (grids out of the
-    band) plus ``n_communities_out_of_scale``.
+    Scale (规模适度), with a ``target`` column: ``scale_by_community``;
+    ``n_out_of_tolerance`` adds ``n_communities_out_of_scale`` to the grids out.
 
     Coverage: ``gap_m2 = area - |area ∩ ∪grids|``, ``overlap_m2 = Σ|grid| -
     |∪grids|``, ``outside_m2 = |∪grids| - |area ∩ ∪grids|``; shares are over the
