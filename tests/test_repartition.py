@@ -417,6 +417,9 @@ def test_growth_in_locked_grids_is_reported_out_of_scale(running):
     html = new.coverage_map().get_root().render()
     assert "W: out of scale, mean 450 vs target 360 \\u00b110%" in html
     assert "community out of scale" in html
+    work = new.workload_map().get_root().render()
+    assert "W: out of scale, mean 450 vs target 360 \\u00b110%" in work
+    assert "community out of scale" in work
     assert "out of scale" not in running.coverage_map().get_root().render()
 
 

@@ -375,6 +375,14 @@ def _context_layers(m: Any, plan: GridPlan, shown: gpd.GeoDataFrame, simplify: f
 #: a legend swatch for a line, centred on the text
 _LINE = "display:inline-block;width:16px;vertical-align:middle;"
 
+def _scale_legend(plan: GridPlan) -> str:
+    """The legend line of a community out of scale, where the plan has one."""
+    if not (plan.metrics or {}).get("communities_out_of_scale"):
+        return ""
+    return (f"<br><span style='{_LINE}border-top:3px dashed #d7191c'></span> community "
+            "out of scale (mean beyond target ± tolerance)")
+
+
 #: with more grids than this, the code labels show only when zoomed in to
 #: LABEL_ZOOM or closer (thousands of labels at city scale are unreadable and slow)
 MANY_GRIDS = 300
@@ -528,9 +536,7 @@ def coverage_map(
          "<span style='border:1px solid #333;background:#8dd3c7;padding:0 8px'></span>"
          " grid (neighbours differ in colour)<br>"
          f"<span style='{_LINE}border-top:3px solid #111'></span> community boundary"
-         + (f"<br><span style='{_LINE}border-top:3px dashed #d7191c'></span> community "
-            "out of scale (mean beyond target ± tolerance)"
-            if (plan.metrics or {}).get("communities_out_of_scale") else "")
+         + _scale_legend(plan)
          + "".join(f"<br><span style='border:1px solid #333;background:{KIND_COLOURS[k]};"
                    f"padding:0 8px'></span> {label}" for k, label in
                    (("road", "道路型 road grid"), ("unit", "单位型 unit grid"))
@@ -630,7 +636,7 @@ def workload_map(
     workers = int(np.nansum(shown["workers"]))
     _box(m, "<br>".join(legends) + f"<br>total workload {total_w:,.0f}, {workers} workers"
          "<br><span style='border:2px solid #d7191c;padding:0 8px'></span> out of tolerance"
-         " or flagged")
+         " or flagged" + _scale_legend(plan))
     if chart:
         svg = load_chart_svg(plan)
         # the same markup, as a file to save (percent-encoded: no quote, #, < or >)
