@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["TOLERANCE_EPS", "community_means", "deviation", "in_scale", "out_of_band",
-           "oversize_exempt", "scale_counts"]
+__all__ = ["TOLERANCE_EPS", "community_means", "deviation", "heavier_than_a_grid",
+           "in_scale", "out_of_band", "oversize_exempt", "scale_counts"]
 
 #: slack on the tolerance test, so that a deviation of exactly ``tolerance``
 #: passes despite floating-point rounding
@@ -81,6 +81,19 @@ def oversize_exempt(single_unit: np.ndarray, dev: np.ndarray,
     """
     return np.asarray(single_unit, dtype=bool) & (
         np.asarray(dev, dtype=float) > np.asarray(tolerance) + TOLERANCE_EPS)
+
+
+def heavier_than_a_grid(weight: np.ndarray | float, target: np.ndarray | float,
+                        tolerance: np.ndarray | float) -> np.ndarray:
+    """Whether each unit is heavier than a grid may be: ``target × (1 + tolerance)``.
+
+    Such a unit is a grid of its own, flagged ``oversize``.
+
+    >>> heavier_than_a_grid([330.0, 331.0], 300, 0.1).tolist()
+    [False, True]
+    """
+    return np.asarray(weight, dtype=float) > np.asarray(target, dtype=float) * (
+        1 + np.asarray(tolerance, dtype=float))
 
 
 def scale_counts(total: np.ndarray | float, n_grids: np.ndarray | int,

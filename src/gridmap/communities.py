@@ -23,6 +23,7 @@ import pandas as pd
 import shapely
 
 from ._errors import InfeasiblePartitionError, LayerValidationError
+from .band import heavier_than_a_grid
 from .partition import UnitGraph, partition_graph
 from .units import Blocks, build_units
 
@@ -99,11 +100,11 @@ def check_grid_count(weight: np.ndarray, community: np.ndarray, target: Any,
         else np.asarray(target, dtype=float)
     tol = np.broadcast_to(np.asarray(tolerance, dtype=float), (n,)) \
         if np.ndim(tolerance) == 0 else np.asarray(tolerance, dtype=float)
-    limit = (t * (1 + tol))[community]
+    heavy = heavier_than_a_grid(weight, t[community], tol[community])
     w = np.bincount(community, weights=weight, minlength=n)
     # oversize units are grids of their own; the rest is shared out by the target
-    big = np.bincount(community, weights=weight > limit, minlength=n)
-    rest = np.bincount(community, weights=np.where(weight > limit, 0, weight), minlength=n)
+    big = np.bincount(community, weights=heavy, minlength=n)
+    rest = np.bincount(community, weights=np.where(heavy, 0, weight), minlength=n)
     k = big + np.round(rest / t[:n])
     worst = int(np.argmax(k))
     if k[worst] > 999:

@@ -318,7 +318,8 @@ def _balance(
     counted = is_comm & ~oversize
     out = is_comm & ~within
     ids = grids["grid_id"]
-    scale, in_scale = _scale(grids, is_comm, codes, communities, use, value[is_comm], tol)
+    scale, in_scale = _scale(grids, is_comm, codes, communities, mean, count, tol)
+    n_off_scale = sum(not x["holds"] for x in scale.values())
     with np.errstate(divide="ignore", invalid="ignore"):
         cv_overall = float(np.std(v) / np.mean(v)) if len(v) else math.nan
     summary: dict[str, Any] = {
@@ -334,10 +335,10 @@ def _balance(
         },
         # grids out of the band round their community's mean, and communities
         # whose mean left the target band (规模适度): both are out of tolerance
-        "n_out_of_tolerance": int(out.sum()) + sum(not x["holds"] for x in scale.values()),
+        "n_out_of_tolerance": int(out.sum()) + n_off_scale,
         "out_of_tolerance": [_plain(x) for x in ids[out].tolist()],
         "n_grids_out_of_tolerance": int(out.sum()),
-        "n_communities_out_of_scale": sum(not x["holds"] for x in scale.values()),
+        "n_communities_out_of_scale": n_off_scale,
         "communities_out_of_scale": [c for c, x in scale.items() if not x["holds"]],
         "scale_by_community": scale,
         "n_single_unit_exceptions": int(oversize.sum()),
@@ -355,16 +356,16 @@ def _balance(
 
 
 def _scale(grids: gpd.GeoDataFrame, is_comm: np.ndarray, codes: np.ndarray,
-           communities: pd.Index, use: np.ndarray, v: np.ndarray,
+           communities: pd.Index, mean: np.ndarray, count: np.ndarray,
            tol: float | np.ndarray) -> tuple[dict[str, dict[str, Any]], Any]:
-    """Every community's mean against its target (:func:`gridmap.band.scale_counts`).
+    """Every community's mean (and count of grids it is over) against its target.
 
     Per community (by id, as text): ``mean``, ``target``, ``tolerance``,
-    ``n_grids`` (its ordinary grids), ``grids_needed`` (:func:`gridmap.band.scale_counts`),
-    ``holds`` (the mean within ``target ± tolerance``) and ``can_hold`` (some grid
-    count would put it there); and per grid
-    whether its community's scale holds (None for road and unit grids, and
-    everywhere when the grids carry no ``target`` column).
+    ``n_grids`` (the grids the mean is over), ``grids_needed``
+    (:func:`gridmap.band.scale_counts`), ``holds`` (the mean within ``target ±
+    tolerance``) and ``can_hold`` (some grid count would put it there); and per
+    grid whether its community's scale holds (``<NA>`` for road and unit grids,
+    and everywhere when the grids carry no ``target`` column).
     """
     n, k = len(grids), len(communities)
     in_scale = pd.array([pd.NA] * n, dtype="boolean")
@@ -373,14 +374,11 @@ def _scale(grids: gpd.GeoDataFrame, is_comm: np.ndarray, codes: np.ndarray,
     target = pd.to_numeric(grids["target"], errors="coerce").to_numpy(dtype=float)[is_comm]
     tol_c = np.broadcast_to(np.asarray(tol, dtype=float), (n,))[is_comm]
     first = np.unique(codes, return_index=True)[1]
-    count = np.bincount(codes[use], minlength=k)
-    total = np.bincount(codes[use], weights=v[use], minlength=k)
+    total = np.nan_to_num(mean * count)
     t, tl = target[first], tol_c[first]
     known = np.isfinite(t) & (t > 0)
     tk = np.where(known, t, 1.0)
     need = band.scale_counts(total, count, tk, tl)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = total / count
     holds = ~known | (total <= 0) | band.in_scale(mean, tk, tl)
     # whether any grid count could hold it: a community too small or awkward for
     # its target is out of scale with the best count it can have

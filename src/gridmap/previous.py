@@ -253,24 +253,24 @@ def _drop_empty(a: GridAssignment) -> GridAssignment:
     return b
 
 
-def _flag_oversize(a: GridAssignment, g: UnitGraph, target: Any, tolerance: Any) -> None:
+def _flag_oversize(a: GridAssignment, g: UnitGraph, target: np.ndarray,
+                   tolerance: np.ndarray) -> None:
     """Flag ``oversize`` the grids of one unit now heavier than a grid.
 
-    The rule of a new plan (:func:`~gridmap.partition.partition_graph`): a unit
-    heavier than ``target × (1 + tolerance)`` is a grid of its own, an exception
-    to the band and out of its community's mean.  A building that grew past it
-    is one too; left ordinary, its grid would count as out with nothing to move.
+    The rule of a new plan (:func:`gridmap.band.heavier_than_a_grid`): such a
+    unit is a grid of its own, an exception to the band and out of its
+    community's mean.  A building that grew past it is one too; left ordinary,
+    its grid would count as out with nothing to move.  ``target`` and
+    ``tolerance`` are per community.
     """
     w = np.bincount(a.labels, weights=g.weight, minlength=a.n_grids)
     n_units = np.bincount(a.labels, minlength=a.n_grids)
-    for k in np.flatnonzero(n_units == 1).tolist():
-        c = a.community[k]
-        if a.flag[k] or a.kind[k] != "community":
-            continue
-        tgt = float(target[c]) if np.ndim(target) else float(target)
-        tol = float(tolerance[c]) if np.ndim(tolerance) else float(tolerance)
-        if w[k] > tgt * (1 + tol) + 1e-9:
-            a.flag[k] = "oversize"
+    comm = np.asarray(a.community, dtype=np.int64)
+    plain = np.array([not f and k == "community" for f, k in zip(a.flag, a.kind, strict=True)],
+                     dtype=bool)
+    heavy = band.heavier_than_a_grid(w, target[comm], tolerance[comm])
+    for k in np.flatnonzero(plain & (n_units == 1) & heavy).tolist():
+        a.flag[k] = "oversize"
 
 
 def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[int],
@@ -287,8 +287,9 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
     moves fewer households, grids are split (the heaviest, in two) or removed
     (the lightest, shared out among its neighbours) first, to the count nearest
     to the one it has that puts its mean within ``target ± tolerance``
-    (:func:`gridmap.band.scale_counts`).  The plan that leaves fewest grids out of the band, then
-    moves fewest households, is kept; a plan no better than the one running is
+    (:func:`gridmap.band.scale_counts`).  A plan back in scale is kept first,
+    then the one that leaves fewest grids out of the band, then moves fewest
+    households; a plan no better than the one running is
     not adopted.  ``before`` (grid id → weight in the plan running) bounds the
     disruption: a community may move at most ``move_budget`` households per
     household its grids gained or lost (plus one grid's worth); a plan that
@@ -298,19 +299,20 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
     """
     rng = np.random.default_rng(seed)
     lock_ids = {int(x) for x in lock}
-    n_communities = max(max(a.community, default=0) + 1, int(np.size(tolerance)))
-    tolerances = np.broadcast_to(np.asarray(tolerance, dtype=float), (n_communities,)) \
-        if np.ndim(tolerance) == 0 else np.asarray(tolerance, dtype=float)
-    _flag_oversize(a, g, target, tolerance)
+    n_communities = max(max(a.community, default=0) + 1, int(np.size(tolerance)),
+                        int(np.size(target)))
+    # one target and tolerance per community
+    tolerances, targets = (np.broadcast_to(np.asarray(x, dtype=float), (n_communities,))
+                           if np.ndim(x) == 0 else np.asarray(x, dtype=float)
+                           for x in (tolerance, target))
+    _flag_oversize(a, g, targets, tolerances)
     for c in sorted(set(a.community)):
-        tol = float(tolerance[c]) if np.ndim(tolerance) else float(tolerance)
-        tgt = float(target[c]) if np.ndim(target) else float(target)
-        _CommunityRebalance(a, g, c, tol, tgt, lock_ids, rng, notes, tolerances,
-                            opened).run(before, move_budget)
+        _CommunityRebalance(a, g, c, float(tolerances[c]), float(targets[c]), lock_ids, rng,
+                            notes, tolerances, opened).run(before, move_budget)
     # a grid the moves left holding one building grown past a grid is an
     # exception like any other of one unit (before the balancing loop, which
     # then judges the others against the mean without it)
-    _flag_oversize(a, g, target, tolerance)
+    _flag_oversize(a, g, targets, tolerances)
     return _drop_empty(a)
 
 

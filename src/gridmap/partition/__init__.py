@@ -15,6 +15,7 @@ from typing import Any, cast
 import numpy as np
 
 from .._errors import DisconnectedUnitsError
+from ..band import heavier_than_a_grid
 from ._graph import UnitGraph
 from .bisection import recursive_bisection
 from .recombine import recombine, wander
@@ -257,7 +258,7 @@ def _communities_to_cut(g: UnitGraph, community: np.ndarray, free: np.ndarray,
         units = np.sort(order[cbounds[ci]:cbounds[ci + 1]])
         graph = g.subgraph(units)
         nodes = np.flatnonzero(free[units])  # local
-        oversize = graph.weight[nodes] > target * (1 + tolerance)
+        oversize = heavier_than_a_grid(graph.weight[nodes], target, tolerance)
         for u in nodes[oversize].tolist():
             labels[units[u]] = out.new_grid(c, "oversize")
         rest = nodes[~oversize]
