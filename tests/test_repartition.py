@@ -471,3 +471,13 @@ def test_road_grids_and_their_settings_survive_a_repartition(tmp_path):
     assert back.options.special == plan.options.special
     assert back.options.special.road_grids and back.options.special.road_depth == 12
     assert new.metrics["changes"]["settings_changed"] == {}
+
+
+def test_a_plan_of_units_given_directly_is_refused_with_a_clear_error():
+    # census blocks given as units carry no buildings to follow from plan to plan:
+    # refused by name (it was a KeyError on the id column)
+    boxes = [shapely.box(x, y, x + 1, y + 1) for x in range(4) for y in range(4)]
+    units = gpd.GeoDataFrame({"pop": [10] * 16}, geometry=boxes, crs="EPSG:32650")
+    plan = gridmap.delineate(units=units, target=40, by="pop", tolerance=0.05)
+    with pytest.raises(gridmap.LayerValidationError, match="units given directly"):
+        gridmap.repartition(plan, units=units)

@@ -115,7 +115,7 @@ def repartition(
 
     if not isinstance(plan, GridPlan):
         plan = read_plan(plan)
-    check_locks(plan.grids["grid_id"], lock)
+    _check_plan(plan, lock)
     params = plan.params
     # the settings the plan was made with, unless overridden here
     given, asked = _settings_of(plan, target=target, tolerance=tolerance,
@@ -187,6 +187,19 @@ def repartition(
                **({"options": made.to_dict()} if made is not None else {})}
     return dataclasses.replace(new, metrics=metrics, previous=plan, codes=codes,
                                options=made)
+
+
+def _check_plan(plan: GridPlan, lock: Iterable[int]) -> None:
+    """Refuse, before any work, a plan a re-partition cannot follow, or bad locks."""
+    check_locks(plan.grids["grid_id"], lock)
+    if not len(plan.buildings):
+        # the plan's units were given directly (census blocks): nothing ties a
+        # household to a building whose grid could be kept
+        msg = (f"this plan of {len(plan.grids)} grids was made from units given directly "
+               f"({len(plan.units)} units, no buildings); a re-partition follows buildings "
+               "from one plan to the next. Delineate the new units again with "
+               "gridmap.delineate(units=...) (gridmap delineate --units).")
+        raise LayerValidationError(msg)
 
 
 def _communities_of(plan: GridPlan, *, own_targets: bool,
