@@ -179,3 +179,25 @@ def test_wander_leaves_locked_grids_and_hopeless_plans_alone():
                               np.array([0]), np.array([1]), np.ones(1))
     assert wander(g2, np.array([0, 1]), grids=np.arange(2), mean=10, tolerance=0.1,
                   rng=np.random.default_rng(0)).tolist() == [0, 1]
+
+
+def test_wander_stops_re_splitting_a_pair_that_gains_nothing(monkeypatch):
+    # two grids of 4 units each (weights 1, 1, 1, 9 | 1, 1, 1, 1): the 9 makes
+    # one grid heavy whatever the cut; the walk tries the same pair of grids a
+    # few times, then leaves it (it used to re-split it for every step)
+    import importlib
+
+    rc = importlib.import_module("gridmap.partition.recombine")
+
+    g = lattice(4, 2, np.array([1, 1, 1, 9, 1, 1, 1, 1], dtype=float))
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    calls = []
+    real = rc.recursive_bisection
+    monkeypatch.setattr(rc, "recursive_bisection",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    out = wander(g, labels, grids=np.arange(2), mean=8.0, tolerance=0.1,
+                 rng=np.random.default_rng(0), walks=6, steps=200)
+    assert np.bincount(out, weights=g.weight).max() >= 9
+    # a few re-splits of the pair (and of what a sideways step made of it), not
+    # one per step of every walk (1,202 before)
+    assert 1 <= len(calls) <= 4 * rc._RETRIES, len(calls)

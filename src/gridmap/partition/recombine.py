@@ -111,6 +111,11 @@ def recombine(
     return labels
 
 
+#: how often a walk re-splits the same pair of grids (the same units) for nothing
+#: before it leaves the pair alone
+_RETRIES = 3
+
+
 def wander(
     g: UnitGraph,
     labels: np.ndarray,
@@ -165,6 +170,8 @@ def wander(
         # room to roam grows with the plan: a few grids give a walk few places to go
         steps = min(2500, 20 * len(active))
     best_key = start_key = key_of(grid_weights(best))
+    # re-splits of a pair's units (as bytes of the sorted unit ids) that gained nothing
+    failed: dict[bytes, int] = {}
     for _walk in range(walks):
         if best_key[0] == 0:
             break
@@ -191,12 +198,19 @@ def wander(
                 continue
             b = nb[int(rng.integers(len(nb)))]
             nodes = np.flatnonzero((lab == a) | (lab == b))
+            union = nodes.tobytes()
+            if failed.get(union, 0) >= _RETRIES:
+                # the pair, as it is, was re-split that often for nothing: a walk
+                # in a small district comes back to the same pairs again and again
+                idle[a] = idle.get(a, 0) + 1
+                continue
             if len(np.unique(g.components(nodes))) > 1:
                 continue  # a grid joined across water: no spanning tree cuts it
             pieces = recursive_bisection(g, nodes, 2, tolerance=tolerance, rng=rng,
                                          mean=mean, n_trees=n_trees)
             if len(pieces) != 2:
                 idle[a] = idle.get(a, 0) + 1
+                failed[union] = failed.get(union, 0) + 1
                 continue
             # the piece with more of ``a``'s units keeps its id
             p, q = pieces
@@ -211,6 +225,7 @@ def wander(
             same = len(p) == len(mine) == p_mine
             if same or total + d_total > start_key[1] + 1e-12:
                 idle[a] = idle.get(a, 0) + 1
+                failed[union] = failed.get(union, 0) + 1
                 continue
             lab[p], lab[q] = a, b
             # the grids that touch the pair may have new ways to re-split
