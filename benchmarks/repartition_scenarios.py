@@ -51,7 +51,10 @@ TARGET, TOLERANCE = 300, 0.1
 
 
 def quadrants(buildings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Four communities NW, NE, SW, SE split at the middle of the buildings' extent."""
+    """Four communities NW, NE, SW, SE split at the middle of the buildings' extent.
+
+    With official codes, in one sub-district.
+    """
     m = to_metric(buildings)
     x0, y0, x1, y1 = m.total_bounds
     xm, ym, pad = (x0 + x1) / 2, (y0 + y1) / 2, 500
@@ -59,8 +62,13 @@ def quadrants(buildings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
              "NE": shapely.box(xm, ym, x1 + pad, y1 + pad),
              "SW": shapely.box(x0 - pad, y0 - pad, xm, ym),
              "SE": shapely.box(xm, y0 - pad, x1 + pad, ym)}
-    return gpd.GeoDataFrame({"community_id": list(boxes)}, geometry=list(boxes.values()),
-                            crs=m.crs).to_crs(buildings.crs)
+    # official codes (统计用区划代码) of four communities of one sub-district of
+    # Huangpu, made up: every grid code is its community's code and a sequence
+    codes = {"NW": "310101002001", "NE": "310101002002", "SW": "310101002003",
+             "SE": "310101002004"}
+    return gpd.GeoDataFrame({"community_id": list(boxes), "subdistrict_id": "310101002",
+                             "code": [codes[k] for k in boxes]},
+                            geometry=list(boxes.values()), crs=m.crs).to_crs(buildings.crs)
 
 
 def running_plan(buildings: gpd.GeoDataFrame, streets: gpd.GeoDataFrame,

@@ -146,3 +146,23 @@ def test_the_command_line_builds_the_option_objects():
     assert from_arguments(Workload, args).formula == {"households": 1.0}
     assert from_arguments(Inputs, args).columns == {"households": "HH"}
 
+
+
+def test_official_codes_from_a_named_column_on_the_command_line(tmp_path, capsys):
+    import shapely
+
+    b, s = grid_city(4, 4, per_block=2, households=50)
+    b.to_file(tmp_path / "b.gpkg")
+    s.to_file(tmp_path / "s.gpkg")
+    comm = gpd.GeoDataFrame(
+        {"community_id": ["W", "E"], "DM": ["110101007015", "110101008002"]},
+        geometry=[shapely.box(0, 0, 200, 400), shapely.box(200, 0, 400, 400)], crs=b.crs)
+    comm.to_file(tmp_path / "c.gpkg")
+    base = ["delineate", "--buildings", str(tmp_path / "b.gpkg"), "--streets",
+            str(tmp_path / "s.gpkg"), "--boundaries", str(tmp_path / "c.gpkg"),
+            "--target", "200", "--quiet"]
+    assert main([*base, "--code-column", "DM", "--out", str(tmp_path / "o")]) == 0
+    grids = gpd.read_file(tmp_path / "o" / "plan.gpkg", layer="grids")
+    assert {c[:12] for c in grids["code"]} == {"110101007015", "110101008002"}
+    assert main([*base, "--code-column", "XX", "--out", str(tmp_path / "x")]) == 1
+    assert "no column 'XX' of official community codes" in capsys.readouterr().err

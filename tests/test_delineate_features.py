@@ -216,3 +216,69 @@ def test_a_community_with_more_grids_than_a_code_can_number_is_refused_early():
     with pytest.raises(gridmap.InfeasiblePartitionError,
                        match=r"community 1 would have about 1,120 grids .*at most 999"):
         gridmap.delineate(b, s, target=10)
+
+
+def _two_communities(**columns):
+    return gpd.GeoDataFrame(
+        {"community_id": ["W", "E"], **columns},
+        geometry=[shapely.box(0, 0, 200, 400), shapely.box(200, 0, 400, 400)], crs=CRS)
+
+
+def test_official_community_codes_start_every_grid_code():
+    b, s = grid_city(4, 4, per_block=2, households=50)
+    # read from a spreadsheet the codes are often numbers: both are taken
+    comm = _two_communities(code=[110101007015, "110101008002"],
+                            subdistrict_id=["110101007", "110101008"])
+    plan = gridmap.delineate(b, s, boundaries=comm, target=200)
+    codes = plan.grids.set_index("community_id")["code"]
+    assert sorted(codes["W"]) == [f"110101007015{q:03d}" for q in range(1, 5)]
+    assert sorted(codes["E"]) == [f"110101008002{q:03d}" for q in range(1, 5)]
+    assert plan.params["codes"] == "official"
+    assert not any("provisional" in n for n in plan.metrics["notes"])
+    # numbered west→east, north→south within the community, as before
+    w = plan.grids[plan.grids["community_id"] == "W"].sort_values("code")
+    first = w.geometry.iloc[0].centroid
+    assert first.y >= max(g.centroid.y for g in w.geometry) - 100
+    # another column named; the division code agrees
+    named = gridmap.delineate(b, s, boundaries=comm.rename(columns={"code": "DM"}),
+                              target=200, code_column="DM", division_code="110101")
+    assert sorted(named.grids["code"]) == sorted(plan.grids["code"])
+
+
+def test_without_official_codes_the_codes_are_provisional():
+    b, s = grid_city(4, 4, per_block=2, households=50)
+    plan = gridmap.delineate(b, s, boundaries=_two_communities(), target=200)
+    assert plan.params["codes"] == "provisional"
+    assert any("codes are provisional" in n for n in plan.metrics["notes"])
+    assert {c[:12] for c in plan.grids["code"]} == {"000000000001", "000000000002"}
+
+
+@pytest.mark.parametrize(("columns", "kw", "match"), [
+    ({"code": ["11010100701", "110101008002"]}, {}, r"must be 12 digits.*'11010100701'.*'W'"),
+    ({"code": ["110101007015", None]}, {}, r"missing for 1 community \(E\)"),
+    ({"code": ["110101007015", "110101007015"]}, {}, r"'W' and 'E' have the same"),
+    ({"code": ["110101007015", "110101008002"], "subdistrict_code": ["110101007", "110101007"]},
+     {}, r"'E', '110101008002', does not start with its sub-district's code '110101007'"),
+    ({"code": ["110101007015", "110101008002"]}, {"division_code": "310101"},
+     r"do not start with the division code '310101'"),
+    ({}, {"code_column": "DM"}, r"no column 'DM' of official community codes"),
+])
+def test_bad_official_codes_are_refused_by_name(columns, kw, match):
+    b, s = grid_city(4, 4, per_block=2, households=50)
+    with pytest.raises(gridmap.LayerValidationError, match=match):
+        gridmap.delineate(b, s, boundaries=_two_communities(**columns), target=200, **kw)
+
+
+def test_a_re_partition_keeps_official_codes_for_new_grids():
+    b, s = grid_city(4, 4, per_block=2, households=50)
+    comm = _two_communities(code=["110101007015", "110101008002"])
+    plan = gridmap.delineate(b, s, boundaries=comm, target=200)
+    grown = plan.buildings.drop(columns=["grid_id", "unit_id", "pop_actual", "estimated"],
+                                errors="ignore")
+    east = grown.geometry.centroid.x > 200
+    grown.loc[east, "households"] = 100  # the east community doubles
+    new = gridmap.repartition(plan, grown)
+    codes = new.grids.set_index("community_id")["code"]
+    assert len(codes["E"]) > 4
+    assert all(c.startswith("110101008002") for c in codes["E"])
+    assert all(c.startswith("110101007015") for c in codes["W"])

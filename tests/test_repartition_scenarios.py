@@ -43,6 +43,17 @@ def test_an_unchanged_plan_comes_back_unchanged(running):
     assert again.handover.empty
 
 
+def test_grid_codes_are_the_official_community_codes_and_a_sequence(running):
+    codes = dict(zip(running.grids["community_id"], running.grids["code"].str[:12],
+                     strict=True))
+    assert codes == {"NW": "310101002001", "NE": "310101002002", "SW": "310101002003",
+                     "SE": "310101002004"}
+    assert running.params["codes"] == "official"
+    for _, g in running.grids.groupby("community_id"):
+        seq = sorted(int(c[12:]) for c in g["code"])
+        assert seq == list(range(1, len(g) + 1))
+
+
 def out_if_left_alone(running, now):
     """Grids out of tolerance if the plan running were kept with the current buildings,
     each new building in the grid its representative point lies in: what a
@@ -129,6 +140,12 @@ def test_a_new_estate_on_empty_land(running, shifted):
     # 1,500 households are five grids' worth: the estate is split into new grids
     assert len(ch["grids_new"]) >= 4
     assert set(estate["grid_id"]) & set(ch["grids_new"])
+    # new grids continue their community's official codes
+    grids = new.grids.set_index("grid_id")
+    for gid in ch["grids_new"]:
+        comm = grids.loc[gid, "community_id"]
+        assert grids.loc[gid, "code"][:12] == running.grids.loc[
+            running.grids["community_id"] == comm, "code"].iloc[0][:12]
 
 
 def test_a_demolished_block(running, shifted):

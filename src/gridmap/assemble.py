@@ -269,10 +269,7 @@ def assemble(balanced: Balanced, communities: Communities, counts: Counts, *,
     comm_idx = np.asarray(assignment.community)
     comm_id = [community_ids[c] if c < len(community_ids) else c for c in comm_idx]
     sub_id = [subdistrict_ids[c] if c < len(subdistrict_ids) else None for c in comm_idx]
-    # numbers for codes: sub-districts in sorted order of their ids, communities
-    # in the order of the boundaries layer (1-based)
-    subs = sorted({s for s in sub_id if s is not None}, key=str)
-    sub_no = [subs.index(s) + 1 if s is not None else 0 for s in sub_id]
+    prefixes = _prefixes(comm_idx, sub_id, communities, division_code)
 
     kinds = list(assignment.kind) if len(assignment.kind) == n else ["community"] * n
     # the contract columns are always there, empty where the input had no such count
@@ -297,17 +294,14 @@ def assemble(balanced: Balanced, communities: Communities, counts: Counts, *,
         geometry=geoms,
         crs=work_crs,
     )
-    codes, comm_no = _codes(grids, comm_idx, sub_no, community_ids, subdistrict_ids, subs,
-                            division_code)
-    grids["code"] = codes
+    grids["code"] = _codes(grids, comm_idx, prefixes)
     tolerance = communities.tolerance
     grids["tolerance"] = np.asarray(tolerance, dtype=float)[comm_idx]
     grids["target"] = np.asarray(communities.target, dtype=float)[comm_idx]
     if communities.kind is not None:
         grids["community_type"] = [communities.kind[c] if c < len(communities.kind)
                                    else None for c in comm_idx]
-    new_id, order = _grid_ids(grids, assignment.keep, comm_idx, sub_no, comm_no,
-                              division_code, used=used)
+    new_id, order = _grid_ids(grids, assignment.keep, comm_idx, prefixes, used=used)
     grids["grid_id"] = new_id
     grids = grids.iloc[order].reset_index(drop=True)
     lead = ["grid_id", "code", "kind", "community_id", "subdistrict_id"]
@@ -316,13 +310,38 @@ def assemble(balanced: Balanced, communities: Communities, counts: Counts, *,
     return Assembled(grids, labels, new_id, order, new_id[building_grid], n_units, notes)
 
 
-def _codes(grids: gpd.GeoDataFrame, comm_idx: np.ndarray, sub_no: list[int],
-           community_ids: list[Any], subdistrict_ids: list[Any], subs: list[Any],
-           division_code: str) -> tuple[list[str], dict[int, int]]:
-    """The 15-digit code of every grid and the number of every community.
+def _prefixes(comm_idx: np.ndarray, sub_id: list[Any], communities: Communities,
+              division_code: str) -> dict[int, str]:
+    """The first 12 digits of the codes of every community's grids.
 
-    A code is division, sub-district, community, grid sequence (west→east,
-    north→south).
+    The community's official code (:attr:`Communities.codes`); without, the
+    division code, the sub-district's number (sub-districts in sorted order of
+    their ids, 000 where there is none) and the community's number within its
+    sub-district (in the order of the boundaries layer), 1-based.
+    """
+    ids, subdistrict_ids, official = (communities.ids, communities.subdistrict_ids,
+                                      communities.codes)
+    subs = sorted({s for s in sub_id if s is not None}, key=str)
+    prefixes: dict[int, str] = {}
+    per_sub: dict[int, int] = {}
+    for c in range(len(ids)):
+        s_ = subdistrict_ids[c] if c < len(subdistrict_ids) else None
+        key = subs.index(s_) + 1 if s_ is not None and s_ in subs else 0
+        per_sub[key] = per_sub.get(key, 0) + 1
+        prefixes[c] = official[c] if official is not None else \
+            grid_code(division_code, key, per_sub[key], 0)[:-3]
+    for c in set(comm_idx.tolist()) - set(prefixes):
+        s_ = sub_id[int(np.flatnonzero(comm_idx == c)[0])]
+        prefixes[c] = grid_code(division_code, subs.index(s_) + 1 if s_ is not None else 0,
+                                c + 1, 0)[:-3]
+    return prefixes
+
+
+def _codes(grids: gpd.GeoDataFrame, comm_idx: np.ndarray,
+           prefixes: dict[int, str]) -> list[str]:
+    """The 15-digit code of every grid: its community's 12 digits and a sequence.
+
+    The sequence runs west→east, north→south within the community.
     """
     rp = shapely.get_coordinates(shapely.centroid(grids.geometry.values))
     comm = pd.Series(comm_idx, index=grids.index)
@@ -330,22 +349,12 @@ def _codes(grids: gpd.GeoDataFrame, comm_idx: np.ndarray, sub_no: list[int],
     k_c = comm.groupby(comm).size()
     band = np.sqrt(area_c / k_c)
     seq = number_in_order(comm, rp[:, 0], rp[:, 1], band)
-    # communities are numbered within their sub-district, in the layer's order
-    comm_no: dict[int, int] = {}
-    per_sub: dict[int, int] = {}
-    for c in range(len(community_ids)):
-        s_ = subdistrict_ids[c] if c < len(subdistrict_ids) else None
-        key = subs.index(s_) + 1 if s_ is not None else 0
-        per_sub[key] = per_sub.get(key, 0) + 1
-        comm_no[c] = per_sub[key]
-    codes = [grid_code(division_code, s, comm_no.get(int(c), int(c) + 1), q)
-             for s, c, q in zip(sub_no, comm_idx, seq, strict=True)]
-    return codes, comm_no
+    return [f"{prefixes[int(c)]}{q:03d}" for c, q in zip(comm_idx, seq, strict=True)]
 
 
 def _grid_ids(grids: gpd.GeoDataFrame, keep: dict[int, tuple[int, str]],
-              comm_idx: np.ndarray, sub_no: list[int], comm_no: dict[int, int],
-              division_code: str, used: tuple[frozenset[str], int] = (frozenset(), 0)
+              comm_idx: np.ndarray, prefixes: dict[int, str],
+              used: tuple[frozenset[str], int] = (frozenset(), 0)
               ) -> tuple[np.ndarray, np.ndarray]:
     """The id of every grid and the order of the rows (by code).
 
@@ -375,17 +384,17 @@ def _grid_ids(grids: gpd.GeoDataFrame, keep: dict[int, tuple[int, str]],
     by_prefix: dict[str, int] = {}
     for code in used_codes:
         by_prefix[code[:-3]] = max(by_prefix.get(code[:-3], 0), int(code[-3:]))
-    for c, pre in prefix.items():
-        next_seq[c] = max(next_seq[c], by_prefix.get(pre, 0))
+    for c in set(comm_idx.tolist()):
+        # a community none of whose grids is kept takes the prefix it has now
+        pre = prefix.setdefault(c, prefixes[c])
+        next_seq[c] = max(next_seq.get(c, 0), by_prefix.get(pre, 0))
     for gid in range(n):
         if gid in keep:
             new_id[gid], codes[gid] = keep[gid]
         else:
             c = int(comm_idx[gid])
-            next_seq[c] = next_seq.get(c, 0) + 1
-            codes[gid] = (f"{prefix[c]}{next_seq[c]:03d}" if c in prefix else
-                          grid_code(division_code, sub_no[gid], comm_no.get(c, c + 1),
-                                    next_seq[c]))
+            next_seq[c] += 1
+            codes[gid] = f"{prefix[c]}{next_seq[c]:03d}"
             new_id[gid] = next_id
             next_id += 1
     grids["code"] = codes

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import GridmapError, OptionError, OutputFolderError
+from .export import export_files
 from .output import OutputFolder
 from .plan import METRICS_FILE, PLAN_FILE
 
@@ -175,9 +176,39 @@ def _output_options(p: argparse.ArgumentParser, *, no_map: bool = False) -> None
     if no_map:
         p.add_argument("--no-map", action="store_true",
                        help="do not write coverage.html and workload.html")
+        _export_options(p)
     _map_options(p)
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     _progress_option(p)
+
+
+def _export_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--export", default=None, metavar="FORMATS",
+                   help="also write the plan as shp, geojson, xlsx (the grid roster), csv "
+                   "(the roster as UTF-8 CSV): a comma-separated list, e.g. shp,xlsx")
+    p.add_argument("--export-encoding", default="GBK",
+                   help="text encoding of the exported Shapefiles (default GBK, with a "
+                   ".cpg naming it)")
+    p.add_argument("--export-datum", default="wgs84", choices=("wgs84", "gcj02", "bd09"),
+                   help="longitude/latitude of the exported GeoJSON (and Shapefiles, when "
+                   "not wgs84): wgs84 (default), gcj02 (AMap, Tencent), bd09 (Baidu)")
+    p.add_argument("--address-column", default=None,
+                   help="the buildings' address column for the roster (default: address, "
+                   "else OSM's addr_street and addr_housenumber)")
+
+
+def _exports_of(args: argparse.Namespace) -> tuple[str, ...]:
+    """The export formats asked for, checked before any work."""
+    from .export import parse_formats
+
+    return parse_formats(getattr(args, "export", None))
+
+
+def _write_exports(plan: GridPlan, folder: Path, args: argparse.Namespace) -> None:
+    formats = _exports_of(args)
+    if formats:
+        plan.export(folder, formats, encoding=args.export_encoding,
+                    datum=args.export_datum, address=args.address_column)
 
 
 def _overwrite_option(p: argparse.ArgumentParser) -> None:
@@ -266,16 +297,19 @@ def _write_maps(plan: GridPlan, folder: Path, maps: MapOptions) -> None:
 
 
 def _write_plan(plan: GridPlan, run: OutputFolder, maps: MapOptions | None,
-                timer: StageTimer | None = None) -> tuple[list[Path], list[str]]:
+                timer: StageTimer | None = None, *, args: argparse.Namespace
+                ) -> tuple[list[Path], list[str]]:
     """The whole set of a plan's files, staged and put in place together.
 
-    The GeoPackage, the maps, the tables of a re-partition, and metrics.json last
-    (with the time the others took).  Returns the files and the notes of the maps
-    (what they worked around, e.g. a static map without a CJK font).
+    The GeoPackage, the exports, the maps, the tables of a re-partition, and
+    metrics.json last (with the time the others took).  Returns the files and the
+    notes of the maps (what they worked around, e.g. a static map without a CJK
+    font).
     """
     if timer is not None:
         timer.stage("write")
     written = plan._write_layers(run.staging)
+    _write_exports(plan, run.staging, args)
     if plan.previous is not None:
         _write_changes(plan, run.staging)
     notes: list[str] = []
@@ -375,14 +409,15 @@ def _delineate(args: argparse.Namespace) -> int:
 
     maps = None if args.no_map else _maps_of(args)
     options = _options_of(args)
-    with OutputFolder(args.out, writes=[PLAN_FILE, METRICS_FILE, *_map_files(maps)],
-                      overwrite=args.overwrite) as run:
+    exports = export_files(_exports_of(args))
+    with OutputFolder(args.out, writes=[PLAN_FILE, METRICS_FILE, *_map_files(maps),
+                                        *exports], overwrite=args.overwrite) as run:
         # one stage bar for the whole command, maps and write included
         timer = StageTimer(_progress(args),
                            stages=STAGES if maps is not None else (*STAGES[:-2], "write"))
         try:
             plan = make_plan(_sources(args), options, timer=timer)
-            written, notes = _write_plan(plan, run, maps, timer)
+            written, notes = _write_plan(plan, run, maps, timer, args=args)
         finally:
             timer.close()
     if not args.quiet:
@@ -410,7 +445,8 @@ def _repartition(args: argparse.Namespace) -> int:
     plan_dir = Path(args.plan) if Path(args.plan).is_dir() else Path(args.plan).parent
     _check_locks(args.plan, args.lock)
     writes = [PLAN_FILE, METRICS_FILE, "changes.csv", "handover.csv", *_map_files(maps),
-              *(["diff.html"] if maps is not None else [])]
+              *(["diff.html"] if maps is not None else []),
+              *export_files(_exports_of(args))]
     from .options import keywords_from_arguments
 
     given = keywords_from_arguments(args, only=REPARTITION_OPTIONS)
@@ -424,7 +460,7 @@ def _repartition(args: argparse.Namespace) -> int:
                            progress=_progress(args), strict=args.strict,
                            islands=args.islands, encoding=args.encoding,
                            effort=args.effort, time_limit=args.time_limit, **given)
-        written, notes = _write_plan(plan, run, maps)
+        written, notes = _write_plan(plan, run, maps, args=args)
     if not args.quiet:
         ch = plan.metrics["changes"]
         by = plan.params.get("by", "households")

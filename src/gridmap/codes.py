@@ -1,19 +1,31 @@
 """Hierarchical grid codes.
 
 The layout follows the unit-grid codes of GB/T 30428.1 as used by local
-standards (e.g. Beijing's): a 6-digit county-level division code, a 3-digit
-sub-district number, a 3-digit community number and a 3-digit grid sequence,
-15 digits in all.  Grids are numbered west to east, north to south within their
-community.
+standards (e.g. Beijing's) and the statistical division codes (统计用区划代码):
+a 6-digit county-level division code, a 3-digit sub-district part and a 3-digit
+community part (together the community's official 12-digit code), then a 3-digit
+grid sequence, 15 digits in all.  Grids are numbered west to east, north to
+south within their community.
+
+With official codes on the boundaries (:func:`official_codes`) a grid's code is
+its community's code and the sequence; without, the sub-district and community
+parts are gridmap's own running numbers, and the codes are provisional.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["REGISTER_COLUMNS", "grid_code", "number_in_order", "reading_order",
-           "register_of", "update_register"]
+__all__ = ["REGISTER_COLUMNS", "grid_code", "number_in_order", "official_codes",
+           "reading_order", "register_of", "update_register"]
+
+#: the column of official community codes on the boundaries when none is named
+CODE_COLUMN = "code"
+#: the column of official sub-district codes on the boundaries, if any
+SUBDISTRICT_CODE_COLUMN = "subdistrict_code"
 
 
 def grid_code(division: str, subdistrict: int, community: int, grid: int) -> str:
@@ -36,6 +48,108 @@ def grid_code(division: str, subdistrict: int, community: int, grid: int) -> str
             msg = f"{name} number {value} does not fit the 3 digits of a grid code (0-999)."
             raise ValueError(msg)
     return f"{division}{int(subdistrict):03d}{int(community):03d}{int(grid):03d}"
+
+
+def _as_code(value: Any) -> str | None:
+    """A code as text: ``110101007015`` (a number read from a spreadsheet too)."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return None
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+def official_codes(boundaries: pd.DataFrame, *, code_column: str | None,
+                   division_code: str, names: list[Any]) -> list[str] | None:
+    """The official 12-digit code of every community on ``boundaries``, checked.
+
+    ``code_column`` names the column (default :data:`CODE_COLUMN` when the layer
+    has one; None and no such column: no official codes, None returned).  Every
+    code must be 12 digits, none missing, none twice; where the layer has
+    sub-district codes (a :data:`SUBDISTRICT_CODE_COLUMN` column, or a
+    ``subdistrict_id`` of 9 digits) a community's code must start with its
+    sub-district's, and with ``division_code`` unless that is ``000000``.
+    ``names`` are the communities' ids, for the messages.
+
+    Examples
+    --------
+    >>> b = pd.DataFrame({"code": [110101007015, "110101007016"],
+    ...                   "subdistrict_id": ["110101007", "110101007"]})
+    >>> official_codes(b, code_column=None, division_code="000000", names=["a", "b"])
+    ['110101007015', '110101007016']
+    >>> official_codes(b.assign(code=["11010100701", "110101008016"]), code_column=None,
+    ...                division_code="000000", names=["a", "b"])
+    Traceback (most recent call last):
+    ...
+    gridmap._errors.LayerValidationError: 2 problems in the input:
+      - the official community code (column 'code' of `boundaries`) must be 12 digits (6 county + 3 sub-district + 3 community, 统计用区划代码), got '11010100701' for community 'a'. Fix the codes, or name another column with code_column (--code-column).
+      - the official code of community 'b', '110101008016', does not start with its sub-district's code '110101007'. Fix one of the two codes.
+    """  # noqa: E501 - a doctest's exception message is one line
+    from ._errors import LayerValidationError
+
+    column = code_column or CODE_COLUMN
+    if column not in boundaries.columns:
+        if code_column is None:
+            return None
+        msg = (f"`boundaries` has no column {code_column!r} of official community codes "
+               f"(code_column, --code-column); its columns are "
+               f"{[c for c in boundaries.columns if c != 'geometry']}.")
+        raise LayerValidationError(msg)
+    codes = [_as_code(v) for v in boundaries[column].tolist()]
+    where = f"column {column!r} of `boundaries`"
+    problems: list[str] = []
+    missing = [str(n) for n, c in zip(names, codes, strict=True) if c is None]
+    if missing:
+        problems.append(
+            f"the official community code ({where}) is missing for {len(missing)} "
+            f"communit{'y' if len(missing) == 1 else 'ies'} ({', '.join(missing[:5])}"
+            f"{', ...' if len(missing) > 5 else ''}). Give every community its 12-digit "
+            "code, or none (the codes are then provisional).")
+    for n, c in zip(names, codes, strict=True):
+        if c is not None and not (len(c) == 12 and c.isdigit()):
+            problems.append(
+                f"the official community code ({where}) must be 12 digits (6 county + 3 "
+                f"sub-district + 3 community, 统计用区划代码), got {c!r} for community "
+                f"{n!r}. Fix the codes, or name another column with code_column "
+                "(--code-column).")
+    seen: dict[str, Any] = {}
+    for n, c in zip(names, codes, strict=True):
+        if c is not None and c in seen:
+            problems.append(f"communities {seen[c]!r} and {n!r} have the same official code "
+                            f"{c!r}; every community needs its own.")
+        elif c is not None:
+            seen[c] = n
+    subs: list[str | None] = [None] * len(codes)
+    if SUBDISTRICT_CODE_COLUMN in boundaries.columns:
+        subs = [_as_code(v) for v in boundaries[SUBDISTRICT_CODE_COLUMN].tolist()]
+    elif "subdistrict_id" in boundaries.columns:
+        subs = [s if s is not None and len(s) == 9 and s.isdigit() else None
+                for s in (_as_code(v) for v in boundaries["subdistrict_id"].tolist())]
+    for n, c, sub in zip(names, codes, subs, strict=True):
+        if c is None or sub is None:
+            continue
+        if not (len(sub) == 9 and sub.isdigit()):
+            problems.append(f"the sub-district code of community {n!r} must be 9 digits "
+                            f"(6 county + 3 sub-district), got {sub!r} (column "
+                            f"{SUBDISTRICT_CODE_COLUMN!r} of `boundaries`).")
+        elif not c.startswith(sub):
+            problems.append(f"the official code of community {n!r}, {c!r}, does not start "
+                            f"with its sub-district's code {sub!r}. Fix one of the two "
+                            "codes.")
+    if division_code != "000000":
+        wrong = [f"{n!r} ({c})" for n, c in zip(names, codes, strict=True)
+                 if c is not None and not c.startswith(division_code)]
+        if wrong:
+            problems.append(
+                f"the official codes of {len(wrong)} communit"
+                f"{'y' if len(wrong) == 1 else 'ies'} ({', '.join(wrong[:3])}) do not start "
+                f"with the division code {division_code!r} (division_code, "
+                "--division-code). Fix the codes, or leave the division code out: it is "
+                "then the first 6 digits of the communities' codes.")
+    if problems:
+        raise LayerValidationError(problems)
+    return [str(c) for c in codes]
 
 
 def reading_order(x: np.ndarray, y: np.ndarray, band: float) -> np.ndarray:

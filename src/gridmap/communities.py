@@ -24,6 +24,7 @@ import shapely
 
 from ._errors import InfeasiblePartitionError, LayerValidationError
 from .band import heavier_than_a_grid
+from .codes import official_codes
 from .partition import UnitGraph, partition_graph
 from .units import Blocks, build_units
 
@@ -42,7 +43,9 @@ class Communities:
     whole area is one community); ``polygons`` their outlines in the working CRS
     (None when there were no boundaries and none were delineated); ``target``,
     ``tolerance`` and ``kind`` the target, tolerance and type of each (by
-    position); ``blocks`` the blocks with their community.
+    position); ``blocks`` the blocks with their community; ``codes`` the
+    communities' official 12-digit codes (None: none given, the grid codes are
+    provisional).
     """
 
     ids: list[Any]
@@ -52,17 +55,24 @@ class Communities:
     tolerance: np.ndarray
     kind: list[str] | None
     blocks: Blocks
+    codes: list[str] | None = None
 
 
 def find_communities(blocks: Blocks, boundaries: gpd.GeoDataFrame | None,
                      buildings: gpd.GeoDataFrame | None, weight: np.ndarray,
                      balance: Balance, *, graph_of: Callable[..., tuple[Any, UnitGraph]],
                      building_geoms: np.ndarray, seed: int | None,
-                     notes: list[str]) -> Communities:
-    """Stage 4b: the communities, delineated first where asked, and their targets."""
+                     notes: list[str], code_column: str | None = None,
+                     division_code: str = "000000") -> Communities:
+    """Stage 4b: the communities, delineated first where asked, and their targets.
+
+    And their official codes (:func:`~gridmap.codes.official_codes`: the column
+    ``code_column`` of the boundaries, default ``code`` when present).
+    """
     community_ids: list[Any] = [1]  # no boundaries: the whole area is community 1
     subdistrict_ids: list[Any] = [None]
     polygons = None
+    codes = None
     if boundaries is not None:
         bnd = boundaries.reset_index(drop=True)
         polygons = np.asarray(shapely.make_valid(bnd.geometry.values))
@@ -70,6 +80,13 @@ def find_communities(blocks: Blocks, boundaries: gpd.GeoDataFrame | None,
                          else list(range(1, len(bnd) + 1)))
         subdistrict_ids = (bnd["subdistrict_id"].tolist() if "subdistrict_id" in bnd
                            else [None] * len(bnd))
+        codes = official_codes(bnd, code_column=code_column, division_code=division_code,
+                               names=community_ids)
+    elif code_column is not None:
+        msg = (f"code_column={code_column!r} (--code-column) names the official codes on "
+               "the community boundaries, but no boundaries were given (boundaries, "
+               "--boundaries).")
+        raise LayerValidationError(msg)
     if balance.community_target is not None:
         if boundaries is not None:
             notes.append("community_target was not used: community boundaries were given.")
@@ -85,7 +102,7 @@ def find_communities(blocks: Blocks, boundaries: gpd.GeoDataFrame | None,
         balance, boundaries=boundaries, buildings=buildings, blocks=blocks, weight=weight,
         n_communities=len(community_ids), notes=notes)
     return Communities(community_ids, subdistrict_ids, polygons, target, tolerance, kind,
-                       blocks)
+                       blocks, codes)
 
 
 def check_grid_count(weight: np.ndarray, community: np.ndarray, target: Any,

@@ -203,7 +203,8 @@ def make_plan(sources: LayerSources, options: Options, *, timer: StageTimer,
     communities = find_communities(
         blocks, layers.boundaries, layers.buildings, counts.weight, options.balance,
         graph_of=maker.graph, building_geoms=building_geoms, seed=options.search.seed,
-        notes=notes)
+        notes=notes, code_column=options.inputs.code_column,
+        division_code=options.inputs.division_code)
     maker = dataclasses.replace(maker, blocks=communities.blocks)
     split = _blocks_to_split(maker, communities, options.balance,
                              has_buildings=layers.buildings is not None)
@@ -320,6 +321,18 @@ def _blocks_to_split(maker: UnitMaker, communities: Communities, balance: Balanc
     return (load > limit) & (maker.n_buildings > 1) & has_buildings & (maker.special < 0)
 
 
+def _code_notes(communities: Communities, division_code: str) -> list[str]:
+    """A note that the grid codes are provisional, where no official codes were given."""
+    if communities.codes is not None:
+        return []
+    return ["the grid codes are provisional: their sub-district and community parts are "
+            "gridmap's own numbers"
+            + (" and the division part is 000000" if division_code == "000000" else "")
+            + ". Give the communities' official 12-digit codes (统计用区划代码) in a `code` "
+            "column of the boundaries (--code-column) for codes other platforms can "
+            "join on."]
+
+
 def _scale_notes(overall: dict[str, Any], by: str) -> list[str]:
     """A note for every community whose mean left its target ± tolerance (规模适度)."""
     return [
@@ -379,6 +392,8 @@ def _the_plan(layers: Layers, counts: Counts, communities: Communities,
         "input_crs": input_crs.to_string() if input_crs is not None else None,
         "split_above": _split_limit(communities, bal), "area_source": area_source,
         "division_code": inp.division_code, "id_column": layers.id_column,
+        "code_column": inp.code_column,
+        "codes": "provisional" if communities.codes is None else "official",
         "barriers": sorted(inp.barriers),
         "targets": None if bal.targets is None else {str(k): v
                                                      for k, v in bal.targets.items()},
@@ -397,7 +412,8 @@ def _the_plan(layers: Layers, counts: Counts, communities: Communities,
         "population": counts.report,
         "workload": overall["workload"],
         "islands": island_report,
-        "notes": notes + assignment.notes + _scale_notes(overall, bal.by),
+        "notes": notes + assignment.notes + _scale_notes(overall, bal.by)
+        + _code_notes(communities, inp.division_code),
         # the stages up to here; a command adds those of its write and maps to
         # what it writes (metrics.json), not to the plan
         "timings": dict(timer.done()),

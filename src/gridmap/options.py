@@ -548,6 +548,10 @@ class Inputs:
         community listed first).
     division_code
         The 6-digit administrative division code that starts every grid code.
+    code_column
+        The column of the communities' official 12-digit codes (统计用区划代码) on
+        the boundaries; default ``code`` when there is one.  A grid's code is then
+        its community's code and a 3-digit sequence.
     barriers, exclude_streets, cut_cost
         Street classes a grid should not straddle; classes that close no block;
         the cost per metre of a grid edge along a street of each class.
@@ -585,6 +589,10 @@ class Inputs:
         "community listed first) instead of refusing them"))
     division_code: str = field(default="000000", metadata=_cli(
         "--division-code", help="6-digit administrative division code for grid codes"))
+    code_column: str | None = field(default=None, metadata=_cli(
+        "--code-column", help="column of the official 12-digit community codes on the "
+        "boundaries (default: code, when present); a grid's code is its community's "
+        "code and a 3-digit sequence"))
     barriers: frozenset[str] = DEFAULT_BARRIERS
     exclude_streets: frozenset[str] = NON_BLOCKING_CLASSES
     cut_cost: Mapping[str, float] | None = None

@@ -32,6 +32,10 @@ __all__ = ["LOCK_FILE", "PLAN_OUTPUTS", "OutputFolder"]
 PLAN_OUTPUTS: tuple[str, ...] = (
     "plan.gpkg", "metrics.json", "coverage.html", "workload.html", "coverage.png",
     "workload.png", "load_chart.png", "changes.csv", "handover.csv", "diff.html",
+    # the exports (gridmap.export)
+    *(f"{layer}.{ext}" for layer in ("grids", "buildings")
+      for ext in ("shp", "shx", "dbf", "prj", "cpg", "geojson")),
+    "shapefile_fields.csv", "roster.xlsx", "roster_grids.csv", "roster_buildings.csv",
 )
 #: the lock file that marks a folder as being written
 LOCK_FILE = ".gridmap.lock"

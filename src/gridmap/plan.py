@@ -6,6 +6,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -185,6 +186,18 @@ class GridPlan:
         from .static import static_map
 
         return static_map(self, path, **kwargs)
+
+    def export(self, folder: str | os.PathLike, formats: str | Sequence[str] = (
+            "shp", "geojson", "xlsx", "csv"), *, encoding: str = "GBK",
+            datum: str = "wgs84", address: str | None = None) -> list[Path]:
+        """Write the plan as Shapefile, GeoJSON and the grid roster (xlsx, csv).
+
+        See :func:`gridmap.export.export_plan`; returns the files written.
+        """
+        from .export import export_plan
+
+        return export_plan(self, folder, formats, encoding=encoding, datum=datum,
+                           address=address)
 
     def _write_metrics(self, folder: str | os.PathLike, *,
                        timings: dict[str, Any] | None = None,

@@ -23,6 +23,7 @@ from ._errors import GridmapError
 from .changes import handover
 from .chart import load_chart_svg
 from .colours import DIFF_COLOURS, KIND_COLOURS, PALETTE, RAMP, classify, grid_colours
+from .datum import wgs84_to_gcj02
 from .io import to_metric
 from .workload import grid_workload
 
@@ -63,43 +64,6 @@ _SUBDOMAINS = {"amap": "1234", "tencent": "0123"}
 
 #: above this many buildings the coverage map leaves them out unless asked
 BUILDINGS_SHOWN = 20_000
-
-
-def wgs84_to_gcj02(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Shift WGS84 longitude/latitude to GCJ-02, the offset AMap and Tencent use.
-
-    The published GCJ-02 formula (Krasovsky 1940 ellipsoid); points outside
-    mainland China's bounding box are left as they are, as those services do.
-    Accurate to a few metres, which is what lining up with their tiles needs.
-
-    Examples
-    --------
-    The published reference point in Shanghai (the eviltransform test vector):
-
-    >>> x, y = wgs84_to_gcj02(np.array([121.5272106]), np.array([31.1774276]))
-    >>> round(float(x[0]), 9), round(float(y[0]), 9)
-    (121.531541859, 31.175303984)
-    """
-    lon = np.asarray(lon, dtype=float)
-    lat = np.asarray(lat, dtype=float)
-    a, ee = 6378245.0, 0.00669342162296594323
-    x, y = lon - 105.0, lat - 35.0
-    sq = np.sqrt(np.abs(x))
-    dlat = (-100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * sq
-            + (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
-            + (20.0 * np.sin(y * np.pi) + 40.0 * np.sin(y / 3.0 * np.pi)) * 2.0 / 3.0
-            + (160.0 * np.sin(y / 12.0 * np.pi) + 320 * np.sin(y * np.pi / 30.0)) * 2.0 / 3.0)
-    dlon = (300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * sq
-            + (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
-            + (20.0 * np.sin(x * np.pi) + 40.0 * np.sin(x / 3.0 * np.pi)) * 2.0 / 3.0
-            + (150.0 * np.sin(x / 12.0 * np.pi) + 300.0 * np.sin(x / 30.0 * np.pi)) * 2.0 / 3.0)
-    rad = lat / 180.0 * np.pi
-    magic = 1 - ee * np.sin(rad) ** 2
-    sqm = np.sqrt(magic)
-    dlat = (dlat * 180.0) / ((a * (1 - ee)) / (magic * sqm) * np.pi)
-    dlon = (dlon * 180.0) / (a / sqm * np.cos(rad) * np.pi)
-    inside = (lon > 73.66) & (lon < 135.05) & (lat > 3.86) & (lat < 53.55)
-    return np.where(inside, lon + dlon, lon), np.where(inside, lat + dlat, lat)
 
 
 def _folium():

@@ -30,7 +30,7 @@ from .changes import (
     handover,
     id_key,
 )
-from .codes import register_of, update_register
+from .codes import CODE_COLUMN, register_of, update_register
 from .layers import LayerSources
 from .options import Workload, options_from_keywords
 from .plan import GridPlan, read_plan
@@ -217,6 +217,10 @@ def _communities_of(plan: GridPlan, *, own_targets: bool,
         ["community_id", grids.geometry.name]]
     if "subdistrict_id" in grids.columns:
         bnd["subdistrict_id"] = bnd["community_id"].map(first["subdistrict_id"])
+    if plan.metrics.get("params", {}).get("codes") == "official":
+        # a grid's code is its community's official code and a sequence: new
+        # grids of a community none of whose grids is kept take it again
+        bnd[CODE_COLUMN] = bnd["community_id"].map(first["code"].astype(str).str[:-3])
     if own_targets:
         bnd[COMMUNITY_TYPE] = bnd["community_id"].astype(str)
     elif type_column is not None and "community_type" in grids.columns:
