@@ -168,3 +168,63 @@ def test_layers_go_to_wgs84_and_back():
         to_wgs84(pts, "gcj-2")
     with pytest.raises(gridmap.LayerValidationError, match="must be in longitude/latitude"):
         to_wgs84(pts.to_crs(32651), "gcj02")
+
+
+def _in_shanghai():
+    """A small city moved to Shanghai (UTM 51N), as longitude/latitude in WGS84."""
+    b, s = grid_city(4, 4, per_block=2, households=50)
+    for gdf in (b, s):
+        gdf.geometry = gdf.geometry.translate(352_000, 3_456_000)
+    return b.to_crs(4326), s.to_crs(4326)
+
+
+def test_layers_traced_in_gcj02_give_the_same_plan_written_back_in_gcj02(tmp_path):
+    b, s = _in_shanghai()
+    plan = gridmap.delineate(b, s, target=200)
+    gb, gs = from_wgs84(b, "gcj02"), from_wgs84(s, "gcj02")
+    traced = gridmap.delineate(gb, gs, target=200, input_datum="gcj02")
+    assert traced.buildings["grid_id"].tolist() == plan.buildings["grid_id"].tolist()
+    assert traced.params["output_datum"] == "gcj02"
+    assert any("converted to WGS84" in n for n in traced.metrics["notes"])
+    # in memory the plan is in WGS84 (its maps line up with OSM)
+    assert np.allclose(shapely.get_coordinates(traced.buildings.geometry.values),
+                       shapely.get_coordinates(b.geometry.values), atol=1e-8)
+    # its files are in GCJ-02, as it came in; read back, WGS84 again
+    traced.to_file(tmp_path / "p")
+    on_disk = gpd.read_file(tmp_path / "p" / "plan.gpkg", layer="buildings")
+    assert np.allclose(shapely.get_coordinates(on_disk.geometry.values),
+                       shapely.get_coordinates(gb.geometry.values), atol=1e-8)
+    back = gridmap.read_plan(tmp_path / "p")
+    assert np.allclose(shapely.get_coordinates(back.buildings.geometry.values),
+                       shapely.get_coordinates(b.geometry.values), atol=1e-8)
+    # the GeoJSON export defaults to the plan's datum; WGS84 on request
+    gj = gpd.read_file(traced.export(tmp_path / "x", "geojson")[1])
+    assert np.allclose(shapely.get_coordinates(gj.geometry.values),
+                       shapely.get_coordinates(gb.geometry.values), atol=1e-7)
+    # a re-partition takes the new buildings in the plan's datum
+    again = gridmap.repartition(back, gb)
+    assert again.metrics["changes"]["buildings_moved"] == 0
+    # a projected layer cannot be in GCJ-02
+    with pytest.raises(gridmap.LayerValidationError, match="must be in longitude/latitude"):
+        gridmap.delineate(gb.to_crs(32651), gs.to_crs(32651), target=200, input_datum="gcj02")
+    with pytest.raises(gridmap.GridmapError, match="input_datum must be one of"):
+        gridmap.delineate(gb, gs, target=200, input_datum="baidu")
+
+
+def test_input_datum_on_the_command_line(tmp_path):
+    b, s = _in_shanghai()
+    gb, gs = from_wgs84(b, "bd09"), from_wgs84(s, "bd09")
+    gb.to_file(tmp_path / "b.gpkg")
+    gs.to_file(tmp_path / "s.gpkg")
+    out = tmp_path / "out"
+    assert main(["delineate", "--buildings", str(tmp_path / "b.gpkg"), "--streets",
+                 str(tmp_path / "s.gpkg"), "--target", "200", "--input-datum", "bd09",
+                 "--output-datum", "gcj02", "--export", "geojson", "--out", str(out),
+                 "--quiet", "--no-map"]) == 0
+    written = gpd.read_file(out / "buildings.geojson")
+    want = from_wgs84(b, "gcj02")
+    assert np.allclose(shapely.get_coordinates(written.geometry.values),
+                       shapely.get_coordinates(want.geometry.values), atol=1e-7)
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert (metrics["params"]["input_datum"], metrics["params"]["output_datum"]) == (
+        "bd09", "gcj02")

@@ -127,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
 #: effort, time limit, id column, encoding, strictness and islands have flags of
 #: its own); the rest fix what the plan is made of: its communities, streets,
 #: road and unit grids and codes
-REPARTITION_OPTIONS = ("targets", "type_column", "split_above", "max_distance",
+REPARTITION_OPTIONS = ("input_datum", "output_datum",
+                       "targets", "type_column", "split_above", "max_distance",
                        "dwelling_size", "persons_per_household", "default_levels", "groups",
                        "formula", "capacity", "restarts", "exact", "columns",
                        "allow_overlaps")
@@ -189,9 +190,10 @@ def _export_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export-encoding", default="GBK",
                    help="text encoding of the exported Shapefiles (default GBK, with a "
                    ".cpg naming it)")
-    p.add_argument("--export-datum", default="wgs84", choices=("wgs84", "gcj02", "bd09"),
+    p.add_argument("--export-datum", default=None, choices=("wgs84", "gcj02", "bd09"),
                    help="longitude/latitude of the exported GeoJSON (and Shapefiles, when "
-                   "not wgs84): wgs84 (default), gcj02 (AMap, Tencent), bd09 (Baidu)")
+                   "not wgs84): wgs84, gcj02 (AMap, Tencent), bd09 (Baidu); default the "
+                   "plan's output datum (wgs84 unless --input-datum said otherwise)")
     p.add_argument("--address-column", default=None,
                    help="the buildings' address column for the roster (default: address, "
                    "else OSM's addr_street and addr_housenumber)")

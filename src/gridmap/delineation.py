@@ -393,6 +393,7 @@ def _the_plan(layers: Layers, counts: Counts, communities: Communities,
         "split_above": _split_limit(communities, bal), "area_source": area_source,
         "division_code": inp.division_code, "id_column": layers.id_column,
         "code_column": inp.code_column,
+        "input_datum": inp.input_datum, "output_datum": inp.output_datum or inp.input_datum,
         "codes": "provisional" if communities.codes is None else "official",
         "barriers": sorted(inp.barriers),
         "targets": None if bal.targets is None else {str(k): v

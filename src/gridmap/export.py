@@ -139,7 +139,7 @@ def export_files(formats: Iterable[str]) -> list[str]:
 
 def export_plan(plan: GridPlan, folder: str | os.PathLike,
                 formats: str | Iterable[str] = EXPORT_FORMATS, *, encoding: str = "GBK",
-                datum: str = "wgs84", address: str | None = None) -> list[Path]:
+                datum: str | None = None, address: str | None = None) -> list[Path]:
     """Write the plan's grids and buildings in ``formats`` into ``folder``.
 
     See the module's docstring for the files.  ``encoding`` is the Shapefiles'
@@ -165,7 +165,8 @@ def export_plan(plan: GridPlan, folder: str | os.PathLike,
     ['grids.geojson', 'buildings.geojson', 'roster_grids.csv', 'roster_buildings.csv']
     """
     chosen = parse_formats(formats)
-    datum = check_datum(datum, option="--export-datum")
+    datum = check_datum(datum or plan.params.get("output_datum") or "wgs84",
+                        option="--export-datum")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

@@ -23,6 +23,7 @@ import shapely
 from . import io as gio
 from ._validate import Problems, repair_polygons, validate_inputs
 from .adjacency import street_rank
+from .datum import to_wgs84
 from .options import Options
 
 __all__ = ["COUNT_FIELDS", "EXTRA_FIELDS", "STREET_CLASS_COLUMNS", "LayerSources",
@@ -129,6 +130,13 @@ def read_layers(sources: LayerSources, options: Options,
     notes: list[str] = list(checked.notes)
     read = checked.layers
     problems.raise_if_any()
+    if inp.input_datum != "wgs84":
+        # traced from a Chinese web map: to WGS84 before anything is measured
+        read = {role: to_wgs84(gdf, inp.input_datum) if gdf is not None else None
+                for role, gdf in read.items()}
+        notes.append(f"the layers are in {inp.input_datum.upper()} (input_datum): "
+                     "converted to WGS84 for the work; the files are written in "
+                     f"{(inp.output_datum or inp.input_datum).upper()}.")
     # canonical names; the original columns are kept for the output
     columns = inp.columns
     renamed = {role: gio.rename_columns(gdf, columns, role=role) if gdf is not None

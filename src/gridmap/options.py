@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from ._errors import GridmapError, OptionError
 from .adjacency import DEFAULT_BARRIERS
+from .datum import DATUMS
 from .effort import EFFORT_PRESETS
 from .special import DEFAULT_ROAD_CLASSES, DEFAULT_UNIT_KINDS
 from .units import NON_BLOCKING_CLASSES
@@ -548,6 +549,11 @@ class Inputs:
         community listed first).
     division_code
         The 6-digit administrative division code that starts every grid code.
+    input_datum, output_datum
+        The datum of longitude/latitude layers (``"wgs84"``, ``"gcj02"`` for data
+        traced from AMap or Tencent maps, ``"bd09"`` from Baidu's), converted to
+        WGS84 before the work; and that of the files written (default: the
+        input's).
     code_column
         The column of the communities' official 12-digit codes (统计用区划代码) on
         the boundaries; default ``code`` when there is one.  A grid's code is then
@@ -589,6 +595,13 @@ class Inputs:
         "community listed first) instead of refusing them"))
     division_code: str = field(default="000000", metadata=_cli(
         "--division-code", help="6-digit administrative division code for grid codes"))
+    input_datum: str = field(default="wgs84", metadata=_cli(
+        "--input-datum", choices=("wgs84", "gcj02", "bd09"),
+        help="datum of longitude/latitude layers: wgs84 (default; GPS, OSM, surveys), "
+        "gcj02 (traced from AMap/Tencent), bd09 (Baidu); converted to WGS84 for the work"))
+    output_datum: str | None = field(default=None, metadata=_cli(
+        "--output-datum", choices=("wgs84", "gcj02", "bd09"),
+        help="datum of the files written (default: the input's)"))
     code_column: str | None = field(default=None, metadata=_cli(
         "--code-column", help="column of the official 12-digit community codes on the "
         "boundaries (default: code, when present); a grid's code is its community's "
@@ -609,6 +622,17 @@ class Inputs:
                f"'310101' for Shanghai Huangpu), got {self.division_code!r} "
                "(--division-code).")
         object.__setattr__(self, "division_code", code)
+        for name in ("input_datum", "output_datum"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            d = str(value).lower().replace("-", "").replace("_", "")
+            c.need(d in DATUMS,
+                   f"{name} must be one of {', '.join(DATUMS)}, got {value!r} "
+                   f"(--{name.replace('_', '-')}): gcj02 for data traced from AMap (高德) "
+                   "or Tencent maps, bd09 for Baidu maps, wgs84 for GPS, OpenStreetMap "
+                   "and surveyed data.")
+            object.__setattr__(self, name, d)
         for name in ("barriers", "exclude_streets"):
             v = getattr(self, name)
             object.__setattr__(self, name, frozenset((v,) if isinstance(v, str) else v))

@@ -15,6 +15,8 @@ import geopandas as gpd
 import networkx as nx
 import pandas as pd
 
+from .datum import from_wgs84, to_wgs84
+
 if TYPE_CHECKING:
     from .options import Options
 
@@ -189,7 +191,7 @@ class GridPlan:
 
     def export(self, folder: str | os.PathLike, formats: str | Sequence[str] = (
             "shp", "geojson", "xlsx", "csv"), *, encoding: str = "GBK",
-            datum: str = "wgs84", address: str | None = None) -> list[Path]:
+            datum: str | None = None, address: str | None = None) -> list[Path]:
         """Write the plan as Shapefile, GeoJSON and the grid roster (xlsx, csv).
 
         See :func:`gridmap.export.export_plan`; returns the files written.
@@ -229,12 +231,17 @@ class GridPlan:
         t0, c0 = time.perf_counter(), time.process_time()
         _reset_peak_rss()
         gpkg = Path(folder) / PLAN_FILE
-        self.grids.to_file(gpkg, layer="grids", driver="GPKG", engine="pyogrio")
-        self.buildings.to_file(gpkg, layer="buildings", driver="GPKG", engine="pyogrio")
-        if units:
-            self.units.to_file(gpkg, layer="units", driver="GPKG", engine="pyogrio")
-        if self.streets is not None and len(self.streets):
-            self.streets.to_file(gpkg, layer="streets", driver="GPKG", engine="pyogrio")
+        layers = {"grids": self.grids, "buildings": self.buildings,
+                  "units": self.units if units else None,
+                  "streets": self.streets if self.streets is not None
+                  and len(self.streets) else None}
+        datum = self.params.get("output_datum") or "wgs84"
+        for name, gdf in layers.items():
+            if gdf is None:
+                continue
+            # the files in the datum the layers came in (read_plan turns them back)
+            shown = from_wgs84(gdf, datum) if datum != "wgs84" else gdf
+            shown.to_file(gpkg, layer=name, driver="GPKG", engine="pyogrio")
         if self.codes is not None:
             import pyogrio
 
@@ -319,6 +326,11 @@ def read_plan(path: str | os.PathLike) -> GridPlan:
     metrics_path = gpkg.parent / METRICS_FILE
     metrics = (json.loads(metrics_path.read_text(encoding="utf-8"))
                if metrics_path.exists() else {})
+    datum = metrics.get("params", {}).get("output_datum") or "wgs84"
+    if datum != "wgs84":
+        # written in the datum its layers came in: the plan works in WGS84
+        grids, buildings, units = (to_wgs84(g, datum) for g in (grids, buildings, units))
+        streets = to_wgs84(streets, datum) if streets is not None else None
     graph: nx.Graph[int] = nx.Graph()
     if len(units):
         from .adjacency import build_adjacency

@@ -31,6 +31,7 @@ from .changes import (
     id_key,
 )
 from .codes import CODE_COLUMN, register_of, update_register
+from .datum import check_datum, to_wgs84
 from .layers import LayerSources
 from .options import Workload, options_from_keywords
 from .plan import GridPlan, read_plan
@@ -133,9 +134,19 @@ def repartition(
     old_b = plan.buildings
     id_col = id_column or params.get("id_column") or (
         "building_id" if "building_id" in old_b.columns else "id")
+    # the current layers come from where the plan's did: in its datum unless told
+    # otherwise, turned to WGS84 here (the plan's own layers are in WGS84 already)
+    datum = check_datum(kwargs.pop("input_datum", None) or params.get("input_datum")
+                        or "wgs84")
+    output_datum = kwargs.pop("output_datum", None) or params.get("output_datum") or datum
     plan, buildings, read_notes = _current_buildings(
         plan, buildings, id_col=id_col, by=by, encoding=encoding,
-        strict=kwargs.get("strict") is True)
+        strict=kwargs.get("strict") is True, datum=datum)
+    if population is not None and datum != "wgs84":
+        from .io import read_layer_noted
+
+        population = to_wgs84(read_layer_noted(population, role="population",
+                                               encoding=encoding)[0], datum)
     # targets per type given again: the types are those the grids were made with
     per_type = kwargs.get("type_column") or (
         plan.options.balance.type_column if plan.options is not None else None) \
@@ -155,7 +166,8 @@ def repartition(
     keywords = {"by": by, "target": target, "tolerance": tolerance, "seed": seed,
                 "id_column": id_col, "columns": columns, "encoding": encoding,
                 "street_column": "class" if streets is not None else None,
-                "division_code": params.get("division_code", "000000"), **kwargs}
+                "division_code": params.get("division_code", "000000"),
+                "output_datum": output_datum, **kwargs}
     options, problems = options_from_keywords(
         given, {k: v for k, v in keywords.items()
                 if v is not None or k not in ("target", "tolerance")},
@@ -184,6 +196,7 @@ def repartition(
         # settings they were carved with, for the next re-partition to find
         made = dataclasses.replace(made, special=plan.options.special)
     metrics = {**new.metrics, "changes": changes,
+               "params": {**new.params, "input_datum": datum},
                **({"options": made.to_dict()} if made is not None else {})}
     return dataclasses.replace(new, metrics=metrics, previous=plan, codes=codes,
                                options=made)
@@ -293,7 +306,7 @@ def _settings_changed(before: Any, after: Any) -> dict[str, list[Any]]:
 
 
 def _current_buildings(plan: GridPlan, buildings: Any, *, id_col: str, by: str,
-                       encoding: str | None, strict: bool
+                       encoding: str | None, strict: bool, datum: str = "wgs84"
                        ) -> tuple[GridPlan, Any, list[str]]:
     """The current buildings read and checked against the plan; the notes on them.
 
@@ -313,6 +326,8 @@ def _current_buildings(plan: GridPlan, buildings: Any, *, id_col: str, by: str,
     for note in notes:
         warnings.warn(note, GridmapWarning, stacklevel=3)
     buildings = _without_derived_gaps(buildings, plan, by)
+    if datum != "wgs84":
+        buildings = to_wgs84(buildings, datum)
     buildings, moved_crs = _in_plans_crs(buildings, plan)
     if moved_crs:
         warnings.warn(moved_crs, GridmapWarning, stacklevel=3)
