@@ -127,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
 #: effort, time limit, id column, encoding, strictness and islands have flags of
 #: its own); the rest fix what the plan is made of: its communities, streets,
 #: road and unit grids and codes
-REPARTITION_OPTIONS = ("input_datum", "output_datum",
+REPARTITION_OPTIONS = ("input_datum", "output_datum", "population_key",
+                       "population_address", "address_column", "count_column",
                        "targets", "type_column", "split_above", "max_distance",
                        "dwelling_size", "persons_per_household", "default_levels", "groups",
                        "formula", "capacity", "restarts", "exact", "columns",
@@ -194,9 +195,6 @@ def _export_options(p: argparse.ArgumentParser) -> None:
                    help="longitude/latitude of the exported GeoJSON (and Shapefiles, when "
                    "not wgs84): wgs84, gcj02 (AMap, Tencent), bd09 (Baidu); default the "
                    "plan's output datum (wgs84 unless --input-datum said otherwise)")
-    p.add_argument("--address-column", default=None,
-                   help="the buildings' address column for the roster (default: address, "
-                   "else OSM's addr_street and addr_housenumber)")
 
 
 def _exports_of(args: argparse.Namespace) -> tuple[str, ...]:
@@ -210,7 +208,15 @@ def _write_exports(plan: GridPlan, folder: Path, args: argparse.Namespace) -> No
     formats = _exports_of(args)
     if formats:
         plan.export(folder, formats, encoding=args.export_encoding,
-                    datum=args.export_datum, address=args.address_column)
+                    datum=args.export_datum, address=getattr(args, "address_column", None))
+
+
+def _unmatched_file(args: argparse.Namespace) -> list[str]:
+    """population_unmatched.csv, where the population is a table (a register)."""
+    from .plan import UNMATCHED_FILE
+    from .register import is_table
+
+    return [UNMATCHED_FILE] if is_table(getattr(args, "population", None)) else []
 
 
 def _overwrite_option(p: argparse.ArgumentParser) -> None:
@@ -411,7 +417,7 @@ def _delineate(args: argparse.Namespace) -> int:
 
     maps = None if args.no_map else _maps_of(args)
     options = _options_of(args)
-    exports = export_files(_exports_of(args))
+    exports = export_files(_exports_of(args)) + _unmatched_file(args)
     with OutputFolder(args.out, writes=[PLAN_FILE, METRICS_FILE, *_map_files(maps),
                                         *exports], overwrite=args.overwrite) as run:
         # one stage bar for the whole command, maps and write included
@@ -448,7 +454,7 @@ def _repartition(args: argparse.Namespace) -> int:
     _check_locks(args.plan, args.lock)
     writes = [PLAN_FILE, METRICS_FILE, "changes.csv", "handover.csv", *_map_files(maps),
               *(["diff.html"] if maps is not None else []),
-              *export_files(_exports_of(args))]
+              *export_files(_exports_of(args)), *_unmatched_file(args)]
     from .options import keywords_from_arguments
 
     given = keywords_from_arguments(args, only=REPARTITION_OPTIONS)

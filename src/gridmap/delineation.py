@@ -411,6 +411,7 @@ def _the_plan(layers: Layers, counts: Counts, communities: Communities,
         "violations": overall["violations"],
         "params": params,
         "population": counts.report,
+        **({"register": layers.register.report} if layers.register is not None else {}),
         "workload": overall["workload"],
         "islands": island_report,
         "notes": notes + assignment.notes + _scale_notes(overall, bal.by)
@@ -438,7 +439,8 @@ def _the_plan(layers: Layers, counts: Counts, communities: Communities,
         if input_crs is not None else gpd.GeoSeries([area]),
         streets=streets_out, options=options,
         # the code register of a new plan (a re-partition carries its plan's on)
-        codes=register_of(grids_out, since=datetime.date.today().isoformat())),
+        codes=register_of(grids_out, since=datetime.date.today().isoformat()),
+        unmatched=layers.register.unmatched if layers.register is not None else None),
         layers, counts, options)
 
 

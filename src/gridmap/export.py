@@ -33,6 +33,7 @@ import pandas as pd
 
 from ._errors import OptionError
 from .datum import check_datum, from_wgs84
+from .register import building_addresses
 
 if TYPE_CHECKING:
     from .plan import GridPlan
@@ -72,8 +73,6 @@ BUILDING_HEADERS: tuple[tuple[str, str], ...] = (
     ("households", "户数"))
 #: the grid types in Chinese, for the roster
 KIND_NAMES = {"community": "社区网格", "road": "道路网格", "unit": "单位网格"}
-#: columns taken as a building's address, first found (OSM's street and number else)
-ADDRESS_COLUMNS = ("address", "addr_full", "addr:full", "地址", "门牌")
 
 _FILES = {
     "shp": [f"{layer}.{ext}" for layer in ("grids", "buildings")
@@ -146,9 +145,8 @@ def export_plan(plan: GridPlan, folder: str | os.PathLike,
     (GBK by default; a character GBK lacks is written as ``?``); ``datum`` the
     GeoJSON's longitude/latitude (``wgs84``, ``gcj02`` or ``bd09``) and, when not
     ``wgs84``, the Shapefiles' too (else they keep the plan's CRS); ``address``
-    the buildings' address column for the roster (default: the first of
-    :data:`ADDRESS_COLUMNS`, else OSM's ``addr_street`` and
-    ``addr_housenumber``).  Returns the files written.
+    the buildings' address column for the roster (default:
+    :func:`gridmap.register.building_addresses`'s).  Returns the files written.
 
     Examples
     --------
@@ -220,7 +218,7 @@ def roster(plan: GridPlan, *, address: str | None = None
     ids = b[id_col] if id_col in b.columns else pd.Series(b.index, index=b.index)
     cols = {
         "id": ids.to_numpy(),
-        "address": _addresses(b, address),
+        "address": building_addresses(b, address),
         "grid_code": b["grid_id"].map(code_of).to_numpy() if "grid_id" in b.columns
         else np.full(len(b), None),
         "households": b["households"].to_numpy() if "households" in b.columns
@@ -228,27 +226,6 @@ def roster(plan: GridPlan, *, address: str | None = None
     }
     buildings = pd.DataFrame({_header(c, zh): cols[c] for c, zh in BUILDING_HEADERS})
     return grids.reset_index(drop=True), buildings
-
-
-def _addresses(b: pd.DataFrame, column: str | None) -> np.ndarray:
-    if column is not None:
-        if column not in b.columns:
-            msg = (f"the buildings have no column {column!r} of addresses (address, "
-                   f"--address-column); their columns are "
-                   f"{[c for c in b.columns if c != b.geometry.name]}.")
-            raise OptionError(msg)
-        return b[column].fillna("").astype(str).to_numpy()
-    for c in ADDRESS_COLUMNS:
-        if c in b.columns:
-            return b[c].fillna("").astype(str).to_numpy()
-    street = next((c for c in ("addr_street", "addr:street") if c in b.columns), None)
-    number = next((c for c in ("addr_housenumber", "addr:housenumber") if c in b.columns),
-                  None)
-    if street is None and number is None:
-        return np.full(len(b), "", dtype=object)
-    parts = [b[c].fillna("").astype(str) for c in (street, number) if c is not None]
-    joined = parts[0] if len(parts) == 1 else parts[0] + parts[1]
-    return joined.str.strip().to_numpy()
 
 
 def _plain(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

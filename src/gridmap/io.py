@@ -64,7 +64,8 @@ FALLBACK_ENCODING = "GB18030"
 _OSM_TAG_RE = re.compile(r'"([^"]+)"=>"((?:[^"\\]|\\.)*)"')
 
 # which columns of OSM's other_tags to lift into columns, per role
-_OSM_TAGS = ("building:levels", "height", "building:height", "name:zh", "addr:street")
+_OSM_TAGS = ("building:levels", "height", "building:height", "name:zh", "addr:street",
+             "addr:housenumber")
 
 
 def _split_layer(source: str) -> tuple[str, str | None]:

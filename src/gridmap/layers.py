@@ -10,6 +10,7 @@ the work is done in, and the streets as classed lines.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,10 +22,12 @@ import pyproj
 import shapely
 
 from . import io as gio
+from ._errors import LayerValidationError
 from ._validate import Problems, repair_polygons, validate_inputs
 from .adjacency import street_rank
 from .datum import to_wgs84
 from .options import Options
+from .register import RegisterJoin, is_table, join_register, read_table
 
 __all__ = ["COUNT_FIELDS", "EXTRA_FIELDS", "STREET_CLASS_COLUMNS", "LayerSources",
            "Layers", "StreetLines", "read_layers"]
@@ -99,6 +102,8 @@ class Layers:
     restore: np.ndarray | None
     notes: list[str] = field(default_factory=list)
     dropped: dict[str, list[Any]] = field(default_factory=dict)
+    #: a population table joined to the buildings (None: no table was given)
+    register: RegisterJoin | None = None
 
     @property
     def main(self) -> gpd.GeoDataFrame:
@@ -121,13 +126,19 @@ def read_layers(sources: LayerSources, options: Options,
     """
     problems = problems if problems is not None else Problems()
     bal, inp = options.balance, options.inputs
+    table: pd.DataFrame | None = None
+    table_notes: list[str] = []
+    if is_table(sources.population):
+        # a register: rows joined to the buildings below, not a layer on the map
+        table, table_notes = read_table(sources.population, encoding=inp.encoding)
+        sources = dataclasses.replace(sources, population=None)
     checked = validate_inputs(
         sources.by_role(), columns=inp.columns, id_column=inp.id_column, by=bal.by,
         target=bal.target, tolerance=bal.tolerance, groups=options.population.groups,
         street_column=inp.street_column, strict=inp.strict, extra_fields=EXTRA_FIELDS,
         problems=problems, encoding=inp.encoding, allow_overlaps=inp.allow_overlaps,
     )
-    notes: list[str] = list(checked.notes)
+    notes: list[str] = [*table_notes, *checked.notes]
     read = checked.layers
     problems.raise_if_any()
     if inp.input_datum != "wgs84":
@@ -165,6 +176,13 @@ def read_layers(sources: LayerSources, options: Options,
             buildings, buildings_in = buildings.iloc[order], buildings_in.iloc[order]
             ids = np.asarray(ids)[order]
             restore = np.argsort(order)
+    register = None
+    if table is not None:
+        register = _join_register(table, buildings, ids, options, notes)
+        assert buildings is not None  # _join_register refuses a table without them
+        buildings = buildings.copy()
+        for c in register.counts.columns:
+            buildings[c] = register.counts[c].to_numpy()
     streets = renamed["streets"]
     if streets is not None:
         streets = streets.iloc[canonical_order(streets, None)]
@@ -190,8 +208,39 @@ def read_layers(sources: LayerSources, options: Options,
         compounds=layer["compounds"], sites=layer["sites"], streets=streets,
         street_lines=street_lines(streets, cls_col, inp.exclude_streets),
         ids=np.asarray(ids), id_column=id_col, input_crs=input_crs, work_crs=work_crs,
-        restore=restore, notes=notes, dropped=checked.dropped,
+        restore=restore, notes=notes, dropped=checked.dropped, register=register,
     )
+
+
+def _join_register(table: pd.DataFrame, buildings: gpd.GeoDataFrame | None, ids: Any,
+                   options: Options, notes: list[str]) -> RegisterJoin:
+    """A population table joined to the buildings (:mod:`gridmap.register`), said in a note."""
+    inp = options.inputs
+    if buildings is None:
+        msg = ("a population table (a register) is joined to buildings, but none were "
+               "given: give the buildings, or the population as points or polygons.")
+        raise LayerValidationError(msg)
+    key = inp.population_key
+    if key is None and inp.population_address is None:
+        # a table keyed by the buildings' own id column needs no saying so
+        id_name = inp.id_column or "id"
+        key = id_name if id_name in table.columns else None
+    joined = join_register(
+        table, buildings, ids=np.asarray(ids), key=key, address=inp.population_address,
+        address_column=inp.address_column, count_column=inp.count_column,
+        fields=(*COUNT_FIELDS, *EXTRA_FIELDS, *options.population.groups),
+        columns=inp.columns)
+    r = joined.report
+    given = [c for c in joined.counts.columns if c in buildings.columns]
+    notes.append(
+        f"population from a register of {r['rows']:,} rows joined {r['joined']}: "
+        f"{r['matched_rows']:,} rows ({r['households_matched']:,.0f} households) on "
+        f"{r['buildings_with_rows']:,} buildings"
+        + (f"; {r['unmatched_rows']:,} rows ({r['households_unmatched']:,.0f} households) "
+           "matched no building and are not in the plan (population_unmatched.csv lists "
+           "each with its reason)" if r["unmatched_rows"] else "")
+        + (f"; the buildings' own {given} were replaced" if given else "") + ".")
+    return joined
 
 
 def _street_class_column(streets: gpd.GeoDataFrame, given: str | None) -> str | None:

@@ -549,6 +549,11 @@ class Inputs:
         community listed first).
     division_code
         The 6-digit administrative division code that starts every grid code.
+    population_key, population_address, address_column, count_column
+        How a population table (a register: CSV, Excel, a DataFrame) is joined
+        to the buildings (:mod:`gridmap.register`): by its column of building
+        ids, or of addresses against the buildings' ``address_column``; each
+        row is a household, or holds ``count_column`` households.
     input_datum, output_datum
         The datum of longitude/latitude layers (``"wgs84"``, ``"gcj02"`` for data
         traced from AMap or Tencent maps, ``"bd09"`` from Baidu's), converted to
@@ -595,6 +600,18 @@ class Inputs:
         "community listed first) instead of refusing them"))
     division_code: str = field(default="000000", metadata=_cli(
         "--division-code", help="6-digit administrative division code for grid codes"))
+    population_key: str | None = field(default=None, metadata=_cli(
+        "--population-key", help="a population table's (CSV, Excel) column of building "
+        "ids: its rows are joined to the buildings by id"))
+    population_address: str | None = field(default=None, metadata=_cli(
+        "--population-address", help="a population table's column of addresses (门牌): "
+        "its rows are joined to the buildings by address (see --address-column)"))
+    address_column: str | None = field(default=None, metadata=_cli(
+        "--address-column", help="the buildings' address column (default: address, "
+        "addr_full, 地址 or 门牌), for a register joined by address and the roster"))
+    count_column: str | None = field(default=None, metadata=_cli(
+        "--count-column", help="a population table's column of households per row "
+        "(default: every row is one household)"))
     input_datum: str = field(default="wgs84", metadata=_cli(
         "--input-datum", choices=("wgs84", "gcj02", "bd09"),
         help="datum of longitude/latitude layers: wgs84 (default; GPS, OSM, surveys), "

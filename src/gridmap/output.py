@@ -36,6 +36,8 @@ PLAN_OUTPUTS: tuple[str, ...] = (
     *(f"{layer}.{ext}" for layer in ("grids", "buildings")
       for ext in ("shp", "shx", "dbf", "prj", "cpg", "geojson")),
     "shapefile_fields.csv", "roster.xlsx", "roster_grids.csv", "roster_buildings.csv",
+    # the rows of a register no building took (gridmap.register)
+    "population_unmatched.csv",
 )
 #: the lock file that marks a folder as being written
 LOCK_FILE = ".gridmap.lock"

@@ -24,6 +24,8 @@ __all__ = ["METRICS_FILE", "PLAN_FILE", "GridPlan", "read_plan"]
 
 PLAN_FILE = "plan.gpkg"
 METRICS_FILE = "metrics.json"
+#: the rows of a population table that matched no building
+UNMATCHED_FILE = "population_unmatched.csv"
 
 
 def _jsonable(obj: Any) -> Any:
@@ -83,6 +85,10 @@ class GridPlan:
         ``until``), the table ``codes`` of ``plan.gpkg``.  A re-partition retires
         the codes of grids gone and never hands them out again.  None for a plan
         written before the register was kept (its grids' codes, all active).
+    unmatched : pandas.DataFrame or None
+        The rows of a population table (a register) that matched no building,
+        each with its ``row`` in the file and its ``reason``; written as
+        ``population_unmatched.csv``.  None when the population was no table.
     """
 
     grids: gpd.GeoDataFrame
@@ -95,6 +101,7 @@ class GridPlan:
     previous: GridPlan | None = field(default=None, repr=False)
     options: Options | None = field(default=None, repr=False)
     codes: pd.DataFrame | None = field(default=None, repr=False)
+    unmatched: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -242,6 +249,10 @@ class GridPlan:
             # the files in the datum the layers came in (read_plan turns them back)
             shown = from_wgs84(gdf, datum) if datum != "wgs84" else gdf
             shown.to_file(gpkg, layer=name, driver="GPKG", engine="pyogrio")
+        if self.unmatched is not None:
+            # nothing lost: the register rows no building took, for the office to fix
+            self.unmatched.to_csv(Path(folder) / UNMATCHED_FILE, index=False,
+                                  encoding="utf-8-sig")
         if self.codes is not None:
             import pyogrio
 
@@ -275,8 +286,9 @@ class GridPlan:
         """
         from .output import OutputFolder
 
-        with OutputFolder(out_dir, writes=[PLAN_FILE, METRICS_FILE],
-                          overwrite=overwrite) as run:
+        files = [PLAN_FILE, METRICS_FILE] + ([UNMATCHED_FILE] if self.unmatched is not None
+                                             else [])
+        with OutputFolder(out_dir, writes=files, overwrite=overwrite) as run:
             written = self._write_layers(run.staging, units=units)
             self._write_metrics(run.staging, timings={"write": written})
             run.commit()

@@ -36,6 +36,7 @@ from .layers import LayerSources
 from .options import Workload, options_from_keywords
 from .plan import GridPlan, read_plan
 from .previous import PreviousPlan
+from .register import is_table
 
 __all__ = ["check_locks", "handover", "repartition"]
 
@@ -72,14 +73,10 @@ def repartition(
     lock
         Grid ids that must not change.
     move_budget
-        At most this many households (of the balance field) change grid in a
-        community per household its grids gained or lost, plus one grid's
-        worth, and one more for every grid added or removed to bring the
-        community's mean back within its target ± tolerance; a rebalance
-        that would move more is not made and the note says so (default 2;
-        ``None``: no bound).  It keeps a plan whose grids were
-        out of tolerance for want of a better cut from being reshuffled for a
-        small change.
+        Households (of the balance field) a community may move per household
+        it gained or lost, plus a grid's worth, and one more per grid added or
+        removed for its scale; a rebalance moving more is not made, and the note
+        says so (default 2; ``None``: no bound).
     id_column, columns
         As for :func:`gridmap.delineate` (default: the plan's id column).
     encoding
@@ -134,19 +131,13 @@ def repartition(
     old_b = plan.buildings
     id_col = id_column or params.get("id_column") or (
         "building_id" if "building_id" in old_b.columns else "id")
-    # the current layers come from where the plan's did: in its datum unless told
-    # otherwise, turned to WGS84 here (the plan's own layers are in WGS84 already)
     datum = check_datum(kwargs.pop("input_datum", None) or params.get("input_datum")
                         or "wgs84")
     output_datum = kwargs.pop("output_datum", None) or params.get("output_datum") or datum
     plan, buildings, read_notes = _current_buildings(
         plan, buildings, id_col=id_col, by=by, encoding=encoding,
         strict=kwargs.get("strict") is True, datum=datum)
-    if population is not None and datum != "wgs84":
-        from .io import read_layer_noted
-
-        population = to_wgs84(read_layer_noted(population, role="population",
-                                               encoding=encoding)[0], datum)
+    population = _in_wgs84(population, datum, encoding)
     # targets per type given again: the types are those the grids were made with
     per_type = kwargs.get("type_column") or (
         plan.options.balance.type_column if plan.options is not None else None) \
@@ -303,6 +294,20 @@ def _settings_changed(before: Any, after: Any) -> dict[str, list[Any]]:
             if was[group].get(name) != value:
                 out[f"{group}.{name}"] = [was[group].get(name), value]
     return out
+
+
+def _in_wgs84(population: Any, datum: str, encoding: str | None) -> Any:
+    """A population layer in ``datum`` (the plan's, unless told otherwise) in WGS84.
+
+    The current layers come from where the plan's did; the plan's own layers are
+    in WGS84 already.  A table (a register) has no coordinates to turn.
+    """
+    if population is None or datum == "wgs84" or is_table(population):
+        return population
+    from .io import read_layer_noted
+
+    return to_wgs84(read_layer_noted(population, role="population",
+                                     encoding=encoding)[0], datum)
 
 
 def _current_buildings(plan: GridPlan, buildings: Any, *, id_col: str, by: str,
