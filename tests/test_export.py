@@ -30,6 +30,8 @@ def _city(tmp_path):
     b, s = grid_city(4, 4, per_block=2, households=50)
     b["addr_street"] = "中山东一路"
     b["addr_housenumber"] = [f"{n}号" for n in range(len(b))]
+    b["name:en"] = "Zhongshan Rd"
+    b["楼栋类型说明"] = "住宅"
     comm = gpd.GeoDataFrame(
         {"community_id": ["外滩社区", "南京东路社区"],
          "code": ["310101002001", "310101002002"]},
@@ -63,6 +65,11 @@ def test_the_command_line_exports_every_format(tmp_path):
     assert grid_fields["workload_per_worker"] == SHAPEFILE_NAMES["workload_per_worker"]
     bshp = pyogrio.read_dataframe(out / "buildings.shp")
     assert len(bshp) == len(b) and set(bshp["addr_stree"]) == {"中山东一路"}
+    # the fields listed are the fields GDAL reads back, Chinese names too
+    for layer, shp_ in (("grids", shp), ("buildings", bshp)):
+        listed = set(fields.loc[fields["layer"] == layer, "field"])
+        assert listed == set(shp_.columns) - {"geometry"}, (layer, listed ^ set(shp_.columns))
+    assert set(bshp["楼栋类型说"]) == {"住宅"}
 
     # GeoJSON in WGS84 longitude/latitude, near the Bund's
     gj = json.loads((out / "grids.geojson").read_text(encoding="utf-8"))

@@ -21,7 +21,13 @@ def test_quickstart_notebook_runs():
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     # the cell's result (a warning may come first: no CJK font for the static map)
-    last = next(o for o in nb.cells[-1]["outputs"]
-                if o.get("output_type") == "execute_result")["data"]["text/plain"]
-    assert "plan.gpkg" in last and "metrics.json" in last and "coverage.html" in last
-    assert "workload.html" in last and "coverage.pdf" in last
+    def result(cell):
+        return next(o for o in cell["outputs"]
+                    if o.get("output_type") == "execute_result")["data"]["text/plain"]
+
+    files = result(nb.cells[-3])
+    assert "plan.gpkg" in files and "metrics.json" in files and "coverage.html" in files
+    assert "workload.html" in files and "coverage.pdf" in files
+    # the roster for the grid office, read back: codes and the columns to fill in
+    roster = result(nb.cells[-1])
+    assert "网格编码 code" in roster and "000000000001001" in roster

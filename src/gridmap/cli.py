@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from ._errors import GridmapError, OptionError, OutputFolderError
 from .export import export_files
 from .output import OutputFolder
 from .plan import METRICS_FILE, PLAN_FILE
+from .postgis import is_database
 
 if TYPE_CHECKING:
     from ._progress import StageTimer
@@ -415,8 +416,16 @@ def _delineate(args: argparse.Namespace) -> int:
     from ._progress import STAGES, StageTimer
     from .delineation import make_plan
 
-    maps = None if args.no_map else _maps_of(args)
     options = _options_of(args)
+    if is_database(args.out):
+        timer = StageTimer(_progress(args), stages=STAGES[:-2])
+        try:
+            plan = _to_database(args, lambda: make_plan(_sources(args), options,
+                                                        timer=timer))
+        finally:
+            timer.close()
+        return 0
+    maps = None if args.no_map else _maps_of(args)
     exports = export_files(_exports_of(args)) + _unmatched_file(args)
     with OutputFolder(args.out, writes=[PLAN_FILE, METRICS_FILE, *_map_files(maps),
                                         *exports], overwrite=args.overwrite) as run:
@@ -432,6 +441,25 @@ def _delineate(args: argparse.Namespace) -> int:
         _say_plan(plan, args, notes)
         print("wrote " + ", ".join(_sized(p) for p in written))
     return 0
+
+
+def _to_database(args: argparse.Namespace, make: Callable[[], GridPlan]) -> GridPlan:
+    """Make the plan and write it to the PostGIS schema of ``--out``; said unless quiet.
+
+    The maps and exports are files: asked for with a database, they are refused
+    before any work.
+    """
+    if _exports_of(args):
+        msg = ("--export writes files, and --out names a PostGIS schema: write the plan to "
+               "a folder for the exports (or export it in Python with plan.export).")
+        raise OptionError(msg)
+    plan = make()
+    tables = plan.to_postgis(args.out)
+    if not args.quiet:
+        _say_plan(plan, args)
+        print(f"wrote {len(tables)} tables to PostGIS: {', '.join(tables)} (no maps: they "
+              "are files; draw them with gridmap.read_plan(URL).coverage_map())")
+    return plan
 
 
 def _say_plan(plan: GridPlan, args: argparse.Namespace, more: Sequence[str] = ()) -> None:
@@ -450,8 +478,10 @@ def _repartition(args: argparse.Namespace) -> int:
     from .repartition import repartition
 
     maps = None if args.no_map else _maps_of(args)
-    plan_dir = Path(args.plan) if Path(args.plan).is_dir() else Path(args.plan).parent
-    _check_locks(args.plan, args.lock)
+    plan_dir = None if is_database(args.plan) else \
+        Path(args.plan) if Path(args.plan).is_dir() else Path(args.plan).parent
+    if plan_dir is not None:
+        _check_locks(args.plan, args.lock)
     writes = [PLAN_FILE, METRICS_FILE, "changes.csv", "handover.csv", *_map_files(maps),
               *(["diff.html"] if maps is not None else []),
               *export_files(_exports_of(args)), *_unmatched_file(args)]
@@ -460,14 +490,20 @@ def _repartition(args: argparse.Namespace) -> int:
     given = keywords_from_arguments(args, only=REPARTITION_OPTIONS)
     if "formula" in given:
         given["workload"] = given.pop("formula")
-    with OutputFolder(args.out, writes=writes, overwrite=args.overwrite,
-                      protect=plan_dir) as run:
-        plan = repartition(args.plan, args.buildings, args.population, by=args.by,
+    def make() -> GridPlan:
+        return repartition(args.plan, args.buildings, args.population, by=args.by,
                            target=args.target, tolerance=args.tolerance, lock=args.lock,
                            seed=args.seed, id_column=args.id_column,
                            progress=_progress(args), strict=args.strict,
                            islands=args.islands, encoding=args.encoding,
                            effort=args.effort, time_limit=args.time_limit, **given)
+
+    if is_database(args.out):
+        _to_database(args, make)
+        return 0
+    with OutputFolder(args.out, writes=writes, overwrite=args.overwrite,
+                      protect=plan_dir) as run:
+        plan = make()
         written, notes = _write_plan(plan, run, maps, args=args)
     if not args.quiet:
         ch = plan.metrics["changes"]

@@ -208,6 +208,8 @@ def roster(plan: GridPlan, *, address: str | None = None
     g = plan.grids.sort_values("code", kind="stable")
     grids = pd.DataFrame({_header(c, zh): g[c].to_numpy() for c, zh in GRID_HEADERS
                           if c in g.columns})
+    if "workload" in g.columns:
+        grids[_header("workload", "工作量")] = g["workload"].round(1).to_numpy()
     if "kind" in g.columns:
         grids[_header("kind", "网格类型")] = [KIND_NAMES.get(k, k) for k in g["kind"]]
     for c, zh in TO_FILL:
@@ -243,24 +245,35 @@ def _plain(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return out
 
 
-def shapefile_names(columns: Iterable[str]) -> dict[str, str]:
-    """Each column's Shapefile field name: :data:`SHAPEFILE_NAMES`, else cut to 10.
+def shapefile_names(columns: Iterable[str], encoding: str = "GBK") -> dict[str, str]:
+    """Each column's Shapefile field name: :data:`SHAPEFILE_NAMES`, else cut to 10 bytes.
 
-    Names are unique (case-insensitively, as dBase compares them).
+    A dBase field name holds 10 bytes in the file's encoding (a Chinese
+    character is 2 in GBK); characters other than letters, digits and ``_``
+    become ``_`` (as GDAL would make them).  Names are unique
+    (case-insensitively, as dBase compares them).
 
     Examples
     --------
-    >>> shapefile_names(["grid_id", "community_id", "addr_housenumber", "addr_housename"])
-    {'grid_id': 'grid_id', 'community_id': 'comm_id', 'addr_housenumber': 'addr_house', 'addr_housename': 'addr_hou_1'}
+    >>> shapefile_names(["community_id", "addr:housenumber", "addr:housename", "人户分离人口"])
+    {'community_id': 'comm_id', 'addr:housenumber': 'addr_house', 'addr:housename': 'addr_hou_1', '人户分离人口': '人户分离人'}
     """  # noqa: E501 - a doctest's output is one line
     out: dict[str, str] = {}
     taken: set[str] = set()
+
+    def cut(text: str, room: int) -> str:
+        while len(text.encode(encoding, "replace")) > room:
+            text = text[:-1]
+        return text
+
     for c in columns:
-        name = SHAPEFILE_NAMES.get(c, c)[:10]
+        base = "".join(ch if ch.isalnum() or ch == "_" else "_"
+                       for ch in SHAPEFILE_NAMES.get(c, str(c)))
+        name = cut(base, 10)
         n = 1
         while name.lower() in taken:
             suffix = f"_{n}"
-            name = SHAPEFILE_NAMES.get(c, c)[:10 - len(suffix)] + suffix
+            name = cut(base, 10 - len(suffix)) + suffix
             n += 1
         taken.add(name.lower())
         out[c] = name
@@ -278,7 +291,8 @@ def _shapefiles(layers: dict[str, gpd.GeoDataFrame], folder: Path, *, encoding: 
             continue
         shown = from_wgs84(gdf, datum) if datum != "wgs84" else gdf
         shown = _plain(shown)
-        names = shapefile_names([c for c in shown.columns if c != shown.geometry.name])
+        names = shapefile_names([c for c in shown.columns if c != shown.geometry.name],
+                                encoding)
         for c, n in names.items():
             if shown[c].dtype == object:
                 # a dBase text field holds 254 bytes; a character the encoding

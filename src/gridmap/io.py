@@ -205,6 +205,17 @@ def read_layer_noted(
         return None, []
     if isinstance(source, gpd.GeoDataFrame):
         return source.copy(), []
+    from .postgis import is_database
+
+    if is_database(source):
+        from .postgis import read_database
+
+        frame = read_database(source, role=role)
+        if not isinstance(frame, gpd.GeoDataFrame):
+            msg = (f"`{role}` table in PostGIS has no geometry column; its columns are "
+                   f"{list(frame.columns)}.")
+            raise LayerValidationError(msg)
+        return frame, []
     if isinstance(source, (pd.DataFrame, gpd.GeoSeries)):
         if isinstance(source, gpd.GeoSeries):
             return gpd.GeoDataFrame(geometry=source.copy()), []

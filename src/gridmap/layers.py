@@ -27,6 +27,7 @@ from ._validate import Problems, repair_polygons, validate_inputs
 from .adjacency import street_rank
 from .datum import to_wgs84
 from .options import Options
+from .postgis import is_database, read_database
 from .register import RegisterJoin, is_table, join_register, read_table
 
 __all__ = ["COUNT_FIELDS", "EXTRA_FIELDS", "STREET_CLASS_COLUMNS", "LayerSources",
@@ -128,6 +129,11 @@ def read_layers(sources: LayerSources, options: Options,
     bal, inp = options.balance, options.inputs
     table: pd.DataFrame | None = None
     table_notes: list[str] = []
+    if is_database(sources.population):
+        # a register kept in the database is a table too: read it to tell
+        sources = dataclasses.replace(sources,
+                                      population=read_database(sources.population,
+                                                               role="population"))
     if is_table(sources.population):
         # a register: rows joined to the buildings below, not a layer on the map
         table, table_notes = read_table(sources.population, encoding=inp.encoding)

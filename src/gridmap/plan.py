@@ -26,6 +26,10 @@ PLAN_FILE = "plan.gpkg"
 METRICS_FILE = "metrics.json"
 #: the rows of a population table that matched no building
 UNMATCHED_FILE = "population_unmatched.csv"
+#: the tables a plan is written to PostGIS as (those it has): the layers of
+#: plan.gpkg, the code register, the register's unmatched rows and metrics.json
+PLAN_TABLES = ("grids", "buildings", "units", "streets", "codes", "population_unmatched",
+               "metrics")
 
 
 def _jsonable(obj: Any) -> Any:
@@ -208,6 +212,36 @@ class GridPlan:
         return export_plan(self, folder, formats, encoding=encoding, datum=datum,
                            address=address)
 
+    def to_postgis(self, target: Any) -> list[str]:
+        """Write the plan to a PostGIS schema as tables, in one transaction.
+
+        ``target``: ``postgresql://user:pw@host/db#schema`` or ``(engine,
+        "schema")``.  The tables are :data:`PLAN_TABLES` (``metrics`` holds
+        ``metrics.json`` in one row); only they are replaced, and a failure
+        leaves the schema as it was.  :func:`read_plan` reads it back.  Returns
+        the tables written.
+        """
+        from .postgis import write_tables
+
+        layers = self._layers(units=True)
+        datum = self.params.get("output_datum") or "wgs84"
+        tables: dict[str, pd.DataFrame | None] = {
+            name: (from_wgs84(gdf, datum) if datum != "wgs84" and gdf is not None
+                   else gdf) for name, gdf in layers.items()}
+        tables["codes"] = self.codes
+        tables["population_unmatched"] = self.unmatched
+        tables["metrics"] = pd.DataFrame({"metrics": [json.dumps(
+            _jsonable(self.metrics), ensure_ascii=False)]})
+        return write_tables(target, tables)
+
+    def _layers(self, *, units: bool) -> dict[str, gpd.GeoDataFrame | None]:
+        """The plan's layers as written (None: a layer it does not have)."""
+        return {"grids": self.grids,
+                "buildings": self.buildings if len(self.buildings) else None,
+                "units": self.units if units and len(self.units) else None,
+                "streets": self.streets if self.streets is not None
+                and len(self.streets) else None}
+
     def _write_metrics(self, folder: str | os.PathLike, *,
                        timings: dict[str, Any] | None = None,
                        notes: list[str] | None = None) -> Path:
@@ -238,10 +272,8 @@ class GridPlan:
         t0, c0 = time.perf_counter(), time.process_time()
         _reset_peak_rss()
         gpkg = Path(folder) / PLAN_FILE
-        layers = {"grids": self.grids, "buildings": self.buildings,
-                  "units": self.units if units else None,
-                  "streets": self.streets if self.streets is not None
-                  and len(self.streets) else None}
+        layers = self._layers(units=units)
+        layers["buildings"] = self.buildings  # the layer is there, if empty
         datum = self.params.get("output_datum") or "wgs84"
         for name, gdf in layers.items():
             if gdf is None:
@@ -299,7 +331,8 @@ def read_plan(path: str | os.PathLike) -> GridPlan:
     """Read a plan written by :meth:`GridPlan.to_file` (its folder or its ``plan.gpkg``).
 
     The unit graph is rebuilt from the units layer; ``metrics.json`` is read when
-    it sits beside the GeoPackage.
+    it sits beside the GeoPackage.  A plan written to PostGIS is read from its
+    schema, ``postgresql://...#schema`` (:func:`gridmap.postgis.read_plan_from`).
 
     Examples
     --------
@@ -316,7 +349,10 @@ def read_plan(path: str | os.PathLike) -> GridPlan:
     2
     """
     from ._errors import LayerValidationError
+    from .postgis import is_database
 
+    if is_database(path):
+        return _read_plan_from_database(path)
     p = Path(path)
     gpkg = p / PLAN_FILE if p.is_dir() else p
     if not gpkg.exists():
@@ -328,16 +364,54 @@ def read_plan(path: str | os.PathLike) -> GridPlan:
     if "grids" not in layers:
         msg = f"{gpkg} has no layer 'grids' (layers: {sorted(layers)}); is it a gridmap plan?"
         raise LayerValidationError(msg)
-    grids = gpd.read_file(gpkg, layer="grids", engine="pyogrio")
-    buildings = (gpd.read_file(gpkg, layer="buildings", engine="pyogrio")
-                 if "buildings" in layers else gpd.GeoDataFrame(geometry=[], crs=grids.crs))
-    units = (gpd.read_file(gpkg, layer="units", engine="pyogrio")
-             if "units" in layers else gpd.GeoDataFrame(geometry=[], crs=grids.crs))
-    streets = (gpd.read_file(gpkg, layer="streets", engine="pyogrio")
-               if "streets" in layers else None)
+
+    def layer(name: str) -> gpd.GeoDataFrame | None:
+        return gpd.read_file(gpkg, layer=name, engine="pyogrio") if name in layers else None
+
     metrics_path = gpkg.parent / METRICS_FILE
     metrics = (json.loads(metrics_path.read_text(encoding="utf-8"))
                if metrics_path.exists() else {})
+    codes = (pyogrio.read_dataframe(gpkg, layer="codes", read_geometry=False)
+             if "codes" in layers else None)
+    unmatched_path = gpkg.parent / UNMATCHED_FILE
+    unmatched = (pd.read_csv(unmatched_path, encoding="utf-8-sig")
+                 if unmatched_path.exists() else None)
+    grids = layer("grids")
+    assert grids is not None
+    return plan_from_layers(grids, layer("buildings"), layer("units"), layer("streets"),
+                            metrics, codes, unmatched)
+
+
+def _read_plan_from_database(source: Any) -> GridPlan:
+    """A plan written by :meth:`GridPlan.to_postgis` (``postgresql://...#schema``)."""
+    from ._errors import LayerValidationError
+    from .postgis import read_tables
+
+    tables = read_tables(source, PLAN_TABLES)
+    if "grids" not in tables:
+        msg = f"no plan in PostGIS at {source!r}: the schema has no table 'grids'."
+        raise LayerValidationError(msg)
+    metrics = json.loads(tables["metrics"]["metrics"].iloc[0]) if "metrics" in tables \
+        else {}
+    return plan_from_layers(tables["grids"], tables.get("buildings"), tables.get("units"),
+                            tables.get("streets"), metrics, tables.get("codes"),
+                            tables.get("population_unmatched"))
+
+
+def plan_from_layers(grids: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | None,
+                     units: gpd.GeoDataFrame | None, streets: gpd.GeoDataFrame | None,
+                     metrics: dict[str, Any], codes: pd.DataFrame | None,
+                     unmatched: pd.DataFrame | None = None) -> GridPlan:
+    """A plan from its layers as written (a GeoPackage's, or PostGIS tables).
+
+    Layers written in a web-map datum are turned back to WGS84; the unit graph is
+    rebuilt from the units.
+    """
+    import shapely
+
+    buildings = buildings if buildings is not None else gpd.GeoDataFrame(
+        geometry=[], crs=grids.crs)
+    units = units if units is not None else gpd.GeoDataFrame(geometry=[], crs=grids.crs)
     datum = metrics.get("params", {}).get("output_datum") or "wgs84"
     if datum != "wgs84":
         # written in the datum its layers came in: the plan works in WGS84
@@ -350,17 +424,15 @@ def read_plan(path: str | os.PathLike) -> GridPlan:
 
         metric = to_metric(units)
         graph = build_adjacency(metric.geometry.values).to_networkx()
-    import shapely
-
     area = gpd.GeoSeries([shapely.union_all(grids.geometry.values)], crs=grids.crs)
     options = None
     if isinstance(metrics.get("options"), dict):
         from .options import Options
 
         options = Options.from_dict(metrics["options"])
-    codes = (pyogrio.read_dataframe(gpkg, layer="codes", read_geometry=False)
-             if "codes" in layers else None)
     if codes is not None:
+        codes = codes.copy()
         codes["until"] = codes["until"].astype(object).where(codes["until"].notna(), None)
     return GridPlan(grids=grids, buildings=buildings, units=units, metrics=metrics,
-                    graph=graph, area=area, streets=streets, options=options, codes=codes)
+                    graph=graph, area=area, streets=streets, options=options, codes=codes,
+                    unmatched=unmatched)
