@@ -240,3 +240,25 @@ def test_no_special_grids_of_units_given_directly_and_none_of_roads_without_stre
         "were made."]
     carve, notes = _carve(st, SpecialGrids())
     assert len(carve) == 0 and notes == []
+
+
+def test_museums_libraries_and_youth_centres_are_unit_grids_by_default():
+    from gridmap.special import unit_sites
+
+    area = shapely.box(0, 0, 1000, 1000)
+    sites = gpd.GeoDataFrame(
+        {"tourism": ["museum", None, None, None, None],
+         "amenity": [None, "library", "community_centre", "arts_centre", "cafe"],
+         "community_centre": [None, None, "youth_centre", None, None],
+         "name": ["上海博物馆", "图书馆", "青少年活动中心", "文化馆", "咖啡"]},
+        geometry=[shapely.box(x * 200, 0, x * 200 + 100, 100) for x in range(5)],
+        crs=CRS_M)
+    polys, labels = unit_sites(sites, area)
+    assert sorted(labels) == ["arts_centre 文化馆", "library 图书馆", "museum 上海博物馆",
+                              "youth_centre 青少年活动中心"]
+    # the list is the planner's to change: only museums
+    _, only = unit_sites(sites, area, kinds={"museum"})
+    assert list(only) == ["museum 上海博物馆"]
+
+
+CRS_M = "EPSG:32651"

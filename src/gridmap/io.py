@@ -65,7 +65,7 @@ _OSM_TAG_RE = re.compile(r'"([^"]+)"=>"((?:[^"\\]|\\.)*)"')
 
 # which columns of OSM's other_tags to lift into columns, per role
 _OSM_TAGS = ("building:levels", "height", "building:height", "name:zh", "addr:street",
-             "addr:housenumber")
+             "addr:housenumber", "community_centre")
 
 
 def _split_layer(source: str) -> tuple[str, str | None]:

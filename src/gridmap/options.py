@@ -341,9 +341,10 @@ class SpecialGrids:
     unit_kinds: frozenset[str] = field(default=DEFAULT_UNIT_KINDS, metadata=_cli(
         "--unit-kind", action="append", default=[], metavar="KIND",
         to=lambda v: frozenset(v) or DEFAULT_UNIT_KINDS,
-        help="a site kind that makes a unit grid (repeatable; default school, "
-        "university, college, kindergarten, hospital, clinic, marketplace, "
-        "construction, stadium, sports_centre, government, townhall, ...)"))
+        help="a site kind that makes a unit grid (repeatable, replaces the default: "
+        "schools, kindergartens, youth centres, hospitals, markets, building sites, "
+        "venues, government, museums, libraries, arts and community centres; see "
+        "gridmap.special.DEFAULT_UNIT_KINDS)"))
     unit_kind_column: str | None = field(default=None, metadata=_cli(
         "--unit-kind-column", help="column of the sites naming their kind"))
     unit_min_area: float = field(default=5000.0, metadata=_cli(

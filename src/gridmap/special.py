@@ -38,11 +38,16 @@ __all__ = [
     "unit_sites",
 ]
 
-#: site kinds that make unit grids (OSM amenity / landuse / leisure / office values)
+#: site kinds that make unit grids (OSM amenity / landuse / leisure / office /
+#: tourism values): schools and places for minors (未成年人活动场所), hospitals,
+#: markets, building sites, venues, government, and museums and cultural venues
+#: (文博场馆)
 DEFAULT_UNIT_KINDS: frozenset[str] = frozenset({
-    "school", "university", "college", "kindergarten", "hospital", "clinic",
-    "marketplace", "construction", "stadium", "sports_centre", "government",
-    "townhall", "courthouse", "police", "fire_station", "prison",
+    "school", "university", "college", "kindergarten", "childcare", "youth_centre",
+    "hospital", "clinic", "marketplace", "construction", "stadium", "sports_centre",
+    "government", "townhall", "courthouse", "police", "fire_station", "prison",
+    "museum", "gallery", "arts_centre", "library", "community_centre", "theatre",
+    "exhibition_centre",
 })
 
 #: street classes whose corridors make road grids by default
@@ -53,7 +58,10 @@ DEFAULT_ROAD_CLASSES: tuple[str, ...] = ("primary", "secondary")
 COMMERCIAL_NAME_MARKERS: tuple[str, ...] = ("商业街", "步行街", "商业", "美食街",
                                             "Commercial", "Shopping")
 
-_KIND_COLUMNS = ("kind", "kind_detail", "amenity", "landuse", "leisure", "office", "type")
+#: the columns a site's kind is read from, first match first (OSM's tags among
+#: them: ``community_centre`` holds ``youth_centre`` for a youth centre)
+_KIND_COLUMNS = ("kind", "kind_detail", "community_centre", "amenity", "tourism", "landuse",
+                 "leisure", "office", "type")
 
 
 @dataclass(frozen=True)
