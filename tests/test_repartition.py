@@ -481,3 +481,28 @@ def test_a_plan_of_units_given_directly_is_refused_with_a_clear_error():
     plan = gridmap.delineate(units=units, target=40, by="pop", tolerance=0.05)
     with pytest.raises(gridmap.LayerValidationError, match="units given directly"):
         gridmap.repartition(plan, units=units)
+
+
+def test_a_block_split_again_leaves_its_oversize_building_alone_in_its_grid():
+    # the plan running kept a block of a 600-household tower and a 10-household
+    # house whole (split_above 5,000): one oversize grid of one unit, within the
+    # rule.  A change in its community splits the block again between its
+    # buildings; the house must not stay in the tower's grid (an oversize grid
+    # holding more than its one heavy unit is out of the band)
+    b, s = grid_city(4, 4, per_block=2, households=80)
+    heavy = b["id"].isin(["b0-0-0", "b0-0-1"])
+    b.loc[b["id"] == "b0-0-0", "households"] = 600
+    b.loc[b["id"] == "b0-0-1", "households"] = 10
+    plan = gridmap.delineate(b, s, target=320, tolerance=0.15, split_above=5000, seed=0)
+    tower = plan.grids.set_index("grid_id").loc[
+        plan.buildings.loc[b["id"] == "b0-0-0", "grid_id"].iloc[0]]
+    assert tower["flag"] == "oversize" and tower["n_buildings"] == 2
+    grown = plan.buildings.drop(columns=["grid_id", "unit_id", "pop_actual", "estimated"],
+                                errors="ignore")
+    grown.loc[~heavy & (grown.geometry.centroid.x > 200), "households"] = 100
+    new = gridmap.repartition(plan, grown)
+    nb = new.buildings.set_index("id")["grid_id"]
+    assert nb["b0-0-0"] != nb["b0-0-1"]
+    tower_now = new.grids.set_index("grid_id").loc[nb["b0-0-0"]]
+    assert tower_now["flag"] == "oversize" and tower_now["n_buildings"] == 1
+    assert any("went to a neighbouring grid" in n for n in new.metrics["notes"])

@@ -875,17 +875,21 @@ def oversize_holding_more(assignment: GridAssignment, building_unit: np.ndarray)
 
 
 def release_from_oversize(assignment: GridAssignment, g: UnitGraph,
-                          building_unit: np.ndarray) -> int:
+                          building_unit: np.ndarray, *,
+                          frozen: np.ndarray | None = None) -> int:
     """Units an oversize grid holds beside its heaviest go to a light grid, in place.
 
     Such a unit (a light building it was left with, nothing else touching it) goes
     to the lightest ordinary grid of the community it touches, where the oversize
-    grid stays in one piece without it.  Returns how many moved.
+    grid stays in one piece without it.  Grids ``frozen`` (a re-partition's
+    locked ones) neither give nor take.  Returns how many moved.
     """
     labels = assignment.labels
     w = grid_weights(assignment, g)
     moved = 0
     for gid in oversize_holding_more(assignment, building_unit):
+        if frozen is not None and frozen[gid]:
+            continue
         c = assignment.community[gid]
         members = np.flatnonzero(labels == gid)
         heaviest = int(members[np.argmax(g.weight[members])])
@@ -898,7 +902,8 @@ def release_from_oversize(assignment: GridAssignment, g: UnitGraph,
                 s, e = g.indptr[u], g.indptr[u + 1]
                 nb = g.nbr[s:e][~g.barrier[g.eid[s:e]]]
                 to = {int(x) for x in labels[nb]
-                      if not assignment.flag[x] and assignment.community[x] == c}
+                      if not assignment.flag[x] and assignment.community[x] == c
+                      and (frozen is None or not frozen[x])}
                 if not to or not connected_without(g, labels, u):
                     continue
                 dst = min(to, key=lambda x: (w[x], x))

@@ -24,7 +24,7 @@ import pandas as pd
 import shapely
 
 from . import band, objective
-from .balance import Balanced, Held, improve_held
+from .balance import Balanced, Held, improve_held, release_from_oversize
 from .partition import GridAssignment, UnitGraph, refine, repair
 from .partition.bisection import recursive_bisection
 from .partition.flow import flow_rebalance, grow_grid
@@ -127,6 +127,7 @@ def rebalance_previous(previous: PreviousPlan, units: Units, communities: Commun
     opened: dict[int, tuple[float, set[int]]] = {}
     assignment = rebalance(assignment, units.graph, communities.tolerance, previous.lock,
                            options.search.seed, notes, target=communities.target,
+                           building_unit=units.building_unit,
                            before=None if before is None else before.to_dict(),
                            move_budget=previous.move_budget, opened=opened)
     # then the balancing loop, where grids are still out, within the same limits
@@ -277,7 +278,8 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
               seed: int | None, notes: list[str], target: Any = 300.0,
               before: Mapping[Hashable, float] | None = None,
               move_budget: float | None = 2.0,
-              opened: dict[int, tuple[float, set[int]]] | None = None) -> GridAssignment:
+              opened: dict[int, tuple[float, set[int]]] | None = None,
+              building_unit: np.ndarray | None = None) -> GridAssignment:
     """Restore balance community by community with as few moves as possible.
 
     A community is left alone while its grids are within the band.  Otherwise
@@ -296,6 +298,8 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
     moves more is not adopted (``None``: no bound).  ``opened``, if given, is
     filled with the communities that had grids out and a change: their move
     budget and the ids of the grids held (locked, or out before and unchanged).
+    With ``building_unit``, an oversize grid's light units go to a neighbour
+    first (:func:`~gridmap.balance.release_from_oversize`).
     """
     rng = np.random.default_rng(seed)
     lock_ids = {int(x) for x in lock}
@@ -306,6 +310,16 @@ def rebalance(a: GridAssignment, g: UnitGraph, tolerance: Any, lock: Iterable[in
                            if np.ndim(x) == 0 else np.asarray(x, dtype=float)
                            for x in (tolerance, target))
     _flag_oversize(a, g, targets, tolerances)
+    if building_unit is not None:
+        # a block split again (a unit now heavier than a grid) leaves the grid that
+        # held it whole with its heavy building and light ones: those go to a
+        # neighbour first, as in a new plan (an oversize grid is its unit alone),
+        # so that the community's mean counts them where they end up
+        locked = np.isin(_kept_ids(a), list(lock_ids))
+        if release_from_oversize(a, g, building_unit, frozen=locked):
+            notes.append("light buildings that shared a block with one heavier than a "
+                         "grid went to a neighbouring grid (the heavy one is a grid of "
+                         "its own, flagged oversize).")
     for c in sorted(set(a.community)):
         _CommunityRebalance(a, g, c, float(tolerances[c]), float(targets[c]), lock_ids, rng,
                             notes, tolerances, opened).run(before, move_budget)
