@@ -282,3 +282,33 @@ def test_a_re_partition_keeps_official_codes_for_new_grids():
     assert len(codes["E"]) > 4
     assert all(c.startswith("110101008002") for c in codes["E"])
     assert all(c.startswith("110101007015") for c in codes["W"])
+
+
+def test_grids_by_area_weigh_the_units_own_area():
+    # city-management grids (城市管理网格) are sized by area: 16 blocks of 100 m ×
+    # 100 m at 20,000 m² a grid make 8 grids of two blocks each
+    b, s = grid_city(4, 4, per_block=2, households=50)
+    plan = gridmap.delineate(b, s, by="area", target=20_000, tolerance=0.1)
+    assert len(plan.grids) == 8
+    assert plan.grids["area"].tolist() == pytest.approx([20_000.0] * 8)
+    assert plan.metrics["max_abs_deviation"] == pytest.approx(0.0, abs=1e-9)
+    # the population is still counted, and conserved
+    assert plan.grids["households"].sum() == b["households"].sum()
+    assert "target 20000 m²" in repr(plan)
+    # a block with no building weighs its area too: one block emptied
+    empty = b[~b["id"].str.startswith("b3-3")]
+    again = gridmap.delineate(empty, s, by="area", target=20_000, tolerance=0.1)
+    assert again.grids["area"].sum() == pytest.approx(float(again.area.area.sum()))
+    assert again.grids["within_tolerance"].all()
+    with pytest.raises(gridmap.InfeasiblePartitionError, match="above the area's 160,000 m²"):
+        gridmap.delineate(b, s, by="area", target=200_000)
+
+
+def test_units_given_directly_by_area():
+    cells = gpd.GeoDataFrame(
+        {"id": [f"u{i}" for i in range(12)], "households": 10},
+        geometry=[shapely.box(x * 50, y * 50, x * 50 + 50, y * 50 + 50)
+                  for x in range(4) for y in range(3)], crs=CRS)
+    plan = gridmap.delineate(units=cells, by="area", target=7_500, tolerance=0.05)
+    assert len(plan.grids) == 4
+    assert plan.grids["area"].tolist() == pytest.approx([7_500.0] * 4)

@@ -19,6 +19,7 @@ import pyproj
 import shapely
 
 from ._errors import CRSMismatchError, GridmapWarning, LayerValidationError
+from .options import UNIT_MEASURES
 from .units import planar_faces
 
 __all__ = [
@@ -867,7 +868,8 @@ def _check_counts(renamed: Mapping[str, gpd.GeoDataFrame], main_role: str,
 
     pop = renamed.get("population")
     main = renamed.get(main_role)
-    on_workload = by == "workload"
+    # the workload is worked out from the counts, and a unit's area from its shape
+    on_workload = by == "workload" or by in UNIT_MEASURES
     wanted = tuple(dict.fromkeys((*_ESTIMABLE, *(() if on_workload else (by,)),
                                   *extra_fields, *groups)))
     source_role = "population" if pop is not None else main_role

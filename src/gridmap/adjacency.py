@@ -379,7 +379,8 @@ def unit_graph(units: gpd.GeoDataFrame, building_unit: np.ndarray, weight: np.nd
                streets: np.ndarray, street_classes: np.ndarray,
                cut_cost: Mapping[str, float] | None,
                barriers: frozenset[str],
-               kept: tuple[Adjacency, np.ndarray] | None = None
+               kept: tuple[Adjacency, np.ndarray] | None = None,
+               unit_weight: np.ndarray | None = None
                ) -> tuple[Adjacency, UnitGraph]:
     """Stage 5: the units' adjacency and the graph the partition works on.
 
@@ -393,7 +394,8 @@ def unit_graph(units: gpd.GeoDataFrame, building_unit: np.ndarray, weight: np.nd
     position among ``units`` (-1: not among them, its block cut anew): the
     edges between units kept are carried over, and only those touching the
     others are worked out (:func:`patch_adjacency`), with the same result as
-    working out all of them.
+    working out all of them.  ``unit_weight``, if given, is every unit's weight
+    (its area, for ``by="area"``) instead of its buildings'.
     """
     has_streets = len(streets) > 0
     kw: dict[str, Any] = {
@@ -405,7 +407,9 @@ def unit_graph(units: gpd.GeoDataFrame, building_unit: np.ndarray, weight: np.nd
         adj = build_adjacency(geoms, block=block, **kw)
     else:
         adj = patch_adjacency(kept[0], kept[1], geoms, block=block, **kw)
-    w = np.bincount(building_unit, weights=weight, minlength=len(units))
+    # a unit weighs its buildings' counts, or (``unit_weight``) a measure of its own
+    w = np.bincount(building_unit, weights=weight, minlength=len(units)) \
+        if unit_weight is None else np.asarray(unit_weight, dtype=float)
     cen = shapely.centroid(units.geometry.values)
     xy = np.column_stack([shapely.get_x(cen), shapely.get_y(cen)])
     # an empty unit (none should be) sits at the middle rather than nowhere

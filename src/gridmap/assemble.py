@@ -294,6 +294,9 @@ def assemble(balanced: Balanced, communities: Communities, counts: Counts, *,
         geometry=geoms,
         crs=work_crs,
     )
+    if counts.by not in fields:
+        # a measure of the units themselves (by="area"): the grid's own, in m²
+        grids[counts.by] = shapely.area(geoms)
     grids["code"] = _codes(grids, comm_idx, prefixes)
     tolerance = communities.tolerance
     grids["tolerance"] = np.asarray(tolerance, dtype=float)[comm_idx]

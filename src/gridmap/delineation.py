@@ -38,7 +38,12 @@ import pandas as pd
 import shapely
 
 from . import io as gio
-from ._errors import GridmapError, GridmapWarning, LayerValidationError
+from ._errors import (
+    GridmapError,
+    GridmapWarning,
+    InfeasiblePartitionError,
+    LayerValidationError,
+)
 from ._progress import STAGES, StageTimer
 from ._validate import Problems
 from .assemble import Assembled, assemble, islands, to_output
@@ -49,6 +54,7 @@ from .layers import COUNT_FIELDS, EXTRA_FIELDS, Layers, LayerSources, read_layer
 from .metrics import evaluate_plan
 from .options import (
     ISLAND_POLICIES,
+    UNIT_MEASURES,
     Balance,
     Inputs,
     Options,
@@ -59,7 +65,7 @@ from .options import (
     options_from_keywords,
 )
 from .plan import GridPlan
-from .population import Counts, place_population
+from .population import Counts, place_population, share_block_measure
 from .previous import PreviousPlan, rebalance_previous, split_again
 from .special import Carve, carve_special_grids
 from .units import Blocks, UnitMaker, make_blocks, study_area
@@ -197,9 +203,12 @@ def make_plan(sources: LayerSources, options: Options, *, timer: StageTimer,
     area, area_source = _area(layers)
     carve = _carve(layers, area, counts, options, notes)
     blocks, building_geoms = _blocks(layers, area, area_source, carve, notes)
+    by_area = counts.by in UNIT_MEASURES
+    if by_area:
+        _measure_blocks(counts, blocks, layers, options)
     lines = layers.street_lines
     maker = UnitMaker(blocks, building_geoms, counts.weight, lines.geometry, lines.classes,
-                      options.inputs.cut_cost, options.inputs.barriers)
+                      options.inputs.cut_cost, options.inputs.barriers, by_area=by_area)
     communities = find_communities(
         blocks, layers.boundaries, layers.buildings, counts.weight, options.balance,
         graph_of=maker.graph, building_geoms=building_geoms, seed=options.search.seed,
@@ -310,15 +319,31 @@ def _blocks_to_split(maker: UnitMaker, communities: Communities, balance: Balanc
     """The blocks cut between their buildings from the start.
 
     Those holding more than a grid (``split_above``, default the community's
-    target); never a road or unit grid.
+    target); never a road or unit grid.  By area, an empty block larger than a
+    grid too: it is cut into sectors among the units around it.
     """
     blocks = communities.blocks
-    community = np.clip(np.asarray(blocks.community, dtype=np.int64), 0,
-                        len(communities.target) - 1)
-    limit = communities.target[community] if balance.split_above is None \
-        else balance.split_above
-    load = blocks.loads(maker.weight)
-    return (load > limit) & (maker.n_buildings > 1) & has_buildings & (maker.special < 0)
+    limit = _split_limit(communities, balance)
+    if maker.by_area:
+        load = shapely.area(np.asarray(blocks.geometry))
+        cuttable = (maker.n_buildings > 1) | (maker.n_buildings == 0)
+    else:
+        load = blocks.loads(maker.weight)
+        cuttable = maker.n_buildings > 1
+    return (load > limit) & cuttable & has_buildings & (maker.special < 0)
+
+
+def _measure_blocks(counts: Counts, blocks: Blocks, layers: Layers, options: Options) -> None:
+    """``by="area"``: the buildings' shares of their blocks' area, and the target checked."""
+    block_area = shapely.area(np.asarray(blocks.geometry))
+    if layers.buildings is not None:
+        share_block_measure(counts, blocks.building_block, block_area)
+    total = float(block_area.sum())
+    target = options.balance.target
+    if target > total:
+        msg = (f"target {target:g} m² is above the area's {total:,.0f} m² (by='area'): it "
+               f"would not make even one grid. Lower the target (e.g. {total / 10:,.0f}).")
+        raise InfeasiblePartitionError(msg)
 
 
 def _code_notes(communities: Communities, division_code: str) -> list[str]:

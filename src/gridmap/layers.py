@@ -26,7 +26,7 @@ from ._errors import LayerValidationError
 from ._validate import Problems, repair_polygons, validate_inputs
 from .adjacency import street_rank
 from .datum import to_wgs84
-from .options import Options
+from .options import UNIT_MEASURES, Options
 from .postgis import is_database, read_database
 from .register import RegisterJoin, is_table, join_register, read_table
 
@@ -165,7 +165,8 @@ def read_layers(sources: LayerSources, options: Options,
     main_role = "buildings" if buildings is not None else "units"
     id_col = _id_column(main, inp.id_column, main_role, problems)
     ids = _ids(main, id_col, main_role, problems)
-    if main_role == "units" and bal.by != "workload" and bal.by not in main.columns:
+    if main_role == "units" and bal.by != "workload" and bal.by not in UNIT_MEASURES \
+            and bal.by not in main.columns:
         problems.add(
             f"`units` has no column {bal.by!r} to balance on; its columns are "
             f"{[c for c in main.columns if c != main.geometry.name]}. Map yours with "

@@ -520,6 +520,11 @@ class Search:
         c.done()
 
 
+#: balance measures of the units themselves, not counts of people (``by=``): a
+#: unit's area in m² (city-management grids, 城市管理网格, are sized by area)
+UNIT_MEASURES = frozenset({"area"})
+
+
 def _is_np_int(value: Any) -> bool:
     import numpy as np
 

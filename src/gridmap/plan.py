@@ -16,6 +16,7 @@ import networkx as nx
 import pandas as pd
 
 from .datum import from_wgs84, to_wgs84
+from .options import UNIT_MEASURES
 
 if TYPE_CHECKING:
     from .options import Options
@@ -143,7 +144,8 @@ class GridPlan:
         lines = [
             (f"GridPlan: {len(self.grids)} grids, {len(self.buildings)} buildings, "
             f"{len(self.units)} units"),
-            (f"  balance by {self.params.get('by')}: target {self.params.get('target')}, "
+            (f"  balance by {self.params.get('by')}: target {self.params.get('target')}"
+             f"{' m²' if self.params.get('by') in UNIT_MEASURES else ''}, "
             f"tolerance ±{self.params.get('tolerance', 0):.0%}; max deviation "
             f"{pct('max_abs_deviation')}, "
             f"{m.get('n_grids_out_of_tolerance', m.get('n_out_of_tolerance', 0))} grid(s) out "

@@ -22,6 +22,7 @@ All layers must share one projected CRS (metres).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,13 +32,14 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from gridmap._errors import (
     CRSMismatchError,
     InfeasiblePartitionError,
     LayerValidationError,
 )
-from gridmap.options import Options
+from gridmap.options import UNIT_MEASURES, Options
 
 __all__ = [
     "BUILDING_TYPE_COLUMNS",
@@ -1409,6 +1411,9 @@ def place_population(buildings: gpd.GeoDataFrame | None,
     options.  Out: :class:`Counts`, with the totals conserved and reported.
     """
     by = options.balance.by
+    if by in UNIT_MEASURES:
+        return _by_measure(buildings, population, units, options, count_fields=count_fields,
+                           extra_fields=extra_fields, notes=notes)
     on_workload = by == "workload"
     groups = options.population.groups
     fields = tuple(dict.fromkeys((*count_fields, by)))
@@ -1492,6 +1497,52 @@ def place_population(buildings: gpd.GeoDataFrame | None,
             f"would not make even one grid. Lower the target (e.g. {max(1, total / 10):.0f})."
         )
     return counts
+
+
+def _by_measure(buildings: gpd.GeoDataFrame | None, population: gpd.GeoDataFrame | None,
+                units: gpd.GeoDataFrame | None, options: Options, *,
+                count_fields: tuple[str, ...], extra_fields: tuple[str, ...],
+                notes: list[str]) -> Counts:
+    """Stage 2 when the balance is a measure of the units (``by="area"``).
+
+    The population is placed as for households, to be reported per grid; the
+    balance column (not among the counts) is the units' own area: for units
+    given directly their area in m², for buildings their share of their block's
+    area, set once the blocks are made (:func:`share_block_measure`), while the
+    graph weighs every unit by its own area.
+    """
+    by = options.balance.by
+    if buildings is not None:
+        # counted as for households (the target is in m² here: no check of it)
+        counted = dataclasses.replace(options, balance=dataclasses.replace(
+            options.balance, by="households", target=1.0, targets=None))
+        counts = place_population(buildings, population, None, counted,
+                                  count_fields=count_fields, extra_fields=extra_fields,
+                                  notes=notes)
+        table = counts.table.copy()
+        table[by] = 0.0  # each building's share of its block's area, once it is known
+        return Counts(table, counts.fields, by, counts.report, counts.unplaced,
+                      counts.estimated)
+    assert units is not None  # read_layers refuses a plan with neither
+    um = units.reset_index(drop=True)
+    fields = tuple(f for f in dict.fromkeys((*count_fields, *extra_fields)) if f in um)
+    table = pd.DataFrame({f: pd.to_numeric(um[f], errors="coerce").fillna(0.0)
+                          for f in fields})
+    table[by] = shapely.area(np.asarray(um.geometry.values))
+    table["estimated"] = False
+    return Counts(table, fields, by, {"method": "units"}, None, False)
+
+
+def share_block_measure(counts: Counts, building_block: np.ndarray,
+                        block_measure: np.ndarray) -> None:
+    """Every building's share of its block's measure (area), in ``counts``, in place.
+
+    The blocks' loads are then their areas, as the splitting of blocks heavier
+    than a grid needs; a block without buildings weighs in through its units.
+    """
+    n = np.bincount(building_block, minlength=len(block_measure))
+    share = block_measure[building_block] / np.maximum(n[building_block], 1)
+    counts.table[counts.by] = share
 
 
 def _with_workload(counts: pd.DataFrame, fields: tuple[str, ...],

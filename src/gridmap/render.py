@@ -162,6 +162,7 @@ def _grid_props(shown: gpd.GeoDataFrame, threshold: int) -> dict[str, tuple[str,
         "kind": ("类型 kind", shown["kind"].astype(str)),
     }
     for col, name, people in (
+        ("area_m2", "面积 area (m²)", False),
         ("households", "户数 households", True),
         ("pop_actual", "实有人口 actual population", True),
         ("pop_registered", "户籍人口 registered", True),

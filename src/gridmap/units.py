@@ -1165,6 +1165,8 @@ class UnitMaker:
     street_classes: np.ndarray
     cut_cost: Mapping[str, float] | None
     barriers: frozenset[str]
+    #: every unit weighs its own area in m² (``by="area"``), not its buildings' counts
+    by_area: bool = False
 
     @property
     def n_buildings(self) -> np.ndarray:
@@ -1218,7 +1220,9 @@ class UnitMaker:
         """The adjacency and graph of units (stage 5)."""
         return unit_graph(table, building_unit, self.weight, streets=self.streets,
                           street_classes=self.street_classes, cut_cost=self.cut_cost,
-                          barriers=self.barriers, kept=kept)
+                          barriers=self.barriers, kept=kept,
+                          unit_weight=shapely.area(np.asarray(table.geometry.values))
+                          if self.by_area else None)
 
 
 def carried_over(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> np.ndarray:
