@@ -312,3 +312,39 @@ def test_units_given_directly_by_area():
     plan = gridmap.delineate(units=cells, by="area", target=7_500, tolerance=0.05)
     assert len(plan.grids) == 4
     assert plan.grids["area"].tolist() == pytest.approx([7_500.0] * 4)
+
+
+def test_a_compound_heavier_than_a_grid_is_divided_into_grids_of_the_band():
+    # a 300 m × 200 m compound (小区) of 12 buildings, 705 households, in a city of
+    # 50-household buildings at 300 ±10%: 2.35 grids' worth.  Kept whole it was
+    # one oversize grid; divided, its buildings lie in 3 grids (235 a piece, too
+    # light alone, so each takes buildings from outside), every grid in the band
+    b, s = grid_city(6, 4, per_block=2, households=50)
+    inside = b.geometry.representative_point().within(shapely.box(0, 0, 300, 200))
+    hh = np.full(inside.sum(), 705 / inside.sum())
+    hh = np.floor(hh)
+    hh[: 705 - int(hh.sum())] += 1
+    b.loc[inside, "households"] = hh
+    compound = gpd.GeoDataFrame({"compound_id": ["阳光小区"]},
+                                geometry=[shapely.box(0, 0, 300, 200)], crs=CRS)
+    plan = gridmap.delineate(b, s, compounds=compound, target=300, tolerance=0.1, seed=0)
+    grids = plan.grids.set_index("grid_id")
+    holding = plan.buildings.loc[inside.to_numpy(), "grid_id"].unique()
+    assert 2 <= len(holding) <= 3
+    assert (grids.loc[holding, "compound_part"] == "阳光小区").all()
+    assert grids["within_tolerance"].all() and (grids["flag"] == "").all()
+    assert plan.metrics["n_out_of_tolerance"] == 0
+    assert any("divided between its buildings into 3 pieces" in n
+               for n in plan.metrics["notes"])
+    # each piece is whole in its grid: the compound's buildings of one grid touch
+    for gid in holding:
+        part = shapely.union_all(plan.buildings.loc[
+            inside.to_numpy() & (plan.buildings["grid_id"] == gid).to_numpy()]
+            .geometry.buffer(60).to_numpy())
+        assert part.geom_type == "Polygon"
+    # a compound that fits a grid stays whole, as before
+    small = b.copy()
+    small.loc[inside, "households"] = 20  # 240 households: a grid holds it
+    kept = gridmap.delineate(small, s, compounds=compound, target=300, tolerance=0.1)
+    assert kept.buildings.loc[inside.to_numpy(), "grid_id"].nunique() == 1
+    assert "compound_part" not in kept.grids.columns

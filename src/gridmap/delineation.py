@@ -50,6 +50,7 @@ from .assemble import Assembled, assemble, islands, to_output
 from .balance import Balanced, balance
 from .codes import register_of
 from .communities import Communities, check_grid_count, find_communities
+from .compounds import divide_compounds
 from .layers import COUNT_FIELDS, EXTRA_FIELDS, Layers, LayerSources, read_layers
 from .metrics import evaluate_plan
 from .options import (
@@ -110,7 +111,10 @@ def delineate(
         ``subdistrict_id`` columns); grids never cross them.  Without them the
         whole area is one community.
     compounds
-        Compound (小区) polygons, kept whole unless one alone exceeds a grid.
+        Compound (小区) polygons (an optional ``compound_id``), kept whole unless
+        one alone exceeds a grid: then divided between its buildings into the
+        fewest pieces under the band's upper edge, each kept whole in a grid
+        (:mod:`gridmap.compounds`; the grids get ``compound_part``).
     units
         Units given directly (census blocks, parcels, old grids): partitioned as
         they are, with their own population columns when there are no buildings.
@@ -214,6 +218,8 @@ def make_plan(sources: LayerSources, options: Options, *, timer: StageTimer,
         graph_of=maker.graph, building_geoms=building_geoms, seed=options.search.seed,
         notes=notes, code_column=options.inputs.code_column,
         division_code=options.inputs.division_code)
+    communities, pieces = _divide_compounds(communities, layers, building_geoms, counts,
+                                            options, notes)
     maker = dataclasses.replace(maker, blocks=communities.blocks)
     split = _blocks_to_split(maker, communities, options.balance,
                              has_buildings=layers.buildings is not None)
@@ -241,6 +247,8 @@ def make_plan(sources: LayerSources, options: Options, *, timer: StageTimer,
                          has_buildings=layers.buildings is not None,
                          work_crs=layers.work_crs,
                          used=previous.used if previous is not None else (frozenset(), 0))
+    if pieces:
+        _mark_compound_parts(assembled, communities.blocks.compound, pieces)
     timer.stage("metrics")
     grids, overall = evaluate_plan(
         assembled, balanced, counts, communities, area=area, streets=lines.geometry,
@@ -312,6 +320,41 @@ def _blocks(layers: Layers, area: shapely.Geometry, area_source: str, carve: Car
             f"{len(blocks.outside)} building(s) lie outside the area "
             f"({area_source}); each was put in the nearest block.")
     return blocks, building_geoms
+
+
+def _divide_compounds(communities: Communities, layers: Layers, building_geoms: np.ndarray,
+                      counts: Counts, options: Options, notes: list[str]
+                      ) -> tuple[Communities, dict[int, Any]]:
+    """Compounds heavier than a grid divided into pieces (:mod:`gridmap.compounds`).
+
+    Returns the communities with their blocks so divided, and the compound id of
+    every piece's label.
+    """
+    cmp_ = layers.compounds
+    if cmp_ is None or layers.buildings is None or counts.by in UNIT_MEASURES:
+        return communities, {}
+    names = (cmp_["compound_id"].tolist() if "compound_id" in cmp_.columns
+             else list(range(1, len(cmp_) + 1)))
+    upper = np.asarray(communities.target, dtype=float) * (
+        1 + np.asarray(communities.tolerance, dtype=float))
+    blocks, pieces, more = divide_compounds(
+        communities.blocks, building_geoms, counts.weight, upper,
+        tolerance=np.asarray(communities.tolerance, dtype=float),
+        seed=options.search.seed, names=names)
+    notes += more
+    return dataclasses.replace(communities, blocks=blocks), pieces
+
+
+def _mark_compound_parts(assembled: Assembled, compound: np.ndarray,
+                         pieces: dict[int, Any]) -> None:
+    """``compound_part``: the id of the divided compound a grid holds a piece of."""
+    holds = np.flatnonzero(np.isin(compound, list(pieces)))
+    part = pd.Series([pieces[int(c)] for c in compound[holds]],
+                     index=assembled.building_grid_id[holds])
+    part = part[~part.index.duplicated()]
+    grids = assembled.grids
+    grids["compound_part"] = grids["grid_id"].map(part).astype(object).where(
+        grids["grid_id"].isin(part.index), None)
 
 
 def _blocks_to_split(maker: UnitMaker, communities: Communities, balance: Balance, *,

@@ -318,9 +318,6 @@ def refine(
     n_units = sum(len(m) for m in members.values())
     if max_moves is None:
         max_moves = 20 * n_units + 200
-    # a tabu search of a few dozen units has seen its neighbourhood long before
-    # 500 moves without a gain: the patience grows with the units, up to it
-    patience = min(patience, 4 * n_units + 100)
 
     tabu: dict[tuple[int, int], int] = {}
     active_ids = np.array(sorted(active), dtype=np.int64)
