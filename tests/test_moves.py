@@ -32,7 +32,9 @@ def _city(seed: int, nx_: int, ny: int, per_block: int):
     b, s = grid_city(nx_, ny, per_block=per_block)
     b["households"] = rng.choice([10, 40, 80, 150], size=len(b)).astype(float)
     total = float(b["households"].sum())
-    return b, s, max(100.0, round(total / max(2, len(b) // 3)))
+    # a target the city can fill at least twice (a tiny city of light buildings
+    # holds less than 100 households)
+    return b, s, min(total / 2, max(100.0, round(total / max(2, len(b) // 3))))
 
 
 def _contiguous(plan) -> bool:
