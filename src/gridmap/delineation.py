@@ -513,11 +513,19 @@ def _the_plan(layers: Layers, counts: Counts, communities: Communities,
 
 
 def _split_limit(communities: Communities, balance: Balance) -> Any:
+    """The load above which a block is cut: ``split_above``, default a grid's target.
+
+    By area, half a grid's: the units are then fine enough to add up to a grid
+    (a block cut only above a whole grid leaves pieces of 0.5-1 grid that two
+    cannot share and one cannot fill).
+    """
     blocks = communities.blocks
     community = np.clip(np.asarray(blocks.community, dtype=np.int64), 0,
                         len(communities.target) - 1)
-    return communities.target[community] if balance.split_above is None \
-        else balance.split_above
+    if balance.split_above is not None:
+        return balance.split_above
+    share = 0.5 if balance.by in UNIT_MEASURES else 1.0
+    return communities.target[community] * share
 
 
 def _finished(plan: GridPlan, layers: Layers, counts: Counts, options: Options) -> GridPlan:
