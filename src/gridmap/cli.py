@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import GridmapError, OptionError, OutputFolderError
+from .datum import DATUMS
 from .export import export_files
 from .output import OutputFolder
 from .plan import METRICS_FILE, PLAN_FILE
@@ -192,7 +193,7 @@ def _export_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export-encoding", default="GBK",
                    help="text encoding of the exported Shapefiles (default GBK, with a "
                    ".cpg naming it)")
-    p.add_argument("--export-datum", default=None, choices=("wgs84", "gcj02", "bd09"),
+    p.add_argument("--export-datum", default=None, choices=DATUMS,
                    help="longitude/latitude of the exported GeoJSON (and Shapefiles, when "
                    "not wgs84): wgs84, gcj02 (AMap, Tencent), bd09 (Baidu); default the "
                    "plan's output datum (wgs84 unless --input-datum said otherwise)")

@@ -40,7 +40,11 @@ def divide_compounds(blocks: Blocks, buildings: np.ndarray, weight: np.ndarray,
     buildings), and notes.
     """
     compound = blocks.compound
-    labels = np.unique(compound[compound >= 0])
+    inside = compound >= 0
+    totals = np.bincount(compound[inside], weights=weight[inside])
+    # only a compound heavier than the lightest grid's edge can need dividing: the
+    # others are not looked at one by one
+    labels = np.flatnonzero(totals > float(np.min(upper, initial=np.inf)))
     if not len(labels):
         return blocks, {}, []
     rng = np.random.default_rng(seed)
@@ -61,7 +65,7 @@ def divide_compounds(blocks: Blocks, buildings: np.ndarray, weight: np.ndarray,
         if special is not None and special[b] >= 0:
             continue
         com = min(int(community[b]), len(upper) - 1)
-        total = float(weight[members].sum())
+        total = float(totals[c])
         k = math.ceil(total / float(upper[com]) - 1e-9)
         in_block = np.flatnonzero(building_block == b)
         if k < 2 or len(in_block) < k:
@@ -88,9 +92,9 @@ def divide_compounds(blocks: Blocks, buildings: np.ndarray, weight: np.ndarray,
                 community.append(community[b])
                 if special is not None:
                     special.append(-1)
-            inside = in_block[np.isin(cell_of, part)]
-            building_block[inside] = at
-            new_compound[inside] = next_label
+            piece_buildings = in_block[np.isin(cell_of, part)]
+            building_block[piece_buildings] = at
+            new_compound[piece_buildings] = next_label
             pieces_of[next_label] = name
             next_label += 1
         weights = ", ".join(f"{float(w[p].sum()):,.0f}" for p in parts)

@@ -22,8 +22,8 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-__all__ = ["DATUMS", "bd09_to_gcj02", "from_wgs84", "gcj02_to_bd09", "gcj02_to_wgs84",
-           "to_wgs84", "wgs84_to_gcj02"]
+__all__ = ["DATUMS", "bd09_to_gcj02", "check_datum", "datum_problem", "from_wgs84",
+           "gcj02_to_bd09", "gcj02_to_wgs84", "to_wgs84", "wgs84_to_gcj02"]
 
 #: the datums a layer can be in: WGS84 (and any CRS pyproj knows), GCJ-02, BD-09
 DATUMS = ("wgs84", "gcj02", "bd09")
@@ -150,16 +150,32 @@ def _steps_to_wgs84(datum: str) -> list[Shift]:
     return []
 
 
-def check_datum(datum: str, *, option: str = "--input-datum") -> str:
-    """``datum`` in lower case, or an error naming the datums there are."""
-    from ._errors import OptionError
+def datum_problem(value: object, *, name: str = "the datum",
+                  option: str = "--input-datum") -> tuple[str, str | None]:
+    """``value`` as a datum's name (lower case, no ``-``/``_``), and what is wrong, if any.
 
-    d = str(datum).lower().replace("-", "").replace("_", "")
-    if d not in DATUMS:
-        msg = (f"the datum must be one of {', '.join(DATUMS)} ({option}), got {datum!r}: "
+    Examples
+    --------
+    >>> datum_problem("GCJ-02")
+    ('gcj02', None)
+    >>> datum_problem("baidu")[1].split(":")[0]
+    "the datum must be one of wgs84, gcj02, bd09 (--input-datum), got 'baidu'"
+    """
+    d = str(value).lower().replace("-", "").replace("_", "")
+    if d in DATUMS:
+        return d, None
+    return d, (f"{name} must be one of {', '.join(DATUMS)} ({option}), got {value!r}: "
                "gcj02 for data traced from AMap (高德) or Tencent maps, bd09 for Baidu "
                "maps, wgs84 (the default) for GPS, OpenStreetMap and surveyed data.")
-        raise OptionError(msg)
+
+
+def check_datum(datum: str, *, option: str = "--input-datum") -> str:
+    """``datum`` as :func:`datum_problem` names it, or an :class:`OptionError` saying why."""
+    from ._errors import OptionError
+
+    d, problem = datum_problem(datum, option=option)
+    if problem is not None:
+        raise OptionError(problem)
     return d
 
 

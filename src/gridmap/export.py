@@ -169,6 +169,8 @@ def export_plan(plan: GridPlan, folder: str | os.PathLike,
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     layers = {"grids": plan.grids, "buildings": plan.buildings}
+    # the roster's two tables, made once for the xlsx and the csv alike
+    tables = roster(plan, address=address) if {"xlsx", "csv"} & set(chosen) else None
     for f in chosen:
         if f == "shp":
             written += _shapefiles(layers, folder, encoding=encoding, datum=datum)
@@ -178,8 +180,8 @@ def export_plan(plan: GridPlan, folder: str | os.PathLike,
                 _plain(from_wgs84(gdf, datum)).to_file(path, driver="GeoJSON",
                                                        engine="pyogrio")
                 written.append(path)
-        elif f in ("xlsx", "csv"):
-            grids, buildings = roster(plan, address=address)
+        elif tables is not None:
+            grids, buildings = tables
             if f == "xlsx":
                 path = folder / "roster.xlsx"
                 _openpyxl()

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from ._errors import GridmapError, OptionError
 from .adjacency import DEFAULT_BARRIERS
-from .datum import DATUMS
+from .datum import DATUMS, datum_problem
 from .effort import EFFORT_PRESETS
 from .special import DEFAULT_ROAD_CLASSES, DEFAULT_UNIT_KINDS
 from .units import NON_BLOCKING_CLASSES
@@ -619,11 +619,11 @@ class Inputs:
         "--count-column", help="a population table's column of households per row "
         "(default: every row is one household)"))
     input_datum: str = field(default="wgs84", metadata=_cli(
-        "--input-datum", choices=("wgs84", "gcj02", "bd09"),
+        "--input-datum", choices=DATUMS,
         help="datum of longitude/latitude layers: wgs84 (default; GPS, OSM, surveys), "
         "gcj02 (traced from AMap/Tencent), bd09 (Baidu); converted to WGS84 for the work"))
     output_datum: str | None = field(default=None, metadata=_cli(
-        "--output-datum", choices=("wgs84", "gcj02", "bd09"),
+        "--output-datum", choices=DATUMS,
         help="datum of the files written (default: the input's)"))
     code_column: str | None = field(default=None, metadata=_cli(
         "--code-column", help="column of the official 12-digit community codes on the "
@@ -649,12 +649,9 @@ class Inputs:
             value = getattr(self, name)
             if value is None:
                 continue
-            d = str(value).lower().replace("-", "").replace("_", "")
-            c.need(d in DATUMS,
-                   f"{name} must be one of {', '.join(DATUMS)}, got {value!r} "
-                   f"(--{name.replace('_', '-')}): gcj02 for data traced from AMap (高德) "
-                   "or Tencent maps, bd09 for Baidu maps, wgs84 for GPS, OpenStreetMap "
-                   "and surveyed data.")
+            d, problem = datum_problem(value, name=name,
+                                       option=f"--{name.replace('_', '-')}")
+            c.need(problem is None, problem or "")
             object.__setattr__(self, name, d)
         for name in ("barriers", "exclude_streets"):
             v = getattr(self, name)

@@ -334,7 +334,7 @@ def read_plan(path: str | os.PathLike) -> GridPlan:
 
     The unit graph is rebuilt from the units layer; ``metrics.json`` is read when
     it sits beside the GeoPackage.  A plan written to PostGIS is read from its
-    schema, ``postgresql://...#schema`` (:func:`gridmap.postgis.read_plan_from`).
+    schema, ``postgresql://...#schema`` (as :meth:`GridPlan.to_postgis` wrote it).
 
     Examples
     --------

@@ -16,7 +16,9 @@ Needs SQLAlchemy, GeoAlchemy2 and a PostgreSQL driver: ``pip install
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import Iterator
 from typing import Any
 
 import geopandas as gpd
@@ -94,42 +96,25 @@ def _geometry_column(con: Any, schema: str, table: str) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
-class _transaction:
+@contextlib.contextmanager
+def _transaction(con: Any) -> Iterator[Any]:
     """A connection in a transaction: committed at the end, rolled back on error."""
-
-    def __init__(self, con: Any) -> None:
-        self.con = con
-
-    def __enter__(self) -> Any:
-        if hasattr(self.con, "execute"):  # a connection: a transaction on it
-            self.t = self.con.begin()
-            return self.con
-        self.t = self.con.begin()  # an engine: a connection in a transaction
-        return self.t.__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        if hasattr(self.con, "execute"):
-            if exc[0] is None:
-                self.t.commit()
-            else:
-                self.t.rollback()
-        else:
-            self.t.__exit__(*exc)
+    if hasattr(con, "execute"):  # a connection: a transaction on it
+        with con.begin():
+            yield con
+    else:  # an engine: a connection of its own, in a transaction
+        with con.begin() as c:
+            yield c
 
 
-class _connected:
-    """A connection from an engine (closed after), or the connection given."""
-
-    def __init__(self, con: Any) -> None:
-        self.con, self.own = con, hasattr(con, "connect") and not hasattr(con, "execute")
-
-    def __enter__(self) -> Any:
-        self.c = self.con.connect() if self.own else self.con
-        return self.c
-
-    def __exit__(self, *exc: object) -> None:
-        if self.own:
-            self.c.close()
+@contextlib.contextmanager
+def _connected(con: Any) -> Iterator[Any]:
+    """The connection given, or one from the engine given (closed after)."""
+    if hasattr(con, "execute"):
+        yield con
+    else:
+        with con.connect() as c:
+            yield c
 
 
 def read_database(source: Any, *, role: str = "layer") -> gpd.GeoDataFrame | pd.DataFrame:
