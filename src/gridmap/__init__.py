@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from ._errors import (
     CRSMismatchError,
     DisconnectedUnitsError,
+    EditError,
     GridmapError,
     GridmapWarning,
     InfeasiblePartitionError,
@@ -21,6 +22,7 @@ from ._errors import (
 )
 from .compare import BasisComparison, compare_bases
 from .delineation import delineate
+from .edits import apply_edits
 from .io import read_layer
 from .metrics import evaluate
 from .plan import GridPlan, read_plan
@@ -37,6 +39,7 @@ __all__ = [
     "BasisComparison",
     "CRSMismatchError",
     "DisconnectedUnitsError",
+    "EditError",
     "GridPlan",
     "GridmapError",
     "GridmapWarning",
@@ -45,6 +48,7 @@ __all__ = [
     "OptionError",
     "OutputFolderError",
     "__version__",
+    "apply_edits",
     "compare_bases",
     "delineate",
     "evaluate",

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "CRSMismatchError",
     "DisconnectedUnitsError",
+    "EditError",
     "GridmapError",
     "GridmapWarning",
     "InfeasiblePartitionError",
@@ -60,6 +61,17 @@ class OptionError(_ProblemsError):
     """
 
     about = "the options"
+
+
+class EditError(_ProblemsError):
+    """Edits drawn by hand (``edits.json``) that cannot be applied to the plan.
+
+    Edits of another plan, a move whose ``from`` no longer holds, a unit or grid
+    the plan does not have, or a result with a grid in pieces or empty;
+    ``problems`` lists every one found.
+    """
+
+    about = "the edits"
 
 
 class OutputFolderError(GridmapError, OSError):

@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(rp, only=REPARTITION_OPTIONS, defaults=False)
     rp.add_argument("--out", required=True, help="output folder")
     _output_options(rp, no_map=True)
+    _edit_parsers(sub)
     cp = sub.add_parser(
         "compare",
         help="grids on the register against grids on the actual population",
@@ -123,6 +124,44 @@ def build_parser() -> argparse.ArgumentParser:
     _progress_option(cp)
     cp.set_defaults(target=900.0)
     return p
+
+
+def _edit_parsers(sub: Any) -> None:
+    """``gridmap edit`` (the page to adjust a plan by hand) and ``gridmap apply``."""
+    ep = sub.add_parser(
+        "edit",
+        help="write edit.html: a page to move units between grids by hand, offline",
+        description="Write DIR/edit.html beside the plan DIR/plan.gpkg: one self-contained "
+        "page (no network) where the planner picks a grid and clicks or brushes units "
+        "into it, with the balance of every grid touched shown live; 'Save edits' "
+        "downloads edits.json for gridmap apply.",
+    )
+    ep.add_argument("plan", help="DIR/plan.gpkg (or DIR)")
+    ep.add_argument("--out", help="the page to write (default: edit.html beside the plan)")
+    ep.add_argument("--overwrite", action="store_true", help="replace an existing page")
+    ep.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    ap = sub.add_parser(
+        "apply",
+        help="apply edits drawn by hand (edits.json) to the plan they were drawn on",
+        description="Apply edits.json (saved by the page gridmap edit writes) to the plan "
+        "it was drawn on: the units moved go to their new grids, every grid polygon is "
+        "made again from its units, every figure recomputed; grid ids and codes are "
+        "kept. Writes the same files as repartition (plan.gpkg, metrics.json with the "
+        "edits' note, changes.csv, handover.csv, diff.html and the maps).",
+    )
+    ap.add_argument("--plan", required=True, help="the plan edited: DIR/plan.gpkg")
+    ap.add_argument("--edits", required=True, help="the edits: edits.json")
+    ap.add_argument("--allow-pieces", action="store_true",
+                    help="accept a grid the edits leave in pieces (noted); otherwise such "
+                    "edits are refused")
+    ap.add_argument("--rebalance", action="store_true",
+                    help="then restore the band around the grids edited, never moving a "
+                    "unit moved by hand again")
+    ap.add_argument("--lock", type=int, nargs="*", default=[], metavar="GRID_ID",
+                    help="grids the re-balance must not change (besides the edits' locks)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True, help="output folder")
+    _output_options(ap, no_map=True)
 
 
 #: the options of delineate a re-partition takes too (by, target, tolerance, seed,
@@ -522,6 +561,53 @@ def _repartition(args: argparse.Namespace) -> int:
     return 0
 
 
+def _edit(args: argparse.Namespace) -> int:
+    from .editor import write_editor
+    from .plan import read_plan
+
+    src = Path(args.plan)
+    page = Path(args.out) if args.out else (src if src.is_dir() else src.parent) / "edit.html"
+    if page.exists() and not args.overwrite:
+        msg = f"{page} exists: pass --overwrite to replace it, or --out another file"
+        raise OutputFolderError(msg)
+    plan = read_plan(args.plan)
+    write_editor(plan, page)
+    if not args.quiet:
+        print(f"wrote {_sized(page)}: open it in a browser, move units, 'Save edits', then "
+              f"gridmap apply --plan {args.plan} --edits edits.json --out DIR")
+    return 0
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from .edits import apply_edits, read_edits
+
+    maps = None if args.no_map else _maps_of(args)
+    plan_dir = None if is_database(args.plan) else \
+        Path(args.plan) if Path(args.plan).is_dir() else Path(args.plan).parent
+    if plan_dir is not None:
+        _check_locks(args.plan, args.lock)
+    edits = read_edits(args.edits)  # its form checked before any work
+    writes = [PLAN_FILE, METRICS_FILE, "changes.csv", "handover.csv", *_map_files(maps),
+              *(["diff.html"] if maps is not None else []),
+              *export_files(_exports_of(args))]
+    with OutputFolder(args.out, writes=writes, overwrite=args.overwrite,
+                      protect=plan_dir) as run:
+        plan = apply_edits(args.plan, edits, allow_pieces=args.allow_pieces,
+                           rebalance=args.rebalance, lock=args.lock, seed=args.seed,
+                           progress=_progress(args))
+        written, notes = _write_plan(plan, run, maps, args=args)
+    if not args.quiet:
+        ch, ed = plan.metrics["changes"], plan.metrics["edits"]
+        _say_plan(plan, args, notes)
+        print(f"  {ed['units_moved']} unit(s) moved by hand ({ch['buildings_moved']} "
+              f"building(s), {ch['share_moved']:.1%} of {plan.params.get('by')}); grids "
+              f"edited {', '.join(str(g) for g in ed['grids_edited']) or 'none'}"
+              + (f"; re-balanced in {ed['rebalance_rounds']} round(s)"
+                 if ed["rebalance"] else ""))
+        print("wrote " + ", ".join(_sized(p) for p in written))
+    return 0
+
+
 def _check_locks(plan: str, lock: Sequence[int]) -> None:
     """Refuse, before any work, grids to lock that the plan does not have."""
     if not lock:
@@ -651,6 +737,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             return _compare(args)
         if args.command == "repartition":
             return _repartition(args)
+        if args.command == "edit":
+            return _edit(args)
+        if args.command == "apply":
+            return _apply(args)
     except KeyboardInterrupt:
         print(f"gridmap: interrupted; {where} unchanged", file=sys.stderr)
         return 130

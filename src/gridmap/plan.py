@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -109,6 +110,18 @@ class GridPlan:
     unmatched: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
+    def plan_id(self) -> str:
+        """The plan's id: a hash of which grid every unit and building is in.
+
+        Written to ``metrics.json`` and to the table ``plan`` of ``plan.gpkg``;
+        :func:`gridmap.apply_edits` checks edits against it, so that edits drawn on
+        one plan are never applied to another.  Two plans have the same id when
+        every unit and building is in the same grid under the same code.
+        """
+        return plan_fingerprint(self.grids, self.units, self.buildings,
+                                self.params.get("id_column"))
+
+    @property
     def params(self) -> dict[str, Any]:
         """The parameters the plan was made with."""
         return self.metrics.get("params", {})
@@ -214,6 +227,26 @@ class GridPlan:
         return export_plan(self, folder, formats, encoding=encoding, datum=datum,
                            address=address)
 
+    def editor(self, *, height: int = 640) -> Any:
+        """The page to adjust this plan by hand, inline in Jupyter.
+
+        The page ``gridmap edit`` writes (:func:`gridmap.editor.editor_page`), in
+        an ``<iframe>`` ``height`` pixels high; its "Save edits" downloads
+        ``edits.json`` for :func:`gridmap.apply_edits`.  Without IPython, the
+        page's HTML.
+        """
+        import html
+
+        from .editor import editor_page
+
+        page = editor_page(self)
+        try:
+            from IPython.display import HTML
+        except ImportError:
+            return page
+        return HTML(f'<iframe srcdoc="{html.escape(page, quote=True)}" '
+                    f'style="width:100%;height:{int(height)}px;border:0"></iframe>')
+
     def to_postgis(self, target: Any) -> list[str]:
         """Write the plan to a PostGIS schema as tables, in one transaction.
 
@@ -252,7 +285,9 @@ class GridPlan:
         The plan's metrics with the ``timings`` of the run's later stages (write, maps)
         and its later ``notes`` added; the plan itself is not changed.
         """
-        metrics = dict(self.metrics)
+        # the id of the plan as it is now (one read back and changed has another)
+        metrics = {"plan_id": self.plan_id,
+                   **{k: v for k, v in self.metrics.items() if k != "plan_id"}}
         if timings:
             metrics["timings"] = {**self.timings, **timings}
         if notes:
@@ -287,8 +322,13 @@ class GridPlan:
             # nothing lost: the register rows no building took, for the office to fix
             self.unmatched.to_csv(Path(folder) / UNMATCHED_FILE, index=False,
                                   encoding="utf-8-sig")
+        import pyogrio
+
+        # the id beside the layers too: a plan.gpkg copied without its
+        # metrics.json still says which plan it is
+        pyogrio.write_dataframe(pd.DataFrame({"plan_id": [self.plan_id]}), gpkg,
+                                layer="plan", driver="GPKG")
         if self.codes is not None:
-            import pyogrio
 
             # an attribute table: every code ever used, active or retired
             pyogrio.write_dataframe(pd.DataFrame(self.codes), gpkg, layer="codes",
@@ -327,6 +367,36 @@ class GridPlan:
             self._write_metrics(run.staging, timings={"write": written})
             run.commit()
         return Path(out_dir)
+
+
+def plan_fingerprint(grids: pd.DataFrame, units: pd.DataFrame, buildings: pd.DataFrame,
+                     id_column: str | None = None) -> str:
+    """The id of a plan: 16 hex digits of a SHA-256 of its assignment.
+
+    Over the grids' ids and codes, every unit's grid and every building's id,
+    unit and grid, as text (so that a plan read back from its files has the id
+    it was written with); geometry is left out.
+    """
+    digest = hashlib.sha256()
+    id_col = id_column if id_column in buildings.columns else None
+    for frame, cols in ((grids, ["grid_id", "code"]), (units, ["unit_id", "grid_id"]),
+                        (buildings, [c for c in (id_col, "unit_id", "grid_id") if c])):
+        have = [c for c in cols if c in frame.columns]
+        for c in have:
+            values = pd.Series(frame[c]).astype(object)
+            text = values.map(_id_text)
+            digest.update(c.encode())
+            digest.update("\x1f".join(text.tolist()).encode())
+    return digest.hexdigest()[:16]
+
+
+def _id_text(value: Any) -> str:
+    """An id as text: 12 and 12.0 alike (a GeoPackage may give back floats)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
 
 
 def read_plan(path: str | os.PathLike) -> GridPlan:

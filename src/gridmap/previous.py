@@ -13,6 +13,7 @@ grid its buildings were in and only what is out of balance moves
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -49,7 +50,9 @@ class PreviousPlan:
     ``building_weight`` the balance field per grid and per building id in the
     plan running; ``split_buildings`` the ids of the buildings of the blocks the
     plan split; ``demolished_grids`` the grids that lost a building; ``used``
-    every code and the highest grid id the plan's register holds.
+    every code and the highest grid id the plan's register holds;
+    ``pinned_buildings`` the ids of buildings whose units must stay in the grid
+    they start in (moved there by hand: :func:`gridmap.apply_edits`).
     """
 
     building_grid: pd.Series
@@ -62,6 +65,7 @@ class PreviousPlan:
     demolished_grids: tuple[Any, ...] = ()
     #: every code and the highest grid id the plan ever used (its register)
     used: tuple[frozenset[str], int] = (frozenset(), 0)
+    pinned_buildings: frozenset[Any] = field(default_factory=frozenset)
 
     def old_grid(self, ids: np.ndarray) -> np.ndarray:
         """The grid every building (by id) was in; NaN for a new building."""
@@ -119,6 +123,13 @@ def rebalance_previous(previous: PreviousPlan, units: Units, communities: Commun
     never changing a grid locked or held.
     """
     notes: list[str] = []
+    balanced_units = units
+    if previous.pinned_buildings:
+        # the units moved by hand stay where the planner put them
+        pinned = np.zeros(units.graph.n, dtype=bool)
+        pinned[units.building_unit[np.isin(ids, list(previous.pinned_buildings))]] = True
+        units = dataclasses.replace(units, graph=dataclasses.replace(units.graph,
+                                                                     pinned=pinned))
     assignment = seed_assignment(previous, units.graph, units.table, units.building_unit,
                                  previous.old_grid(ids), communities.ids,
                                  grids_work=previous.grids.to_crs(work_crs))
@@ -135,7 +146,7 @@ def rebalance_previous(previous: PreviousPlan, units: Units, communities: Commun
     assignment, more, report = improve_held(assignment, units, maker,
                                             communities.tolerance, options.search, held,
                                             progress=progress)
-    return Balanced(assignment, units, notes + more, options.search.seed, report)
+    return Balanced(assignment, balanced_units, notes + more, options.search.seed, report)
 
 
 def _kept_ids(a: GridAssignment) -> np.ndarray:

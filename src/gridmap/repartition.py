@@ -111,8 +111,7 @@ def repartition(
     from ._progress import STAGES, StageTimer
     from .delineation import make_plan
 
-    if not isinstance(plan, GridPlan):
-        plan = read_plan(plan)
+    plan = plan if isinstance(plan, GridPlan) else read_plan(plan)
     _check_plan(plan, lock)
     params = plan.params
     # the settings the plan was made with, unless overridden here
@@ -154,6 +153,7 @@ def repartition(
     if units is None and len(plan.units):
         units = plan.units[[plan.units.geometry.name]]
     progress = kwargs.pop("progress", None)
+    hooks = _edit_hooks(kwargs, plan)
     keywords = {"by": by, "target": target, "tolerance": tolerance, "seed": seed,
                 "id_column": id_col, "columns": columns, "encoding": encoding,
                 "street_column": "class" if streets is not None else None,
@@ -168,7 +168,7 @@ def repartition(
     try:
         new = make_plan(sources, options, timer=timer, problems=problems,
                         previous=_previous_plan(plan, buildings, id_col, by, lock,
-                                                move_budget),
+                                                move_budget, *hooks),
                         notes_first=read_notes)  # the encoding guessed, said first
     finally:
         timer.close()
@@ -191,6 +191,17 @@ def repartition(
                **({"options": made.to_dict()} if made is not None else {})}
     return dataclasses.replace(new, metrics=metrics, previous=plan, codes=codes,
                                options=made)
+
+
+def _edit_hooks(kwargs: dict[str, Any], plan: GridPlan) -> tuple[GridPlan, frozenset[Any]]:
+    """What :func:`gridmap.apply_edits` passes a re-partition (taken out of ``kwargs``).
+
+    The plan before the edits, whose grid weights count (so that the grids
+    edited count as changed and may be re-balanced), and the ids of the
+    buildings moved by hand, pinned in their grids.
+    """
+    return (kwargs.pop("_weights_from", None) or plan,
+            frozenset(kwargs.pop("_pinned", ())))
 
 
 def _check_plan(plan: GridPlan, lock: Iterable[int]) -> None:
@@ -400,9 +411,15 @@ def _in_plans_crs(buildings: Any, plan: GridPlan) -> tuple[Any, str]:
 
 
 def _previous_plan(plan: GridPlan, buildings: Any, id_col: str, by: str,
-                   lock: Iterable[int], move_budget: float | None) -> PreviousPlan:
-    """What the plan running says for its re-partition."""
+                   lock: Iterable[int], move_budget: float | None,
+                   weights_from: GridPlan | None = None,
+                   pinned: frozenset[Any] = frozenset()) -> PreviousPlan:
+    """What the plan running says for its re-partition.
+
+    The weights of its grids are those of ``weights_from`` (default: the plan).
+    """
     old_b = plan.buildings
+    weighed = (weights_from or plan).buildings
     split_buildings: set[Any] = set()
     # the blocks the plan split between buildings are split again, so that its
     # units, and so its grids, come back as they were
@@ -419,10 +436,12 @@ def _previous_plan(plan: GridPlan, buildings: Any, id_col: str, by: str,
         used=used,
         building_grid=pd.Series(old_b["grid_id"].to_numpy(), index=old_b[id_col].to_numpy()),
         grids=plan.grids, lock=tuple(lock), move_budget=move_budget,
-        grid_weight=(old_b.groupby("grid_id")[by].sum() if by in old_b.columns else None),
+        grid_weight=(weighed.groupby("grid_id")[by].sum() if by in weighed.columns
+                     else None),
         building_weight=(pd.Series(old_b[by].to_numpy(), index=old_b[id_col].to_numpy())
                          if by in old_b.columns else None),
-        split_buildings=frozenset(split_buildings), demolished_grids=tuple(demolished))
+        split_buildings=frozenset(split_buildings), demolished_grids=tuple(demolished),
+        pinned_buildings=pinned)
 
 
 #: columns a plan adds to its buildings besides its ids: the population fields it

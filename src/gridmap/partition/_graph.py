@@ -18,7 +18,9 @@ class UnitGraph:
     ``i``, ``j`` are edge end points (``i < j``); ``cut`` is the cost of putting a
     grid boundary on that edge (length × cost per metre of its street class);
     ``barrier`` marks barrier edges.  ``indptr``/``nbr``/``eid`` give each node's
-    neighbours (CSR), with the edge index of each.
+    neighbours (CSR), with the edge index of each.  ``pinned`` marks units that
+    must stay in their grid (the units a planner moved by hand, during the
+    re-balance after the edits): no move takes them out.
     """
 
     n: int
@@ -31,6 +33,7 @@ class UnitGraph:
     indptr: np.ndarray
     nbr: np.ndarray
     eid: np.ndarray
+    pinned: np.ndarray | None = None
 
     @classmethod
     def from_edges(
@@ -42,6 +45,7 @@ class UnitGraph:
         j: np.ndarray,
         cut: np.ndarray,
         barrier: np.ndarray | None = None,
+        pinned: np.ndarray | None = None,
     ) -> UnitGraph:
         i = np.asarray(i, dtype=np.int64)
         j = np.asarray(j, dtype=np.int64)
@@ -65,6 +69,7 @@ class UnitGraph:
             indptr,
             dst,
             eid,
+            None if pinned is None else np.asarray(pinned, dtype=bool),
         )
 
     def subgraph(self, nodes: np.ndarray) -> UnitGraph:
@@ -80,7 +85,8 @@ class UnitGraph:
         em = (loc[self.i] >= 0) & (loc[self.j] >= 0)
         return UnitGraph.from_edges(len(nodes), self.weight[nodes], self.xy[nodes],
                                     loc[self.i[em]], loc[self.j[em]], self.cut[em],
-                                    self.barrier[em])
+                                    self.barrier[em],
+                                    None if self.pinned is None else self.pinned[nodes])
 
     def matrix(self, values: np.ndarray | None = None, edges: np.ndarray | None = None):
         """Symmetric sparse matrix of the edges (``edges`` mask) with ``values``."""

@@ -99,6 +99,11 @@ def _with_cut_off(g: UnitGraph, labels: np.ndarray, members: set[int], u: int) -
     return [u] + [v for p in pieces if p is not main for v in p]
 
 
+def _pins(g: UnitGraph, chunk: list[int]) -> bool:
+    """Whether ``chunk`` holds a unit pinned to its grid."""
+    return g.pinned is not None and bool(g.pinned[chunk].any())
+
+
 def _carry(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]], w: dict[int, float],
            a: int, b: int, amount: float, removing: bool) -> None:
     """Move boundary units from grid ``a`` to ``b`` adding up to about ``amount``.
@@ -126,7 +131,7 @@ def _carry(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]], w: di
             chunk = [u] if removing or connected_without(g, labels, u) else \
                 _with_cut_off(g, labels, members[a], u)
             wc = float(g.weight[chunk].sum())
-            if len(chunk) == len(members[a]) and not removing:
+            if (len(chunk) == len(members[a]) and not removing) or _pins(g, chunk):
                 continue
             if wc > 2 * left + 1e-9:
                 continue
@@ -184,7 +189,7 @@ def grow_grid(g: UnitGraph, labels: np.ndarray, k: int, *, donors: Iterable[int]
             d = int(labels[u])
             chunk = [u] if connected_without(g, labels, u) else \
                 _with_cut_off(g, labels, members[d], u)
-            if len(chunk) == len(members[d]):
+            if len(chunk) == len(members[d]) or _pins(g, chunk):
                 continue
             wc = float(g.weight[chunk].sum())
             if wk + wc > hi or w[d] - wc < lo:

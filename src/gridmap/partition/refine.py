@@ -24,7 +24,12 @@ __all__ = ["connected_without", "refine"]
 
 
 def connected_without(g: UnitGraph, labels: np.ndarray, u: int) -> bool:
-    """Whether the grid of ``u`` stays in one piece, and not empty, when ``u`` leaves it."""
+    """Whether the grid of ``u`` stays in one piece, and not empty, when ``u`` leaves it.
+
+    Never for a unit pinned to its grid (:attr:`UnitGraph.pinned`).
+    """
+    if g.pinned is not None and g.pinned[u]:
+        return False
     lab = labels[u]
     nb = [int(x) for x in g.neighbours(u) if labels[x] == lab]
     if len(nb) <= 1:
