@@ -259,7 +259,51 @@ def test_gridmap_apply_on_the_bundled_plan(bundled_demo, tmp_path):
     new = after.grids.set_index("grid_id")
     assert (new["code"] == old["code"].loc[new.index]).all()
     assert set(new.index) == set(old.index)
+    # the workers of every grid from its workload and the plan's capacity
+    capacity = metrics["workload"]["capacity"]
+    assert (new["workers"] == np.maximum(1, np.ceil(new["workload"] / capacity - 1e-9))).all()
+    for g in touched:  # the workload follows the households moved
+        assert new.loc[g, "workload"] != old.loc[g, "workload"]
     for g in set(old.index) - touched:
         assert new.geometry.loc[g].symmetric_difference(old.geometry.loc[g]).area < 1.0, g
     handover = pd.read_csv(out / "handover.csv", encoding="utf-8-sig")
     assert len(handover) == int((now.loc[expect.index] != was).sum())
+
+
+def test_gridmap_apply_says_what_is_wrong_and_writes_nothing(plan, tmp_path, capsys):
+    folder = plan.to_file(tmp_path / "plan")
+    (move,) = movable(plan)
+    edits = tmp_path / "edits.json"
+    edits.write_text(json.dumps({"plan": plan.plan_id,
+                                 "moves": [{**move, "from": move["to"]}]}), encoding="utf-8")
+    out = tmp_path / "adjusted"
+    rc = main(["apply", "--plan", str(folder), "--edits", str(edits), "--out", str(out),
+               "--quiet", "--no-map"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert f"the unit is in grid {move['from']}, not {move['to']}" in err, err
+    assert not out.exists() or not any(out.iterdir())
+    # and the same edits, right, go through, read from the folder's plan
+    edits.write_text(json.dumps({"plan": plan.plan_id, "moves": [move]}), encoding="utf-8")
+    rc = main(["apply", "--plan", str(folder), "--edits", str(edits), "--out", str(out),
+               "--no-map"])
+    assert rc == 0
+    said = capsys.readouterr().out
+    assert "1 unit(s) moved by hand (2 building(s)" in said, said
+    changes = pd.read_csv(out / "changes.csv")
+    assert changes[["from_grid", "to_grid", "buildings"]].values.tolist() == [
+        [move["from"], move["to"], 2]]
+
+
+def test_gridmap_edit_writes_the_page_beside_the_plan(plan, tmp_path, capsys):
+    folder = plan.to_file(tmp_path / "plan")
+    assert main(["edit", str(folder)]) == 0
+    page = folder / "edit.html"
+    assert plan.plan_id in page.read_text(encoding="utf-8")
+    assert "gridmap apply --plan" in capsys.readouterr().out
+    # not over an existing page unless asked
+    assert main(["edit", str(folder / "plan.gpkg")]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["edit", str(folder), "--overwrite", "--quiet",
+                 "--out", str(tmp_path / "mine.html")]) == 0
+    assert (tmp_path / "mine.html").exists()

@@ -25,9 +25,15 @@ def test_quickstart_notebook_runs():
         return next(o for o in cell["outputs"]
                     if o.get("output_type") == "execute_result")["data"]["text/plain"]
 
-    files = result(nb.cells[-3])
+    def cell_with(text):
+        return next(c for c in nb.cells if c.cell_type == "code" and text in c.source)
+
+    files = result(cell_with("plan.to_file"))
     assert "plan.gpkg" in files and "metrics.json" in files and "coverage.html" in files
     assert "workload.html" in files and "coverage.pdf" in files
     # the roster for the grid office, read back: codes and the columns to fill in
-    roster = result(nb.cells[-1])
+    roster = result(cell_with("roster_grids.csv"))
     assert "网格编码 code" in roster and "000000000001001" in roster
+    # the adjusted plan: the handover lists the buildings of the unit moved by hand
+    handover = result(cell_with("apply_edits"))
+    assert "moved" in handover and "from_grid" in handover
