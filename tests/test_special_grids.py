@@ -262,3 +262,40 @@ def test_museums_libraries_and_youth_centres_are_unit_grids_by_default():
 
 
 CRS_M = "EPSG:32651"
+
+
+def test_short_road_stretches_join_the_next_stretch_of_the_road():
+    b, s, school = city_with_main_road()
+    kw = dict(target=300, tolerance=0.1, sites=school, road_grids=True, road_depth=10,
+              road_max_length=100)
+    # stretches of 100 m of centre-line each, the southern one 10 m wide (the
+    # school's block takes the rest): kept at the default minimum of 100 m ...
+    plan = gridmap.delineate(b, s, **kw)
+    roads = plan.grids.to_crs(32651).query("kind == 'road'")
+    assert sorted(roads.area.round(3)) == [1000.0, 2000.0, 2000.0, 2000.0]
+    # ... joined to the next stretch of the road, the smallest first, under 150 m:
+    # the thin one with its neighbour, then the next short one with the last
+    plan = gridmap.delineate(b, s, **kw, road_min_length=150)
+    roads = plan.grids.to_crs(32651).query("kind == 'road'")
+    assert sorted(roads.area.round(3)) == [3000.0, 4000.0]
+    assert (roads.geom_type == "Polygon").all()
+    # still a tiling: no gap, no overlap
+    assert plan.metrics["gap_m2"] < 1e-6 and plan.metrics["overlap_m2"] < 1e-6
+
+
+def test_land_the_corridor_cuts_off_too_light_for_a_grid_joins_the_road_grid():
+    b, s, school = city_with_main_road()
+    # the three blocks west of the main road (the school has the fourth) hold
+    # 90 households: under half a grid, cut off from the rest by the corridor
+    west = b.geometry.centroid.x < 100
+    b.loc[west, "households"] = 30
+    plan = gridmap.delineate(b, s, target=300, tolerance=0.1, sites=school,
+                             road_grids=True, road_depth=10, road_max_length=250)
+    g = plan.grids.set_index("grid_id")
+    assert not (g["flag"].fillna("") == "island").any()
+    kinds = plan.buildings.loc[west & ~b.geometry.within(school.geometry.iloc[0]),
+                               "grid_id"].map(g["kind"])
+    assert set(kinds) == {"road"}
+    assert any("joined the road grid round it" in n for n in plan.metrics["notes"])
+    # every grid in one piece
+    assert (plan.grids.geom_type == "Polygon").all()

@@ -306,7 +306,9 @@ class SpecialGrids:
         Make road grids: the corridor of the streets of ``road_classes`` or
         named in ``road_names`` (naming a road turns road grids on), carriageway
         and frontage ``road_depth`` metres each side, cut at intersections and
-        joined into stretches of at most ``road_max_length`` metres (and, with
+        joined into stretches of at most ``road_max_length`` metres (a stretch
+        shorter than ``road_min_length``, or thinner than half the corridor over
+        that length, joins the next stretch of the road) (and, with
         ``road_max_load``, at most that much of the balance field).
     unit_kinds, unit_kind_column, unit_min_area, headcount_column, unit_min_headcount
         A site (``sites`` layer) whose kind is in ``unit_kinds`` and whose area
@@ -335,6 +337,10 @@ class SpecialGrids:
     road_max_length: float = field(default=800.0, metadata=_cli(
         "--road-max-length", type=float,
         help="longest stretch of road in one road grid, m (default 800)"))
+    road_min_length: float = field(default=100.0, metadata=_cli(
+        "--road-min-length", type=float,
+        help="shortest stretch of road that is a grid, m: a shorter or thinner one joins "
+        "the next stretch of the road (default 100)"))
     road_max_load: float | None = field(default=None, metadata=_cli(
         "--road-max-load", type=float,
         help="most of the balance field in one road grid's buildings"))
@@ -366,7 +372,7 @@ class SpecialGrids:
         object.__setattr__(self, "unit_kinds",
                            frozenset((kinds,) if isinstance(kinds, str) else kinds))
         object.__setattr__(self, "road_grids", bool(self.road_grids or self.road_names))
-        for name in ("road_depth", "road_max_length", "unit_min_area",
+        for name in ("road_depth", "road_max_length", "road_min_length", "unit_min_area",
                      "unit_min_headcount"):
             v = getattr(self, name)
             c.need(_number(v) and v > 0, f"{name} must be a positive number, got {v!r}.")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -149,6 +149,7 @@ def road_stretches(
     road_names: Iterable[str] = (),
     depth: float = 15.0,
     max_length: float = 800.0,
+    min_length: float = 100.0,
     exclude: shapely.Geometry | None = None,
     commercial: bool = True,
     load_points: np.ndarray | None = None,
@@ -166,7 +167,11 @@ def road_stretches(
     The corridor is every chosen street buffered by ``depth`` metres each side
     (carriageway and frontage, flat ends).  The other streets cut it at the
     intersections; consecutive pieces along the same road are joined into
-    stretches of at most ``max_length`` metres of centre-line.  Returns the
+    stretches of at most ``max_length`` metres of centre-line.  A stretch of
+    less than ``min_length`` metres of centre-line, or of less area than
+    ``min_length × depth`` (a sliver thinner than half the corridor), joins the
+    stretch it shares most edge with, one of the same road first, or, touching
+    none, is no road grid (its land stays the community's).  Returns the
     stretch polygons (disjoint, inside the area, outside ``exclude``) and
     their labels.
     """
@@ -277,7 +282,41 @@ def road_stretches(
             if shapely.get_type_id(part) == 3 and part.area > 1.0:
                 polys.append(part)
                 labels.append(named[0] if named else "road")
-    return np.asarray(polys, dtype=object), np.asarray(labels, dtype=object)
+    return _join_short(np.asarray(polys, dtype=object), np.asarray(labels, dtype=object),
+                       roads, min_length=min_length, min_area=min_length * depth)
+
+
+def _join_short(polys: np.ndarray, labels: np.ndarray, roads: np.ndarray, *,
+                min_length: float, min_area: float) -> tuple[np.ndarray, np.ndarray]:
+    """Stretches too short or too thin joined to the stretch they share most edge with.
+
+    The smallest first, into a stretch of the same road where one touches it; one
+    that touches no other is dropped (no road grid: its land stays the community's).
+    """
+    polys_: list[Any] = list(polys)
+    labels_: list[Any] = list(labels)
+
+    def length(p: shapely.Geometry) -> float:
+        near = tree.query(p, predicate="intersects")
+        return float(shapely.length(shapely.intersection(roads[near], p)).sum())
+
+    tree = shapely.STRtree(roads)
+    while polys_:
+        size = [(length(p), p.area) for p in polys_]
+        short = [i for i, (run, a) in enumerate(size) if run < min_length or a < min_area]
+        if not short:
+            break
+        i = min(short, key=lambda k: (size[k][1], k))
+        edge = shapely.length(shapely.intersection(
+            shapely.boundary(np.asarray(polys_, dtype=object)),
+            shapely.buffer(polys_[i], 0.01)))
+        edge[i] = 0.0
+        same = np.array([labels_[k] == labels_[i] for k in range(len(polys_))])
+        best = int(np.argmax(edge + same * (edge > 1.0) * edge.sum()))
+        if edge[best] > 1.0:
+            polys_[best] = shapely.union_all([polys_[best], polys_[i]], grid_size=1e-3)
+        del polys_[i], labels_[i]
+    return np.asarray(polys_, dtype=object), np.asarray(labels_, dtype=object)
 
 
 def carve_special_grids(sites: gpd.GeoDataFrame | None, lines: StreetLines,
@@ -310,8 +349,8 @@ def carve_special_grids(sites: gpd.GeoDataFrame | None, lines: StreetLines,
             lines.geometry[ground], lines.classes[ground], lines.names[ground], area,
             road_classes=special.road_classes, road_names=special.road_names,
             depth=special.road_depth, max_length=special.road_max_length,
-            exclude=exclude, load_points=load_points, load=load,
-            max_load=special.road_max_load)
+            min_length=special.road_min_length, exclude=exclude, load_points=load_points,
+            load=load, max_load=special.road_max_load)
         if not len(r_geom):
             notes.append(f"no street of the classes {sorted(special.road_classes)} or "
                          f"names {sorted(special.road_names)}: no road grids.")

@@ -379,7 +379,9 @@ def _place_light_part(g: UnitGraph, part: np.ndarray, c: int, out: GridAssignmen
     first (an oversize grid should stay one unit), never a road or unit grid;
     an empty leftover touching only a road or unit grid goes with it; with
     ``islands="nearest"`` it joins the nearest ordinary grid; else it is a grid
-    of its own (flagged ``island``).  The last two are said in ``out.notes``.
+    of its own (flagged ``island``), unless, with ``islands="own"``, road grids
+    cut it off: then the road grid it touches most takes it.  The last three are
+    said in ``out.notes``.
     """
     labels = out.labels
     touching = {x for x in g.adjacent_labels(labels, part)
@@ -392,6 +394,15 @@ def _place_light_part(g: UnitGraph, part: np.ndarray, c: int, out: GridAssignmen
         # an empty leftover between a road or unit grid and the area's
         # edge (a strip of pavement, a corner) goes with that grid
         labels[part] = min(carved, key=lambda x: (out.kind[x] != "road", x))
+    elif islands == "own" and (road := _most_touched_road(g, labels, part, out)) is not None:
+        # land the corridors cut off, too light for a grid (under half of one): an
+        # island grid of a few households helps nobody, and a community grid across
+        # the corridor would be in two pieces; the road grid round it takes it
+        labels[part] = road
+        out.notes.append(
+            f"community {c}: a part of {len(part)} units and weight "
+            f"{float(g.weight[part].sum()):g}, cut off by road grids and too light for "
+            f"a grid, joined the road grid round it")
     elif islands == "nearest" and (
             near := _nearest_grid(g, labels, part, out, c)) is not None:
         labels[part] = near
@@ -479,6 +490,20 @@ def find_islands(g: UnitGraph, nodes: np.ndarray) -> list[np.ndarray]:
     main = max(range(len(parts)), key=lambda i: (float(g.weight[parts[i]].sum()),
                                                   len(parts[i]), -int(parts[i][0])))
     return [p for i, p in enumerate(parts) if i != main]
+
+
+def _most_touched_road(g: UnitGraph, labels: np.ndarray, part: np.ndarray,
+                       out: GridAssignment) -> int | None:
+    """The road grid ``part`` shares most edges with (None: it touches none)."""
+    inside = np.zeros(g.n, dtype=bool)
+    inside[part] = True
+    across = np.concatenate([labels[g.j[inside[g.i] & ~inside[g.j]]],
+                             labels[g.i[inside[g.j] & ~inside[g.i]]]])
+    roads = [int(x) for x in across if x >= 0 and out.kind[int(x)] == "road"]
+    if not roads:
+        return None
+    counts = np.bincount(roads)
+    return int(np.argmax(counts))
 
 
 def _nearest_grid(g: UnitGraph, labels: np.ndarray, part: np.ndarray,
