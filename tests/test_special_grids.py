@@ -299,3 +299,27 @@ def test_land_the_corridor_cuts_off_too_light_for_a_grid_joins_the_road_grid():
     assert any("joined the road grid round it" in n for n in plan.metrics["notes"])
     # every grid in one piece
     assert (plan.grids.geom_type == "Polygon").all()
+
+
+def test_light_land_an_oversize_grid_was_left_with_behind_a_corridor_joins_the_road():
+    b, s, school = city_with_main_road()
+    # west of the main road: a building of 400 households (more than a grid) and
+    # two of 20 behind it, cut off from every other community grid by the corridor
+    cx, cy = b.geometry.centroid.x, b.geometry.centroid.y
+    west = cx < 100
+    heavy = west & (cy > 100) & (cy < 200)
+    b.loc[west, "households"] = 20
+    b.loc[heavy, "households"] = 400
+    plan = gridmap.delineate(b, s, target=300, tolerance=0.1, sites=school,
+                             road_grids=True, road_depth=10, road_max_length=250)
+    g = plan.grids.set_index("grid_id")
+    kind = plan.buildings["grid_id"].map(g["kind"])
+    oversize = plan.buildings.loc[heavy, "grid_id"].iloc[0]
+    assert g.loc[oversize, "flag"] == "oversize"
+    # the oversize grid holds its building alone (the exception of the rule), the
+    # light ones went to the road grid beside them
+    assert (plan.buildings["grid_id"] == oversize).sum() == 1
+    light = west & ~heavy & ~b.geometry.within(school.geometry.iloc[0])
+    assert set(kind[light]) == {"road"}
+    assert plan.metrics["n_grids_out_of_tolerance"] == 0
+    assert (plan.grids.geom_type == "Polygon").all()

@@ -293,6 +293,10 @@ def _first_partition(units: Units, maker: UnitMaker, communities: Communities,
         tolerance=communities.tolerance, seed=seed, fixed=maker.special[units.block],
         fixed_kind=carve_kind, islands=search.islands, community_names=communities.ids,
         progress=progress, scheduler=search.scheduler, repair_cuts=False)
+    # a light unit an oversize grid was left with that only road grids touch
+    # besides it (cut off by the corridors) goes to the road grid, as a part
+    # cut off by corridors does
+    release_from_oversize(assignment, units.graph, units.building_unit, cut_off_only=True)
     return _Plan(assignment, units, [])
 
 
@@ -876,16 +880,22 @@ def oversize_holding_more(assignment: GridAssignment, building_unit: np.ndarray)
 
 def release_from_oversize(assignment: GridAssignment, g: UnitGraph,
                           building_unit: np.ndarray, *,
-                          frozen: np.ndarray | None = None) -> int:
+                          frozen: np.ndarray | None = None,
+                          cut_off_only: bool = False) -> int:
     """Units an oversize grid holds beside its heaviest go to a light grid, in place.
 
     Such a unit (a light building it was left with, nothing else touching it) goes
     to the lightest ordinary grid of the community it touches, where the oversize
-    grid stays in one piece without it.  Grids ``frozen`` (a re-partition's
-    locked ones) neither give nor take.  Returns how many moved.
+    grid stays in one piece without it; a unit that touches no ordinary grid but a
+    road grid (land the corridors cut off) goes to the road grid it touches most,
+    as a part cut off by corridors does.  With ``cut_off_only``, only those move.
+    Grids ``frozen`` (a re-partition's locked ones) neither give nor take.  Returns
+    how many moved.
     """
     labels = assignment.labels
     w = grid_weights(assignment, g)
+    housed = np.zeros(len(labels), dtype=bool)
+    housed[building_unit] = True
     moved = 0
     for gid in oversize_holding_more(assignment, building_unit):
         if frozen is not None and frozen[gid]:
@@ -900,13 +910,19 @@ def release_from_oversize(assignment: GridAssignment, g: UnitGraph,
                 if u == heaviest:
                     continue
                 s, e = g.indptr[u], g.indptr[u + 1]
-                nb = g.nbr[s:e][~g.barrier[g.eid[s:e]]]
-                to = {int(x) for x in labels[nb]
-                      if not assignment.flag[x] and assignment.community[x] == c
-                      and (frozen is None or not frozen[x])}
-                if not to or not connected_without(g, labels, u):
+                nb = labels[g.nbr[s:e][~g.barrier[g.eid[s:e]]]].tolist()
+                open_ = [x for x in nb if frozen is None or not frozen[x]]
+                to = {x for x in open_
+                      if not assignment.flag[x] and assignment.community[x] == c}
+                # only a unit with buildings in it makes the grid hold more; empty
+                # land stays (a square beside a tower would swell the road grid)
+                roads = [x for x in open_ if assignment.kind[x] == "road"] \
+                    if housed[u] else []
+                if (cut_off_only and to) or not (to or roads) \
+                        or not connected_without(g, labels, u):
                     continue
-                dst = min(to, key=lambda x: (w[x], x))
+                dst = min(to, key=lambda x: (w[x], x)) if to else \
+                    max(set(roads), key=lambda x: (roads.count(x), -x))
                 labels[u] = dst
                 w[dst] += g.weight[u]
                 w[gid] -= g.weight[u]
