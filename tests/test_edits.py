@@ -214,6 +214,9 @@ def test_rebalance_restores_the_band_and_keeps_the_hand_moves():
     assert after.metrics["n_grids_out_of_tolerance"] == 0
     assert after.metrics["edits"]["rebalance_rounds"] >= 1
     check_plan(after)
+    # the budget of the re-balance is the caller's
+    fast = apply_edits(plan, edits, rebalance=True, effort="fast")
+    assert fast.metrics["search"]["effort"] == "fast"
 
 
 def test_gridmap_apply_on_the_bundled_plan(bundled_demo, tmp_path):

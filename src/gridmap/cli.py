@@ -160,6 +160,14 @@ def _edit_parsers(sub: Any) -> None:
     ap.add_argument("--lock", type=int, nargs="*", default=[], metavar="GRID_ID",
                     help="grids the re-balance must not change (besides the edits' locks)")
     ap.add_argument("--seed", type=int, default=0)
+    from .options import effort_arg
+
+    ap.add_argument("--effort", type=effort_arg, default="default",
+                    help="how much work the re-balance may do: fast, default, thorough, or "
+                    "units of work (default: default)")
+    ap.add_argument("--time-limit", type=float, metavar="SECONDS",
+                    help="stop the re-balance after this many seconds (the plan then "
+                    "depends on the machine's speed)")
     ap.add_argument("--out", required=True, help="output folder")
     _output_options(ap, no_map=True)
 
@@ -594,6 +602,7 @@ def _apply(args: argparse.Namespace) -> int:
                       protect=plan_dir) as run:
         plan = apply_edits(args.plan, edits, allow_pieces=args.allow_pieces,
                            rebalance=args.rebalance, lock=args.lock, seed=args.seed,
+                           effort=args.effort, time_limit=args.time_limit,
                            progress=_progress(args))
         written, notes = _write_plan(plan, run, maps, args=args)
     if not args.quiet:

@@ -119,6 +119,8 @@ def apply_edits(
     rebalance: bool = False,
     lock: Iterable[int] = (),
     seed: int | None = 0,
+    effort: str | int = "default",
+    time_limit: float | None = None,
     progress: bool | None = None,
 ) -> GridPlan:
     """Apply edits drawn by hand to the plan they were drawn on.
@@ -140,8 +142,8 @@ def apply_edits(
         a unit by hand (so that no unit the planner moved moves again).
     lock
         Grids the re-balance must not change, besides the edits' own ``locks``.
-    seed
-        Seed of the re-balance.
+    seed, effort, time_limit
+        Seed and budget of the re-balance, as for :func:`gridmap.repartition`.
     progress
         Show progress bars (default: when run interactively).
 
@@ -192,7 +194,8 @@ def apply_edits(
         int(g) for g in plan.units["grid_id"].to_numpy()[list(moved)]}
     locks = {int(x) for x in edits["locks"]} | {int(x) for x in lock}
     new, rounds = _remade(plan, edited, touched=touched, pinned=set(moved), locks=locks,
-                          rebalance=rebalance, seed=seed, progress=progress)
+                          rebalance=rebalance, seed=seed, progress=progress,
+                          budget={"effort": effort, "time_limit": time_limit})
     return _with_changes(plan, new, {
         "plan": edits["plan"], "by": edits["by"], "note": edits["note"],
         "n_moves": len(edits["moves"]), "units_moved": len(moved),
@@ -369,7 +372,7 @@ def _edited_plan(plan: GridPlan, labels: np.ndarray) -> GridPlan:
 
 def _remade(plan: GridPlan, edited: GridPlan, *, touched: set[int], pinned: set[int],
             locks: set[int], rebalance: bool, seed: int | None,
-            progress: bool | None) -> tuple[GridPlan, int]:
+            progress: bool | None, budget: dict[str, Any]) -> tuple[GridPlan, int]:
     """The edited plan made again (polygons, metrics), and re-balanced if asked.
 
     Without ``rebalance`` every grid is locked: nothing moves but what the
@@ -399,7 +402,7 @@ def _remade(plan: GridPlan, edited: GridPlan, *, touched: set[int], pinned: set[
         # carried one off (a grid split in two, say) is undone by holding the
         # grid that took it
         new = repartition(edited, lock=sorted(every - (free - held)), seed=seed,
-                          progress=progress, _weights_from=plan, _pinned=pins)
+                          progress=progress, _weights_from=plan, _pinned=pins, **budget)
         strayed = _strayed(edited, new, pinned)
         if not strayed:
             return new, rounds
