@@ -907,3 +907,20 @@ def test_open_land_tiles_the_block_and_keeps_every_building_in_its_plot(boxes, r
     if len(land):
         assert shapely.intersection(shapely.union_all(land),
                                     shapely.union_all(houses)).area < 1e-6
+
+
+def test_a_unit_without_buildings_in_pieces_becomes_one_unit_per_piece():
+    from gridmap.units import _one_piece_each
+
+    square = shapely.box(0, 0, 10, 10)
+    apart = shapely.MultiPolygon([shapely.box(20, 0, 30, 10), shapely.box(40, 0, 41, 1)])
+    held = shapely.MultiPolygon([shapely.box(50, 0, 60, 10), shapely.box(70, 0, 71, 1)])
+    geoms = np.array([square, apart, held], dtype=object)
+    # buildings in units 0 and 2: a unit holding a building is kept as it is
+    geoms2, block, building_unit = _one_piece_each(geoms, np.array([5, 6, 7]),
+                                                   np.array([0, 2, 2, -1]))
+    assert [g.geom_type for g in geoms2] == ["Polygon", "Polygon", "Polygon",
+                                             "MultiPolygon"]
+    assert shapely.area(geoms2).tolist() == [100.0, 100.0, 1.0, 101.0]  # largest first
+    assert block.tolist() == [5, 6, 6, 7]
+    assert building_unit.tolist() == [0, 3, 3, -1]

@@ -965,6 +965,32 @@ def _snapped(raw: np.ndarray, cache: dict | None) -> np.ndarray:
     return out
 
 
+def _one_piece_each(geoms: np.ndarray, block: np.ndarray, building_unit: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every unit without a building that is in several pieces cut into one unit each.
+
+    Open land or a sector can come out of its cutting in pieces that do not
+    touch; as one unit, a grid holding it would be in pieces too.  Each piece
+    becomes a unit of the same block, right after the first, so units stay in
+    the order of their blocks.
+    """
+    holds = np.zeros(len(geoms), dtype=bool)
+    holds[building_unit[building_unit >= 0]] = True
+    n_parts = shapely.get_num_geometries(geoms)
+    cut = (n_parts > 1) & ~holds
+    if not cut.any():
+        return geoms, block, building_unit
+    size = np.where(cut, n_parts, 1)
+    start = np.concatenate([[0], np.cumsum(size)[:-1]])
+    out = np.repeat(geoms, size)
+    for i in np.flatnonzero(cut).tolist():
+        parts = shapely.get_parts(geoms[i])
+        out[start[i]:start[i] + len(parts)] = parts[np.argsort(-shapely.area(parts),
+                                                               kind="stable")]
+    building_unit = np.where(building_unit >= 0, start[np.maximum(building_unit, 0)], -1)
+    return out, np.repeat(block, size), building_unit
+
+
 def build_units(
     blocks: Blocks,
     buildings: np.ndarray,
@@ -1087,6 +1113,8 @@ def build_units(
         new_index = np.cumsum(keep) - 1
         building_unit = np.where(building_unit >= 0, new_index[building_unit], -1)
         geoms, unit_block_arr = geoms[keep], unit_block_arr[keep]
+    geoms, unit_block_arr, building_unit = _one_piece_each(geoms, unit_block_arr,
+                                                           building_unit)
     units = gpd.GeoDataFrame(
         {
             "block": unit_block_arr,
