@@ -35,6 +35,7 @@ from .partition import (
     GridAssignment,
     UnitGraph,
     find_islands,
+    most_touched_road,
     partition_graph,
     recombine,
     refine,
@@ -916,13 +917,13 @@ def release_from_oversize(assignment: GridAssignment, g: UnitGraph,
                       if not assignment.flag[x] and assignment.community[x] == c}
                 # only a unit with buildings in it makes the grid hold more; empty
                 # land stays (a square beside a tower would swell the road grid)
-                roads = [x for x in open_ if assignment.kind[x] == "road"] \
-                    if housed[u] else []
-                if (cut_off_only and to) or not (to or roads) \
+                road = most_touched_road(g, labels, np.array([u]), assignment,
+                                         over_barriers=False, frozen=frozen) \
+                    if housed[u] and not to else None
+                if (cut_off_only and to) or not (to or road is not None) \
                         or not connected_without(g, labels, u):
                     continue
-                dst = min(to, key=lambda x: (w[x], x)) if to else \
-                    max(set(roads), key=lambda x: (roads.count(x), -x))
+                dst = min(to, key=lambda x: (w[x], x)) if to else road
                 labels[u] = dst
                 w[dst] += g.weight[u]
                 w[gid] -= g.weight[u]

@@ -46,15 +46,21 @@ def id_key(ids: Any) -> pd.Series:
     ['12', '12', '12', 'b-7', '']
     """
     ids = pd.Series(ids)
+    return pd.Series([id_text(x) for x in ids.tolist()], index=ids.index, dtype=object)
 
-    def one(x: Any) -> str:
-        if x is None or (isinstance(x, float) and np.isnan(x)):
-            return ""
-        if isinstance(x, (float, np.floating)) and float(x).is_integer():
-            return str(int(x))
-        return str(x).strip()
 
-    return pd.Series([one(x) for x in ids.tolist()], index=ids.index, dtype=object)
+def id_text(x: Any) -> str:
+    """One id as :func:`id_key` compares it (``""`` for a missing one)."""
+    if x is None or (isinstance(x, (float, np.floating)) and np.isnan(x)):
+        return ""
+    if isinstance(x, (float, np.floating)) and float(x).is_integer():
+        return str(int(x))
+    return str(x).strip()
+
+
+def building_id_column(plan: GridPlan) -> str:
+    """The column of the plan's building ids: its ``id_column``, else ``id``."""
+    return plan.params.get("id_column") or "id"
 
 
 def _ids_like(plan: GridPlan, ids: pd.Series, id_col: str) -> GridPlan:

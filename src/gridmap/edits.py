@@ -39,7 +39,8 @@ import pandas as pd
 import shapely
 
 from ._errors import EditError
-from .plan import GridPlan, _id_text, read_plan
+from .changes import building_id_column, id_text
+from .plan import GridPlan, read_plan
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -186,12 +187,12 @@ def apply_edits(
     if not isinstance(plan, GridPlan):
         plan = read_plan(plan)
     edits = read_edits(edits)
-    moved, notes = _resolve(plan, edits)
+    moved = _resolve(plan, edits)
     labels = _labels_after(plan, moved)
-    pieces = _check_result(plan, labels, allow_pieces=allow_pieces)
-    edited = _edited_plan(plan, labels)
-    touched = {int(t) for t in moved.values()} | {
-        int(g) for g in plan.units["grid_id"].to_numpy()[list(moved)]}
+    before = plan.units["grid_id"].to_numpy()
+    touched = {int(g) for g in (*before[labels != before], *labels[labels != before])}
+    pieces = _check_result(plan, labels, touched, allow_pieces=allow_pieces)
+    edited = _edited_plan(plan, labels, touched)
     locks = {int(x) for x in edits["locks"]} | {int(x) for x in lock}
     new, rounds = _remade(plan, edited, touched=touched, pinned=set(moved), locks=locks,
                           rebalance=rebalance, seed=seed, progress=progress,
@@ -204,10 +205,10 @@ def apply_edits(
         if "unit_id" in plan.buildings.columns else 0,
         "grids_edited": sorted(touched), "locks": sorted(locks),
         "allow_pieces": allow_pieces, "grids_in_pieces": pieces,
-        "rebalance": rebalance, "rebalance_rounds": rounds, "notes": notes})
+        "rebalance": rebalance, "rebalance_rounds": rounds})
 
 
-def _resolve(plan: GridPlan, edits: dict[str, Any]) -> tuple[dict[int, Any], list[str]]:
+def _resolve(plan: GridPlan, edits: dict[str, Any]) -> dict[int, Any]:
     """Every unit the edits move (by position in the plan's units) and where to.
 
     Refuses, listing every one, edits of another plan and moves that do not hold.
@@ -219,30 +220,29 @@ def _resolve(plan: GridPlan, edits: dict[str, Any]) -> tuple[dict[int, Any], lis
                "gridmap edit")
         raise EditError(msg)
     units = plan.units
-    unit_pos = {_id_text(u): i for i, u in enumerate(units["unit_id"].tolist())}
+    unit_pos = {id_text(u): i for i, u in enumerate(units["unit_id"].tolist())}
     unit_grid = units["grid_id"].to_numpy()
-    grids = plan.grids.set_index(plan.grids["grid_id"].map(_id_text))
-    id_col = plan.params.get("id_column") or "id"
+    grids = plan.grids.set_index(plan.grids["grid_id"].map(id_text))
+    id_col = building_id_column(plan)
     b = plan.buildings
-    building_unit = ({_id_text(i): _id_text(u) for i, u in zip(b[id_col], b["unit_id"],
+    building_unit = ({id_text(i): id_text(u) for i, u in zip(b[id_col], b["unit_id"],
                                                                 strict=True)}
                      if id_col in b.columns and "unit_id" in b.columns else {})
     problems: list[str] = []
-    notes: list[str] = []
     moved: dict[int, Any] = {}
-    locks = {_id_text(x) for x in edits["locks"]}
+    locks = {id_text(x) for x in edits["locks"]}
     for i, m in enumerate(edits["moves"]):
         what, pos = _unit_of(m, unit_pos, building_unit, id_col)
         if pos is None:
             problems.append(f"moves[{i}]: {what}")
             continue
-        src, dst = _id_text(m["from"]), _id_text(m["to"])
+        src, dst = id_text(m["from"]), id_text(m["to"])
         bad = [f"no grid {g!r} in the plan" for g in dict.fromkeys((src, dst))
                if g not in grids.index]
         if bad:
             problems.append(f"moves[{i}] ({what}): " + "; ".join(bad))
             continue
-        now = _id_text(unit_grid[pos])
+        now = id_text(unit_grid[pos])
         problem = _move_problem(grids, now, src, dst, locks)
         if pos in moved:
             problem = "the unit is moved twice; keep one move per unit"
@@ -253,20 +253,20 @@ def _resolve(plan: GridPlan, edits: dict[str, Any]) -> tuple[dict[int, Any], lis
             moved[pos] = grids.loc[dst, "grid_id"]
     if problems:
         raise EditError(problems)
-    return moved, notes
+    return moved
 
 
 def _unit_of(move: Mapping[str, Any], unit_pos: dict[str, int],
              building_unit: dict[str, str], id_col: str) -> tuple[str, int | None]:
     """The unit a move names (its description, and its position; None if none)."""
     if "unit_id" in move:
-        key = _id_text(move["unit_id"])
+        key = id_text(move["unit_id"])
         pos = unit_pos.get(key)
         if pos is None:
             return (f"no unit {move['unit_id']!r} in the plan (its units are numbered "
                     f"by unit_id, {len(unit_pos)} of them)"), None
         return f"unit {key}", pos
-    key = _id_text(move["id"])
+    key = id_text(move["id"])
     unit = building_unit.get(key)
     if unit is None:
         return f"no building with {id_col} {move['id']!r} in the plan", None
@@ -288,7 +288,7 @@ def _move_problem(grids: pd.DataFrame, now: str, src: str, dst: str,
     if special:
         return (f"a {special[0]} grid is carved along its street or site and takes or "
                 "gives no unit by hand; delineate again to change it")
-    c_src, c_dst = (_id_text(grids.loc[g, "community_id"]) for g in (src, dst))
+    c_src, c_dst = (id_text(grids.loc[g, "community_id"]) for g in (src, dst))
     if c_src != c_dst:
         return (f"grid {src} is of community {c_src} and grid {dst} of {c_dst}: grids do "
                 "not cross community boundaries")
@@ -303,7 +303,8 @@ def _labels_after(plan: GridPlan, moved: Mapping[int, Any]) -> np.ndarray:
     return labels
 
 
-def _check_result(plan: GridPlan, labels: np.ndarray, *, allow_pieces: bool) -> list[Any]:
+def _check_result(plan: GridPlan, labels: np.ndarray, changed: set[int], *,
+                  allow_pieces: bool) -> list[Any]:
     """Refuse a grid left empty or (unless allowed) in more pieces than it was in.
 
     Empty: no unit left, or no building where it had some (land nobody lives or
@@ -311,22 +312,18 @@ def _check_result(plan: GridPlan, labels: np.ndarray, *, allow_pieces: bool) -> 
     pieces (allowed).
     """
     before = plan.units["grid_id"].to_numpy()
-    changed = sorted(set(before[labels != before].tolist())
-                     | set(labels[labels != before].tolist()))
     housed = _housed(plan)
-    empty = [g for g in changed if not (labels == g).any()
+    empty = [g for g in sorted(changed) if not (labels == g).any()
              or (((before == g) & housed).any() and not ((labels == g) & housed).any())]
     problems = [f"grid {g} would be empty (no building left in it): move at least one "
                 "unit with buildings back, or merge it by re-partitioning" for g in empty]
-    pieces = []
-    for g in changed:
-        n_after = _n_pieces(plan.graph, np.flatnonzero(labels == g))
-        if n_after > max(1, _n_pieces(plan.graph, np.flatnonzero(before == g))):
-            pieces.append(g)
+    after = {g: _n_pieces(plan.graph, np.flatnonzero(labels == g)) for g in sorted(changed)}
+    pieces = [g for g, n in after.items()
+              if n > max(1, _n_pieces(plan.graph, np.flatnonzero(before == g)))]
     if pieces and not allow_pieces:
-        problems += [f"grid {g} would be in {_n_pieces(plan.graph, np.flatnonzero(labels == g))}"
-                     " pieces: move the units that cut it too, or pass allow_pieces=True "
-                     "(--allow-pieces) to accept it" for g in pieces]
+        problems += [f"grid {g} would be in {after[g]} pieces: move the units that cut it "
+                     "too, or pass allow_pieces=True (--allow-pieces) to accept it"
+                     for g in pieces]
     if problems:
         raise EditError(problems)
     return pieces
@@ -347,21 +344,19 @@ def _n_pieces(graph: nx.Graph, members: np.ndarray) -> int:
     return nx.number_connected_components(graph.subgraph(members.tolist()))
 
 
-def _edited_plan(plan: GridPlan, labels: np.ndarray) -> GridPlan:
+def _edited_plan(plan: GridPlan, labels: np.ndarray, changed: set[int]) -> GridPlan:
     """The plan with the units (and their buildings) in their new grids.
 
     The polygons of the grids edited are the union of their units, good enough
     for a re-partition to find the grid of a unit with no building in it.
     """
     units = plan.units.copy()
-    before = units["grid_id"].to_numpy()
     units["grid_id"] = labels
     buildings = plan.buildings.copy()
     if "unit_id" in buildings.columns and len(buildings):
         grid_of = pd.Series(labels, index=units["unit_id"].to_numpy())
         buildings["grid_id"] = buildings["unit_id"].map(grid_of).to_numpy()
     grids: gpd.GeoDataFrame = plan.grids.copy()
-    changed = set(before[labels != before].tolist()) | set(labels[labels != before].tolist())
     geoms = np.asarray(units.geometry.values)
     for row, g in zip(range(len(grids)), grids["grid_id"].tolist(), strict=True):
         if g in changed:
@@ -390,7 +385,7 @@ def _remade(plan: GridPlan, edited: GridPlan, *, touched: set[int], pinned: set[
     free = (touched | _neighbours(edited, touched)) - locks
     held: set[int] = set()
     taken = {int(edited.units["grid_id"].iloc[u]) for u in pinned}
-    id_col = plan.params.get("id_column") or "id"
+    id_col = building_id_column(plan)
     b = edited.buildings
     pins = frozenset(b.loc[b["unit_id"].isin(edited.units["unit_id"].to_numpy()
                                              [sorted(pinned)]), id_col].tolist()) \
@@ -412,13 +407,12 @@ def _remade(plan: GridPlan, edited: GridPlan, *, touched: set[int], pinned: set[
 
 def _neighbours(plan: GridPlan, grids: set[int]) -> set[int]:
     """The grids next to ``grids`` (sharing a unit edge)."""
-    label = plan.units["grid_id"].to_numpy()
-    near = set()
-    for a, b in plan.graph.edges():
-        ga, gb = int(label[a]), int(label[b])
-        if ga != gb and (ga in grids or gb in grids):
-            near |= {ga, gb}
-    return near - grids
+    label = plan.units["grid_id"].to_numpy().astype(np.int64)
+    edges = np.array(list(plan.graph.edges()), dtype=np.int64).reshape(-1, 2)
+    ga, gb = label[edges[:, 0]], label[edges[:, 1]]
+    mine = np.isin(ga, list(grids)) | np.isin(gb, list(grids))
+    across = mine & (ga != gb)
+    return {int(g) for g in np.concatenate([ga[across], gb[across]])} - grids
 
 
 def _strayed(edited: GridPlan, new: GridPlan, pinned: set[int]) -> set[int]:
@@ -426,15 +420,15 @@ def _strayed(edited: GridPlan, new: GridPlan, pinned: set[int]) -> set[int]:
 
     Tested on the buildings of those units: each should be in its grid still.
     """
-    id_col = new.params.get("id_column") or "id"
+    id_col = building_id_column(new)
     b = edited.buildings
     if id_col not in b.columns or "unit_id" not in b.columns:
         return set()
     units = edited.units["unit_id"].to_numpy()[sorted(pinned)]
     mine = b[b["unit_id"].isin(units)]
     now = pd.Series(new.buildings["grid_id"].to_numpy(),
-                    index=new.buildings[id_col].map(_id_text).to_numpy())
-    stays = now.reindex(mine[id_col].map(_id_text).to_numpy()).to_numpy() \
+                    index=new.buildings[id_col].map(id_text).to_numpy())
+    stays = now.reindex(mine[id_col].map(id_text).to_numpy()).to_numpy() \
         == mine["grid_id"].to_numpy()
     return {int(g) for g in mine.loc[~stays, "grid_id"].unique()}
 
@@ -443,7 +437,7 @@ def _with_changes(plan: GridPlan, new: GridPlan, edits: dict[str, Any]) -> GridP
     """The adjusted plan with its changes counted against the plan edited."""
     from .changes import _changes
 
-    id_col = new.params.get("id_column") or "id"
+    id_col = building_id_column(new)
     by = new.params.get("by", "households")
     changes = _changes(plan, new, id_col, by)
     changes["settings_changed"] = {}

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import OptionError
+from .changes import building_id_column
 from .datum import check_datum, from_wgs84
 from .register import building_addresses
 
@@ -218,7 +219,7 @@ def roster(plan: GridPlan, *, address: str | None = None
         grids[_header(c, zh)] = ""
     b = plan.buildings
     code_of = plan.grids.set_index("grid_id")["code"]
-    id_col = plan.params.get("id_column") or "id"
+    id_col = building_id_column(plan)
     ids = b[id_col] if id_col in b.columns else pd.Series(b.index, index=b.index)
     cols = {
         "id": ids.to_numpy(),

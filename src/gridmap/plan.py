@@ -16,6 +16,7 @@ import geopandas as gpd
 import networkx as nx
 import pandas as pd
 
+from .changes import id_text
 from .datum import from_wgs84, to_wgs84
 from .options import UNIT_MEASURES
 
@@ -384,19 +385,10 @@ def plan_fingerprint(grids: pd.DataFrame, units: pd.DataFrame, buildings: pd.Dat
         have = [c for c in cols if c in frame.columns]
         for c in have:
             values = pd.Series(frame[c]).astype(object)
-            text = values.map(_id_text)
+            text = values.map(id_text)
             digest.update(c.encode())
             digest.update("\x1f".join(text.tolist()).encode())
     return digest.hexdigest()[:16]
-
-
-def _id_text(value: Any) -> str:
-    """An id as text: 12 and 12.0 alike (a GeoPackage may give back floats)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
 
 
 def read_plan(path: str | os.PathLike) -> GridPlan:

@@ -20,7 +20,7 @@ import pandas as pd
 import shapely
 
 from ._errors import GridmapError
-from .changes import handover
+from .changes import building_id_column, handover
 from .chart import load_chart_svg
 from .colours import DIFF_COLOURS, KIND_COLOURS, PALETTE, RAMP, classify, grid_colours
 from .datum import wgs84_to_gcj02
@@ -753,9 +753,9 @@ def _moved_buildings_layer(m: Any, plan: GridPlan, previous: GridPlan, table: pd
     folium = _folium()
     by = plan.params.get("by", "households")
     grids = plan.grids
-    geom_of = pd.concat([previous.buildings.to_crs(grids.crs).set_index(
-        plan.params.get("id_column") or "id").geometry,
-        plan.buildings.set_index(plan.params.get("id_column") or "id").geometry])
+    key = building_id_column(plan)
+    geom_of = pd.concat([previous.buildings.to_crs(grids.crs).set_index(key).geometry,
+                         plan.buildings.set_index(key).geometry])
     geom_of = geom_of[~geom_of.index.duplicated(keep="last")]
     id_col = table.columns[0]
     moved = gpd.GeoDataFrame({

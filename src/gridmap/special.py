@@ -301,8 +301,10 @@ def _join_short(polys: np.ndarray, labels: np.ndarray, roads: np.ndarray, *,
         return float(shapely.length(shapely.intersection(roads[near], p)).sum())
 
     tree = shapely.STRtree(roads)
+    # each stretch's centre-line length and area, measured once; only a stretch
+    # that takes a short one is measured again
+    size = [(length(p), p.area) for p in polys_]
     while polys_:
-        size = [(length(p), p.area) for p in polys_]
         short = [i for i, (run, a) in enumerate(size) if run < min_length or a < min_area]
         if not short:
             break
@@ -315,7 +317,8 @@ def _join_short(polys: np.ndarray, labels: np.ndarray, roads: np.ndarray, *,
         best = int(np.argmax(edge + same * (edge > 1.0) * edge.sum()))
         if edge[best] > 1.0:
             polys_[best] = shapely.union_all([polys_[best], polys_[i]], grid_size=1e-3)
-        del polys_[i], labels_[i]
+            size[best] = (length(polys_[best]), polys_[best].area)
+        del polys_[i], labels_[i], size[i]
     return np.asarray(polys_, dtype=object), np.asarray(labels_, dtype=object)
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "UnitGraph",
     "connected_without",
     "find_islands",
+    "most_touched_road",
     "partition_graph",
     "recombine",
     "refine",
@@ -394,7 +395,7 @@ def _place_light_part(g: UnitGraph, part: np.ndarray, c: int, out: GridAssignmen
         # an empty leftover between a road or unit grid and the area's
         # edge (a strip of pavement, a corner) goes with that grid
         labels[part] = min(carved, key=lambda x: (out.kind[x] != "road", x))
-    elif islands == "own" and (road := _most_touched_road(g, labels, part, out)) is not None:
+    elif islands == "own" and (road := most_touched_road(g, labels, part, out)) is not None:
         # land the corridors cut off, too light for a grid (under half of one): an
         # island grid of a few households helps nobody, and a community grid across
         # the corridor would be in two pieces; the road grid round it takes it
@@ -492,18 +493,24 @@ def find_islands(g: UnitGraph, nodes: np.ndarray) -> list[np.ndarray]:
     return [p for i, p in enumerate(parts) if i != main]
 
 
-def _most_touched_road(g: UnitGraph, labels: np.ndarray, part: np.ndarray,
-                       out: GridAssignment) -> int | None:
-    """The road grid ``part`` shares most edges with (None: it touches none)."""
+def most_touched_road(g: UnitGraph, labels: np.ndarray, part: np.ndarray,
+                      out: GridAssignment, *, over_barriers: bool = True,
+                      frozen: np.ndarray | None = None) -> int | None:
+    """The road grid ``part`` shares most edges with (None: it touches none).
+
+    Ties go to the lowest grid id.  Without ``over_barriers``, edges across a
+    barrier do not count; grids ``frozen`` are not taken.
+    """
     inside = np.zeros(g.n, dtype=bool)
     inside[part] = True
-    across = np.concatenate([labels[g.j[inside[g.i] & ~inside[g.j]]],
-                             labels[g.i[inside[g.j] & ~inside[g.i]]]])
-    roads = [int(x) for x in across if x >= 0 and out.kind[int(x)] == "road"]
+    keep = np.ones(len(g.i), dtype=bool) if over_barriers else ~g.barrier
+    across = np.concatenate([labels[g.j[keep & inside[g.i] & ~inside[g.j]]],
+                             labels[g.i[keep & inside[g.j] & ~inside[g.i]]]])
+    roads = [int(x) for x in across if x >= 0 and out.kind[int(x)] == "road"
+             and (frozen is None or not frozen[int(x)])]
     if not roads:
         return None
-    counts = np.bincount(roads)
-    return int(np.argmax(counts))
+    return int(np.argmax(np.bincount(roads)))
 
 
 def _nearest_grid(g: UnitGraph, labels: np.ndarray, part: np.ndarray,
