@@ -192,3 +192,21 @@ def test_a_written_plan_gives_its_options_back(tmp_path):
     assert back.options == plan.options
     assert json.loads((tmp_path / "plan" / "metrics.json").read_text(
         encoding="utf-8"))["options"] == plan.options.to_dict()
+
+
+def test_map_schemes_are_mapclassify_classifiers_and_importing_gridmap_skips_mapclassify():
+    # the schemes are listed, not read from mapclassify at import: every run of
+    # the command line would pay for importing mapclassify and scikit-learn
+    import subprocess
+    import sys
+
+    import mapclassify
+
+    from gridmap.options import MAP_SCHEMES
+
+    assert set(MAP_SCHEMES) <= set(mapclassify.CLASSIFIERS) - {"UserDefined"}
+    code = ("import sys, gridmap, gridmap.cli; "
+            "print(sorted({'mapclassify', 'sklearn'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"

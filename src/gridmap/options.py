@@ -883,18 +883,14 @@ TILE_PRESETS = ("none", "osm", "amap", "tencent")
 CLASSES_RANGE = (2, 7)
 
 
-def _map_schemes() -> tuple[str, ...]:
-    """The classifiers of mapclassify that class values into ``k`` classes unaided.
-
-    ``UserDefined`` needs bins of its own.
-    """
-    import mapclassify
-
-    return tuple(c for c in mapclassify.CLASSIFIERS if c != "UserDefined")
-
-
-#: classification schemes of the workload map (mapclassify's, by name)
-MAP_SCHEMES: tuple[str, ...] = _map_schemes()
+#: classification schemes of the workload map (mapclassify's, by name): its
+#: classifiers that class values into ``k`` classes unaided (``UserDefined`` needs
+#: bins of its own).  Listed here, not read from mapclassify, so that importing
+#: gridmap does not import mapclassify and scikit-learn (a second on every run)
+MAP_SCHEMES: tuple[str, ...] = (
+    "BoxPlot", "EqualInterval", "FisherJenks", "FisherJenksSampled", "HeadTailBreaks",
+    "JenksCaspall", "JenksCaspallForced", "JenksCaspallSampled", "MaxP", "MaximumBreaks",
+    "NaturalBreaks", "Quantiles", "Percentiles", "PrettyBreaks", "StdMean")
 
 
 @dataclass(frozen=True)
