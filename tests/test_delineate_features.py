@@ -304,6 +304,71 @@ def test_grids_by_area_weigh_the_units_own_area():
         gridmap.delineate(b, s, by="area", target=200_000)
 
 
+def test_by_area_the_land_of_a_large_block_is_cut_on_a_lattice():
+    # 9 blocks with one small building in a corner each (the area the streets
+    # round them enclose: 72,359 m²), at 6,000 m² ±10 %: whole blocks or one cell
+    # per building cannot make grids of 5,400-6,600 m²; their land cut on a
+    # lattice can, every grid within the band
+    b, s = grid_city(3, 3, per_block=1, households=20)
+    b["geometry"] = [shapely.box(x0 + 5, y0 + 5, x0 + 20, y0 + 20) for x0, y0 in
+                     zip(b.geometry.bounds["minx"].round(-2), b.geometry.bounds["miny"]
+                         .round(-2), strict=True)]
+    plan = gridmap.delineate(b, s, by="area", target=6_000, tolerance=0.1, seed=0)
+    g = plan.grids
+    assert g["area"].sum() == pytest.approx(float(plan.area.area.sum()))
+    assert len(g) == 12 and (g["flag"] == "").all()
+    assert g["within_tolerance"].all()
+    assert ((g["area"] >= 5_400) & (g["area"] <= 6_600)).all()
+    # every building in one grid, whole, in the unit of its block's land round it
+    assert plan.buildings["grid_id"].notna().all()
+    assert plan.metrics["contiguous"] and plan.metrics["gap_share"] < 1e-6
+    # the lattice cells hold no building: more units than buildings
+    assert len(plan.units) > 3 * len(b)
+
+
+def test_lattice_points_leave_the_buildings_and_the_edge_alone():
+    from gridmap.units import lattice_points
+
+    block = shapely.box(0, 0, 100, 100)
+    house = np.array([shapely.box(0, 0, 30, 30)])
+    pts = lattice_points(block, house, 25.0)
+    xy = shapely.get_coordinates(pts)
+    # 25, 50, 75 each way, less the one within 6.25 m of the house (in it)
+    assert sorted(map(tuple, xy.tolist())) == [
+        (25.0, 50.0), (25.0, 75.0), (50.0, 25.0), (50.0, 50.0), (50.0, 75.0), (75.0, 25.0),
+        (75.0, 50.0), (75.0, 75.0)]
+    assert (shapely.distance(pts, house[0]) >= 6.25).all()
+    # fixed to the coordinates: the same points for the block moved by one lattice step
+    moved = lattice_points(shapely.box(25, 0, 125, 100), np.array([]), 25.0)
+    assert len(moved) == 9 and shapely.get_coordinates(moved)[:, 0].min() == 50.0
+
+
+TSINGHUA = SHARED / "beijing-tsinghua-osm"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TSINGHUA.exists(), reason="needs ../shared/data")
+def test_tsinghua_by_area_gives_grids_of_nine_to_eleven_thousand_square_metres():
+    b = gpd.read_file(TSINGHUA / "tsinghua_buildings.geojson")
+    r = gpd.read_file(TSINGHUA / "tsinghua_roads.geojson")
+    r = r[r.geom_type.isin(["LineString", "MultiLineString"])]
+    b = b.assign(uid=b["element"].astype(str) + "/" + b["id"].astype(str))
+    plan = gridmap.delineate(b, r, street_column="highway", id_column="uid", by="area",
+                             target=10_000, tolerance=0.1, seed=0)
+    g = plan.grids
+    alone = g["flag"] == "oversize"
+    # a grid larger is a single unit larger than a grid (a building and its plot)
+    assert (g.loc[alone, "single_unit"]).all() and (g.loc[alone, "area"] > 11_000).all()
+    ordinary = g[~alone & (g["kind"] == "community")]
+    assert ordinary["within_tolerance"].all()
+    # the band is round the community's mean (here 10,009 m²), so a grid may be a
+    # few m² over 11,000 and still in it
+    assert ordinary["area"].between(9_000 - 50, 11_000 + 50).all()
+    assert (ordinary["area"].between(9_000, 11_000)).mean() > 0.99
+    assert plan.metrics["contiguous"] and plan.metrics["gap_share"] < 0.001
+    assert plan.buildings["grid_id"].notna().all() and len(plan.buildings) == len(b)
+
+
 def test_units_given_directly_by_area():
     cells = gpd.GeoDataFrame(
         {"id": [f"u{i}" for i in range(12)], "households": 10},

@@ -475,7 +475,9 @@ def split_blocks(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan 
     n_buildings, special = maker.n_buildings, maker.special
     inner, beside = blocks_near(plan, bad)
     split = plan.units.split
-    more = inner & ~split & (n_buildings > 1) & (special < 0)
+    # by area (a lattice cuts the land) any block can be cut, else one of buildings
+    cuttable = (n_buildings > 1) if maker.spacing is None else np.ones_like(split)
+    more = inner & ~split & cuttable & (special < 0)
     # a block with no building next to a grid out of the band (a square, a park
     # between ring roads) is split between the units around it: whole, it goes
     # to one grid, and a building cut off behind it can join no other
@@ -600,7 +602,7 @@ def remake_units(plan: _Plan, maker: UnitMaker, split: np.ndarray, opened: np.nd
     # the sectors of an empty block split before keep their grids (they are
     # made once: the cache keeps them)
     new_block = units.block
-    kept = split & ~newly_split & (maker.n_buildings == 0)
+    kept = split & ~newly_split & ((maker.n_buildings == 0) | (maker.spacing is not None))
     was = np.flatnonzero(kept[old_block])
     now = np.flatnonzero(kept[new_block])
     was = was[np.argsort(old_block[was], kind="stable")]

@@ -220,7 +220,9 @@ def make_plan(sources: LayerSources, options: Options, *, timer: StageTimer,
         division_code=options.inputs.division_code)
     communities, pieces = _divide_compounds(communities, layers, building_geoms, counts,
                                             options, notes)
-    maker = dataclasses.replace(maker, blocks=communities.blocks)
+    maker = dataclasses.replace(maker, blocks=communities.blocks,
+                                spacing=_lattice_spacing(communities, options.balance)
+                                if by_area else None)
     split = _blocks_to_split(maker, communities, options.balance,
                              has_buildings=layers.buildings is not None)
     if previous is not None:
@@ -362,14 +364,15 @@ def _blocks_to_split(maker: UnitMaker, communities: Communities, balance: Balanc
     """The blocks cut between their buildings from the start.
 
     Those holding more than a grid (``split_above``, default the community's
-    target); never a road or unit grid.  By area, an empty block larger than a
-    grid too: it is cut into sectors among the units around it.
+    target); never a road or unit grid.  By area, every block larger than the
+    band's width, whatever its buildings: its land is cut on a lattice too.
     """
     blocks = communities.blocks
     limit = _split_limit(communities, balance)
     if maker.by_area:
+        # any block: its land is cut on a lattice (:func:`_lattice_spacing`)
         load = shapely.area(np.asarray(blocks.geometry))
-        cuttable = (maker.n_buildings > 1) | (maker.n_buildings == 0)
+        cuttable = np.ones(len(load), dtype=bool)
     else:
         load = blocks.loads(maker.weight)
         cuttable = maker.n_buildings > 1
@@ -515,17 +518,35 @@ def _the_plan(layers: Layers, counts: Counts, communities: Communities,
 def _split_limit(communities: Communities, balance: Balance) -> Any:
     """The load above which a block is cut: ``split_above``, default a grid's target.
 
-    By area, half a grid's: the units are then fine enough to add up to a grid
-    (a block cut only above a whole grid leaves pieces of 0.5-1 grid that two
-    cannot share and one cannot fill).
+    By area, the band's width (twice the tolerance times the target): a grid
+    grown unit by unit from units smaller than the band cannot step over it, so
+    every grid can be brought into the band (a block cut only above half a grid
+    leaves pieces that two grids cannot share and one cannot fill).
     """
-    blocks = communities.blocks
-    community = np.clip(np.asarray(blocks.community, dtype=np.int64), 0,
-                        len(communities.target) - 1)
     if balance.split_above is not None:
         return balance.split_above
-    share = 0.5 if balance.by in UNIT_MEASURES else 1.0
-    return communities.target[community] * share
+    community = _block_community(communities)
+    if balance.by in UNIT_MEASURES:
+        return 2 * communities.tolerance[community] * communities.target[community]
+    return communities.target[community]
+
+
+def _lattice_spacing(communities: Communities, balance: Balance) -> np.ndarray:
+    """By area, the spacing of the lattice cutting a split block's land, per block.
+
+    Its squares hold a little over half the band's width (0.8² of
+    :func:`_split_limit`'s default): with the cells round the buildings, the units
+    are smaller than the band.
+    """
+    community = _block_community(communities)
+    width = 2 * communities.tolerance[community] * communities.target[community]
+    return 0.8 * np.sqrt(width)
+
+
+def _block_community(communities: Communities) -> np.ndarray:
+    """The community of every block, as an index into the per-community arrays."""
+    return np.clip(np.asarray(communities.blocks.community, dtype=np.int64), 0,
+                   len(communities.target) - 1)
 
 
 def _finished(plan: GridPlan, layers: Layers, counts: Counts, options: Options) -> GridPlan:

@@ -34,6 +34,7 @@ __all__ = [
     "assign_by_overlap",
     "build_units",
     "carried_over",
+    "lattice_points",
     "make_blocks",
     "open_land",
     "sectors",
@@ -991,6 +992,86 @@ def _one_piece_each(geoms: np.ndarray, block: np.ndarray, building_unit: np.ndar
     return out, np.repeat(block, size), building_unit
 
 
+def lattice_points(block: shapely.Geometry, buildings: np.ndarray,
+                   spacing: float) -> np.ndarray:
+    """Points of a square lattice ``spacing`` metres apart on a block's open land.
+
+    The lattice is fixed to the coordinates (multiples of ``spacing``), so a
+    block gets the same points whatever else changes; points nearer a building
+    than a quarter of ``spacing`` are left out (the building is a cell of its
+    own).  Used as extra seeds of a block's cells when grids are sized by area.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> len(lattice_points(shapely.box(0, 0, 100, 100), np.array([]), 25.0))
+    9
+    """
+    none = np.array([], dtype=object)
+    if spacing <= 0 or block.is_empty:
+        return none
+    x0, y0, x1, y1 = block.bounds
+    xs = np.arange(np.floor(x0 / spacing) + 1, np.ceil(x1 / spacing)) * spacing
+    ys = np.arange(np.floor(y0 / spacing) + 1, np.ceil(y1 / spacing)) * spacing
+    if not len(xs) or not len(ys):
+        return none
+    mx, my = np.meshgrid(xs, ys)
+    gx, gy = mx.ravel(), my.ravel()
+    inner = shapely.buffer(block, -spacing / 4)
+    keep = shapely.contains_xy(inner, gx, gy)
+    pts = shapely.points(gx[keep], gy[keep])
+    if len(buildings) and len(pts):
+        near = shapely.STRtree(np.asarray(buildings, dtype=object)).query(
+            pts, predicate="dwithin", distance=spacing / 4)[0]
+        pts = np.delete(pts, np.unique(near))
+    return np.asarray(pts, dtype=object)
+
+
+def _lattice_of(block: shapely.Geometry, buildings: np.ndarray, spacing: float,
+                cache: dict | None, b: int) -> np.ndarray:
+    """The :func:`lattice_points` of block ``b`` (kept in ``cache``)."""
+    if spacing <= 0:
+        return np.array([], dtype=object)
+    key = ("lattice", b)
+    if cache is not None and key in cache:
+        return cache[key]
+    pts = lattice_points(block, buildings, spacing)
+    if cache is not None:
+        cache[key] = pts
+    return pts
+
+
+def _enclosed_joined(block: shapely.Geometry, cell_of: np.ndarray,
+                     cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A cell with no building that only one cell surrounds joins that cell.
+
+    (A lattice cell in a building's courtyard: it can never be in another grid
+    than the building's, and would make that grid heavier than the building's
+    own cell.)  Returns ``cell_of`` and the cells, renumbered.
+    """
+    empty = np.setdiff1d(np.arange(len(cells)), cell_of)
+    if not len(empty):
+        return cell_of, cells
+    outline = shapely.boundary(block)
+    tree = shapely.STRtree(cells)
+    into = np.arange(len(cells))
+    for k in empty.tolist():
+        if shapely.distance(cells[k], outline) < 0.01:
+            continue
+        near = tree.query(shapely.buffer(cells[k], 0.01), predicate="intersects")
+        near = near[near != k]
+        if len(near) == 1 and int(near[0]) not in empty:
+            into[k] = int(near[0])
+    if (into == np.arange(len(cells))).all():
+        return cell_of, cells
+    cells = cells.copy()
+    for k in np.flatnonzero(into != np.arange(len(cells))).tolist():
+        cells[into[k]] = shapely.union(cells[into[k]], cells[k])
+    keep = into == np.arange(len(cells))
+    new_index = np.cumsum(keep) - 1
+    return new_index[cell_of], cells[keep]
+
+
 def build_units(
     blocks: Blocks,
     buildings: np.ndarray,
@@ -998,6 +1079,7 @@ def build_units(
     *,
     cache: dict | None = None,
     opened: np.ndarray | None = None,
+    spacing: np.ndarray | None = None,
     progress: bool = False,
 ) -> tuple[gpd.GeoDataFrame, np.ndarray]:
     """Units of the partition: whole blocks, and cells of the blocks in ``split``.
@@ -1005,7 +1087,11 @@ def build_units(
     A split block with buildings is cut between them (:func:`tessellate`); one
     with none is cut into :func:`sectors`, one per unit around it.  A split
     block also in ``opened`` has its cells cut further into plots and the open
-    land between them (:func:`open_land`).  ``cache``
+    land between them (:func:`open_land`).  Where ``spacing`` (metres, per
+    block) is above 0, the land of a split block is cut too: points of a square
+    lattice that far apart on its land (:func:`lattice_points`) are cells of
+    their own beside the buildings', so that no cell is much larger than a
+    lattice square unless a building is (grids by area).  ``cache``
     keeps each block's cells between calls, so that splitting more blocks does
     not tessellate again the blocks split before (and an empty block keeps the
     sectors it got first).  ``progress`` draws a bar of the blocks on stderr.
@@ -1025,23 +1111,30 @@ def build_units(
     empty: list[int] = []  # positions of the split blocks that hold no building
     for b in bar(range(nb), desc="units: blocks", enabled=progress):
         members = order[bounds[b] : bounds[b + 1]]
-        if split[b] and not len(members):
+        step = 0.0 if spacing is None or not split[b] else float(spacing[b])
+        extra = _lattice_of(blocks.geometry[b], buildings[members], step, cache, b)
+        if split[b] and not len(members) and len(extra) < 2:
             empty.append(len(unit_geom))
-        if not split[b] or len(members) < 2:
+        if not split[b] or len(members) + len(extra) < 2:
             building_unit[members] = len(unit_geom)
             unit_geom.append(blocks.geometry[b])
             unit_block.append(b)
             continue
-        # a compound's buildings share one group, so the compound stays whole
+        # a compound's buildings share one group, so the compound stays whole;
+        # each lattice point is a group of its own
         comp = blocks.compound[members]
-        groups = np.where(comp >= 0, -(comp + 1), members)
+        groups = np.concatenate([np.where(comp >= 0, -(comp + 1), members),
+                                 len(buildings) + np.arange(len(extra))])
         if cache is not None and b in cache:
             cell_of, cells = cache[b]
         else:
-            cell_of, cells = tessellate(blocks.geometry[b], buildings[members], groups)
+            cell_of, cells = tessellate(blocks.geometry[b],
+                                        np.concatenate([buildings[members], extra]), groups)
+            cell_of, cells = _enclosed_joined(blocks.geometry[b], cell_of[:len(members)],
+                                              cells)
             if cache is not None:
                 cache[b] = (cell_of, cells)
-        if opened is not None and opened[b]:
+        if opened is not None and opened[b] and not len(extra):
             key = ("open", b)
             if cache is not None and key in cache:
                 cells, land = cache[key]
@@ -1195,6 +1288,9 @@ class UnitMaker:
     barriers: frozenset[str]
     #: every unit weighs its own area in m² (``by="area"``), not its buildings' counts
     by_area: bool = False
+    #: per block, the spacing (m) of the lattice that cuts a split block's land
+    #: into cells too (:func:`lattice_points`; by area), or None
+    spacing: np.ndarray | None = None
 
     @property
     def n_buildings(self) -> np.ndarray:
@@ -1225,7 +1321,7 @@ class UnitMaker:
             ) -> tuple[gpd.GeoDataFrame, np.ndarray]:
         """Stage 4: the units (:func:`build_units`) and the unit of every building."""
         return build_units(self.blocks, self.building_geoms, split, cache=cache,
-                           opened=opened, progress=progress)
+                           opened=opened, spacing=self.spacing, progress=progress)
 
     def connect(self, table: gpd.GeoDataFrame, building_unit: np.ndarray,
                 split: np.ndarray, opened: np.ndarray | None = None, *,
