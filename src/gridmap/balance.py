@@ -195,6 +195,7 @@ def balance(units: Units, maker: UnitMaker, communities: Communities, search: Se
     """
     started = time.perf_counter()
     works: list[effort.Work] = []
+    first_work: list[float] = []
     stats = _new_stats(MOVES)
     best: tuple[objective.Score, _Plan, int | None] | None = None
     k, stopped = 0, "no grid out of the band"
@@ -210,6 +211,9 @@ def balance(units: Units, maker: UnitMaker, communities: Communities, search: Se
                            dict(cache), work)
             plan = _first_partition(units, maker, communities, search, seed_k,
                                     carve_kind=carve_kind, progress=progress)
+            # the budget is the moves': the first partition's work is not theirs
+            first_work.append(work.used)
+            work.used = 0.0
             work.limit = effort.units_of(search.effort, plan.assignment.n_grids)
             plan, stopped = _improve_with_bar(plan, ctx, seed_k, stats, progress)
             score = ctx.score(plan)
@@ -222,6 +226,7 @@ def balance(units: Units, maker: UnitMaker, communities: Communities, search: Se
     notes = list(plan.notes)
     report = _report(search, works, stats, score, stopped, notes)
     report["plans_made"] = k + 1
+    report["first_partition_work"] = round(sum(first_work), 1)
     if search.restarts > 1:
         notes.append(f"{k + 1} plan(s) made (restarts={search.restarts}); kept the one of "
                      f"seed {seed_k}: {score.out} grid(s) out of the band, the largest "
