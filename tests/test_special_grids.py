@@ -138,11 +138,13 @@ def test_named_and_commercial_streets_get_road_grids():
     xs = [ls.coords[0][0] for ls in s.geometry]
     s.loc[[v and x == 100 for v, x in zip(vertical, xs)], "name"] = "Market Street"
     s.loc[[v and x == 300 for v, x in zip(vertical, xs)], "name"] = "南京路步行街"
-    plan = gridmap.delineate(b, s, target=300, road_names=["Market Street"],
+    # the two corridors cut the city into 400, 800 and 400 households: at 400 a
+    # grid every piece makes whole grids (at 300 the stretches would be left)
+    plan = gridmap.delineate(b, s, target=400, road_names=["Market Street"],
                              road_grids=True, road_depth=10, road_max_length=1000)
     roads = plan.grids[plan.grids["kind"] == "road"]
     assert set(roads["label"]) == {"Market Street", "南京路步行街"}
-    off = gridmap.delineate(b, s, target=300, road_grids=True, road_classes=())
+    off = gridmap.delineate(b, s, target=400, road_grids=True, road_classes=())
     assert set(off.grids.loc[off.grids["kind"] == "road", "label"]) == {"南京路步行街"}
 
 
@@ -155,9 +157,10 @@ def test_road_stretches_stop_at_a_load():
                   for y in range(0, 400, 100)], crs=b.crs)
     b2 = gpd.GeoDataFrame(__import__("pandas").concat([b, shops], ignore_index=True),
                           crs=b.crs)
-    long = gridmap.delineate(b2, s, target=300, road_grids=True, road_depth=10,
+    # the corridor leaves 400 households west of it and 1,200 east: whole grids of 400
+    long = gridmap.delineate(b2, s, target=400, road_grids=True, road_depth=10,
                              road_max_length=1000)
-    short = gridmap.delineate(b2, s, target=300, road_grids=True, road_depth=10,
+    short = gridmap.delineate(b2, s, target=400, road_grids=True, road_depth=10,
                               road_max_length=1000, road_max_load=160)
     n_long = (long.grids["kind"] == "road").sum()
     n_short = (short.grids["kind"] == "road").sum()
@@ -323,3 +326,54 @@ def test_light_land_an_oversize_grid_was_left_with_behind_a_corridor_joins_the_r
     assert set(kind[light]) == {"road"}
     assert plan.metrics["n_grids_out_of_tolerance"] == 0
     assert (plan.grids.geom_type == "Polygon").all()
+
+
+def test_a_corridor_cutting_off_land_no_whole_number_of_grids_holds_is_left():
+    # the main road at x = 100 cuts the city into 400 households west of it and
+    # 600 east: at 250 ±10 % a grid neither makes whole grids (400 is one too
+    # heavy or two too light), so the stretch is left to the community grids (its
+    # street runs through them), and the 1,000 make 4 grids of 250
+    b, s, _ = city_with_main_road()
+    b["households"] = np.where((b.geometry.centroid.x < 100).to_numpy(), 100, 50)
+    plan = gridmap.delineate(b, s, target=250, tolerance=0.1, road_grids=True,
+                             road_depth=10, road_max_length=1000)
+    g = plan.grids
+    assert (g["kind"] == "road").sum() == 0
+    assert g["households"].tolist() == [250.0] * 4 and g["within_tolerance"].all()
+    note = [n for n in plan.metrics["notes"] if "left to the community grids" in n]
+    assert note and "Main Road (cut off 600; joined 1000)" in note[0]
+    # at 200 a grid both sides make whole grids (2 and 3): the road grid stays
+    kept = gridmap.delineate(b, s, target=200, tolerance=0.1, road_grids=True,
+                             road_depth=10, road_max_length=1000)
+    assert (kept.grids["kind"] == "road").sum() == 1
+    assert kept.grids["within_tolerance"].all()
+    assert not any("left to the community" in n for n in kept.metrics["notes"])
+
+
+def test_grids_fit_and_land_walled_in_by_a_heavy_building():
+    from gridmap.special import grids_fit, leave_balanceable
+
+    assert [grids_fit(w, 300, 0.1) for w in (100, 270, 330, 418, 540, 600, 700, 900)] \
+        == [True, True, True, False, True, True, False, True]
+    # a strip of land cut by one corridor (x 95-105): west, a heavy building (500,
+    # a grid of its own) and 100 households it walls in; east, 540 (two grids).
+    # 100 alone would join the road grid, but walled in it would join the heavy
+    # building's grid: the stretch is left, and 640 make two grids
+    land = shapely.box(0, 0, 200, 100)
+    road = np.array([shapely.box(95, 0, 105, 100)], dtype=object)
+    heavy = shapely.box(0, 0, 30, 30)
+    houses = np.array([shapely.box(60, 40, 70, 50), heavy]
+                      + [shapely.box(x, 40, x + 10, 50) for x in (120, 150, 180)],
+                      dtype=object)
+    load = np.array([100, 500, 180, 180, 180.0])
+
+    def left(**kw):
+        notes: list[str] = []
+        kept, _ = leave_balanceable(road, np.array(["R"], dtype=object), land,
+                                    buildings=houses, load=load, target=300,
+                                    tolerance=0.1, notes=notes, **kw)
+        return len(kept), notes
+
+    n, notes = left(heavy=np.array([heavy], dtype=object))
+    assert n == 0 and "R (cut off 100; joined 640)" in notes[0]
+    assert left() == (1, [])  # not walled in: the light land joins the road grid

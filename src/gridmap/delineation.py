@@ -280,9 +280,15 @@ def _carve(layers: Layers, area: shapely.Geometry, counts: Counts, options: Opti
     """Stage 3: the road and unit grids (a tunnel carries no frontage)."""
     points = (shapely.point_on_surface(np.asarray(layers.buildings.geometry.values))
               if layers.buildings is not None else None)
+    bnd = layers.boundaries
     return carve_special_grids(layers.sites, layers.street_lines, area, options.special,
                                given_units=layers.units is not None, load_points=points,
-                               load=counts.weight, notes=notes)
+                               load=counts.weight, notes=notes,
+                               band=(options.balance.target, options.balance.tolerance),
+                               communities=None if bnd is None else np.asarray(
+                                   shapely.make_valid(bnd.geometry.values)),
+                               buildings=None if layers.buildings is None else
+                               np.asarray(layers.buildings.geometry.values))
 
 
 def _blocks(layers: Layers, area: shapely.Geometry, area_source: str, carve: Carve,

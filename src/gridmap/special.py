@@ -22,7 +22,7 @@ import pandas as pd
 import shapely
 
 from ._errors import LayerValidationError
-from .units import planar_faces
+from .units import assign_by_overlap, planar_faces
 
 if TYPE_CHECKING:
     from .layers import StreetLines
@@ -34,6 +34,8 @@ __all__ = [
     "DEFAULT_UNIT_KINDS",
     "Carve",
     "carve_special_grids",
+    "grids_fit",
+    "leave_balanceable",
     "road_stretches",
     "unit_sites",
 ]
@@ -322,15 +324,137 @@ def _join_short(polys: np.ndarray, labels: np.ndarray, roads: np.ndarray, *,
     return np.asarray(polys_, dtype=object), np.asarray(labels_, dtype=object)
 
 
+def grids_fit(weight: float, target: float, tolerance: float) -> bool:
+    """Whether ``weight`` makes a whole number of grids within the band of ``target``.
+
+    Or is under half a grid (land that light joins a grid round it, no grid of
+    its own).
+
+    Examples
+    --------
+    >>> grids_fit(418, 300, 0.1), grids_fit(600, 300, 0.1), grids_fit(100, 300, 0.1)
+    (False, True, True)
+    """
+    if weight < 0.5 * target:
+        return True
+    lo = np.ceil(weight / ((1 + tolerance) * target) - 1e-9)
+    hi = np.floor(weight / ((1 - tolerance) * target) + 1e-9)
+    return bool(max(lo, 1) <= hi)
+
+
+def _land_parts(stretches: np.ndarray, land: shapely.Geometry,
+                communities: np.ndarray | None) -> np.ndarray:
+    """The pieces of community land the stretches leave (per community)."""
+    rest = shapely.difference(land, shapely.union_all(stretches)) if len(stretches) \
+        else land
+    if communities is None:
+        pieces = shapely.get_parts(rest)
+    else:
+        pieces = shapely.get_parts(shapely.intersection(communities, rest))
+    return pieces[(shapely.get_type_id(pieces) == 3) & (shapely.area(pieces) > 1.0)]
+
+
+def _part_weights(parts: np.ndarray, carved: np.ndarray, buildings: np.ndarray,
+                  load: np.ndarray, heaviest: float) -> np.ndarray:
+    """The load of the buildings of each part of land, those heavier than ``heaviest`` left out.
+
+    A building is in the part or carved polygon (stretch or site) it overlaps
+    most (as the blocks take it), else in the nearest.
+    """
+    light = np.flatnonzero(load <= heaviest)
+    where, _ = assign_by_overlap(buildings[light], np.concatenate([parts, carved]))
+    mine = (where >= 0) & (where < len(parts))
+    return np.bincount(where[mine], weights=load[light][mine], minlength=len(parts))
+
+
+def leave_balanceable(stretches: np.ndarray, labels: np.ndarray, land: shapely.Geometry, *,
+                      buildings: np.ndarray, load: np.ndarray, target: float,
+                      tolerance: float, communities: np.ndarray | None = None,
+                      heavy: np.ndarray | None = None,
+                      sites: np.ndarray | None = None,
+                      notes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The road stretches, less those that cut off land no whole number of grids holds.
+
+    Corridors cut a community into pieces, and each piece is divided into grids
+    on its own: a piece of 418 households at 300 ±10 % makes one grid too heavy
+    or two too light (its buildings heavier than a grid left out: each is a
+    grid of its own).  Such a piece (:func:`grids_fit` false) is joined to the
+    land across one of the stretches round it, the smallest that makes the
+    joined land fit; that stretch is left to the community grids (its street
+    runs through them, as a minor street does).  ``land`` is the area less the
+    unit grids; ``buildings`` and ``load`` the buildings' footprints and balance
+    weights; ``communities`` the community polygons, if given; ``heavy`` the
+    footprints of the buildings heavier than a grid; ``sites`` the unit grids
+    (their buildings are theirs).  Returns the
+    stretches kept and their labels; ``notes`` says which were left.
+    """
+    stretches = np.asarray(stretches, dtype=object)
+    labels = np.asarray(labels, dtype=object)
+    if not len(stretches) or buildings is None or not len(buildings):
+        return stretches, labels
+    bldg = np.asarray(buildings, dtype=object)
+    sites = np.array([], dtype=object) if sites is None else np.asarray(sites, dtype=object)
+    load = np.asarray(load, dtype=float)
+    walls = None
+    if heavy is not None and len(heavy):
+        # a building heavier than a grid is a grid of its own, and walls off the
+        # land behind it from the rest (a passage within its plot, 10 m, is none)
+        walls = shapely.union_all(shapely.buffer(heavy, 10.0))
+        land = shapely.difference(land, walls)
+    left: list[str] = []
+    for _ in range(len(stretches)):
+        parts = _land_parts(stretches, land, communities)
+        weight = _part_weights(parts, np.concatenate([stretches, sites]), bldg, load,
+                               (1 + tolerance) * target)
+        # land too light for a grid joins the road grid round it, but not land a
+        # heavy building walls in: that would join the building's grid, or be one
+        walled = np.zeros(len(parts), dtype=bool) if walls is None else \
+            shapely.intersects(parts, shapely.buffer(walls, 0.5))
+        bad = [k for k in np.argsort(-weight).tolist()
+               if not grids_fit(float(weight[k]), target, tolerance)
+               or (walled[k] and 0 < weight[k] < (1 - tolerance) * target)]
+        best = None
+        for k in bad:
+            near = shapely.STRtree(stretches).query(shapely.buffer(parts[k], 0.5),
+                                                    predicate="intersects")
+            for r in sorted(near.tolist(), key=lambda r: (shapely.area(stretches[r]), r)):
+                # the pieces the stretch touches, joined through it
+                joined = shapely.STRtree(parts).query(shapely.buffer(stretches[r], 0.5),
+                                                      predicate="intersects")
+                if grids_fit(float(weight[joined].sum()), target, tolerance):
+                    best = (k, r, float(weight[k]), float(weight[joined].sum()))
+                    break
+            if best is not None:
+                break
+        if best is None:
+            break
+        _, r, w_k, w_joined = best
+        left.append(f"{labels[r]} (cut off {w_k:g}; joined {w_joined:g})")
+        keep = np.arange(len(stretches)) != r
+        stretches, labels = stretches[keep], labels[keep]
+    if left and notes is not None:
+        notes.append(f"{len(left)} road stretch(es) left to the community grids: carved, "
+                     "each cut off land that makes no whole number of grids within the "
+                     f"band ({target:g} ±{tolerance:.0%}): " + "; ".join(left) + ".")
+    return stretches, labels
+
+
 def carve_special_grids(sites: gpd.GeoDataFrame | None, lines: StreetLines,
                         area: shapely.Geometry, special: SpecialGrids, *,
                         given_units: bool, load_points: np.ndarray | None,
-                        load: np.ndarray, notes: list[str]) -> Carve:
+                        load: np.ndarray, notes: list[str],
+                        band: tuple[float, float] | None = None,
+                        communities: np.ndarray | None = None,
+                        buildings: np.ndarray | None = None) -> Carve:
     """Stage 3: the unit sites and road stretches carved out of the area.
 
     In: the sites layer, the street lines over ground and the area (working
     CRS), the :class:`~gridmap.options.SpecialGrids` options, and the load of
     every building (its point and balance weight, for ``road_max_load``).
+    With ``band`` (target, tolerance), the stretches that would cut off land no
+    whole number of grids holds are left to the community grids
+    (:func:`leave_balanceable`, within the ``communities`` polygons if given;
+    ``buildings`` are the footprints of the buildings ``load`` weighs).
     Out: the :class:`Carve` of every road and unit grid.
     """
     empty = np.array([], dtype=object)
@@ -354,6 +478,14 @@ def carve_special_grids(sites: gpd.GeoDataFrame | None, lines: StreetLines,
             depth=special.road_depth, max_length=special.road_max_length,
             min_length=special.road_min_length, exclude=exclude, load_points=load_points,
             load=load, max_load=special.road_max_load)
+        if band is not None and len(r_geom) and buildings is not None:
+            land = shapely.difference(area, exclude) if exclude is not None else area
+            heavy = np.asarray(buildings, dtype=object)[
+                np.asarray(load) > band[0] * (1 + band[1])]
+            r_geom, r_label = leave_balanceable(
+                r_geom, r_label, land, buildings=buildings, load=load, target=band[0],
+                tolerance=band[1], communities=communities, heavy=heavy, sites=u_geom,
+                notes=notes)
         if not len(r_geom):
             notes.append(f"no street of the classes {sorted(special.road_classes)} or "
                          f"names {sorted(special.road_names)}: no road grids.")
