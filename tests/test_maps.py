@@ -173,3 +173,33 @@ def test_large_plans_leave_out_buildings_and_show_codes_only_zoomed_in(plan, mon
     monkeypatch.setattr(render, "BUILDINGS_SHOWN", 10_000)
     small = plan.coverage_map(buildings=None).get_root().render()
     assert "not drawn" not in small
+
+
+def test_quantile_classes_are_mapclassify_s_without_importing_it():
+    # the default scheme is worked out by gridmap (importing mapclassify and
+    # scikit-learn took longer than the map): the same classes as mapclassify's
+    import subprocess
+    import sys
+
+    import mapclassify
+
+    rng = np.random.default_rng(0)
+    for trial in range(150):
+        n = int(rng.integers(2, 300))
+        v = [rng.random(n) * 100, rng.integers(0, 5, n).astype(float),
+             np.round(rng.exponential(30, n))][trial % 3]
+        k = int(rng.integers(2, 8))
+        kk = min(k, 7, len(np.unique(v)))
+        if kk < 2:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # mapclassify warns about ties
+            ref = mapclassify.Quantiles(v, k=kk)
+        bins, cls = classify(v, k=k)
+        assert np.allclose(bins, ref.bins)
+        assert np.array_equal(cls, ref.yb)
+    code = ("import sys, gridmap, numpy as np; from gridmap.colours import classify; "
+            "classify(np.arange(50.0), k=5); print('mapclassify' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"

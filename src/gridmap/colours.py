@@ -93,16 +93,21 @@ def classify(values: np.ndarray, *, scheme: str = "Quantiles",
     deterministic; ``NaturalBreaks`` uses random k-means starts and may draw
     different classes from run to run.  Class ``i`` is drawn in ``RAMP[len(bins)][i]``.
     """
-    try:
-        import mapclassify
-    except ImportError as exc:
-        msg = "gridmap's workload maps need mapclassify: pip install mapclassify"
-        raise ImportError(msg) from exc
     values = np.nan_to_num(np.asarray(values, dtype=float))
     distinct = len(np.unique(values))
     k = max(1, min(int(k), 7, distinct))
     if k == 1:
         return [float(values.max(initial=0.0))], np.zeros(len(values), dtype=int)
+    if scheme == "Quantiles":
+        # mapclassify's Quantiles, worked out here: importing mapclassify (and
+        # scikit-learn with it) takes longer than drawing the map
+        bins_q = quantile_bins(values, k)
+        return [float(b) for b in bins_q], np.searchsorted(bins_q, values, side="left")
+    try:
+        import mapclassify
+    except ImportError as exc:
+        msg = "gridmap's workload maps need mapclassify: pip install mapclassify"
+        raise ImportError(msg) from exc
     cls = getattr(mapclassify, scheme, None)
     if cls is None:
         msg = (f"unknown classification scheme {scheme!r}; use one of mapclassify's, "
@@ -115,3 +120,20 @@ def classify(values: np.ndarray, *, scheme: str = "Quantiles",
     yb = np.minimum(np.asarray(c.yb, dtype=int), min(len(bins), 7) - 1)
     bins = bins[:7]
     return bins, yb
+
+
+def quantile_bins(values: np.ndarray, k: int) -> np.ndarray:
+    """The upper bounds of ``k`` quantile classes, as mapclassify's ``Quantiles`` has them.
+
+    The ``100 / k``, ``200 / k`` ... 100th percentiles (linear interpolation),
+    ties collapsed (fewer classes where values repeat).
+
+    Examples
+    --------
+    >>> quantile_bins(np.arange(1000.0), 4).tolist()
+    [249.75, 499.5, 749.25, 999.0]
+    """
+    step = 100.0 / k
+    pct = np.arange(step, 100 + step, step)
+    pct[-1] = min(pct[-1], 100.0)
+    return np.unique(np.percentile(np.asarray(values, dtype=float), pct))

@@ -8,6 +8,7 @@ mapped to gridmap's canonical names by the user (``columns={"canonical": "source
 from __future__ import annotations
 
 import codecs
+import functools
 import itertools
 import os
 import re
@@ -480,7 +481,19 @@ def metric_crs(gdf: gpd.GeoDataFrame, crs: Any = "auto") -> pyproj.CRS:
     if is_cgcs and 73.5 <= lon <= 136.5:
         cm = int(np.clip(round(lon / 3) * 3, 75, 135))
         return pyproj.CRS.from_epsg(4534 + (cm - 75) // 3)
-    return gdf.estimate_utm_crs()
+    return _utm_crs(src.to_wkt(), tuple(float(b) for b in gdf.total_bounds))
+
+
+@functools.lru_cache(maxsize=64)
+def _utm_crs(crs_wkt: str, bounds: tuple[float, ...]) -> pyproj.CRS:
+    """The UTM zone geopandas' ``estimate_utm_crs`` gives, asked of PROJ's database once.
+
+    (A query takes about 80 ms; the maps of a plan ask it for the same layers
+    several times.)
+    """
+    frame = gpd.GeoDataFrame(geometry=gpd.points_from_xy(bounds[::2], bounds[1::2]),
+                             crs=crs_wkt)
+    return frame.estimate_utm_crs()
 
 
 def to_metric(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
