@@ -61,13 +61,23 @@ def movable(plan: Any) -> tuple[int, int, int]:
     kind = plan.grids.set_index("grid_id")["kind"]
     community = plan.grids.set_index("grid_id")["community_id"]
     graph = plan.graph
-    # a unit in the middle of the list: a grid of the district's inside, not its edge
-    order = sorted(range(len(label)), key=lambda u: abs(u - len(label) // 2))
+    # the largest units first (a real click must find the unit on the screen), of
+    # the middle of the list before its ends (a grid of the district's inside)
+    area = plan.units.to_crs(plan.units.estimate_utm_crs()).area.to_numpy() \
+        if plan.units.crs is not None and plan.units.crs.is_geographic else \
+        plan.units.area.to_numpy()
+    middle = [u for u in range(len(label)) if abs(u - len(label) // 2) < len(label) // 4]
+    order = sorted(middle, key=lambda u: (-area[u], u))
+    unit_ids = plan.units["unit_id"].to_numpy()
+    housed = set(plan.buildings["unit_id"].tolist()) \
+        if "unit_id" in plan.buildings.columns and len(plan.buildings) else set(unit_ids)
     for v in order:
         b = label[v]
         rest = [w for w in range(len(label)) if label[w] == b and w != v]
         if not rest or kind[b] != "community" or not nx.is_connected(graph.subgraph(rest)):
             continue
+        if not any(unit_ids[w] in housed for w in rest):
+            continue  # the grid would be left with no building: the page asks first
         for u in sorted(graph[v]):
             a = label[u]
             if a != b and kind[a] == "community" and community[a] == community[b]:
@@ -109,9 +119,14 @@ def click(driver: Any, unit: int) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    x, y = driver.execute_script("return gridmapEditor.unitPoint(arguments[0])", unit)
     box = driver.find_element(By.ID, "gm-map")
     w, h = box.size["width"], box.size["height"]
+    x, y = driver.execute_script("return gridmapEditor.unitPoint(arguments[0])", unit)
+    if not (20 < x < w - 20 and 20 < y < h - 20):
+        # off the screen: the map is moved (no animation) to put the unit in the middle
+        driver.execute_script("gridmapEditor.map.panBy([arguments[0], arguments[1]], "
+                              "{animate: false})", x - w / 2, y - h / 2)
+        x, y = driver.execute_script("return gridmapEditor.unitPoint(arguments[0])", unit)
     ActionChains(driver).move_to_element_with_offset(
         box, round(x - w / 2), round(y - h / 2)).click().perform()
 
@@ -163,6 +178,8 @@ def measure(page: Path, plan: Any, runs: int, shot: Path | None) -> dict[str, An
                 if run == 0:
                     bad = check_figures(driver, plan)
                 driver.execute_script("gridmapEditor.select(arguments[0])", a)
+                driver.execute_script("gridmapEditor.show(arguments[0])", a)
+                time.sleep(0.5)  # the zoom's animation: the unit large enough to hit
                 click(driver, unit)
                 last = driver.execute_script("return gridmapEditor.lastMove")
                 if last is None or last["unit_id"] != unit:
@@ -207,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     page = write_editor(plan, out / "edit.html")
     wrote = time.perf_counter() - t
-    print(f"Bund plan: {len(plan.grids)} grids, {len(plan.units)} units, "
+    print(f"plan: {len(plan.grids)} grids, {len(plan.units)} units, "
           f"{len(plan.buildings)} buildings, plan {plan.plan_id}"
           + (f" (delineated in {made:.1f} s)" if made else f" (read from {a.plan})"))
     print(f"{page}: {page.stat().st_size / 1e6:.2f} MB, written in {wrote:.2f} s")
