@@ -341,6 +341,11 @@ def test_lattice_points_leave_the_buildings_and_the_edge_alone():
     # fixed to the coordinates: the same points for the block moved by one lattice step
     moved = lattice_points(shapely.box(25, 0, 125, 100), np.array([]), 25.0)
     assert len(moved) == 9 and shapely.get_coordinates(moved)[:, 0].min() == 50.0
+    # a square kilometre at 2.5 m would be 160,000 cells: at most 2,000
+    from gridmap.units import MAX_LATTICE_CELLS
+
+    huge = lattice_points(shapely.box(0, 0, 1000, 1000), np.array([]), 2.5)
+    assert 1_500 < len(huge) <= MAX_LATTICE_CELLS
 
 
 TSINGHUA = SHARED / "beijing-tsinghua-osm"

@@ -992,6 +992,10 @@ def _one_piece_each(geoms: np.ndarray, block: np.ndarray, building_unit: np.ndar
     return out, np.repeat(block, size), building_unit
 
 
+#: the most lattice cells one block is cut into (grids by area)
+MAX_LATTICE_CELLS = 2_000
+
+
 def lattice_points(block: shapely.Geometry, buildings: np.ndarray,
                    spacing: float) -> np.ndarray:
     """Points of a square lattice ``spacing`` metres apart on a block's open land.
@@ -999,7 +1003,8 @@ def lattice_points(block: shapely.Geometry, buildings: np.ndarray,
     The lattice is fixed to the coordinates (multiples of ``spacing``), so a
     block gets the same points whatever else changes; points nearer a building
     than a quarter of ``spacing`` are left out (the building is a cell of its
-    own).  Used as extra seeds of a block's cells when grids are sized by area.
+    own).  A block gets at most :data:`MAX_LATTICE_CELLS` points (the spacing
+    grows for a huge one).  Used as extra seeds of a block's cells when grids are sized by area.
 
     Examples
     --------
@@ -1010,6 +1015,9 @@ def lattice_points(block: shapely.Geometry, buildings: np.ndarray,
     none = np.array([], dtype=object)
     if spacing <= 0 or block.is_empty:
         return none
+    # a huge block at a small target would make a cell of every few metres: at
+    # most MAX_LATTICE_CELLS cells a block, farther apart where needed
+    spacing = max(spacing, float(np.sqrt(block.area / MAX_LATTICE_CELLS)))
     x0, y0, x1, y1 = block.bounds
     xs = np.arange(np.floor(x0 / spacing) + 1, np.ceil(x1 / spacing)) * spacing
     ys = np.arange(np.floor(y0 / spacing) + 1, np.ceil(y1 / spacing)) * spacing
