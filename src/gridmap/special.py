@@ -343,28 +343,34 @@ def grids_fit(weight: float, target: float, tolerance: float) -> bool:
 
 
 def _land_parts(stretches: np.ndarray, land: shapely.Geometry,
-                communities: np.ndarray | None) -> np.ndarray:
-    """The pieces of community land the stretches leave (per community)."""
+                communities: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The pieces of community land the stretches leave, and the community of each."""
     rest = shapely.difference(land, shapely.union_all(stretches)) if len(stretches) \
         else land
     if communities is None:
         pieces = shapely.get_parts(rest)
+        comm = np.zeros(len(pieces), dtype=np.int64)
     else:
-        pieces = shapely.get_parts(shapely.intersection(communities, rest))
-    return pieces[(shapely.get_type_id(pieces) == 3) & (shapely.area(pieces) > 1.0)]
+        pieces, comm = shapely.get_parts(shapely.intersection(communities, rest),
+                                         return_index=True)
+    keep = (shapely.get_type_id(pieces) == 3) & (shapely.area(pieces) > 1.0)
+    return pieces[keep], comm[keep]
 
 
-def _part_weights(parts: np.ndarray, carved: np.ndarray, buildings: np.ndarray,
-                  load: np.ndarray, heaviest: float) -> np.ndarray:
-    """The load of the buildings of each part of land, those heavier than ``heaviest`` left out.
+def _loads(parts: np.ndarray, stretches: np.ndarray, sites: np.ndarray,
+           buildings: np.ndarray, load: np.ndarray,
+           heaviest: float) -> tuple[np.ndarray, np.ndarray]:
+    """The load of the buildings of each part of land and of each stretch.
 
-    A building is in the part or carved polygon (stretch or site) it overlaps
-    most (as the blocks take it), else in the nearest.
+    A building is in the part, stretch or site it overlaps most (as the blocks
+    take it), else in the nearest; those heavier than ``heaviest`` are left out
+    (each is a grid of its own).
     """
     light = np.flatnonzero(load <= heaviest)
-    where, _ = assign_by_overlap(buildings[light], np.concatenate([parts, carved]))
-    mine = (where >= 0) & (where < len(parts))
-    return np.bincount(where[mine], weights=load[light][mine], minlength=len(parts))
+    where, _ = assign_by_overlap(buildings[light], np.concatenate([parts, stretches, sites]))
+    w = np.bincount(where[where >= 0], weights=load[light][where >= 0],
+                    minlength=len(parts) + len(stretches) + len(sites))
+    return w[:len(parts)], w[len(parts):len(parts) + len(stretches)]
 
 
 def leave_balanceable(stretches: np.ndarray, labels: np.ndarray, land: shapely.Geometry, *,
@@ -378,65 +384,77 @@ def leave_balanceable(stretches: np.ndarray, labels: np.ndarray, land: shapely.G
     Corridors cut a community into pieces, and each piece is divided into grids
     on its own: a piece of 418 households at 300 ±10 % makes one grid too heavy
     or two too light (its buildings heavier than a grid left out: each is a
-    grid of its own).  Such a piece (:func:`grids_fit` false) is joined to the
-    land across one of the stretches round it, the smallest that makes the
-    joined land fit; that stretch is left to the community grids (its street
-    runs through them, as a minor street does).  ``land`` is the area less the
-    unit grids; ``buildings`` and ``load`` the buildings' footprints and balance
+    grid of its own, and its plot, 10 m round it, walls off the land behind it).
+    Such a piece (:func:`grids_fit` false), or light land a heavy building walls
+    in, is joined to the land of its community across one of the stretches
+    round it, the smallest that makes the joined land (and the stretch's own
+    buildings) fit; that stretch is left to the community grids (its street runs
+    through them, as a minor street does).  ``land`` is the area less the unit
+    grids; ``buildings`` and ``load`` the buildings' footprints and balance
     weights; ``communities`` the community polygons, if given; ``heavy`` the
     footprints of the buildings heavier than a grid; ``sites`` the unit grids
-    (their buildings are theirs).  Returns the
-    stretches kept and their labels; ``notes`` says which were left.
+    (their buildings are theirs).  Returns the stretches kept and their labels;
+    ``notes`` says which were left.
     """
     stretches = np.asarray(stretches, dtype=object)
     labels = np.asarray(labels, dtype=object)
     if not len(stretches) or buildings is None or not len(buildings):
         return stretches, labels
-    bldg = np.asarray(buildings, dtype=object)
     sites = np.array([], dtype=object) if sites is None else np.asarray(sites, dtype=object)
-    load = np.asarray(load, dtype=float)
     walls = None
     if heavy is not None and len(heavy):
-        # a building heavier than a grid is a grid of its own, and walls off the
-        # land behind it from the rest (a passage within its plot, 10 m, is none)
-        walls = shapely.union_all(shapely.buffer(heavy, 10.0))
+        walls = shapely.buffer(shapely.union_all(shapely.buffer(heavy, 10.0)), 0.5)
         land = shapely.difference(land, walls)
+    parts, comm = _land_parts(stretches, land, communities)
+    weight, on_road = _loads(parts, stretches, sites, np.asarray(buildings, dtype=object),
+                             np.asarray(load, dtype=float), (1 + tolerance) * target)
+    walled = np.zeros(len(parts), dtype=bool) if walls is None else \
+        shapely.intersects(parts, walls)
+    road_tree = shapely.STRtree(stretches)
+    kept = np.ones(len(stretches), dtype=bool)
     left: list[str] = []
-    for _ in range(len(stretches)):
-        parts = _land_parts(stretches, land, communities)
-        weight = _part_weights(parts, np.concatenate([stretches, sites]), bldg, load,
-                               (1 + tolerance) * target)
+
+    def fits(w: float, wall: bool) -> bool:
         # land too light for a grid joins the road grid round it, but not land a
         # heavy building walls in: that would join the building's grid, or be one
-        walled = np.zeros(len(parts), dtype=bool) if walls is None else \
-            shapely.intersects(parts, shapely.buffer(walls, 0.5))
-        bad = [k for k in np.argsort(-weight).tolist()
-               if not grids_fit(float(weight[k]), target, tolerance)
-               or (walled[k] and 0 < weight[k] < (1 - tolerance) * target)]
+        return grids_fit(w, target, tolerance) and not (
+            wall and 0 < w < (1 - tolerance) * target)
+
+    while True:
+        bad = [k for k in np.argsort(-weight, kind="stable").tolist()
+               if not fits(float(weight[k]), bool(walled[k]))]
         best = None
+        part_tree = shapely.STRtree(parts)
         for k in bad:
-            near = shapely.STRtree(stretches).query(shapely.buffer(parts[k], 0.5),
-                                                    predicate="intersects")
-            for r in sorted(near.tolist(), key=lambda r: (shapely.area(stretches[r]), r)):
-                # the pieces the stretch touches, joined through it
-                joined = shapely.STRtree(parts).query(shapely.buffer(stretches[r], 0.5),
-                                                      predicate="intersects")
-                if grids_fit(float(weight[joined].sum()), target, tolerance):
-                    best = (k, r, float(weight[k]), float(weight[joined].sum()))
+            near = road_tree.query(shapely.buffer(parts[k], 0.5), predicate="intersects")
+            for r in sorted(near[kept[near]].tolist(),
+                            key=lambda r: (shapely.area(stretches[r]), r)):
+                # the pieces of its community the stretch touches, joined through it
+                joined = part_tree.query(shapely.buffer(stretches[r], 0.5),
+                                         predicate="intersects")
+                joined = joined[comm[joined] == comm[k]]
+                w = float(weight[joined].sum() + on_road[r])
+                if fits(w, bool(walled[joined].any())):
+                    best = (k, r, joined, w)
                     break
             if best is not None:
                 break
         if best is None:
             break
-        _, r, w_k, w_joined = best
-        left.append(f"{labels[r]} (cut off {w_k:g}; joined {w_joined:g})")
-        keep = np.arange(len(stretches)) != r
-        stretches, labels = stretches[keep], labels[keep]
+        k, r, joined, w = best
+        left.append(f"{labels[r]} (cut off {float(weight[k]):g}; joined {w:g})")
+        kept[r] = False
+        merged = shapely.union_all([*parts[joined], stretches[r]])
+        rest = np.setdiff1d(np.arange(len(parts)), joined)
+        parts = np.append(parts[rest], np.array([merged], dtype=object))
+        comm = np.append(comm[rest], comm[k])
+        weight = np.append(weight[rest], w)
+        walled = np.append(walled[rest], bool(walled[joined].any()))
     if left and notes is not None:
         notes.append(f"{len(left)} road stretch(es) left to the community grids: carved, "
                      "each cut off land that makes no whole number of grids within the "
                      f"band ({target:g} ±{tolerance:.0%}): " + "; ".join(left) + ".")
-    return stretches, labels
+    return stretches[kept], labels[kept]
 
 
 def carve_special_grids(sites: gpd.GeoDataFrame | None, lines: StreetLines,
