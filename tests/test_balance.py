@@ -103,7 +103,7 @@ def test_balance_brings_every_grid_into_the_band_where_it_can_be():
 
 def _seeds_differ():
     """A 5 × 4 city of one building a block where no plan is in the band at ±5 %
-    and the seeds' plans differ: seed 1 leaves three grids out, seed 2 two."""
+    and the seeds' plans differ: seed 5 leaves three grids out, seed 6 two."""
     rng = np.random.default_rng(201)
     b, s = grid_city(5, 4)
     b["households"] = rng.choice([20, 60, 110, 150], size=len(b)).astype(float)
@@ -113,13 +113,13 @@ def _seeds_differ():
 def test_restarts_keep_the_best_of_the_seeds_plans():
     st = _seeds_differ()
     tolerance = st.communities.tolerance
-    one = _balance(st, seed=1, exact=False)
-    best = _balance(st, seed=1, restarts=2, exact=False)  # seeds 1 and 2
+    one = _balance(st, seed=5, exact=False)
+    best = _balance(st, seed=5, restarts=2, exact=False)  # seeds 5 and 6
     key_one = plan_key(one.assignment, one.units.graph, tolerance)
     key_best = plan_key(best.assignment, best.units.graph, tolerance)
-    assert best.seed == 2 and key_best < key_one
+    assert best.seed == 6 and key_best < key_one
     assert best.assignment.labels.tolist() != one.assignment.labels.tolist()
-    assert best.notes[-1].startswith("2 plan(s) made (restarts=2); kept the one of seed 2: "
+    assert best.notes[-1].startswith("2 plan(s) made (restarts=2); kept the one of seed 6: "
                                      f"{key_best[0]} grid(s) out of the band")
     _check_contiguous_and_complete(best, st.counts.weight.sum())
 

@@ -294,7 +294,7 @@ def refine(
     tolerance: float,
     locked: set[int] | frozenset[int] = frozenset(),
     max_moves: int | None = None,
-    patience: int = 500,
+    patience: int | None = None,
     tenure: int = 12,
     compact_passes: int = 2,
     inner: float = 0.8,
@@ -304,6 +304,9 @@ def refine(
     ``labels`` gives the grid of every unit (units of other grids are left
     alone); returns new labels.  Balance aims at ``mean`` within ``inner ×
     tolerance`` (a margin inside the band; 1 stops at the band, moving less).
+    The search stops after ``patience`` moves without a better state (default
+    five per unit of the grids, at most 500: a small region has few moves to
+    try, and a search of hundreds of them goes round in circles).
     """
     labels = labels.copy()
     grid_ids = [int(x) for x in grids]
@@ -323,6 +326,8 @@ def refine(
     n_units = sum(len(m) for m in members.values())
     if max_moves is None:
         max_moves = 20 * n_units + 200
+    if patience is None:
+        patience = min(500, 5 * n_units)
 
     tabu: dict[tuple[int, int], int] = {}
     active_ids = np.array(sorted(active), dtype=np.int64)
