@@ -126,7 +126,7 @@ def run_stages(buildings, streets, *, boundaries=None, sites=None, split=None,
                          boundaries=bnd.geometry if bnd is not None else None)
     geoms = np.asarray(layers.buildings.geometry.values)
     carve = carve_special_grids(layers.sites, lines, area, options.special,
-                                given_units=False, load_points=shapely.point_on_surface(geoms),
+                                given_units=False, buildings=geoms,
                                 load=counts.weight, notes=notes)
     blocks = make_blocks(geoms, lines.geometry, area,
                          communities=np.asarray(bnd.geometry.values) if bnd is not None

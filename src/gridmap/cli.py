@@ -87,15 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="grids that must not change")
     rp.add_argument("--id-column", help="building id column (default: the plan's)")
     rp.add_argument("--seed", type=int, default=0)
-    from .options import effort_arg
-
-    rp.add_argument("--effort", type=effort_arg, default="default",
-                    help="how much work the balancing loop may do where grids are still "
-                    "out after the flow: fast, default, thorough, or units of work "
-                    "(default: default)")
-    rp.add_argument("--time-limit", type=float, metavar="SECONDS",
-                    help="stop the balancing loop after this many seconds (the plan then "
-                    "depends on the machine's speed)")
+    _budget_options(rp, "the balancing loop", " where grids are still out after the flow")
     _check_options(rp)
     from .options import add_arguments
 
@@ -124,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
     _progress_option(cp)
     cp.set_defaults(target=900.0)
     return p
+
+
+def _budget_options(ap: argparse.ArgumentParser, what: str, where: str = "") -> None:
+    """``--effort`` and ``--time-limit`` of a command whose balancing is ``what``."""
+    from .options import effort_arg
+
+    ap.add_argument("--effort", type=effort_arg, default="default",
+                    help=f"how much work {what} may do{where}: fast, default, thorough, "
+                    "or units of work (default: default)")
+    ap.add_argument("--time-limit", type=float, metavar="SECONDS",
+                    help=f"stop {what} after this many seconds (the plan then depends on "
+                    "the machine's speed)")
 
 
 def _edit_parsers(sub: Any) -> None:
@@ -160,14 +164,7 @@ def _edit_parsers(sub: Any) -> None:
     ap.add_argument("--lock", type=int, nargs="*", default=[], metavar="GRID_ID",
                     help="grids the re-balance must not change (besides the edits' locks)")
     ap.add_argument("--seed", type=int, default=0)
-    from .options import effort_arg
-
-    ap.add_argument("--effort", type=effort_arg, default="default",
-                    help="how much work the re-balance may do: fast, default, thorough, or "
-                    "units of work (default: default)")
-    ap.add_argument("--time-limit", type=float, metavar="SECONDS",
-                    help="stop the re-balance after this many seconds (the plan then "
-                    "depends on the machine's speed)")
+    _budget_options(ap, "the re-balance")
     ap.add_argument("--out", required=True, help="output folder")
     _output_options(ap, no_map=True)
 

@@ -221,7 +221,7 @@ def make_plan(sources: LayerSources, options: Options, *, timer: StageTimer,
     communities, pieces = _divide_compounds(communities, layers, building_geoms, counts,
                                             options, notes)
     maker = dataclasses.replace(maker, blocks=communities.blocks,
-                                spacing=_lattice_spacing(communities, options.balance)
+                                spacing=_lattice_spacing(communities)
                                 if by_area else None)
     split = _blocks_to_split(maker, communities, options.balance,
                              has_buildings=layers.buildings is not None)
@@ -278,17 +278,15 @@ def _area(layers: Layers) -> tuple[shapely.Geometry, str]:
 def _carve(layers: Layers, area: shapely.Geometry, counts: Counts, options: Options,
            notes: list[str]) -> Carve:
     """Stage 3: the road and unit grids (a tunnel carries no frontage)."""
-    points = (shapely.point_on_surface(np.asarray(layers.buildings.geometry.values))
-              if layers.buildings is not None else None)
     bnd = layers.boundaries
     return carve_special_grids(layers.sites, layers.street_lines, area, options.special,
-                               given_units=layers.units is not None, load_points=points,
+                               given_units=layers.units is not None,
+                               buildings=None if layers.buildings is None else
+                               np.asarray(layers.buildings.geometry.values),
                                load=counts.weight, notes=notes,
                                band=(options.balance.target, options.balance.tolerance),
                                communities=None if bnd is None else np.asarray(
-                                   shapely.make_valid(bnd.geometry.values)),
-                               buildings=None if layers.buildings is None else
-                               np.asarray(layers.buildings.geometry.values))
+                                   shapely.make_valid(bnd.geometry.values)))
 
 
 def _blocks(layers: Layers, area: shapely.Geometry, area_source: str, carve: Carve,
@@ -531,22 +529,24 @@ def _split_limit(communities: Communities, balance: Balance) -> Any:
     """
     if balance.split_above is not None:
         return balance.split_above
-    community = _block_community(communities)
     if balance.by in UNIT_MEASURES:
-        return 2 * communities.tolerance[community] * communities.target[community]
-    return communities.target[community]
+        return _band_width(communities)
+    return communities.target[_block_community(communities)]
 
 
-def _lattice_spacing(communities: Communities, balance: Balance) -> np.ndarray:
+def _lattice_spacing(communities: Communities) -> np.ndarray:
     """By area, the spacing of the lattice cutting a split block's land, per block.
 
-    Its squares hold a little over half the band's width (0.8² of
-    :func:`_split_limit`'s default): with the cells round the buildings, the units
-    are smaller than the band.
+    Its squares hold a little over half the band's width (0.8²): with the cells
+    round the buildings, the units are smaller than the band.
     """
+    return 0.8 * np.sqrt(_band_width(communities))
+
+
+def _band_width(communities: Communities) -> np.ndarray:
+    """The width of the band of every block's community (2 × tolerance × target)."""
     community = _block_community(communities)
-    width = 2 * communities.tolerance[community] * communities.target[community]
-    return 0.8 * np.sqrt(width)
+    return 2 * communities.tolerance[community] * communities.target[community]
 
 
 def _block_community(communities: Communities) -> np.ndarray:

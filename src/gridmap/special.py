@@ -376,7 +376,6 @@ def _loads(parts: np.ndarray, stretches: np.ndarray, sites: np.ndarray,
 def leave_balanceable(stretches: np.ndarray, labels: np.ndarray, land: shapely.Geometry, *,
                       buildings: np.ndarray, load: np.ndarray, target: float,
                       tolerance: float, communities: np.ndarray | None = None,
-                      heavy: np.ndarray | None = None,
                       sites: np.ndarray | None = None,
                       notes: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The road stretches, less those that cut off land no whole number of grids holds.
@@ -391,9 +390,8 @@ def leave_balanceable(stretches: np.ndarray, labels: np.ndarray, land: shapely.G
     buildings) fit; that stretch is left to the community grids (its street runs
     through them, as a minor street does).  ``land`` is the area less the unit
     grids; ``buildings`` and ``load`` the buildings' footprints and balance
-    weights; ``communities`` the community polygons, if given; ``heavy`` the
-    footprints of the buildings heavier than a grid; ``sites`` the unit grids
-    (their buildings are theirs).  Returns the stretches kept and their labels;
+    weights; ``communities`` the community polygons, if given; ``sites`` the
+    unit grids (their buildings are theirs).  Returns the stretches kept and their labels;
     ``notes`` says which were left.
     """
     stretches = np.asarray(stretches, dtype=object)
@@ -401,13 +399,16 @@ def leave_balanceable(stretches: np.ndarray, labels: np.ndarray, land: shapely.G
     if not len(stretches) or buildings is None or not len(buildings):
         return stretches, labels
     sites = np.array([], dtype=object) if sites is None else np.asarray(sites, dtype=object)
+    buildings = np.asarray(buildings, dtype=object)
+    load = np.asarray(load, dtype=float)
+    heavy = buildings[load > (1 + tolerance) * target]
     walls = None
-    if heavy is not None and len(heavy):
+    if len(heavy):
         walls = shapely.buffer(shapely.union_all(shapely.buffer(heavy, 10.0)), 0.5)
         land = shapely.difference(land, walls)
     parts, comm = _land_parts(stretches, land, communities)
-    weight, on_road = _loads(parts, stretches, sites, np.asarray(buildings, dtype=object),
-                             np.asarray(load, dtype=float), (1 + tolerance) * target)
+    weight, on_road = _loads(parts, stretches, sites, buildings, load,
+                             (1 + tolerance) * target)
     walled = np.zeros(len(parts), dtype=bool) if walls is None else \
         shapely.intersects(parts, walls)
     road_tree = shapely.STRtree(stretches)
@@ -459,20 +460,18 @@ def leave_balanceable(stretches: np.ndarray, labels: np.ndarray, land: shapely.G
 
 def carve_special_grids(sites: gpd.GeoDataFrame | None, lines: StreetLines,
                         area: shapely.Geometry, special: SpecialGrids, *,
-                        given_units: bool, load_points: np.ndarray | None,
+                        given_units: bool, buildings: np.ndarray | None,
                         load: np.ndarray, notes: list[str],
                         band: tuple[float, float] | None = None,
-                        communities: np.ndarray | None = None,
-                        buildings: np.ndarray | None = None) -> Carve:
+                        communities: np.ndarray | None = None) -> Carve:
     """Stage 3: the unit sites and road stretches carved out of the area.
 
     In: the sites layer, the street lines over ground and the area (working
-    CRS), the :class:`~gridmap.options.SpecialGrids` options, and the load of
-    every building (its point and balance weight, for ``road_max_load``).
+    CRS), the :class:`~gridmap.options.SpecialGrids` options, and every
+    building's footprint and balance weight (``load``: for ``road_max_load``).
     With ``band`` (target, tolerance), the stretches that would cut off land no
     whole number of grids holds are left to the community grids
-    (:func:`leave_balanceable`, within the ``communities`` polygons if given;
-    ``buildings`` are the footprints of the buildings ``load`` weighs).
+    (:func:`leave_balanceable`, within the ``communities`` polygons if given).
     Out: the :class:`Carve` of every road and unit grid.
     """
     empty = np.array([], dtype=object)
@@ -494,16 +493,14 @@ def carve_special_grids(sites: gpd.GeoDataFrame | None, lines: StreetLines,
             lines.geometry[ground], lines.classes[ground], lines.names[ground], area,
             road_classes=special.road_classes, road_names=special.road_names,
             depth=special.road_depth, max_length=special.road_max_length,
-            min_length=special.road_min_length, exclude=exclude, load_points=load_points,
+            min_length=special.road_min_length, exclude=exclude,
+            load_points=None if buildings is None else shapely.point_on_surface(buildings),
             load=load, max_load=special.road_max_load)
         if band is not None and len(r_geom) and buildings is not None:
             land = shapely.difference(area, exclude) if exclude is not None else area
-            heavy = np.asarray(buildings, dtype=object)[
-                np.asarray(load) > band[0] * (1 + band[1])]
             r_geom, r_label = leave_balanceable(
                 r_geom, r_label, land, buildings=buildings, load=load, target=band[0],
-                tolerance=band[1], communities=communities, heavy=heavy, sites=u_geom,
-                notes=notes)
+                tolerance=band[1], communities=communities, sites=u_geom, notes=notes)
         if not len(r_geom):
             notes.append(f"no street of the classes {sorted(special.road_classes)} or "
                          f"names {sorted(special.road_names)}: no road grids.")

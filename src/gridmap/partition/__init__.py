@@ -501,11 +501,16 @@ def most_touched_road(g: UnitGraph, labels: np.ndarray, part: np.ndarray,
     Ties go to the lowest grid id.  Without ``over_barriers``, edges across a
     barrier do not count; grids ``frozen`` are not taken.
     """
+    part = np.asarray(part, dtype=np.int64)
     inside = np.zeros(g.n, dtype=bool)
     inside[part] = True
-    keep = np.ones(len(g.i), dtype=bool) if over_barriers else ~g.barrier
-    across = np.concatenate([labels[g.j[keep & inside[g.i] & ~inside[g.j]]],
-                             labels[g.i[keep & inside[g.j] & ~inside[g.i]]]])
+    # the part's own edges (a unit's few, not the graph's all: called unit by unit)
+    slots = g.neighbour_slots(part)
+    other = g.nbr[slots]
+    keep = ~inside[other]
+    if not over_barriers:
+        keep &= ~g.barrier[g.eid[slots]]
+    across = labels[other[keep]]
     roads = [int(x) for x in across if x >= 0 and out.kind[int(x)] == "road"
              and (frozen is None or not frozen[int(x)])]
     if not roads:
