@@ -45,13 +45,17 @@ def _small_tree(
 
     adj: list[list[int]] = [[] for _ in range(n)]
     a_l, b_l = ei.tolist(), ej.tolist()
+    left = n - 1  # a tree has n - 1 edges: the heavier edges left need no look
     for e in np.argsort(w, kind="stable").tolist():
+        if not left:
+            break
         a, b = a_l[e], b_l[e]
         ra, rb = find(a), find(b)
         if ra != rb:
             parent[ra] = rb
             adj[a].append(b)
             adj[b].append(a)
+            left -= 1
     pred = [-9999] * n
     pred[root] = -9999
     seen = [False] * n
@@ -91,6 +95,17 @@ def _principal_angle(xy: np.ndarray, w: np.ndarray) -> float:
     return float(np.arctan2(v[1], v[0]))
 
 
+def _tree(nloc: int, ei: np.ndarray, ej: np.ndarray, tw: np.ndarray,
+          root: int) -> tuple[np.ndarray, np.ndarray]:
+    """The minimum spanning tree of weights ``tw``: its depth-first order and predecessors."""
+    if nloc <= _SMALL:
+        return _small_tree(nloc, ei, ej, tw, root)
+    a = sp.coo_matrix((tw, (ei, ej)), shape=(nloc, nloc)).tocsr()
+    tree = minimum_spanning_tree(a)
+    tree = tree + tree.T
+    return depth_first_order(tree, root, directed=False, return_predecessors=True)
+
+
 def _best_cut(
     g: UnitGraph,
     nodes: np.ndarray,
@@ -119,7 +134,15 @@ def _best_cut(
     cross = 1.0 + 2.0 / (1.0 + 4.0 * np.minimum(ecut / np.maximum(dist, 1e-9), 4.0))
     base_angle = _principal_angle(xy, np.maximum(w, 1e-9) + total * 1e-6 / nloc)
 
-    best = None
+    # the trees one by one (the draws in a fixed order), then their cuts weighed
+    # all at once: on the small regions of a recombination, numpy's cost per call,
+    # not the arithmetic, is what a tree at a time spends
+    near, lift = 0.05 * dist, 1e-3 * span
+    barrier = np.where(ebar, 1e3 * span, 0.0)
+    tin = np.empty((n_trees, nloc), dtype=np.int64)
+    orders = np.empty((n_trees, nloc), dtype=np.int64)
+    sub = np.empty((n_trees, nloc))
+    size = np.empty((n_trees, nloc), dtype=np.int64)
     for t in range(n_trees):
         if t == 0:
             angle = base_angle
@@ -127,60 +150,62 @@ def _best_cut(
             angle = base_angle + np.pi / 2
         else:
             angle = base_angle + rng.uniform(-np.pi / 4, np.pi / 4) + (np.pi / 2) * (t % 2)
-        d = np.array([np.cos(angle), np.sin(angle)])
-        proj = xy @ d
-        tw = (np.abs(proj[ei] - proj[ej]) + 0.05 * dist + 1e-3 * span) * cross
-        tw = tw * rng.uniform(0.7, 1.3, size=len(tw)) + np.where(ebar, 1e3 * span, 0.0)
-        root = int(np.argmin(proj))
-        if nloc <= _SMALL:
-            order, pred = _small_tree(nloc, ei, ej, tw, root)
-        else:
-            a = sp.coo_matrix((tw, (ei, ej)), shape=(nloc, nloc)).tocsr()
-            tree = minimum_spanning_tree(a)
-            tree = tree + tree.T
-            order, pred = depth_first_order(
-                tree, root, directed=False, return_predecessors=True
-            )
+        proj = xy @ np.array([np.cos(angle), np.sin(angle)])
+        tw = (np.abs(proj[ei] - proj[ej]) + near + lift) * cross
+        tw = tw * rng.uniform(0.7, 1.3, size=len(tw)) + barrier
+        order, pred = _tree(nloc, ei, ej, tw, int(np.argmin(proj)))
         if len(order) < nloc:  # not connected: the caller must pass a connected region
             raise RuntimeError("region is not connected")
-        sub, size = _subtree_sums(order, pred, w)
-        tin = np.empty(nloc, dtype=np.int64)
-        tin[order] = np.arange(nloc)
-        cand = order[1:]
-        s = sub[cand]
-        # the subtree takes k1 grids (a) or k2 grids (b)
-        dev = []
-        for ka, kb in ((k1, k2), (k2, k1)):
-            da = np.abs(s / ka - mean) / mean
-            db = np.abs((total - s) / kb - mean) / mean
-            lim_a = tol * (leaf_slack if ka == 1 else 0.5)
-            lim_b = tol * (leaf_slack if kb == 1 else 0.5)
-            over = np.maximum(da - lim_a, 0) + np.maximum(db - lim_b, 0)
-            dev.append((over, np.maximum(da, db), ka))
-        use_b = dev[1][0] < dev[0][0]
-        over = np.where(use_b, dev[1][0], dev[0][0])
-        worst = np.where(use_b, dev[1][1], dev[0][1])
-        ksub = np.where(use_b, dev[1][2], dev[0][2])
-        feasible = over <= 0
-        if feasible.any():
-            pool = np.flatnonzero(feasible)
-            pool = pool[np.argsort(worst[pool], kind="stable")[:16]]
-        else:
-            pool = np.argsort(over, kind="stable")[:4]
-        # the cut cost of every candidate subtree at once: the edges with one end
-        # inside its stretch of the depth-first order
-        v = cand[pool]
-        lo, hi = tin[v][:, None], (tin[v] + size[v])[:, None]
-        pos_i, pos_j = tin[ei][None, :], tin[ej][None, :]
-        crossing = ((pos_i >= lo) & (pos_i < hi)) != ((pos_j >= lo) & (pos_j < hi))
-        costs = np.where(crossing, ecut[None, :], 0.0).sum(axis=1)
-        for c, cost, vv in zip(pool.tolist(), costs.tolist(), v.tolist(), strict=True):
-            key = (float(over[c]) > 0, float(over[c]), cost * (1.0 + worst[c] / max(tol, 1e-9)))
-            if best is None or key < best[0]:
-                best = (key, (tin[vv], tin[vv] + size[vv], tin), int(ksub[c]))
-    assert best is not None
-    _, (lo_, hi_, tin_), ks = best
-    mask = (tin_ >= lo_) & (tin_ < hi_)
+        sub[t], size[t] = _subtree_sums(order, pred, w)
+        orders[t] = order
+        tin[t, order] = np.arange(nloc)
+    cand = orders[:, 1:]
+    s = np.take_along_axis(sub, cand, axis=1)
+    # the subtree takes k1 grids (a) or k2 grids (b)
+    dev = []
+    for ka, kb in ((k1, k2), (k2, k1)):
+        da = np.abs(s / ka - mean) / mean
+        db = np.abs((total - s) / kb - mean) / mean
+        lim_a = tol * (leaf_slack if ka == 1 else 0.5)
+        lim_b = tol * (leaf_slack if kb == 1 else 0.5)
+        over = np.maximum(da - lim_a, 0) + np.maximum(db - lim_b, 0)
+        dev.append((over, np.maximum(da, db), ka))
+    use_b = dev[1][0] < dev[0][0]
+    over = np.where(use_b, dev[1][0], dev[0][0])
+    worst = np.where(use_b, dev[1][1], dev[0][1])
+    ksub = np.where(use_b, dev[1][2], dev[0][2])
+    # each tree's pool: its 16 balanced cuts closest to the mean, or (none
+    # balanced) its 4 least out of the band
+    feasible = over <= 0
+    by_worst = np.argsort(np.where(feasible, worst, np.inf), axis=1, kind="stable")[:, :16]
+    by_over = np.argsort(over, axis=1, kind="stable")[:, :4]
+    some = feasible.any(axis=1)
+    pool = np.where(some[:, None], by_worst, 0)
+    pool[~some, : by_over.shape[1]] = by_over[~some]
+    in_pool = np.where(some[:, None], np.take_along_axis(feasible, by_worst, axis=1),
+                       np.arange(pool.shape[1])[None, :] < by_over.shape[1])
+    # the cut cost of every candidate subtree at once: the edges with one end
+    # inside its stretch of the depth-first order
+    rows = np.arange(n_trees)[:, None]
+    v = cand[rows, pool]
+    lo = tin[rows, v][:, :, None]
+    hi = lo + size[rows, v][:, :, None]
+    pos_i, pos_j = tin[:, ei][:, None, :], tin[:, ej][:, None, :]
+    crossing = ((pos_i >= lo) & (pos_i < hi)) != ((pos_j >= lo) & (pos_j < hi))
+    costs = np.where(crossing, ecut[None, None, :], 0.0).sum(axis=2)
+    # the first by (out of the band, how far, weighted cut cost), then tree, then
+    # place in the pool
+    o = over[rows, pool]
+    weighted = costs * (1.0 + worst[rows, pool] / max(tol, 1e-9))
+    place = np.broadcast_to(np.arange(pool.shape[1])[None, :], pool.shape)
+    tree_of = np.broadcast_to(rows, pool.shape)
+    keep = in_pool.ravel()
+    pick = np.lexsort((place.ravel()[keep], tree_of.ravel()[keep], weighted.ravel()[keep],
+                       o.ravel()[keep], o.ravel()[keep] > 0))[0]
+    t, c = int(tree_of.ravel()[keep][pick]), int(place.ravel()[keep][pick])
+    vv = int(v[t, c])
+    mask = (tin[t] >= tin[t, vv]) & (tin[t] < tin[t, vv] + size[t, vv])
+    ks = int(ksub[t, pool[t, c]])
     return nodes[mask], ks, nodes[~mask], k - ks
 
 
