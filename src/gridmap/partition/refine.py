@@ -73,6 +73,19 @@ def _cut_delta(g: UnitGraph, labels: np.ndarray, u: int, src: int, dst: int) -> 
     return float(c[lab == src].sum() - c[lab == dst].sum())
 
 
+def _cut_deltas(g: UnitGraph, labels: np.ndarray, v: np.ndarray, src: np.ndarray,
+                dst: np.ndarray) -> np.ndarray:
+    """:func:`_cut_delta` of many moves at once."""
+    slots = g.neighbour_slots(v)
+    owner = np.repeat(np.arange(len(v)), g.indptr[v + 1] - g.indptr[v])
+    lab = labels[g.nbr[slots]]
+    c = g.cut[g.eid[slots]]
+    n = len(v)
+    to_src = np.bincount(owner, weights=np.where(lab == src[owner], c, 0.0), minlength=n)
+    to_dst = np.bincount(owner, weights=np.where(lab == dst[owner], c, 0.0), minlength=n)
+    return to_src - to_dst
+
+
 class _Balance:
     """Grid weights and how far the grids are from the band, kept up to date.
 
@@ -241,8 +254,8 @@ def _best_move(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]],
     """The best move across ``gid``'s boundary: the least (dv, dvar, cut, v, dst).
 
     Of the moves not tabu (or better than any state seen) that leave their grid
-    in one piece.  Every move is weighed at once; the cut and the piece are
-    worked out only in that order, until one move passes.
+    in one piece.  Every move is weighed, and its cut worked out, at once; the
+    piece is checked in that order, until one move passes.
     """
     outward = bal.w[gid] > bal.hi_in
     mem = np.fromiter(members[gid], dtype=np.int64, count=len(members[gid]))
@@ -262,26 +275,16 @@ def _best_move(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]],
     _, first = np.unique(v * len(is_active) + dst, return_index=True)
     v, src, dst = v[first], src[first], dst[first]
     dv, dvar = bal.deltas(src, dst, g.weight[v])
-    order = np.lexsort((dst, v, dvar, dv))
-    vl, sl, dl = v[order].tolist(), src[order].tolist(), dst[order].tolist()
-    dvl, dvarl = dv[order].tolist(), dvar[order].tolist()
-    k, n = 0, len(vl)
-    while k < n:
-        # the moves as good as one another on balance, by cut, then v, dst
-        e = k + 1
-        while e < n and dvl[e] == dvl[k] and dvarl[e] == dvarl[k]:
-            e += 1
-        tied = []
-        for q in range(k, e):
-            # tabu unless it leads to a state better than any seen (aspiration)
-            if tabu.get((vl[q], dl[q]), -1) >= it and f_now + dvl[q] >= f_best - 1e-9:
-                continue
-            tied.append(((dvl[q], dvarl[q], _cut_delta(g, labels, vl[q], sl[q], dl[q]),
-                          vl[q], dl[q]), vl[q], sl[q], dl[q]))
-        for move in sorted(tied):
-            if connected_without(g, labels, move[1]):
-                return move
-        k = e
+    cut = _cut_deltas(g, labels, v, src, dst)
+    order = np.lexsort((dst, v, cut, dvar, dv)).tolist()
+    vl, sl, dl = v.tolist(), src.tolist(), dst.tolist()
+    dvl, dvarl, cutl = dv.tolist(), dvar.tolist(), cut.tolist()
+    for q in order:
+        # tabu unless it leads to a state better than any seen (aspiration)
+        if tabu.get((vl[q], dl[q]), -1) >= it and f_now + dvl[q] >= f_best - 1e-9:
+            continue
+        if connected_without(g, labels, vl[q]):
+            return (dvl[q], dvarl[q], cutl[q], vl[q], dl[q]), vl[q], sl[q], dl[q]
     return None
 
 
