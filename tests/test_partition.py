@@ -80,6 +80,33 @@ def test_connected_without():
     assert not connected_without(g, labels, 0)  # the only unit of its grid
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_connected_without_agrees_with_counting_the_pieces(seed):
+    """On random graphs and grids: True exactly where the grid without the unit is one
+    piece (and not empty), counted by networkx."""
+    import networkx as nx
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 50))
+    edges = {(a, b) for a in range(n) for b in range(a + 1, n)
+             if (b - a in (1, 7) and rng.random() < 0.8) or rng.random() < 2 / n ** 2}
+    if not edges:
+        return
+    i, j = map(np.array, zip(*sorted(edges), strict=True))
+    g = UnitGraph.from_edges(n, np.ones(n), rng.random((n, 2)), i, j, np.ones(len(i)))
+    labels = rng.integers(0, int(rng.integers(1, 4)), size=n)
+    whole = nx.Graph(sorted(edges))
+    whole.add_nodes_from(range(n))
+    for u in range(n):
+        rest = [v for v in range(n) if labels[v] == labels[u] and v != u]
+        same = [v for v in whole.neighbors(u) if labels[v] == labels[u]]
+        sub = whole.subgraph(rest)
+        # the grid's own pieces away from ``u`` do not count: only those ``u`` joins
+        pieces = {frozenset(c) for c in nx.connected_components(sub) if set(c) & set(same)}
+        assert connected_without(g, labels, u) == (len(pieces) == 1), (seed, u)
+
+
 def test_refine_restores_balance_by_moving_boundary_units():
     g = lattice(4, 2, np.ones(8))
     # grid 0 holds 6 units, grid 1 holds 2: target mean 4

@@ -36,26 +36,27 @@ def _small_tree(
     Returns ``(order, pred)`` as scipy's ``depth_first_order`` does.
     """
     parent = list(range(n))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
     adj: list[list[int]] = [[] for _ in range(n)]
     a_l, b_l = ei.tolist(), ej.tolist()
     left = n - 1  # a tree has n - 1 edges: the heavier edges left need no look
     for e in np.argsort(w, kind="stable").tolist():
-        if not left:
-            break
         a, b = a_l[e], b_l[e]
-        ra, rb = find(a), find(b)
+        # the roots of both ends, halving the paths (inline: a call costs more)
+        ra = a
+        while parent[ra] != ra:
+            parent[ra] = parent[parent[ra]]
+            ra = parent[ra]
+        rb = b
+        while parent[rb] != rb:
+            parent[rb] = parent[parent[rb]]
+            rb = parent[rb]
         if ra != rb:
             parent[ra] = rb
             adj[a].append(b)
             adj[b].append(a)
             left -= 1
+            if not left:
+                break
     pred = [-9999] * n
     pred[root] = -9999
     seen = [False] * n

@@ -31,7 +31,8 @@ def connected_without(g: UnitGraph, labels: np.ndarray, u: int) -> bool:
     if g.pinned is not None and g.pinned[u]:
         return False
     lab = labels[u]
-    nb = [int(x) for x in g.neighbours(u) if labels[x] == lab]
+    around = g.neighbours(u)
+    nb = around[labels[around] == lab].tolist()
     if len(nb) <= 1:
         # a leaf unit, or the grid's only unit (moving it would empty the grid)
         return len(nb) == 1
@@ -49,21 +50,44 @@ def connected_without(g: UnitGraph, labels: np.ndarray, u: int) -> bool:
                 stack.append(x)
     if len(reached) == len(ring):
         return True
-    # breadth-first search from one neighbour; stop as soon as all are reached
-    targets = set(nb[1:])
-    seen = {u, nb[0]}
-    queue = deque([nb[0]])
-    while queue:
-        v = queue.popleft()
-        for x in nbr[indptr[v] : indptr[v + 1]].tolist():
-            if x in seen or labels[x] != lab:
-                continue
-            seen.add(x)
-            targets.discard(x)
-            if not targets:
-                return True
-            queue.append(x)
-    return not targets
+    # the pieces of the ring are joined, or not, farther out: search from the
+    # piece of ``nb[0]`` and from a ring unit it lacks at once, a step each in
+    # turn.  Where ``u`` cuts the grid, one side is most often a few units, and
+    # the search ends when that side runs out, not after the whole grid
+    seen = {u} | reached
+    queue = deque(reached)
+    targets = ring - reached
+    while targets:
+        t = min(targets)
+        other = {t}
+        front = deque([t])
+        met = False
+        while not met:
+            if not front or not queue:
+                return False  # one side has run out: ``u`` cuts the grid
+            v = front.popleft()
+            for x in nbr[indptr[v]: indptr[v + 1]].tolist():
+                if x == u or labels[x] != lab or x in other:
+                    continue
+                if x in seen:
+                    met = True
+                    break
+                other.add(x)
+                front.append(x)
+            if met:
+                break
+            v = queue.popleft()
+            for x in nbr[indptr[v]: indptr[v + 1]].tolist():
+                if x in seen or labels[x] != lab:
+                    continue
+                if x in other:
+                    met = True
+                seen.add(x)
+                queue.append(x)
+        seen |= other
+        queue.extend(front)
+        targets -= seen
+    return True
 
 
 def _cut_delta(g: UnitGraph, labels: np.ndarray, u: int, src: int, dst: int) -> float:
