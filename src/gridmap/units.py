@@ -20,6 +20,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from scipy.spatial import cKDTree
 
 from .adjacency import Adjacency, unit_graph
 
@@ -812,8 +813,15 @@ def _take_nearest(xy: np.ndarray, label: np.ndarray, miss: np.ndarray) -> None:
     have = np.flatnonzero(label >= 0)
     have = have[~np.isin(have, miss)]
     if len(miss) and len(have):
-        d = np.hypot(*(xy[miss][:, None, :] - xy[have][None, :, :]).transpose(2, 0, 1))
-        label[miss] = label[have[np.argmin(d, axis=1)]]
+        # the few nearest by a k-d tree, then the nearest of them as the plain
+        # distances order them (the first on a tie): a table of every pair costs
+        # too much on a long outline
+        k = min(8, len(have))
+        _, near = cKDTree(xy[have]).query(xy[miss], k=k)
+        near = near.reshape(len(miss), k)
+        d = np.hypot(*(xy[miss][:, None, :] - xy[have][near]).transpose(2, 0, 1))
+        best = np.lexsort((near, d), axis=-1)[:, 0] if k > 1 else np.zeros(len(miss), int)
+        label[miss] = label[have[near[np.arange(len(miss)), best]]]
 
 
 def sectors(block: shapely.Geometry, around: np.ndarray, *,
