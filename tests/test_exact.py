@@ -365,3 +365,25 @@ def test_no_work_beyond_the_budget():
     assert lab.tolist() == start.tolist()
     assert {r["verdict"] for r in report} == {"not checked"}
     assert stats["nodes"] == 0
+
+
+def test_the_search_takes_no_more_steps_than_the_budget_has_left():
+    # the 5 × 8 lattice whose search runs to its step limit: with 50 units of work
+    # left it stops at 5,000 steps (100 a unit), charges what it took, and the plan
+    # is still one of three grids in the band or none
+    from gridmap import effort
+    from gridmap.partition.exact import _programme, _solve
+
+    g = lattice(5, 8, [1.0] * 40)
+    current = np.array([min(2, (r + c) * 3 // 12) for r in range(5) for c in range(8)])
+    p = _programme(g, np.arange(40), current, 3, 3)
+    stats: dict = {}
+    with effort.active(effort.Work(limit=50)) as work:
+        sol = _solve(p, 3, 12, 14, node_limit=20, stats=stats, solver=False)
+    assert work.used == 50  # 5,000 steps: all the budget had, and no more
+    with effort.active(effort.Work(limit=10**6)) as work:
+        _solve(p, 3, 12, 14, node_limit=20, stats={}, solver=False)
+    assert work.used == 1000  # unbounded by the budget: its own limit of 100,000 steps
+    if not isinstance(sol, str) and sol is not None:  # a plan of the 40 units
+        w = np.bincount(sol, weights=g.weight, minlength=3)
+        assert ((w >= 12) & (w <= 14)).all()

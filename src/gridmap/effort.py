@@ -25,7 +25,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["EFFORT_PRESETS", "MIN_GRIDS", "Work", "active", "charge", "spent", "units_of"]
+__all__ = ["EFFORT_PRESETS", "MIN_GRIDS", "Work", "active", "charge", "left", "spent",
+           "units_of"]
 
 #: the work (units) of each preset per grid of the plan
 EFFORT_PRESETS: dict[str, int] = {"fast": 30, "default": 200, "thorough": 2_000}
@@ -94,6 +95,12 @@ def charge(units: float) -> None:
     work = _ACTIVE.get()
     if work is not None:
         work.used += units
+
+
+def left() -> float:
+    """The units of work the active budget has left (none active: infinity)."""
+    work = _ACTIVE.get()
+    return float("inf") if work is None else work.left
 
 
 def spent() -> bool:

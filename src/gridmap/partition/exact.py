@@ -327,6 +327,14 @@ def _objective(p: _Programme, plan: np.ndarray) -> float:
 _STEPS_PER_NODE = 10_000
 
 
+def _step_limit() -> int:
+    """The steps a search may take: no more than the budget of work has left.
+
+    (At least one; the steps are charged at 100 a unit of work.)
+    """
+    return int(min(_SEARCH_STEPS, max(effort.left() * 100, 1)))
+
+
 def _count(stats: dict | None, steps: int) -> None:
     """Add a search's work to ``stats["nodes"]``.
 
@@ -345,7 +353,7 @@ def _solve(p: _Programme, m: int, lo: float, hi: float, *, node_limit: int,
     The search, then HiGHS where the search stopped at its step limit (the better of
     their plans).
     """
-    plan, done, steps = _search(p, m, lo, hi)
+    plan, done, steps = _search(p, m, lo, hi, steps=_step_limit())
     _count(stats, steps)
     if done:
         return plan[p.node_of] if plan is not None else None if p.free else "reach"
@@ -617,7 +625,7 @@ def check_region(
         if prog.n > limits.max_set_nodes:
             continue
         n_tried += 1
-        plan, _, steps = _search(prog, m, lo, hi)
+        plan, _, steps = _search(prog, m, lo, hi, steps=_step_limit())
         _count(stats, steps)
         if plan is not None:
             return found(order, nodes, plan[prog.node_of],
