@@ -180,7 +180,7 @@ def _best_cut(
     feasible = over <= 0
     by_worst = np.argsort(np.where(feasible, worst, np.inf), axis=1, kind="stable")[:, :16]
     by_over = np.argsort(over, axis=1, kind="stable")[:, :4]
-    some = feasible.any(axis=1)
+    some: np.ndarray = np.asarray(feasible.any(axis=1))
     pool = np.where(some[:, None], by_worst, 0)
     pool[~some, : by_over.shape[1]] = by_over[~some]
     in_pool = np.where(some[:, None], np.take_along_axis(feasible, by_worst, axis=1),
