@@ -204,3 +204,23 @@ def copy_assignment(a):
     b = __import__("copy").copy(a)
     b.labels = a.labels.copy()
     return b
+
+
+def test_no_block_is_split_once_its_share_of_the_budget_is_used():
+    # the rest of the budget is kept for the moves that rearrange the grids
+    from gridmap.balance import SPLIT_SHARE, split_blocks
+
+    b, s, _ = _city(7, 5, 4, 2)
+    stages = run_stages(b, s, target=300, tolerance=0.05)
+    plan = _first_partition(stages.units, stages.maker, stages.communities, Search(), 0,
+                            carve_kind=stages.carve.kind, progress=False)
+    work = effort.Work(1_000)
+    ctx = _Context(stages.maker, stages.communities.tolerance, True, {}, work)
+    assert ctx.bad(plan)  # grids out: there is something to split for
+    with effort.active(work):
+        work.used = SPLIT_SHARE * work.limit
+        assert split_blocks(plan, ctx, np.random.default_rng(0)) is None
+        assert work.used == SPLIT_SHARE * work.limit  # and nothing was charged
+        work.used = SPLIT_SHARE * work.limit - 1
+        new = split_blocks(plan, ctx, np.random.default_rng(0))
+    assert new is not None and new.units is not plan.units  # below it, blocks are cut

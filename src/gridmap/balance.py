@@ -427,6 +427,12 @@ def recombinations(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Pla
 #: how many steps of neighbouring grids round the grids out a move may change
 LOCAL_RINGS = 2
 
+#: the share of the budget of work after which no block is split any more: each
+#: split re-cuts a large region (on the Bund a fifth of the budget a time), and left
+#: alone it took the whole budget in rounds that brought in fewer and fewer grids,
+#: leaving none for the moves that rearrange the grids of the finer units
+SPLIT_SHARE = 0.45
+
 #: the work a node of the exact re-cut's programmes is counted as (for its budget)
 EXACT_NODE_WORK = 40.0
 #: the work that must be left for the exact re-cut to hand programmes the search
@@ -471,10 +477,11 @@ def split_blocks(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan 
     The blocks of the grids out of the band and of their neighbours are cut
     between their buildings (an empty block beside them into sectors), every unit
     starts in the grid it was in, then local moves, recombinations and seeded
-    plans (:func:`~gridmap.partition.repair`) use the finer units.
+    plans (:func:`~gridmap.partition.repair`) use the finer units.  Not once
+    :data:`SPLIT_SHARE` of the budget of work is used.
     """
     bad = ctx.bad(plan)
-    if not bad:
+    if not bad or ctx.work.used >= SPLIT_SHARE * ctx.work.limit:
         return None
     maker = ctx.maker
     n_buildings, special = maker.n_buildings, maker.special
