@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -94,6 +95,16 @@ class UnitGraph:
         v = np.ones(int(sel.sum())) if values is None else np.asarray(values)[sel]
         a = sp.coo_matrix((v, (self.i[sel], self.j[sel])), shape=(self.n, self.n))
         return (a + a.T).tocsr()
+
+    @cached_property
+    def adjacency_lists(self) -> list[list[int]]:
+        """Every node's neighbours as a Python list, in ``nbr``'s order.
+
+        For the searches that walk the graph a node at a time: a numpy slice and
+        its ``tolist`` per node visited cost more than the walk.
+        """
+        nbr, ptr = self.nbr.tolist(), self.indptr.tolist()
+        return [nbr[ptr[v]: ptr[v + 1]] for v in range(self.n)]
 
     def neighbour_slots(self, nodes: np.ndarray) -> np.ndarray:
         """The positions in ``nbr``/``eid`` of the neighbours of ``nodes``."""

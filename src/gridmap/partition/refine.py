@@ -36,7 +36,7 @@ def connected_without(g: UnitGraph, labels: np.ndarray, u: int) -> bool:
     if len(nb) <= 1:
         # a leaf unit, or the grid's only unit (moving it would empty the grid)
         return len(nb) == 1
-    indptr, nbr = g.indptr, g.nbr
+    adj = g.adjacency_lists
     # most often the grid's units round ``u`` touch one another: then they stay
     # connected without it, and no search is needed
     ring = set(nb)
@@ -44,7 +44,7 @@ def connected_without(g: UnitGraph, labels: np.ndarray, u: int) -> bool:
     stack = [nb[0]]
     while stack:
         v = stack.pop()
-        for x in nbr[indptr[v]: indptr[v + 1]].tolist():
+        for x in adj[v]:
             if x in ring and x not in reached:
                 reached.add(x)
                 stack.append(x)
@@ -66,7 +66,7 @@ def connected_without(g: UnitGraph, labels: np.ndarray, u: int) -> bool:
             if not front or not queue:
                 return False  # one side has run out: ``u`` cuts the grid
             v = front.popleft()
-            for x in nbr[indptr[v]: indptr[v + 1]].tolist():
+            for x in adj[v]:
                 if x == u or labels[x] != lab or x in other:
                     continue
                 if x in seen:
@@ -77,7 +77,7 @@ def connected_without(g: UnitGraph, labels: np.ndarray, u: int) -> bool:
             if met:
                 break
             v = queue.popleft()
-            for x in nbr[indptr[v]: indptr[v + 1]].tolist():
+            for x in adj[v]:
                 if x in seen or labels[x] != lab:
                     continue
                 if x in other:
@@ -183,7 +183,7 @@ def _grid_neighbours(g: UnitGraph, labels: np.ndarray, members: dict[int, set[in
                      gid: int, active: set[int]) -> set[int]:
     out: set[int] = set()
     for u in members[gid]:
-        out.update(int(labels[x]) for x in g.neighbours(u))
+        out.update(int(labels[x]) for x in g.adjacency_lists[u])
     return (out & active) - {gid}
 
 
@@ -196,7 +196,7 @@ def _shift(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]], bal: 
         if got >= need * 0.5:
             break
         cands = sorted(
-            {u for u in members[src] if any(labels[x] == dst for x in g.neighbours(u))},
+            {u for u in members[src] if any(labels[x] == dst for x in g.adjacency_lists[u])},
             key=lambda u: (abs(got + float(g.weight[u]) - need), u),
         )
         for u in cands:
@@ -418,7 +418,7 @@ def refine(
             src = int(labels[u])
             if src not in active:
                 continue
-            for dst in sorted({int(labels[x]) for x in g.neighbours(u)} - {src}):
+            for dst in sorted({int(labels[x]) for x in g.adjacency_lists[u]} - {src}):
                 if dst not in active:
                     continue
                 dc = _cut_delta(g, labels, u, src, dst)
