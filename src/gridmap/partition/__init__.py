@@ -655,24 +655,23 @@ def _seeded(
     is_coarse = np.zeros(g.n, dtype=bool)
     is_coarse[coarse] = True
     lo, hi = mean * (1 - tolerance / 2), mean * (1 + tolerance / 2)
+    adj = g.adjacency_lists
     gid = 0
     for u in coarse.tolist():
         lab[u] = gid
         tot = float(w[u])
-        members = [u]
+        # the units next to the grid so far, kept as it grows (not gathered again
+        # from every member at every step)
+        frontier = set(adj[u])
         while tot < lo:
-            cands = {
-                int(x)
-                for v in members
-                for x in g.neighbours(v).tolist()
-                if inpart[x] and lab[x] < 0 and not is_coarse[x] and tot + w[x] <= hi
-            }
+            cands = [x for x in frontier
+                     if inpart[x] and lab[x] < 0 and not is_coarse[x] and tot + w[x] <= hi]
             if not cands:
                 break
             x = min(cands, key=lambda c: (abs(mean - tot - float(w[c])), c))
             lab[x] = gid
-            members.append(x)
             tot += float(w[x])
+            frontier.update(adj[x])
         gid += 1
     rest = part[lab[part] < 0]
     k_rest = k - gid
