@@ -26,12 +26,16 @@ def _modules() -> set[str]:
 
 
 def _defined(module: str) -> set[str]:
-    """The names a module defines at its top level (functions, classes) and the
-    methods of its classes."""
+    """The names a module defines at its top level (functions, classes, constants)
+    and the methods of its classes."""
     path = PACKAGE.parent.joinpath(*module.split("."))
     path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
     names = set()
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             names.add(node.name)
             if isinstance(node, ast.ClassDef):
