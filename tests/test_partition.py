@@ -228,3 +228,20 @@ def test_wander_stops_re_splitting_a_pair_that_gains_nothing(monkeypatch):
     # a few re-splits of the pair (and of what a sideways step made of it), not
     # one per step of every walk (1,202 before)
     assert 1 <= len(calls) <= 4 * rc._RETRIES, len(calls)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_slots_and_owners_are_each_nodes_run_of_neighbours_in_order(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 40))
+    i, j = rng.integers(0, n, 3 * n), rng.integers(0, n, 3 * n)
+    i, j = i[i < j], j[i < j]
+    g = UnitGraph.from_edges(n, np.ones(n), np.zeros((n, 2)), i, j, np.ones(len(i)))
+    nodes = rng.choice(n, size=int(rng.integers(0, n + 1)), replace=False)
+    slots, owner = g.slots_and_owners(nodes)
+    runs = [(p, s) for p, v in enumerate(nodes.tolist())
+            for s in range(int(g.indptr[v]), int(g.indptr[v + 1]))]
+    assert slots.tolist() == [s for _, s in runs]
+    assert owner.tolist() == [p for p, _ in runs]
+    assert g.neighbour_slots(nodes).tolist() == slots.tolist()

@@ -108,14 +108,20 @@ class UnitGraph:
 
     def neighbour_slots(self, nodes: np.ndarray) -> np.ndarray:
         """The positions in ``nbr``/``eid`` of the neighbours of ``nodes``."""
+        return self.slots_and_owners(nodes)[0]
+
+    def slots_and_owners(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`neighbour_slots`, and for each slot the position in ``nodes`` of its node."""
         starts = self.indptr[nodes]
         lens = self.indptr[nodes + 1] - starts
         total = int(lens.sum())
         if total == 0:
-            return np.zeros(0, dtype=np.int64)
-        # start of each node's run, repeated, plus the offset within the run
-        offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens)
-        return offsets + np.arange(total)
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty
+        owner = np.repeat(np.arange(len(lens)), lens)
+        # start of each node's run, plus the offset within the run
+        runs = np.cumsum(lens) - lens
+        return (starts - runs)[owner] + np.arange(total), owner
 
     def inner_edges(self, nodes: np.ndarray, inset: np.ndarray | None = None) -> np.ndarray:
         """The edges with both ends in ``nodes``, in edge order.

@@ -100,8 +100,7 @@ def _cut_delta(g: UnitGraph, labels: np.ndarray, u: int, src: int, dst: int) -> 
 def _cut_deltas(g: UnitGraph, labels: np.ndarray, v: np.ndarray, src: np.ndarray,
                 dst: np.ndarray) -> np.ndarray:
     """:func:`_cut_delta` of many moves at once."""
-    slots = g.neighbour_slots(v)
-    owner = np.repeat(np.arange(len(v)), g.indptr[v + 1] - g.indptr[v])
+    slots, owner = g.slots_and_owners(v)
     lab = labels[g.nbr[slots]]
     c = g.cut[g.eid[slots]]
     n = len(v)
@@ -286,14 +285,14 @@ def _best_move(g: UnitGraph, labels: np.ndarray, members: dict[int, set[int]],
     """
     outward = bal.w[gid] > bal.hi_in
     mem = np.fromiter(members[gid], dtype=np.int64, count=len(members[gid]))
-    slots = g.neighbour_slots(mem)
+    slots, owner = g.slots_and_owners(mem)
     x = g.nbr[slots]
     lx = labels[x]
     keep = (lx >= 0) & (lx != gid)
     keep[keep] = is_active[lx[keep]]
     if not keep.any():
         return None
-    u = np.repeat(mem, g.indptr[mem + 1] - g.indptr[mem])[keep]
+    u = mem[owner[keep]]
     x, lx = x[keep], lx[keep]
     if outward:
         v, src, dst = u, np.full(len(u), gid), lx
