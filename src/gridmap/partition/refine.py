@@ -90,16 +90,13 @@ def connected_without(g: UnitGraph, labels: np.ndarray, u: int) -> bool:
     return True
 
 
-def _cut_delta(g: UnitGraph, labels: np.ndarray, u: int, src: int, dst: int) -> float:
-    s, e = g.indptr[u], g.indptr[u + 1]
-    lab = labels[g.nbr[s:e]]
-    c = g.cut[g.eid[s:e]]
-    return float(c[lab == src].sum() - c[lab == dst].sum())
-
-
 def _cut_deltas(g: UnitGraph, labels: np.ndarray, v: np.ndarray, src: np.ndarray,
                 dst: np.ndarray) -> np.ndarray:
-    """:func:`_cut_delta` of many moves at once."""
+    """The change of the cut cost when each unit ``v`` moves from ``src`` to ``dst``.
+
+    The cost of its edges into ``src`` (which become boundary) less that of its
+    edges into ``dst`` (which stop being one).
+    """
     slots, owner = g.slots_and_owners(v)
     lab = labels[g.nbr[slots]]
     c = g.cut[g.eid[slots]]
@@ -417,10 +414,12 @@ def refine(
             src = int(labels[u])
             if src not in active:
                 continue
-            for dst in sorted({int(labels[x]) for x in g.adjacency_lists[u]} - {src}):
-                if dst not in active:
-                    continue
-                dc = _cut_delta(g, labels, u, src, dst)
+            dsts = sorted(({int(labels[x]) for x in g.adjacency_lists[u]} - {src}) & active)
+            if not dsts:
+                continue
+            n = len(dsts)
+            cuts = _cut_deltas(g, labels, np.full(n, u), np.full(n, src), np.array(dsts))
+            for dst, dc in zip(dsts, cuts.tolist(), strict=True):
                 if dc >= -1e-9:
                     continue
                 wu = float(g.weight[u])
