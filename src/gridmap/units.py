@@ -820,7 +820,7 @@ def _take_nearest(xy: np.ndarray, label: np.ndarray, miss: np.ndarray) -> None:
         _, near = cKDTree(xy[have]).query(xy[miss], k=k)
         near = near.reshape(len(miss), k)
         d = np.hypot(*(xy[miss][:, None, :] - xy[have][near]).transpose(2, 0, 1))
-        best = np.lexsort((near, d), axis=-1)[:, 0] if k > 1 else np.zeros(len(miss), int)
+        best = np.lexsort((near, d), axis=-1)[:, 0]
         label[miss] = label[have[near[np.arange(len(miss)), best]]]
 
 

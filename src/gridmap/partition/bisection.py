@@ -195,15 +195,12 @@ def _best_cut(
     crossing = ((pos_i >= lo) & (pos_i < hi)) != ((pos_j >= lo) & (pos_j < hi))
     costs = np.where(crossing, ecut[None, None, :], 0.0).sum(axis=2)
     # the first by (out of the band, how far, weighted cut cost), then tree, then
-    # place in the pool
-    o = over[rows, pool]
-    weighted = costs * (1.0 + worst[rows, pool] / max(tol, 1e-9))
-    place = np.broadcast_to(np.arange(pool.shape[1])[None, :], pool.shape)
-    tree_of = np.broadcast_to(rows, pool.shape)
-    keep = in_pool.ravel()
-    pick = np.lexsort((place.ravel()[keep], tree_of.ravel()[keep], weighted.ravel()[keep],
-                       o.ravel()[keep], o.ravel()[keep] > 0))[0]
-    t, c = int(tree_of.ravel()[keep][pick]), int(place.ravel()[keep][pick])
+    # place in the pool: the order of the flat index
+    o = over[rows, pool].ravel()
+    weighted = (costs * (1.0 + worst[rows, pool] / max(tol, 1e-9))).ravel()
+    flat = np.flatnonzero(in_pool.ravel())
+    pick = flat[np.lexsort((flat, weighted[flat], o[flat], o[flat] > 0))[0]]
+    t, c = divmod(int(pick), pool.shape[1])
     vv = int(v[t, c])
     mask = (tin[t] >= tin[t, vv]) & (tin[t] < tin[t, vv] + size[t, vv])
     ks = int(ksub[t, pool[t, c]])
