@@ -70,6 +70,7 @@ __all__ = [
     "seeded_plans",
     "split_blocks",
     "walks",
+    "within_share",
 ]
 
 
@@ -477,11 +478,10 @@ def split_blocks(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan 
     The blocks of the grids out of the band and of their neighbours are cut
     between their buildings (an empty block beside them into sectors), every unit
     starts in the grid it was in, then local moves, recombinations and seeded
-    plans (:func:`~gridmap.partition.repair`) use the finer units.  Not once
-    :data:`SPLIT_SHARE` of the budget of work is used.
+    plans (:func:`~gridmap.partition.repair`) use the finer units.
     """
     bad = ctx.bad(plan)
-    if not bad or ctx.work.used >= SPLIT_SHARE * ctx.work.limit:
+    if not bad:
         return None
     maker = ctx.maker
     n_buildings, special = maker.n_buildings, maker.special
@@ -557,6 +557,22 @@ def open_land(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan | N
     return new
 
 
+def within_share(move: Move, share: float) -> Move:
+    """``move``, tried only while less than ``share`` of the budget of work is used.
+
+    For a costly move whose rounds would otherwise take the whole budget and leave
+    none for the moves after it.
+    """
+    def limited(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan | None:
+        if ctx.work.used >= share * ctx.work.limit:
+            return None
+        return move(plan, ctx, rng)
+
+    limited.__name__ = move.__name__
+    limited.__doc__ = move.__doc__
+    return limited
+
+
 def no_worse(move: Move) -> Move:
     """``move``, giving a plan only where it is no worse by the objective."""
     def guarded(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan | None:
@@ -574,7 +590,7 @@ def no_worse(move: Move) -> Move:
 #: each gives a plan no worse by the objective, or None
 MOVES: tuple[tuple[str, Move, bool], ...] = (
     ("local moves", no_worse(local_moves), False),
-    ("split blocks", no_worse(split_blocks), False),
+    ("split blocks", no_worse(within_share(split_blocks, SPLIT_SHARE)), False),
     ("recombinations", no_worse(recombinations), False),
     ("walks", no_worse(walks), False),
     ("seeded plans", no_worse(seeded_plans), False),
