@@ -387,3 +387,24 @@ def test_the_search_takes_no_more_steps_than_the_budget_has_left():
     if not isinstance(sol, str) and sol is not None:  # a plan of the 40 units
         w = np.bincount(sol, weights=g.weight, minlength=3)
         assert ((w >= 12) & (w <= 14)).all()
+
+
+def test_a_search_counts_the_units_its_checks_walk_through(monkeypatch):
+    # the checks that a grid can still be one piece in the band walk through its
+    # units at every choice: on a large programme they, not the choices, are the
+    # cost, and the steps (the budget's measure) count them; the plan and the
+    # proof do not depend on how the steps are counted
+    from gridmap.partition import exact
+    from gridmap.partition.exact import _programme, _search
+
+    g = lattice(3, 6, [1.0] * 18)
+    current = np.array([min(2, (r + c) * 3 // 8) for r in range(3) for c in range(6)])
+    p = _programme(g, np.arange(18), current, 3, 3)
+    plan, done, steps = _search(p, 3, 5.5, 6.5)
+    monkeypatch.setattr(exact, "_VISITS_PER_STEP", 10**9)
+    plan0, done0, choices = _search(p, 3, 5.5, 6.5)
+    assert done and done0  # every plan seen: the best is the same
+    assert plan.tolist() == plan0.tolist()
+    # each choice checks its grid and the grids round it, walks of several units
+    # (18,032 steps for 11,582 choices)
+    assert steps > choices * 1.3

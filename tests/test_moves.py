@@ -227,3 +227,21 @@ def test_no_block_is_split_once_its_share_of_the_budget_is_used():
         work.used = SPLIT_SHARE * work.limit - 1
         new = split_blocks(plan, ctx, np.random.default_rng(0))
     assert new is not None and new.units is not plan.units  # below it, blocks are cut
+
+
+def test_cutting_blocks_is_charged_a_unit_of_work_per_cell_made():
+    # the cells' shapes and edges are the cost of cutting blocks: a move that cuts
+    # them is charged at least one unit of work per cell of the blocks it cuts
+    from gridmap.balance import remake_units
+
+    plan, ctx, work = _first_plan_of_the_city(10**6)
+    whole = ~plan.units.split & (ctx.maker.n_buildings > 1)
+    assert whole.any()
+    new = plan.copy()
+    with effort.active(work):
+        remake_units(new, ctx.maker, plan.units.split | whole, plan.units.opened,
+                     ctx.tolerance, 0, ctx.cache, newly_split=whole, whole_plans=False)
+        charged = work.used
+    cells = int(np.isin(new.units.block, np.flatnonzero(whole)).sum())
+    assert cells >= 2 * int(whole.sum())  # each cut block holds two buildings or more
+    assert charged >= cells

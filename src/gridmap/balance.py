@@ -497,7 +497,6 @@ def split_blocks(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan 
     if not more.any():
         return None
     new = plan.copy()
-    effort.charge(float(more.sum()))
     remake_units(new, maker, split | more, plan.units.opened, ctx.tolerance,
                  int(rng.integers(2**31)), ctx.cache, newly_split=more, whole_plans=True)
     return new
@@ -530,7 +529,6 @@ def open_land(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan | N
     if not more_open.any():
         return None
     new = plan.copy()
-    effort.charge(float(more_open.sum()))
     remake_units(new, ctx.maker, split, opened | more_open, ctx.tolerance, None,
                  ctx.cache, newly_split=np.zeros_like(split), whole_plans=False)
     if release_from_oversize(new.assignment, new.units.graph, new.units.building_unit):
@@ -622,6 +620,10 @@ def remake_units(plan: _Plan, maker: UnitMaker, split: np.ndarray, opened: np.nd
     block_grid[old_block[whole]] = labels[whole]
     old_building_grid = labels[old.building_unit]
     units = maker.make(split, opened, cache=cache, previous=old)
+    # the cells of the blocks cut or opened now are the work (their shapes, then
+    # their edges): a unit of work a cell, about what one costs
+    remade = (split != old.split) | (opened != old.opened)
+    effort.charge(float(np.count_nonzero(remade[units.block])))
     new_labels = block_grid[units.block]
     # cells of blocks split before keep the grid of their buildings
     cell_has = np.full(len(units.table), -1, dtype=np.int64)

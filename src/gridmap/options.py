@@ -161,7 +161,7 @@ class Balance:
         holding most of its balance weight on the buildings.
     split_above
         A block holding more than this on ``by`` is split between its buildings
-        (default: the community's target).
+        (default: three quarters of the community's target).
     community_target, community_tolerance
         With no community boundaries: communities of about this much are
         delineated first (street blocks grouped), then the grids inside each.
@@ -195,7 +195,7 @@ class Balance:
         "community type (default community_type)"))
     split_above: float | None = field(default=None, metadata=_cli(
         "--split-above", type=float,
-        help="split blocks holding more than this (default: the target)"))
+        help="split blocks holding more than this (default: 3/4 of the target)"))
     community_target: float | None = field(default=None, metadata=_cli(
         "--community-target", type=float,
         help="with no --boundaries: delineate communities of about this much (e.g. "

@@ -135,31 +135,34 @@ def _best_cut(
     cross = 1.0 + 2.0 / (1.0 + 4.0 * np.minimum(ecut / np.maximum(dist, 1e-9), 4.0))
     base_angle = _principal_angle(xy, np.maximum(w, 1e-9) + total * 1e-6 / nloc)
 
-    # the trees one by one (the draws in a fixed order), then their cuts weighed
-    # all at once: on the small regions of a recombination, numpy's cost per call,
-    # not the arithmetic, is what a tree at a time spends
+    # the trees' weights all at once, from the draws a tree at a time would make
+    # (an angle for every tree after the second, then a jitter per edge), then
+    # the trees one by one, then their cuts weighed all at once: on the small
+    # regions of a recombination, numpy's cost per call, not the arithmetic, is
+    # what a tree at a time spends
+    m = len(ei)
+    u = rng.random(n_trees * m + max(n_trees - 2, 0))
+    starts = np.arange(n_trees) * m + np.maximum(np.arange(n_trees) - 1, 0)  # the jitters'
+    turn = np.zeros(n_trees)
+    turn[2:] = -np.pi / 4 + (np.pi / 4 - -np.pi / 4) * u[starts[2:] - 1]
+    angle = base_angle + turn + (np.pi / 2) * (np.arange(n_trees) % 2)
+    jitter = 0.7 + (1.3 - 0.7) * u[starts[:, None] + np.arange(m)[None, :]]
+    proj = np.cos(angle)[:, None] * xy[:, 0] + np.sin(angle)[:, None] * xy[:, 1]
     near, lift = 0.05 * dist, 1e-3 * span
     barrier = np.where(ebar, 1e3 * span, 0.0)
+    tws = (np.abs(proj[:, ei] - proj[:, ej]) + near + lift) * cross * jitter + barrier
+    roots = np.argmin(proj, axis=1).tolist()
     tin = np.empty((n_trees, nloc), dtype=np.int64)
     orders = np.empty((n_trees, nloc), dtype=np.int64)
     sub = np.empty((n_trees, nloc))
     size = np.empty((n_trees, nloc), dtype=np.int64)
     for t in range(n_trees):
-        if t == 0:
-            angle = base_angle
-        elif t == 1:
-            angle = base_angle + np.pi / 2
-        else:
-            angle = base_angle + rng.uniform(-np.pi / 4, np.pi / 4) + (np.pi / 2) * (t % 2)
-        proj = xy @ np.array([np.cos(angle), np.sin(angle)])
-        tw = (np.abs(proj[ei] - proj[ej]) + near + lift) * cross
-        tw = tw * rng.uniform(0.7, 1.3, size=len(tw)) + barrier
-        order, pred = _tree(nloc, ei, ej, tw, int(np.argmin(proj)))
+        order, pred = _tree(nloc, ei, ej, tws[t], roots[t])
         if len(order) < nloc:  # not connected: the caller must pass a connected region
             raise RuntimeError("region is not connected")
         sub[t], size[t] = _subtree_sums(order, pred, w)
         orders[t] = order
-        tin[t, order] = np.arange(nloc)
+    tin[np.arange(n_trees)[:, None], orders] = np.arange(nloc)
     cand = orders[:, 1:]
     s = np.take_along_axis(sub, cand, axis=1)
     # the subtree takes k1 grids (a) or k2 grids (b)

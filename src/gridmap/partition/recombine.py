@@ -37,7 +37,7 @@ def recombine(
     tolerance: float,
     rng: np.random.Generator,
     locked: set[int] | frozenset[int] = frozenset(),
-    n_trees: int = 24,
+    n_trees: int = 12,
     max_rounds: int = 3,
 ) -> np.ndarray:
     """Repair grids out of tolerance by merging and re-splitting neighbours."""
