@@ -408,3 +408,19 @@ def test_a_search_counts_the_units_its_checks_walk_through(monkeypatch):
     # each choice checks its grid and the grids round it, walks of several units
     # (18,032 steps for 11,582 choices)
     assert steps > choices * 1.3
+
+
+def test_a_search_takes_no_more_steps_than_its_pass_has_nodes_left():
+    # the 5 × 8 lattice whose search runs to its step limit, in a pass of 30 nodes
+    # that has used 28: it stops at 20,000 steps (10,000 a node), 200 units of work
+    from gridmap import effort
+    from gridmap.partition.exact import _programme, _solve
+
+    g = lattice(5, 8, [1.0] * 40)
+    current = np.array([min(2, (r + c) * 3 // 12) for r in range(5) for c in range(8)])
+    p = _programme(g, np.arange(40), current, 3, 3)
+    stats = {"nodes": 28}
+    with effort.active(effort.Work(limit=10**6)) as work:
+        _solve(p, 3, 12, 14, node_limit=20, stats=stats, solver=False, node_budget=30)
+    assert work.used == 200
+    assert stats["nodes"] == 28 + 1 + 2

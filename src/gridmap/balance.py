@@ -436,6 +436,8 @@ SPLIT_SHARE = 0.45
 
 #: the work a node of the exact re-cut's programmes is counted as (for its budget)
 EXACT_NODE_WORK = 40.0
+#: the share of the work left that open land's short exact check may take
+OPEN_LAND_CHECK_SHARE = 0.25
 #: the work that must be left for the exact re-cut to hand programmes the search
 #: does not settle to HiGHS (seconds each): the thorough effort only
 SOLVER_WORK = 100_000.0
@@ -538,10 +540,11 @@ def open_land(plan: _Plan, ctx: _Context, rng: np.random.Generator) -> _Plan | N
                 sub, new.assignment.labels[cn], grids=ordinary, mean=means[c],
                 tolerance=float(ctx.tolerance[c]))
     # the open land multiplies the units of a region, and the exact check's
-    # programmes grow with them: the walks go first, and the check gets little
+    # programmes grow with them: the walks go first, and the check gets little (a
+    # share of the work left: the exact re-cut comes after with the rest)
     if _walks(new.assignment, new.units, ctx.tolerance, rng, []) and ctx.exact \
             and grids_out_of_band(new.assignment, new.units.graph, ctx.tolerance):
-        budget = int(min(30, ctx.work.left / EXACT_NODE_WORK))
+        budget = int(min(30, OPEN_LAND_CHECK_SHARE * ctx.work.left / EXACT_NODE_WORK))
         if budget >= 1:
             _exact(new.assignment, new.units, ctx.tolerance, [], node_budget=budget,
                    solver=ctx.work.left >= SOLVER_WORK)

@@ -348,12 +348,18 @@ def _objective(p: _Programme, plan: np.ndarray) -> float:
 _STEPS_PER_NODE = 10_000
 
 
-def _step_limit() -> int:
+def _step_limit(stats: dict | None = None, node_budget: int | None = None) -> int:
     """The steps a search may take: no more than the budget of work has left.
 
-    (At least one; the steps are charged at 100 a unit of work.)
+    Nor, given a pass's ``node_budget``, than the nodes it has left in ``stats``
+    (:data:`_STEPS_PER_NODE` steps a node).  (At least one; the steps are charged
+    at 100 a unit of work.)
     """
-    return int(min(_SEARCH_STEPS, max(effort.left() * 100, 1)))
+    limit = min(_SEARCH_STEPS, max(effort.left() * 100, 1))
+    if node_budget is not None and stats is not None:
+        nodes_left = node_budget - stats.get("nodes", 0)
+        limit = min(limit, max(nodes_left * _STEPS_PER_NODE, 1))
+    return int(limit)
 
 
 def _count(stats: dict | None, steps: int) -> None:
@@ -368,13 +374,14 @@ def _count(stats: dict | None, steps: int) -> None:
 
 
 def _solve(p: _Programme, m: int, lo: float, hi: float, *, node_limit: int,
-           stats: dict | None, solver: bool = True) -> np.ndarray | str | None:
+           stats: dict | None, solver: bool = True,
+           node_budget: int | None = None) -> np.ndarray | str | None:
     """:func:`recut` on a region's programme.
 
-    The search, then HiGHS where the search stopped at its step limit (the better of
-    their plans).
+    The search (within ``node_budget``, :func:`_step_limit`), then HiGHS where the
+    search stopped at its step limit (the better of their plans).
     """
-    plan, done, steps = _search(p, m, lo, hi, steps=_step_limit())
+    plan, done, steps = _search(p, m, lo, hi, steps=_step_limit(stats, node_budget))
     _count(stats, steps)
     if done:
         return plan[p.node_of] if plan is not None else None if p.free else "reach"
@@ -609,7 +616,7 @@ def check_region(
             out = RegionCheck("infeasible", list(region), len(nodes))
             continue
         sol = _solve(prog, m, lo, hi, node_limit=limits.node_limit, stats=stats,
-                     solver=limits.solver)
+                     solver=limits.solver, node_budget=node_budget)
         if isinstance(sol, str) and sol == "limit":
             return RegionCheck("limit", list(region), len(nodes), solved=True)
         if sol is None or isinstance(sol, str):
@@ -646,7 +653,7 @@ def check_region(
         if prog.n > limits.max_set_nodes:
             continue
         n_tried += 1
-        plan, _, steps = _search(prog, m, lo, hi, steps=_step_limit())
+        plan, _, steps = _search(prog, m, lo, hi, steps=_step_limit(stats, node_budget))
         _count(stats, steps)
         if plan is not None:
             return found(order, nodes, plan[prog.node_of],
