@@ -335,6 +335,16 @@ def test_a_set_of_three_grids_the_growing_region_passed_over():
     assert r.verdict == "infeasible"
 
 
+def _diagonal_lattice():
+    """A 5 × 8 lattice of ones, three grids of 12..14 from a diagonal start, and its
+    programme: a search that runs to its step limit."""
+    from gridmap.partition.exact import _programme
+
+    g = lattice(5, 8, [1.0] * 40)
+    current = np.array([min(2, (r + c) * 3 // 12) for r in range(5) for c in range(8)])
+    return g, _programme(g, np.arange(40), current, 3, 3)
+
+
 def test_a_plan_as_good_as_the_solvers_where_the_search_stops_early():
     """Pins the exact re-cut's internals (its programme, search, HiGHS and
     objective): where the search stops early its plan is as good as HiGHS's; a
@@ -342,11 +352,9 @@ def test_a_plan_as_good_as_the_solvers_where_the_search_stops_early():
     # a 5 × 8 lattice of ones, three grids of 12..14 from a diagonal start: the
     # search stops at its step limit; the plan kept is at least as good (the
     # programme's objective) as HiGHS's with a thousand nodes
-    from gridmap.partition.exact import _highs, _objective, _programme, _solve
+    from gridmap.partition.exact import _highs, _objective, _solve
 
-    g = lattice(5, 8, [1.0] * 40)
-    current = np.array([min(2, (r + c) * 3 // 12) for r in range(5) for c in range(8)])
-    p = _programme(g, np.arange(40), current, 3, 3)
+    g, p = _diagonal_lattice()
     sol = _solve(p, 3, 12, 14, node_limit=20, stats=None)
     highs = _highs(p, 3, 12, 14, node_limit=1000, stats=None)
     plan = np.empty(p.n, dtype=np.int64)
@@ -372,11 +380,9 @@ def test_the_search_takes_no_more_steps_than_the_budget_has_left():
     # left it stops at 5,000 steps (100 a unit), charges what it took, and the plan
     # is still one of three grids in the band or none
     from gridmap import effort
-    from gridmap.partition.exact import _programme, _solve
+    from gridmap.partition.exact import _solve
 
-    g = lattice(5, 8, [1.0] * 40)
-    current = np.array([min(2, (r + c) * 3 // 12) for r in range(5) for c in range(8)])
-    p = _programme(g, np.arange(40), current, 3, 3)
+    g, p = _diagonal_lattice()
     stats: dict = {}
     with effort.active(effort.Work(limit=50)) as work:
         sol = _solve(p, 3, 12, 14, node_limit=20, stats=stats, solver=False)
@@ -414,11 +420,9 @@ def test_a_search_takes_no_more_steps_than_its_pass_has_nodes_left():
     # the 5 × 8 lattice whose search runs to its step limit, in a pass of 30 nodes
     # that has used 28: it stops at 20,000 steps (10,000 a node), 200 units of work
     from gridmap import effort
-    from gridmap.partition.exact import _programme, _solve
+    from gridmap.partition.exact import _solve
 
-    g = lattice(5, 8, [1.0] * 40)
-    current = np.array([min(2, (r + c) * 3 // 12) for r in range(5) for c in range(8)])
-    p = _programme(g, np.arange(40), current, 3, 3)
+    g, p = _diagonal_lattice()
     stats = {"nodes": 28}
     with effort.active(effort.Work(limit=10**6)) as work:
         _solve(p, 3, 12, 14, node_limit=20, stats=stats, solver=False, node_budget=30)

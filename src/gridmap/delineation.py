@@ -523,8 +523,10 @@ def _the_plan(layers: Layers, counts: Counts, communities: Communities,
 #: a block holding more than this share of its community's target is cut between
 #: its buildings from the start (unless ``split_above`` says otherwise): whole, it
 #: leaves the grid that takes it a quarter of a grid or less to balance with, and
-#: the moves after the first plan trade such coarse units badly (the Bund at the
-#: default effort, seeds 0-5: 8 grids out in all at 0.75, 17 at a share of 1)
+#: the moves after the first plan trade such coarse units badly (default effort,
+#: grids out in all at 0.75 against a share of 1: the Bund seeds 0-5, 8 against
+#: 17; Hong Kong seeds 0-2, 9 and 9; Monaco seeds 0-1, 0 and 0; Tsinghua seed 0,
+#: 0 either way; Providence, census blocks given as units, the same plan)
 SPLIT_SHARE_OF_TARGET = 0.75
 
 

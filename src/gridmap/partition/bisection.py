@@ -135,18 +135,19 @@ def _best_cut(
     cross = 1.0 + 2.0 / (1.0 + 4.0 * np.minimum(ecut / np.maximum(dist, 1e-9), 4.0))
     base_angle = _principal_angle(xy, np.maximum(w, 1e-9) + total * 1e-6 / nloc)
 
-    # the trees' weights all at once, from the draws a tree at a time would make
-    # (an angle for every tree after the second, then a jitter per edge), then
-    # the trees one by one, then their cuts weighed all at once: on the small
-    # regions of a recombination, numpy's cost per call, not the arithmetic, is
-    # what a tree at a time spends
+    # the trees' weights all at once, then the trees one by one, then their cuts
+    # weighed all at once: on the small regions of a recombination, numpy's cost
+    # per call, not the arithmetic, is what a tree at a time spends. The draws are
+    # those a tree at a time made, in the same stream order (per tree after the
+    # second a turn of the axis, then a jitter per edge), and ``uniform(lo, hi)``
+    # is ``lo + (hi - lo) * u`` written out, so the plans are the same to the bit
     m = len(ei)
     u = rng.random(n_trees * m + max(n_trees - 2, 0))
-    starts = np.arange(n_trees) * m + np.maximum(np.arange(n_trees) - 1, 0)  # the jitters'
+    first = np.arange(n_trees) * m + np.maximum(np.arange(n_trees) - 1, 0)  # a tree's jitters
     turn = np.zeros(n_trees)
-    turn[2:] = -np.pi / 4 + (np.pi / 4 - -np.pi / 4) * u[starts[2:] - 1]
+    turn[2:] = -np.pi / 4 + (np.pi / 4 - -np.pi / 4) * u[first[2:] - 1]
     angle = base_angle + turn + (np.pi / 2) * (np.arange(n_trees) % 2)
-    jitter = 0.7 + (1.3 - 0.7) * u[starts[:, None] + np.arange(m)[None, :]]
+    jitter = 0.7 + (1.3 - 0.7) * u[first[:, None] + np.arange(m)[None, :]]
     proj = np.cos(angle)[:, None] * xy[:, 0] + np.sin(angle)[:, None] * xy[:, 1]
     near, lift = 0.05 * dist, 1e-3 * span
     barrier = np.where(ebar, 1e3 * span, 0.0)
