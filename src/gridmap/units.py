@@ -35,6 +35,7 @@ __all__ = [
     "assign_by_overlap",
     "build_units",
     "carried_over",
+    "coverage_union",
     "lattice_points",
     "make_blocks",
     "open_land",
@@ -525,7 +526,7 @@ def _union_per_group(geoms: np.ndarray, group: np.ndarray, n_groups: int, *,
     for k in np.flatnonzero(sizes != 1).tolist():
         parts = geoms[order[bounds[k]:bounds[k + 1]]]
         if coverage and len(parts) > 1:
-            merged = _coverage_union(parts)
+            merged = coverage_union(parts)
             if merged is not None:
                 out[k] = merged
                 continue
@@ -533,8 +534,12 @@ def _union_per_group(geoms: np.ndarray, group: np.ndarray, n_groups: int, *,
     return out
 
 
-def _coverage_union(parts: np.ndarray) -> shapely.Geometry | None:
-    """Coverage union of ``parts`` if it is clean (one polygon, no hole, area kept)."""
+def coverage_union(parts: np.ndarray) -> shapely.Geometry | None:
+    """Coverage union of ``parts`` if it is clean (one polygon, no hole, area kept).
+
+    None where it is not (parts that do not meet vertex for vertex, or whose
+    union is not one polygon without holes): the caller takes a full union.
+    """
     try:
         merged = shapely.coverage_union_all(parts)
     except shapely.errors.GEOSException:
