@@ -162,12 +162,13 @@ def test_a_crack_open_to_the_area_outline_is_sealed():
 
 
 def test_units_are_dissolved_into_one_polygon_per_grid_with_or_without_shared_vertices():
-    """Units meeting vertex for vertex take the coverage union; a seam where they do
-    not (a hair's gap), or a grid round a hole, takes the overlay; every grid is one
-    polygon of its units' area either way."""
+    """Units meeting vertex for vertex take the coverage union, exact (no snapping);
+    a seam where they do not (a hair's gap), or a grid round a hole, takes the
+    overlay on a millimetre grid; every grid is one polygon of its units' area."""
     box = shapely.box
+    x = 0.0004  # off the millimetre grid: the overlay would snap it to 0
     units = np.array([
-        box(0, 0, 1, 1), box(1, 0, 2, 1),            # grid 0: a shared edge, same vertices
+        box(x, 0, 1, 1), box(1, 0, 2, 1),            # grid 0: a shared edge, same vertices
         box(0, 1, 1, 2), box(1, 1.0000001, 2, 2),    # grid 1: a seam of 0.1 µm between them
         shapely.Polygon([(3, 0), (6, 0), (6, 3), (3, 3)], [[(4, 1), (5, 1), (5, 2), (4, 2)]]),
         box(6, 0, 7, 3),                             # grid 2: round a hole
@@ -175,7 +176,8 @@ def test_units_are_dissolved_into_one_polygon_per_grid_with_or_without_shared_ve
     labels = np.array([0, 0, 1, 1, 2, 2])
     out = dissolve_units(units, labels, 3)
     assert (shapely.get_type_id(out) == 3).all()
-    assert np.allclose(shapely.area(out), [2.0, 2.0 - 1e-7, 11.0], atol=1e-3)
-    assert shapely.equals(out[0], box(0, 0, 2, 1))
+    assert np.allclose(shapely.area(out), [2.0 - x, 2.0 - 1e-7, 11.0], atol=1e-3)
+    assert shapely.equals(out[0], box(x, 0, 2, 1))  # the coverage union: not snapped
+    assert shapely.get_coordinates(out[1])[:, 1].min() == 1.0  # the overlay: snapped
     assert shapely.get_num_interior_rings(out[2]) == 1
     assert shapely.is_valid(out).all()
