@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import grid_city, run_stages
 
+from gridmap import effort
 from gridmap.balance import (
     balance,
     grids_out_of_band,
@@ -113,8 +114,9 @@ def _seeds_differ():
 def test_restarts_keep_the_best_of_the_seeds_plans():
     st = _seeds_differ()
     tolerance = st.communities.tolerance
-    one = _balance(st, seed=5, exact=False)
-    best = _balance(st, seed=5, restarts=2, exact=False)  # seeds 5 and 6
+    # a budget each plan spends: no plan of a next seed is made within it
+    one = _balance(st, seed=5, exact=False, effort=600)
+    best = _balance(st, seed=5, restarts=2, exact=False, effort=600)  # seeds 5 and 6
     key_one = plan_key(one.assignment, one.units.graph, tolerance)
     key_best = plan_key(best.assignment, best.units.graph, tolerance)
     assert best.seed == 6 and key_best < key_one
@@ -122,6 +124,44 @@ def test_restarts_keep_the_best_of_the_seeds_plans():
     assert best.notes[-1].startswith("2 plan(s) made (restarts=2); kept the one of seed 6: "
                                      f"{key_best[0]} grid(s) out of the band")
     _check_contiguous_and_complete(best, st.counts.weight.sum())
+
+
+def test_thorough_effort_makes_the_plans_of_the_next_seeds_with_the_work_left():
+    st = _seeds_differ()
+    tolerance = st.communities.tolerance
+    # seed 5's plan alone: no move helps after 670 units of work, three grids out
+    first = _balance(st, seed=5, exact=False, effort=2000)
+    assert first.report["stopped"] == "no move helps" and first.report["plans_made"] == 1
+    assert first.report["work_used"] == pytest.approx(669.9, abs=0.1)
+    assert plan_key(first.assignment, first.units.graph, tolerance)[0] == 3
+    # thorough: the work left makes the plans of seeds 6, 7, ... and the best is kept
+    got = _balance(st, seed=5, exact=False, effort="thorough")
+    assert got.report["plans_made"] > 1 and got.seed == 6
+    assert got.report["work_used"] + got.report["first_partition_work"] <= \
+        got.report["work_budget"] + first.report["first_partition_work"]
+    assert plan_key(got.assignment, got.units.graph, tolerance)[0] == 2
+    assert got.notes[-1].startswith(f"{got.report['plans_made']} plan(s) made "
+                                    f"({got.report['plans_made'] - 1} made with the work "
+                                    "left where no move helped); kept the one of seed 6: "
+                                    "2 grid(s) out")
+    _check_contiguous_and_complete(got, st.counts.weight.sum())
+
+
+def test_a_new_plan_is_made_only_with_room_for_one_as_long_as_the_first(monkeypatch):
+    st = _seeds_differ()
+    # budgets of their own that make new plans: seed 5's first partition takes 60.9
+    # units and its moves 669.9, so a second plan needs 1,400.7 units in all
+    monkeypatch.setattr(effort, "RENEWING", frozenset({"thorough", 1400, 1410}))
+    one = _balance(st, seed=5, exact=False, effort=1400)
+    assert one.report["plans_made"] == 1 and one.seed == 5
+    two = _balance(st, seed=5, exact=False, effort=1410)
+    assert two.report["plans_made"] == 2 and two.seed == 6
+    # the second plan's moves are held to the first's work: seed 6's plan alone
+    # with that budget is the same
+    alone = _balance(st, seed=6, exact=False, effort=670)
+    assert two.assignment.labels.tolist() == alone.assignment.labels.tolist()
+    # efforts not in RENEWING make one plan whatever is left
+    assert _balance(st, seed=5, exact=False, effort=5000).report["plans_made"] == 1
 
 
 def test_restarts_stop_at_the_first_plan_with_no_grid_out():

@@ -15,8 +15,12 @@ recombinations, splitting blocks, seeded plans, opening land.  A move's plan is
 kept where it is no worse by the one objective (:mod:`gridmap.objective`); a
 better plan sends the loop back to the cheapest move.  It stops when no grid is
 out of the band, no move helps, or the budget of work (:mod:`gridmap.effort`) is
-spent.  With ``restarts`` the plans of seeds ``seed``, ``seed + 1``, ... are made,
-each with the effort's budget (the time limit is shared), and the best is kept.
+spent.  With the thorough effort, where no move helps and the work left could
+pay for another plan as long as the first, the only move left is a new first
+partition: the plans of the next seeds are made in it, each held to the work the
+first took, while it lasts, and the best is kept.  With ``restarts`` the plans
+of seeds ``seed``, ``seed + 1``, ... are made, each with the effort's budget (the
+time limit is shared), and the best is kept.
 """
 
 from __future__ import annotations
@@ -190,6 +194,11 @@ def balance(units: Units, maker: UnitMaker, communities: Communities, search: Se
     first (:data:`MOVES`), keeping what the objective (:mod:`gridmap.objective`)
     says is no worse, until no grid is out of the band, no move helps, or the
     budget of work (``search.effort``, and ``search.time_limit``) is spent.  With
+    the efforts of :data:`gridmap.effort.RENEWING` (``"thorough"``), where no move
+    helps and the work left is at least what that plan took (its first partition
+    too), the plans of the next seeds (``seed + restarts``, ``seed + 2 ×
+    restarts``, ...) are made with it, first partitions counted, each plan's
+    moves held to the work the first plan's took, while it lasts.  With
     ``search.restarts``, the plans of seeds ``seed``, ``seed + 1``, ... are made,
     each with the effort's budget of work (so that the plan of a seed is the same
     alone or among restarts); the time limit is shared; the best plan is kept.
@@ -199,37 +208,66 @@ def balance(units: Units, maker: UnitMaker, communities: Communities, search: Se
     first_work: list[float] = []
     stats = _new_stats(MOVES)
     best: tuple[objective.Score, _Plan, int | None] | None = None
-    k, stopped = 0, "no grid out of the band"
+    k, stopped, made, renewed, budget = 0, "no grid out of the band", 0, 0, 0.0
     for k in range(search.restarts):
-        # the budget is set once the first partition says how many grids there are
-        work = effort.Work(float("inf"), search.time_limit, start=started)
-        works.append(work)
-        with effort.active(work):
-            seed_k = None if search.seed is None else int(search.seed) + k
-            ctx = _Context(maker, communities.tolerance, search.exact,
-                           # a plan's own cells: the sectors of an empty block depend
-                           # on the units around it, which differ from plan to plan
-                           dict(cache), work)
-            plan = _first_partition(units, maker, communities, search, seed_k,
-                                    carve_kind=carve_kind, progress=progress)
-            # the budget is the moves': the first partition's work is not theirs
-            first_work.append(work.used)
-            work.used = 0.0
-            work.limit = effort.units_of(search.effort, plan.assignment.n_grids)
-            plan, stopped = _improve_with_bar(plan, ctx, seed_k, stats, progress)
+        seed_k = None if search.seed is None else int(search.seed) + k
+        pool, cap, first, j = None, float("inf"), 0.0, 0
+        while True:
+            # the budget is set once the first partition says how many grids there are
+            work = effort.Work(float("inf"), search.time_limit, start=started)
+            works.append(work)
+            with effort.active(work):
+                ctx = _Context(maker, communities.tolerance, search.exact,
+                               # a plan's own cells: the sectors of an empty block depend
+                               # on the units around it, which differ from plan to plan
+                               dict(cache), work)
+                plan = _first_partition(units, maker, communities, search, seed_k,
+                                        carve_kind=carve_kind, progress=progress)
+                # the budget is the moves': the first partition's work is not theirs,
+                # but for the plans made with the work they left
+                first_work.append(work.used)
+                if pool is None:
+                    pool = float(effort.units_of(search.effort, plan.assignment.n_grids))
+                    budget += pool
+                    first = work.used
+                else:
+                    pool -= work.used
+                work.used = 0.0
+                work.limit = max(min(pool, cap), 0.0)
+                plan, stopped = _improve_with_bar(plan, ctx, seed_k, stats, progress)
+            made += 1
+            pool -= work.used
             score = ctx.score(plan)
             if best is None or score < best[0]:
                 best = (score, plan, seed_k)
-        if score.out == 0 or work.timed_out:
+            # where the effort makes new plans and the first stopped short of its
+            # budget (no move helps) with room for another as long, first partition
+            # and all: the only move left is a new first partition, the plan of the
+            # next seed, each held to the work the first plan's moves took
+            if j == 0:
+                cap = work.used
+            if (search.effort not in effort.RENEWING or score.out == 0 or work.timed_out
+                    or cap <= 0 or pool < cap + first):
+                break
+            j += 1
+            renewed += 1
+            seed_k = None if search.seed is None else \
+                int(search.seed) + k + j * search.restarts
+        if best[0].out == 0 or work.timed_out:
             break
     assert best is not None
     score, plan, seed_k = best
     notes = list(plan.notes)
-    report = _report(search, works, stats, score, stopped, notes)
-    report["plans_made"] = k + 1
+    report = _report(search, works, stats, score, stopped, notes, budget)
+    report["plans_made"] = made
     report["first_partition_work"] = round(sum(first_work), 1)
-    if search.restarts > 1:
-        notes.append(f"{k + 1} plan(s) made (restarts={search.restarts}); kept the one of "
+    if search.restarts > 1 or renewed:
+        why = []
+        if search.restarts > 1:
+            why.append(f"restarts={search.restarts}")
+        if renewed:
+            why.append(f"{renewed} made with the work left where no move helped")
+        notes.append(f"{made} plan(s) made ({'; '.join(why)}); kept the one of "
                      f"seed {seed_k}: {score.out} grid(s) out of the band, the largest "
                      f"deviation {score.worst:.1%}.")
     return Balanced(plan.assignment, plan.units, notes, seed_k, report)
@@ -241,9 +279,15 @@ def _new_stats(moves: tuple[tuple[str, Move, bool], ...]) -> dict[str, dict[str,
 
 
 def _report(search: Search, works: list[effort.Work], stats: dict[str, dict[str, float]],
-            score: objective.Score, stopped: str, notes: list[str]) -> dict[str, Any]:
-    """What the search did, for ``metrics["search"]``; a line of it in ``notes``."""
-    used, budget = sum(w.used for w in works), sum(w.limit for w in works)
+            score: objective.Score, stopped: str, notes: list[str],
+            budget: float | None = None) -> dict[str, Any]:
+    """What the search did, for ``metrics["search"]``; a line of it in ``notes``.
+
+    ``budget``: the work the effort gave (default: the sum of the budgets' limits).
+    """
+    used = sum(w.used for w in works)
+    if budget is None:
+        budget = sum(w.limit for w in works)
     gains = [f"{int(st['grids_in'])} by {name}" for name, st in stats.items()
              if st["grids_in"] > 0]
     if any(st["tried"] for st in stats.values()):

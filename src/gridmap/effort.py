@@ -10,7 +10,9 @@ The presets (``effort="fast"``, ``"default"``, ``"thorough"``) are rates of work
 per grid of the plan (:data:`EFFORT_PRESETS`, at least :data:`MIN_GRIDS` grids
 counted), so that a small district is not searched as long as a large one; the
 grid count is fixed by the input, so the budget is too.  A whole number is a
-budget of its own, whatever the plan's size.
+budget of its own, whatever the plan's size.  With the presets of
+:data:`RENEWING` (``"thorough"``), the work the moves leave where no move helps
+goes to the plans of the next seeds (:func:`gridmap.balance.balance`).
 
 The low-level algorithms charge the budget that is active (:func:`active`) with
 :func:`charge`, so that a move does not thread it through every call; a move
@@ -25,13 +27,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["EFFORT_PRESETS", "MIN_GRIDS", "Work", "active", "charge", "left", "spent",
+__all__ = ["EFFORT_PRESETS", "MIN_GRIDS", "RENEWING", "Work", "active", "charge", "left", "spent",
            "units_of"]
 
 #: the work (units) of each preset per grid of the plan
 EFFORT_PRESETS: dict[str, int] = {"fast": 30, "default": 200, "thorough": 2_000}
 #: a plan of fewer grids is given the budget of this many
 MIN_GRIDS = 10
+#: the presets whose work left, where no move helps, goes to new plans of the next
+#: seeds (:func:`gridmap.balance.balance`): the thorough effort would otherwise
+#: stop with most of its budget unused; the others keep their time (a large
+#: district with a grid no plan can bring in would spend all of it on new plans)
+RENEWING: frozenset[str] = frozenset({"thorough"})
 
 
 def units_of(effort: str | int, n_grids: int) -> int:

@@ -458,7 +458,10 @@ class Search:
         The work the balancing may do after the first partition, in units of
         work (:mod:`gridmap.effort`): ``"fast"``, ``"default"``, ``"thorough"``
         or a number.  The same input, seed and effort give the same plan on any
-        machine; it stops earlier when no grid is out of the band.
+        machine; it stops earlier when no grid is out of the band.  With
+        ``"thorough"``, where no move helps and the work left could pay for
+        another plan as long, the plans of the next seeds are made with it and
+        the best is kept.
     time_limit
         A cap in seconds on top of the effort (the plan then depends on the
         machine's speed).
@@ -493,8 +496,10 @@ class Search:
     effort: str | int = field(default="default", metadata=_cli(
         "--effort", type=effort_arg,
         help="how much work the balancing may do: fast, default, thorough (30, 200, "
-        "2000 units of work per grid), or a number of units of work (the same effort "
-        "gives the same plan on any machine; default: default)"))
+        "2000 units of work per grid; thorough also makes the plans of the next seeds "
+        "with the work left where no move helps, keeping the best), or a number of "
+        "units of work (the same effort gives the same plan on any machine; default: "
+        "default)"))
     time_limit: float | None = field(default=None, metadata=_cli(
         "--time-limit", type=float, metavar="SECONDS",
         help="stop balancing after this many seconds even if effort is left (the plan "
