@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import grid_city, run_stages
 
+from gridmap import balance as balance_module
 from gridmap import effort
 from gridmap.balance import (
     balance,
@@ -154,10 +155,21 @@ def test_a_new_plan_is_made_only_with_room_for_one_as_long_as_the_first(monkeypa
     monkeypatch.setattr(effort, "RENEWING", frozenset({"thorough", 1400, 1410}))
     one = _balance(st, seed=5, exact=False, effort=1400)
     assert one.report["plans_made"] == 1 and one.seed == 5
+    # the budget every plan's moves were given
+    limits = []
+    improve = balance_module._improve_with_bar
+
+    def recording(plan, ctx, *args, **kwargs):
+        limits.append(ctx.work.limit)
+        return improve(plan, ctx, *args, **kwargs)
+
+    monkeypatch.setattr(balance_module, "_improve_with_bar", recording)
     two = _balance(st, seed=5, exact=False, effort=1410)
     assert two.report["plans_made"] == 2 and two.seed == 6
-    # the second plan's moves are held to the first's work: seed 6's plan alone
-    # with that budget is the same
+    # the first plan has the whole budget; the second's moves are held to the
+    # first's work (669.9), though about 674 units were left after its first partition
+    assert limits[0] == 1410 and limits[1] == pytest.approx(669.9, abs=0.1)
+    # the second plan is seed 6's: alone, with that budget, the same plan
     alone = _balance(st, seed=6, exact=False, effort=670)
     assert two.assignment.labels.tolist() == alone.assignment.labels.tolist()
     # efforts not in RENEWING make one plan whatever is left

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -208,11 +209,13 @@ def balance(units: Units, maker: UnitMaker, communities: Communities, search: Se
     first_work: list[float] = []
     stats = _new_stats(MOVES)
     best: tuple[objective.Score, _Plan, int | None] | None = None
-    k, stopped, made, renewed, budget = 0, "no grid out of the band", 0, 0, 0.0
+    k, stopped, made, budget = 0, "no grid out of the band", 0, 0.0
     for k in range(search.restarts):
-        seed_k = None if search.seed is None else int(search.seed) + k
-        pool, cap, first, j = None, float("inf"), 0.0, 0
-        while True:
+        pool, cap, first = None, float("inf"), 0.0
+        for j in itertools.count():
+            # plan j of restart k: seeds seed + k, then seed + k + restarts, ...
+            seed_k = None if search.seed is None else \
+                int(search.seed) + k + j * search.restarts
             # the budget is set once the first partition says how many grids there are
             work = effort.Work(float("inf"), search.time_limit, start=started)
             works.append(work)
@@ -249,10 +252,7 @@ def balance(units: Units, maker: UnitMaker, communities: Communities, search: Se
             if (search.effort not in effort.RENEWING or score.out == 0 or work.timed_out
                     or cap <= 0 or pool < cap + first):
                 break
-            j += 1
-            renewed += 1
-            seed_k = None if search.seed is None else \
-                int(search.seed) + k + j * search.restarts
+        assert best is not None
         if best[0].out == 0 or work.timed_out:
             break
     assert best is not None
@@ -261,6 +261,7 @@ def balance(units: Units, maker: UnitMaker, communities: Communities, search: Se
     report = _report(search, works, stats, score, stopped, notes, budget)
     report["plans_made"] = made
     report["first_partition_work"] = round(sum(first_work), 1)
+    renewed = made - (k + 1)  # every restart makes one plan, the rest are renewals
     if search.restarts > 1 or renewed:
         why = []
         if search.restarts > 1:
@@ -280,14 +281,12 @@ def _new_stats(moves: tuple[tuple[str, Move, bool], ...]) -> dict[str, dict[str,
 
 def _report(search: Search, works: list[effort.Work], stats: dict[str, dict[str, float]],
             score: objective.Score, stopped: str, notes: list[str],
-            budget: float | None = None) -> dict[str, Any]:
+            budget: float) -> dict[str, Any]:
     """What the search did, for ``metrics["search"]``; a line of it in ``notes``.
 
-    ``budget``: the work the effort gave (default: the sum of the budgets' limits).
+    ``budget``: the work the effort gave (a renewed plan's limit is part of it).
     """
     used = sum(w.used for w in works)
-    if budget is None:
-        budget = sum(w.limit for w in works)
     gains = [f"{int(st['grids_in'])} by {name}" for name, st in stats.items()
              if st["grids_in"] > 0]
     if any(st["tried"] for st in stats.values()):
@@ -328,7 +327,7 @@ def improve_held(assignment: GridAssignment, units: Units, maker: UnitMaker,
         plan, stopped = _improve_with_bar(plan, ctx, search.seed, stats, progress,
                                           moves=REPARTITION_MOVES)
     notes: list[str] = []
-    report = _report(search, [work], stats, ctx.score(plan), stopped, notes)
+    report = _report(search, [work], stats, ctx.score(plan), stopped, notes, work.limit)
     return plan.assignment, notes, report
 
 
